@@ -1,0 +1,50 @@
+//! The native JSON codec: the canonical [`NewMessage`] form, as accepted by `POST /v1/messages`.
+
+use protofuse_model::{Envelope, NewMessage, Protocol};
+use serde_json::error::Category;
+
+use crate::DecodeError;
+
+/// Decodes a posted JSON body into an envelope. `idempotency_key` is the transport's header, which takes
+/// precedence over the body's field.
+///
+/// Syntax errors are [`DecodeError::Malformed`] (HTTP 400); well-formed JSON that is not a valid message
+/// (unknown content type, a field of the wrong type, a broken model rule) is [`DecodeError::Invalid`] or
+/// [`DecodeError::Validation`] (HTTP 422).
+pub fn decode(body: &[u8], idempotency_key: Option<&str>) -> Result<Envelope, DecodeError> {
+    let posted: NewMessage = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        Category::Data => DecodeError::Invalid(e.to_string()),
+        Category::Syntax | Category::Eof | Category::Io => DecodeError::Malformed {
+            format: "JSON",
+            reason: e.to_string(),
+        },
+    })?;
+    Ok(posted.into_envelope(Protocol::Rest, idempotency_key)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rejection;
+
+    #[test]
+    fn classes_of_bad_input() {
+        let malformed = decode(b"{\"sender\":", None).unwrap_err();
+        assert_eq!(malformed.rejection(), Rejection::BadRequest);
+        let unknown_type = br#"{"sender":{"role":"customer","external_id":"u"},"content":{"type":"hologram"}}"#;
+        assert_eq!(
+            decode(unknown_type, None).unwrap_err().rejection(),
+            Rejection::Unprocessable
+        );
+        let wrong_type = br#"{"sender":{"role":"customer","external_id":"u"},"content":{"type":"text","text":5}}"#;
+        assert_eq!(decode(wrong_type, None).unwrap_err().code(), "invalid_message");
+    }
+
+    #[test]
+    fn decodes_a_text_message() {
+        let body = br#"{"sender":{"role":"customer","external_id":"u"},"content":{"type":"text","text":"hi"}}"#;
+        let env = decode(body, Some("k")).unwrap();
+        assert_eq!(env.source.protocol, Protocol::Rest);
+        assert_eq!(env.content.kind(), "text");
+    }
+}

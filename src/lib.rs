@@ -1,0 +1,19 @@
+//! protofuse: a protocol fuse for customer-service platforms.
+//!
+//! # Layout
+//! - [`config`]: the TOML configuration, environment overrides and validation.
+//! - [`store`]: the conversation store (SQLite or MySQL/MariaDB) behind one trait.
+//! - [`service`]: the application service every protocol calls (send, get, list); the one place rules live.
+//! - [`server`]: transports: the HTTP listener with the native REST API, health and metrics.
+//! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
+//! - [`cli`]: the `protofuse` command line.
+//!
+//! The path of a message: socket → [`server`] (decode with `protofuse_adapter`) → [`service::Service::send`]
+//! (validate) → [`store::Store::insert_message`] (idempotent write) → the acknowledgement back to the caller.
+
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod telemetry;

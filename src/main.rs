@@ -1,0 +1,48 @@
+//! The `protofuse` binary: parses the command line and runs the chosen command. Errors are reported here, with
+//! their causes, and turned into a non-zero exit status.
+
+use anyhow::Context;
+use clap::Parser;
+use protofuse::cli::{Cli, Command};
+use protofuse::{config, server, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::CheckConfig { file } => {
+            config::load(Some(&file))?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::Serve { config, log_format } => {
+            let config = config::load(config.as_deref())?;
+            telemetry::init_logging(log_format.unwrap_or(config.log.format), &config.log.filter);
+            let running = server::start(&config).await.context("starting the server")?;
+            shutdown_signal().await;
+            running.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,53 @@
+//! Liveness, readiness and metrics endpoints.
+//!
+//! - `/healthz`: 200 while the process serves HTTP at all (a liveness probe).
+//! - `/readyz`: 200 when the store answers and shutdown has not begun; 503 otherwise (a readiness probe).
+//! - `/metrics`: Prometheus text exposition.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::service::NotReady;
+
+pub(super) fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.service.ready().await {
+        Ok(()) => axum::Json(json!({"status": "ready", "store": app.service.store_backend()})).into_response(),
+        Err(NotReady::Draining) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "shutting down").into_response()
+        }
+        Err(NotReady::Store(e)) => {
+            tracing::warn!(error = %e, "readiness check: store unreachable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "store unreachable",
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let text = app.metrics.render();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}

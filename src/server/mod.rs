@@ -1,0 +1,162 @@
+//! The HTTP listener: the native REST API ([`rest`]), health and metrics ([`health`]), behind the request
+//! metrics and deadline middleware ([`observe`]). Later protocols (WeChat, JSON-RPC) mount their routes here.
+//!
+//! [`start`] opens the store, binds the listener and serves in the background; [`Running::shutdown`] stops
+//! accepting, lets in-flight requests finish within `server.shutdown_grace`, then returns.
+
+mod body;
+pub mod error;
+mod health;
+mod observe;
+mod rest;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::service::Service;
+use crate::store::{self, StoreError, StoreSettings};
+use crate::telemetry;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    service: Service,
+    metrics: PrometheusHandle,
+    body_limit: usize,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened or migrated.
+    #[error("cannot open the conversation store")]
+    Store(#[from] StoreError),
+    /// The listen address is taken or not allowed.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A server serving in the background.
+pub struct Running {
+    addr: SocketAddr,
+    service: Service,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The application service the server calls, for in-process use (tests, embedding).
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Stops accepting, waits for in-flight requests up to the grace period, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Opens the store named in `config`, binds `config.server.listen` and serves until shut down.
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let settings = StoreSettings {
+        url: config.store.url.clone(),
+        max_connections: config.store.max_connections,
+        acquire_timeout: config.store.acquire_timeout,
+        sqlite_synchronous: config.store.sqlite_synchronous,
+    };
+    let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
+    let service = Service::new(store);
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let state = AppState {
+        service: service.clone(),
+        metrics: telemetry::metrics_handle(),
+        body_limit: config.server.body_limit_bytes,
+    };
+    let app = router(state, config.server.request_timeout);
+    let (stop, stopped) = oneshot::channel();
+    let draining = service.clone();
+    let upkeep = tokio::spawn(observe::upkeep(telemetry::metrics_handle()));
+    let grace = config.server.shutdown_grace;
+    let task = tokio::spawn(async move {
+        serve(listener, app, draining, stopped, grace).await;
+        upkeep.abort();
+    });
+    tracing::info!(%addr, store = service.store_backend(), "serving HTTP");
+    Ok(Running {
+        addr,
+        service,
+        stop,
+        task,
+    })
+}
+
+/// The full HTTP application.
+pub(crate) fn router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .merge(rest::routes())
+        .merge(health::routes())
+        .fallback(|| async { error::ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async { error::ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn_with_state(request_timeout, observe::deadline))
+        .layer(axum::middleware::from_fn(observe::record))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            error::ApiError::internal().into_response()
+        }))
+        .with_state(state)
+}
+
+async fn serve(listener: TcpListener, app: Router, service: Service, stop: oneshot::Receiver<()>, grace: Duration) {
+    let (begun_tx, begun_rx) = oneshot::channel::<()>();
+    let draining = service.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop.await;
+        draining.start_draining();
+        let _ = begun_tx.send(());
+    });
+    let server = std::future::IntoFuture::into_future(server);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return log_exit(result),
+        _ = begun_rx => tracing::info!(grace = ?grace, "shutting down: finishing in-flight requests"),
+    }
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => log_exit(result),
+        Err(_) => {
+            tracing::warn!(grace = ?grace, "shutdown grace elapsed; closing remaining connections")
+        }
+    }
+}
+
+fn log_exit(result: std::io::Result<()>) {
+    match result {
+        Ok(()) => tracing::info!("HTTP server stopped"),
+        Err(e) => tracing::error!(error = %e, "HTTP server failed"),
+    }
+}

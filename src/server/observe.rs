@@ -1,0 +1,49 @@
+//! Middleware every route passes through: per-route request metrics and the request deadline.
+
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use crate::telemetry::metric;
+
+/// Counts requests by method, route template and status, and records their latency by method and route.
+/// Labels use the route template (`/v1/conversations/{id}`), never the raw path, to keep cardinality bounded.
+pub(super) async fn record(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(metric::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(metric::HTTP_DURATION, "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Answers 503 `timeout` when the handler has not finished within the deadline. The handler's future is
+/// dropped; a store write already committed stays committed, so a client retrying with its idempotency key
+/// learns the outcome.
+pub(super) async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::timeout().into_response(),
+    }
+}
+
+/// Folds recorded histogram samples into the Prometheus recorder's state; without it they accumulate until the
+/// next scrape.
+pub(super) async fn upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}

@@ -1,0 +1,126 @@
+//! The application service: the operations every protocol exposes (send a message, read a conversation, page its
+//! messages, list conversations), implemented once. Transports decode their protocol into these calls and encode
+//! the results and [`ServiceError`]s back; no business rule lives in a transport.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use protofuse_adapter::IngestOutcome;
+use protofuse_model::{Conversation, ConversationId, Envelope, Message, ValidationError};
+
+use crate::store::{ConversationFilter, Page, PageRequest, Store, StoreError};
+use crate::telemetry::metric;
+
+/// Why an operation failed, classified by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The message breaks a rule of the canonical model; fix the request.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The conversation does not exist.
+    #[error("conversation {0} not found")]
+    ConversationNotFound(ConversationId),
+    /// The idempotency key was used before for a different message; use a new key.
+    #[error("idempotency key was already used for a different message")]
+    KeyReused,
+    /// The store is unreachable or failing; retry later.
+    #[error("the conversation store is unavailable")]
+    Unavailable(#[source] StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::ConversationNotFound(id) => Self::ConversationNotFound(id),
+            StoreError::KeyReused => Self::KeyReused,
+            other => Self::Unavailable(other),
+        }
+    }
+}
+
+/// The application service. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    draining: Arc<AtomicBool>,
+}
+
+impl Service {
+    /// A service over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Accepts a decoded message: validates it and stores it durably. Returns only after the write committed,
+    /// so an acknowledgement built from the outcome never covers a message that could still be lost.
+    pub async fn send(&self, envelope: Envelope) -> Result<IngestOutcome, ServiceError> {
+        envelope.validate()?;
+        let protocol = envelope.source.protocol.as_str();
+        let inserted = self.store.insert_message(envelope, chrono::Utc::now()).await?;
+        let outcome = if inserted.duplicate { "duplicate" } else { "stored" };
+        metrics::counter!(metric::MESSAGES_INGESTED, "protocol" => protocol, "outcome" => outcome).increment(1);
+        Ok(IngestOutcome {
+            message: inserted.message,
+            duplicate: inserted.duplicate,
+        })
+    }
+
+    /// One conversation.
+    pub async fn conversation(&self, id: ConversationId) -> Result<Conversation, ServiceError> {
+        self.store
+            .conversation(id)
+            .await?
+            .ok_or(ServiceError::ConversationNotFound(id))
+    }
+
+    /// A page of a conversation's messages. An unknown conversation is an error, not an empty page.
+    pub async fn messages(&self, id: ConversationId, page: PageRequest) -> Result<Page<Message>, ServiceError> {
+        let found = self.store.messages(id, page).await?;
+        if found.items.is_empty() && page.after.is_none() {
+            self.conversation(id).await?;
+        }
+        Ok(found)
+    }
+
+    /// A page of conversations matching `filter`.
+    pub async fn conversations(
+        &self,
+        filter: &ConversationFilter,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, ServiceError> {
+        Ok(self.store.conversations(filter, page).await?)
+    }
+
+    /// Ready to serve: not shutting down and the store answers.
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err(NotReady::Draining);
+        }
+        self.store.ping().await.map_err(NotReady::Store)
+    }
+
+    /// Marks the service as shutting down: readiness fails from now on so load balancers stop sending.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// The store backend's name.
+    pub fn store_backend(&self) -> &'static str {
+        self.store.backend()
+    }
+}
+
+/// Why the service is not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    /// Shutdown has begun.
+    #[error("shutting down")]
+    Draining,
+    /// The store does not answer.
+    #[error("store unreachable")]
+    Store(#[source] StoreError),
+}

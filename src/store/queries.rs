@@ -1,0 +1,264 @@
+//! The store's SQL, written once and instantiated for each backend by [`impl_store!`].
+//!
+//! Both backends accept the same statements (`?` placeholders, no vendor syntax), so a macro over the concrete
+//! sqlx database type keeps one copy of the logic without sqlx's generic-executor bounds. A backend type only
+//! provides `reader` and `writer` pools; for SQLite the writer is a single connection so writes never contend
+//! for the file lock.
+
+/// Implements [`super::Store`] for `$store`, whose `reader` and `writer` fields are `sqlx::Pool<$db>`.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        impl $store {
+            async fn find_by_key(&self, key: &str) -> Result<Option<(String, String)>, StoreError> {
+                Ok(sqlx::query_as::<_, (String, String)>(
+                    "SELECT fingerprint, body FROM messages WHERE idempotency_key = ?",
+                )
+                .bind(key)
+                .fetch_optional(&self.writer)
+                .await?)
+            }
+
+            /// Answers a write whose key is already stored: the same content is a duplicate, other content a
+            /// reused key.
+            fn replay(fingerprint: &str, found: (String, String)) -> Result<Inserted, StoreError> {
+                if found.0 != fingerprint {
+                    return Err(StoreError::KeyReused);
+                }
+                Ok(Inserted {
+                    message: codec::decode_message(&found.1)?,
+                    duplicate: true,
+                })
+            }
+
+            /// The conversation the envelope belongs to: the one it names, or the customer's open one, opened
+            /// now if there is none. Runs outside the message transaction so a concurrent opener's row is
+            /// visible after a unique-key conflict.
+            async fn resolve_conversation(&self, envelope: &Envelope, now: i64) -> Result<ConversationId, StoreError> {
+                if let Some(id) = envelope.conversation_id {
+                    let found: Option<(String,)> = sqlx::query_as("SELECT id FROM conversations WHERE id = ?")
+                        .bind(id.to_string())
+                        .fetch_optional(&self.writer)
+                        .await?;
+                    return found.map(|_| id).ok_or(StoreError::ConversationNotFound(id));
+                }
+                let account = envelope.source.account.as_deref();
+                let key = codec::open_key(&envelope.channel, account, &envelope.sender.external_id);
+                for _ in 0..2 {
+                    let open: Option<(String,)> = sqlx::query_as("SELECT id FROM conversations WHERE open_key = ?")
+                        .bind(&key)
+                        .fetch_optional(&self.writer)
+                        .await?;
+                    if let Some((id,)) = open {
+                        return Ok(ConversationId::from_uuid(codec::parse_uuid(&id)?));
+                    }
+                    let id = ConversationId::new();
+                    let inserted = sqlx::query(
+                        "INSERT INTO conversations \
+                         (id, channel, account, customer_id, status, open_key, created_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(id.to_string())
+                    .bind(&envelope.channel)
+                    .bind(account)
+                    .bind(&envelope.sender.external_id)
+                    .bind(ConversationStatus::Bot.as_str())
+                    .bind(&key)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&self.writer)
+                    .await;
+                    match inserted {
+                        Ok(_) => return Ok(id),
+                        // Another writer opened it first; read theirs on the next turn.
+                        Err(e) if codec::is_unique_violation(&e) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(StoreError::Corrupt(
+                    "open conversation vanished while resolving it".to_owned(),
+                ))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            async fn insert_message(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError> {
+                let fingerprint = codec::fingerprint(&envelope);
+                if let Some(found) = self.find_by_key(envelope.idempotency_key.as_str()).await? {
+                    return Self::replay(&fingerprint, found);
+                }
+                let now = codec::to_micros(received_at);
+                let conversation = self.resolve_conversation(&envelope, now).await?;
+                let message = envelope.into_message(MessageId::new(), conversation, received_at);
+                let mut tx = self.writer.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO messages (id, conversation_id, idempotency_key, fingerprint, direction, \
+                     sender_role, content_type, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(message.id.to_string())
+                .bind(conversation.to_string())
+                .bind(message.idempotency_key.as_str())
+                .bind(&fingerprint)
+                .bind(message.direction.as_str())
+                .bind(message.sender.role.as_str())
+                .bind(message.content.kind())
+                .bind(now)
+                .bind(codec::encode_message(&message))
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(e) if codec::is_unique_violation(&e) => {
+                        // A concurrent delivery of the same key won the race.
+                        tx.rollback().await?;
+                        let found = self.find_by_key(message.idempotency_key.as_str()).await?;
+                        let found = found.ok_or_else(|| StoreError::Corrupt("duplicate key vanished".to_owned()))?;
+                        return Self::replay(&fingerprint, found);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ? AND updated_at < ?")
+                    .bind(now)
+                    .bind(conversation.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Inserted {
+                    message,
+                    duplicate: false,
+                })
+            }
+
+            async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM conversations WHERE id = ?",
+                    codec::CONVERSATION_COLUMNS
+                );
+                let row: Option<ConversationTuple> = sqlx::query_as(&sql)
+                    .bind(id.to_string())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                row.map(|r| tuple_to_row(r).into_conversation()).transpose()
+            }
+
+            async fn messages(
+                &self,
+                conversation: ConversationId,
+                page: PageRequest,
+            ) -> Result<Page<Message>, StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, body FROM messages WHERE conversation_id = ");
+                qb.push_bind(conversation.to_string());
+                push_cursor(&mut qb, &page);
+                let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&self.reader).await?;
+                let (rows, next) = split_page(rows, &page, |r| &r.0)?;
+                let items = rows
+                    .iter()
+                    .map(|r| codec::decode_message(&r.1))
+                    .collect::<Result<_, _>>()?;
+                Ok(Page {
+                    items,
+                    next_cursor: next,
+                })
+            }
+
+            async fn conversations(
+                &self,
+                filter: &ConversationFilter,
+                page: PageRequest,
+            ) -> Result<Page<Conversation>, StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM conversations WHERE 1 = 1",
+                    codec::CONVERSATION_COLUMNS
+                ));
+                if let Some(customer) = &filter.customer_id {
+                    qb.push(" AND customer_id = ").push_bind(customer.clone());
+                }
+                if let Some(status) = filter.status {
+                    qb.push(" AND status = ").push_bind(status.as_str());
+                }
+                push_cursor(&mut qb, &page);
+                let rows: Vec<ConversationTuple> = qb.build_query_as().fetch_all(&self.reader).await?;
+                let (rows, next) = split_page(rows, &page, |r| &r.0)?;
+                let items = rows
+                    .into_iter()
+                    .map(|r| tuple_to_row(r).into_conversation())
+                    .collect::<Result<_, _>>()?;
+                Ok(Page {
+                    items,
+                    next_cursor: next,
+                })
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.reader).await?;
+                Ok(())
+            }
+
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+        }
+
+        /// Appends the cursor condition, order and limit (one extra row, to learn whether a next page exists).
+        fn push_cursor(qb: &mut sqlx::QueryBuilder<'_, $db>, page: &PageRequest) {
+            let (cmp, dir) = match page.order {
+                Order::Ascending => (" > ", " ASC"),
+                Order::Descending => (" < ", " DESC"),
+            };
+            if let Some(after) = page.after {
+                qb.push(" AND id").push(cmp).push_bind(after.to_string());
+            }
+            qb.push(" ORDER BY id")
+                .push(dir)
+                .push(" LIMIT ")
+                .push_bind(i64::from(page.clamped_limit()) + 1);
+        }
+    };
+}
+
+pub(super) use impl_store;
+
+use super::{PageRequest, StoreError, codec};
+
+/// A conversation row as sqlx decodes it (tuples need no `FromRow` derive per backend).
+pub(super) type ConversationTuple = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+pub(super) fn tuple_to_row(t: ConversationTuple) -> codec::ConversationRow {
+    codec::ConversationRow {
+        id: t.0,
+        channel: t.1,
+        account: t.2,
+        customer_id: t.3,
+        status: t.4,
+        department: t.5,
+        assigned_agent: t.6,
+        created_at: t.7,
+        updated_at: t.8,
+    }
+}
+
+/// Drops the probe row fetched beyond the limit and derives the next cursor from the last row kept.
+pub(super) fn split_page<T>(
+    mut rows: Vec<T>,
+    page: &PageRequest,
+    id_of: impl Fn(&T) -> &String,
+) -> Result<(Vec<T>, Option<uuid::Uuid>), StoreError> {
+    let limit = page.clamped_limit() as usize;
+    if rows.len() <= limit {
+        return Ok((rows, None));
+    }
+    rows.truncate(limit);
+    let last = rows.last().map(&id_of).map(|id| codec::parse_uuid(id)).transpose()?;
+    Ok((rows, last))
+}
