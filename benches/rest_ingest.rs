@@ -1,1 +1,171 @@
-fn main() {}
+//! `POST /v1/messages` into SQLite against a bare hyper hello-world, measured in the same run.
+//!
+//! Run: `cargo bench --bench rest_ingest` (env: `BENCH_SECONDS` per target, default 10; `BENCH_CONNECTIONS`,
+//! default 32). Both servers and the load generator share this machine's cores, so compare the ratios, not the
+//! absolute figures, across machines.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use protofuse::config::Config;
+use protofuse::store::Synchronous;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+struct Outcome {
+    name: String,
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    latency: Histogram<u64>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+    fn p(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The baseline: hyper answering 200 with a tiny body after reading the request body, nothing else.
+async fn bare_hyper() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let _ = req.into_body().collect().await;
+                    Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}"))))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn protofuse(dir: &std::path::Path, synchronous: Synchronous) -> SocketAddr {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.store.url = format!("sqlite://{}", dir.join(format!("{synchronous:?}.db")).display());
+    config.store.sqlite_synchronous = synchronous;
+    let running = protofuse::server::start(&config).await.unwrap();
+    let addr = running.local_addr();
+    std::mem::forget(running); // serves until the process exits
+    addr
+}
+
+fn message(worker: u64, n: u64) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"channel":"web","sender":{{"role":"customer","external_id":"bench-{worker}"}},"content":{{"type":"text","text":"where is my parcel? #{n}"}}}}"#
+    ))
+}
+
+/// Keep-alive connections, each sending requests back to back for `seconds`.
+async fn load(name: &str, addr: SocketAddr, connections: u64, seconds: u64) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..connections {
+        workers.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let (mut ok, mut errors, mut n) = (0u64, 0u64, 0u64);
+            while Instant::now() < deadline {
+                n += 1;
+                let request = Request::post("/v1/messages")
+                    .header("host", "bench")
+                    .header("content-type", "application/json")
+                    .body(Full::new(message(worker, n)))
+                    .unwrap();
+                let sent = Instant::now();
+                let response = sender.send_request(request).await.unwrap();
+                let success = response.status().is_success();
+                let _ = response.into_body().collect().await;
+                hist.record(sent.elapsed().as_micros() as u64).unwrap();
+                if success { ok += 1 } else { errors += 1 }
+            }
+            (hist, ok, errors)
+        }));
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let (mut requests, mut errors) = (0, 0);
+    for worker in workers {
+        let (hist, ok, failed) = worker.await.unwrap();
+        latency.add(hist).unwrap();
+        requests += ok;
+        errors += failed;
+    }
+    Outcome {
+        name: name.to_owned(),
+        requests,
+        errors,
+        seconds: started.elapsed().as_secs_f64(),
+        latency,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let connections = env_or("BENCH_CONNECTIONS", 32);
+    let dir = tempfile::tempdir().unwrap();
+    let baseline_addr = bare_hyper().await;
+    let full_addr = protofuse(dir.path(), Synchronous::Full).await;
+    let normal_addr = protofuse(dir.path(), Synchronous::Normal).await;
+
+    let _warmup = load("warmup", baseline_addr, connections, 1).await;
+    let baseline = load("bare hyper (baseline)", baseline_addr, connections, seconds).await;
+    let full = load(
+        "protofuse POST /v1/messages, SQLite synchronous=full",
+        full_addr,
+        connections,
+        seconds,
+    )
+    .await;
+    let normal = load(
+        "protofuse POST /v1/messages, SQLite synchronous=normal",
+        normal_addr,
+        connections,
+        seconds,
+    )
+    .await;
+
+    println!("\n{connections} keep-alive connections, {seconds} s per target, one machine\n");
+    println!("| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for o in [&baseline, &full, &normal] {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x |",
+            o.name,
+            o.rate(),
+            o.p(0.5),
+            o.p(0.99),
+            o.errors,
+            o.rate() / baseline.rate(),
+            o.p(0.99) / baseline.p(0.99)
+        );
+    }
+}

@@ -1,1 +1,9 @@
+//! Integration tests, one binary (links once): real sockets, real SQLite files, a real MariaDB.
 
+// Nothing in a test binary is reachable from outside, so `pub` here only means "shared between test modules".
+#![allow(unreachable_pub)]
+
+mod cli;
+mod rest_api;
+mod store;
+mod support;

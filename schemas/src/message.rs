@@ -244,7 +244,9 @@ mod tests {
             "sender": {"role": "customer", "external_id": "u1"},
             "content": {"type": "text", "text": "hello"}
         });
-        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        if let serde_json::Value::Object(extra) = extra {
+            body.as_object_mut().unwrap().extend(extra);
+        }
         serde_json::from_value(body).unwrap()
     }
 

@@ -19,7 +19,7 @@ use crate::store::Synchronous;
 use crate::telemetry::LogFormat;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The HTTP listener.
@@ -31,7 +31,7 @@ pub struct Config {
 }
 
 /// `[server]`: the HTTP listener serving the REST API, health and metrics.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on. Loopback by default: exposing it is a deliberate choice.
@@ -65,7 +65,7 @@ impl Default for ServerConfig {
 }
 
 /// `[store]`: where conversations and messages are kept.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://data/protofuse.db` (relative to the working directory) or `mysql://user:pass@host:3306/db`.
@@ -91,7 +91,7 @@ impl Default for StoreConfig {
 }
 
 /// `[log]`: what is logged and how.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` (human-readable) or `json` (one object per line).

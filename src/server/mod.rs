@@ -149,7 +149,7 @@ async fn serve(listener: TcpListener, app: Router, service: Service, stop: onesh
     match tokio::time::timeout(grace, server).await {
         Ok(result) => log_exit(result),
         Err(_) => {
-            tracing::warn!(grace = ?grace, "shutdown grace elapsed; closing remaining connections")
+            tracing::warn!(grace = ?grace, "shutdown grace elapsed; closing remaining connections");
         }
     }
 }

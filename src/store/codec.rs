@@ -83,3 +83,38 @@ pub(super) const CONVERSATION_COLUMNS: &str =
 pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+/// A text column as both backends return it. MySQL reports columns with a binary collation (`utf8mb4_bin`, which
+/// the schema uses so ids and external ids compare byte for byte) as `VARBINARY`/`BLOB`, which sqlx refuses to
+/// decode as `String`; this type accepts either and checks the bytes are UTF-8.
+#[derive(Debug)]
+pub(super) struct Text(pub(super) String);
+
+impl sqlx::Type<sqlx::MySql> for Text {
+    fn type_info() -> sqlx::mysql::MySqlTypeInfo {
+        <String as sqlx::Type<sqlx::MySql>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::mysql::MySqlTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::MySql>>::compatible(ty) || <Vec<u8> as sqlx::Type<sqlx::MySql>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::MySql> for Text {
+    fn decode(value: sqlx::mysql::MySqlValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let bytes = <&[u8] as sqlx::Decode<sqlx::MySql>>::decode(value)?;
+        Ok(Self(std::str::from_utf8(bytes)?.to_owned()))
+    }
+}
+
+impl sqlx::Type<sqlx::Sqlite> for Text {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for Text {
+    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        <String as sqlx::Decode<sqlx::Sqlite>>::decode(value).map(Self)
+    }
+}

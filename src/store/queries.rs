@@ -10,12 +10,12 @@ macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         impl $store {
             async fn find_by_key(&self, key: &str) -> Result<Option<(String, String)>, StoreError> {
-                Ok(sqlx::query_as::<_, (String, String)>(
-                    "SELECT fingerprint, body FROM messages WHERE idempotency_key = ?",
-                )
-                .bind(key)
-                .fetch_optional(&self.writer)
-                .await?)
+                let found: Option<(codec::Text, codec::Text)> =
+                    sqlx::query_as("SELECT fingerprint, body FROM messages WHERE idempotency_key = ?")
+                        .bind(key)
+                        .fetch_optional(&self.writer)
+                        .await?;
+                Ok(found.map(|(f, b)| (f.0, b.0)))
             }
 
             /// Answers a write whose key is already stored: the same content is a duplicate, other content a
@@ -35,7 +35,7 @@ macro_rules! impl_store {
             /// visible after a unique-key conflict.
             async fn resolve_conversation(&self, envelope: &Envelope, now: i64) -> Result<ConversationId, StoreError> {
                 if let Some(id) = envelope.conversation_id {
-                    let found: Option<(String,)> = sqlx::query_as("SELECT id FROM conversations WHERE id = ?")
+                    let found: Option<(codec::Text,)> = sqlx::query_as("SELECT id FROM conversations WHERE id = ?")
                         .bind(id.to_string())
                         .fetch_optional(&self.writer)
                         .await?;
@@ -44,12 +44,13 @@ macro_rules! impl_store {
                 let account = envelope.source.account.as_deref();
                 let key = codec::open_key(&envelope.channel, account, &envelope.sender.external_id);
                 for _ in 0..2 {
-                    let open: Option<(String,)> = sqlx::query_as("SELECT id FROM conversations WHERE open_key = ?")
-                        .bind(&key)
-                        .fetch_optional(&self.writer)
-                        .await?;
+                    let open: Option<(codec::Text,)> =
+                        sqlx::query_as("SELECT id FROM conversations WHERE open_key = ?")
+                            .bind(&key)
+                            .fetch_optional(&self.writer)
+                            .await?;
                     if let Some((id,)) = open {
-                        return Ok(ConversationId::from_uuid(codec::parse_uuid(&id)?));
+                        return Ok(ConversationId::from_uuid(codec::parse_uuid(&id.0)?));
                     }
                     let id = ConversationId::new();
                     let inserted = sqlx::query(
@@ -150,11 +151,11 @@ macro_rules! impl_store {
                 let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, body FROM messages WHERE conversation_id = ");
                 qb.push_bind(conversation.to_string());
                 push_cursor(&mut qb, &page);
-                let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&self.reader).await?;
-                let (rows, next) = split_page(rows, &page, |r| &r.0)?;
+                let rows: Vec<(codec::Text, codec::Text)> = qb.build_query_as().fetch_all(&self.reader).await?;
+                let (rows, next) = split_page(rows, &page, |r| &r.0.0)?;
                 let items = rows
                     .iter()
-                    .map(|r| codec::decode_message(&r.1))
+                    .map(|r| codec::decode_message(&r.1.0))
                     .collect::<Result<_, _>>()?;
                 Ok(Page {
                     items,
@@ -179,7 +180,7 @@ macro_rules! impl_store {
                 }
                 push_cursor(&mut qb, &page);
                 let rows: Vec<ConversationTuple> = qb.build_query_as().fetch_all(&self.reader).await?;
-                let (rows, next) = split_page(rows, &page, |r| &r.0)?;
+                let (rows, next) = split_page(rows, &page, |r| &r.0.0)?;
                 let items = rows
                     .into_iter()
                     .map(|r| tuple_to_row(r).into_conversation())
@@ -219,30 +220,31 @@ macro_rules! impl_store {
 
 pub(super) use impl_store;
 
+use super::codec::Text;
 use super::{PageRequest, StoreError, codec};
 
 /// A conversation row as sqlx decodes it (tuples need no `FromRow` derive per backend).
 pub(super) type ConversationTuple = (
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
+    Text,
+    Text,
+    Option<Text>,
+    Text,
+    Text,
+    Option<Text>,
+    Option<Text>,
     i64,
     i64,
 );
 
 pub(super) fn tuple_to_row(t: ConversationTuple) -> codec::ConversationRow {
     codec::ConversationRow {
-        id: t.0,
-        channel: t.1,
-        account: t.2,
-        customer_id: t.3,
-        status: t.4,
-        department: t.5,
-        assigned_agent: t.6,
+        id: t.0.0,
+        channel: t.1.0,
+        account: t.2.map(|a| a.0),
+        customer_id: t.3.0,
+        status: t.4.0,
+        department: t.5.map(|d| d.0),
+        assigned_agent: t.6.map(|a| a.0),
         created_at: t.7,
         updated_at: t.8,
     }

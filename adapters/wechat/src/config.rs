@@ -73,7 +73,10 @@ impl std::fmt::Debug for WechatConfig {
             .field("token", &"<redacted>")
             .field("mode", &self.mode)
             .field("app_id", &self.app_id)
-            .field("encoding_aes_key", &self.encoding_aes_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "encoding_aes_key",
+                &self.encoding_aes_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("replay_window_secs", &self.replay_window_secs)
             .finish()
@@ -120,7 +123,10 @@ impl WechatConfig {
             issue("account", "must be 1 to 64 letters, digits, '-' or '_'");
         }
         if !(3..=32).contains(&self.token.len()) || !self.token.chars().all(|c| c.is_ascii_alphanumeric()) {
-            issue("token", "must be 3 to 32 letters or digits, as the WeChat console requires");
+            issue(
+                "token",
+                "must be 3 to 32 letters or digits, as the WeChat console requires",
+            );
         }
         if !(MIN_BODY_BYTES..=crate::xml::MAX_DOCUMENT_BYTES).contains(&self.max_body_bytes) {
             issue("max_body_bytes", "must be between 1024 and 262144");
@@ -128,7 +134,10 @@ impl WechatConfig {
         let key = match self.encoding_aes_key.as_deref().map(AesKey::from_encoding_aes_key) {
             Some(Ok(key)) => Some(key),
             Some(Err(_)) => {
-                issue("encoding_aes_key", "must be the 43-character key shown in the WeChat console");
+                issue(
+                    "encoding_aes_key",
+                    "must be the 43-character key shown in the WeChat console",
+                );
                 None
             }
             None => None,
@@ -136,7 +145,10 @@ impl WechatConfig {
         let app_id = self.app_id.as_deref().filter(|id| !id.trim().is_empty());
         let cipher = match (self.mode, app_id, key) {
             (Mode::Plaintext, _, _) => None,
-            (_, Some(app_id), Some(key)) => Some(Cipher { app_id: app_id.to_owned(), key }),
+            (_, Some(app_id), Some(key)) => Some(Cipher {
+                app_id: app_id.to_owned(),
+                key,
+            }),
             (_, app_id, _) => {
                 if app_id.is_none() {
                     issue("app_id", "is required unless mode is plaintext");

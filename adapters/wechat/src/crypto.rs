@@ -25,8 +25,10 @@ const HEADER_LEN: usize = RANDOM_PREFIX_LEN + 4;
 
 /// The key decoder must accept non-zero trailing bits: the 43rd character of real keys carries 2 spare bits,
 /// and the official test key (`…ABCDEFG`) sets them, so a strict decoder refuses keys WeChat hands out.
-const KEY_ENGINE: GeneralPurpose =
-    GeneralPurpose::new(&STANDARD, GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true));
+const KEY_ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
 
 /// Why a key could not be derived or a message could not be encrypted or decrypted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,7 +126,12 @@ impl std::fmt::Debug for AesKey {
 ///
 /// `random` must come from a CSPRNG (the caller's `OsRng`); it is the only thing that makes two encryptions of
 /// the same reply differ under the fixed IV.
-pub fn encrypt(key: &AesKey, app_id: &str, random: &[u8; RANDOM_PREFIX_LEN], msg: &[u8]) -> Result<String, CryptoError> {
+pub fn encrypt(
+    key: &AesKey,
+    app_id: &str,
+    random: &[u8; RANDOM_PREFIX_LEN],
+    msg: &[u8],
+) -> Result<String, CryptoError> {
     let len = u32::try_from(msg.len()).map_err(|_| CryptoError::MessageTooLong { len: msg.len() })?;
     let mut frame = Vec::with_capacity(HEADER_LEN + msg.len() + app_id.len() + PAD_BLOCK);
     frame.extend_from_slice(random);
@@ -135,7 +142,8 @@ pub fn encrypt(key: &AesKey, app_id: &str, random: &[u8; RANDOM_PREFIX_LEN], msg
     // `pad` is in 1..=32, so it fits a byte.
     let pad_byte = u8::try_from(pad).unwrap_or(u8::MAX);
     frame.resize(frame.len() + pad, pad_byte);
-    let ciphertext = Aes256CbcEnc::new(key.as_bytes().into(), &key.iv().into()).encrypt_padded_vec_mut::<NoPadding>(&frame);
+    let ciphertext =
+        Aes256CbcEnc::new(key.as_bytes().into(), &key.iv().into()).encrypt_padded_vec_mut::<NoPadding>(&frame);
     Ok(general_purpose::STANDARD.encode(ciphertext))
 }
 
@@ -145,8 +153,9 @@ pub fn encrypt(key: &AesKey, app_id: &str, random: &[u8; RANDOM_PREFIX_LEN], msg
 /// Surrounding ASCII whitespace is ignored: some proxies and SDKs pretty-print the envelope, and base64 never
 /// contains whitespace itself.
 pub fn decrypt(key: &AesKey, app_id: &str, encrypt_text: &str) -> Result<Vec<u8>, CryptoError> {
-    let ciphertext =
-        general_purpose::STANDARD.decode(encrypt_text.trim_ascii()).map_err(|_| CryptoError::CiphertextBase64)?;
+    let ciphertext = general_purpose::STANDARD
+        .decode(encrypt_text.trim_ascii())
+        .map_err(|_| CryptoError::CiphertextBase64)?;
     if ciphertext.is_empty() || ciphertext.len() % PAD_BLOCK != 0 {
         return Err(CryptoError::CiphertextLength { len: ciphertext.len() });
     }
@@ -154,13 +163,18 @@ pub fn decrypt(key: &AesKey, app_id: &str, encrypt_text: &str) -> Result<Vec<u8>
         .decrypt_padded_vec_mut::<NoPadding>(&ciphertext)
         .map_err(|_| CryptoError::CiphertextLength { len: ciphertext.len() })?;
     let unpadded = unpad(&frame)?;
-    let (header, rest) =
-        unpadded.split_at_checked(HEADER_LEN).ok_or(CryptoError::FrameTooShort { len: unpadded.len() })?;
-    let mut len_field = [0u8; 4];
-    len_field.copy_from_slice(&header[RANDOM_PREFIX_LEN..]);
+    let (header, rest) = unpadded
+        .split_at_checked(HEADER_LEN)
+        .ok_or(CryptoError::FrameTooShort { len: unpadded.len() })?;
+    let len_field: [u8; 4] = header
+        .get(RANDOM_PREFIX_LEN..)
+        .and_then(|field| field.try_into().ok())
+        .ok_or(CryptoError::FrameTooShort { len: unpadded.len() })?;
     let declared = usize::try_from(u32::from_be_bytes(len_field)).unwrap_or(usize::MAX);
-    let (msg, trailing_app_id) =
-        rest.split_at_checked(declared).ok_or(CryptoError::MessageLength { declared, available: rest.len() })?;
+    let (msg, trailing_app_id) = rest.split_at_checked(declared).ok_or(CryptoError::MessageLength {
+        declared,
+        available: rest.len(),
+    })?;
     if trailing_app_id != app_id.as_bytes() {
         return Err(CryptoError::AppIdMismatch);
     }

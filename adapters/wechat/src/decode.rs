@@ -4,7 +4,11 @@
 //! rejects a message for being of an unknown kind (unknown `MsgType`s and `Event`s become [`Content::Event`]
 //! with every field kept), and it never drops data: a field leaves `raw` only when the canonical form
 //! reproduces its text exactly, so `qrscene_123` (key `123`), `SCAN` (kind `scan`) and `119.385040` keep their
-//! original text in `raw`. It does not verify or decrypt anything; [`crate::callback`] does that first.
+//! original text in `raw`. An absent or empty `EventKey` gives `key: None`. It does not verify or decrypt
+//! anything; [`crate::callback`] does that first.
+//!
+//! Idempotency keys: `(account, FromUserName, MsgId)` for messages; `(account, FromUserName, CreateTime, Event,
+//! EventKey)` for events, plus `MsgID` for the job-finish events that carry one.
 
 use chrono::{DateTime, Utc};
 use protofuse_model::{Content, Direction, Envelope, IdempotencyKey, MediaRef, Party, Protocol, Role, Source};
@@ -36,8 +40,13 @@ pub enum FieldError {
 /// Maps one parsed message or event of `account` (protofuse's account name) onto an envelope.
 pub fn to_envelope(fields: &Fields, account: &str) -> Result<Envelope, FieldError> {
     let mut cur = Cursor::new(fields);
-    let from = cur.take_nonempty("FromUserName").ok_or(FieldError::Missing("FromUserName"))?;
-    let msg_type = cur.peek("MsgType").filter(|t| !t.is_empty()).ok_or(FieldError::Missing("MsgType"))?;
+    let from = cur
+        .take_nonempty("FromUserName")
+        .ok_or(FieldError::Missing("FromUserName"))?;
+    let msg_type = cur
+        .peek("MsgType")
+        .filter(|t| !t.is_empty())
+        .ok_or(FieldError::Missing("MsgType"))?;
     let create_time = cur.peek("CreateTime").unwrap_or_default();
     let sent_at = cur.take_if("CreateTime", parse_unix_seconds);
     // Messages carry `MsgId`; template/mass-send events spell it `MsgID`.
@@ -54,11 +63,14 @@ pub fn to_envelope(fields: &Fields, account: &str) -> Result<Envelope, FieldErro
     let idempotency_key = match (is_event, external_id.as_deref()) {
         (false, Some(msg_id)) => IdempotencyKey::derive(CHANNEL, &[account, &from, msg_id]),
         // Events have no id; `Event` and `EventKey` are part of the key because several events of one user can
-        // share a `CreateTime` second (a LOCATION report next to a click).
-        _ => {
+        // share a `CreateTime` second (a LOCATION report next to a click). Job-finish events do carry `MsgID`,
+        // and two template sends to one user can finish in the same second, so it is appended when present.
+        (_, msg_id) => {
             let event = fields.text("Event").unwrap_or(msg_type);
             let event_key = fields.text("EventKey").unwrap_or_default();
-            IdempotencyKey::derive(CHANNEL, &[account, &from, create_time, event, event_key])
+            let mut parts = vec![account, from.as_str(), create_time, event, event_key];
+            parts.extend(msg_id);
+            IdempotencyKey::derive(CHANNEL, &parts)
         }
     };
 
@@ -66,7 +78,11 @@ pub fn to_envelope(fields: &Fields, account: &str) -> Result<Envelope, FieldErro
         conversation_id: None,
         channel: CHANNEL.to_owned(),
         direction: Direction::Inbound,
-        sender: Party { role: Role::Customer, external_id: from, display_name: None },
+        sender: Party {
+            role: Role::Customer,
+            external_id: from,
+            display_name: None,
+        },
         content,
         sent_at,
         source: Source {
@@ -82,9 +98,15 @@ pub fn to_envelope(fields: &Fields, account: &str) -> Result<Envelope, FieldErro
 
 fn message_content(cur: &mut Cursor<'_>, msg_type: &str) -> Result<Content, FieldError> {
     let content = match msg_type {
-        "text" => Content::Text { text: cur.take("Content").ok_or(FieldError::Missing("Content"))? },
+        "text" => Content::Text {
+            text: cur.take("Content").ok_or(FieldError::Missing("Content"))?,
+        },
         "image" => Content::Image {
-            media: MediaRef { url: cur.take_nonempty("PicUrl"), media_id: cur.take_nonempty("MediaId"), mime_type: None },
+            media: MediaRef {
+                url: cur.take_nonempty("PicUrl"),
+                media_id: cur.take_nonempty("MediaId"),
+                mime_type: None,
+            },
         },
         "voice" => Content::Voice {
             media: media_id(cur),
@@ -109,18 +131,29 @@ fn message_content(cur: &mut Cursor<'_>, msg_type: &str) -> Result<Content, Fiel
         },
         // Unknown kinds (WeCom's `file`, mini-program cards, future types) are kept, not refused: `MsgType`
         // stays in `raw` so consumers can tell them from events.
-        other => return Ok(Content::Event { kind: other.to_ascii_lowercase(), key: None }),
+        other => {
+            return Ok(Content::Event {
+                kind: other.to_ascii_lowercase(),
+                key: None,
+            });
+        }
     };
     cur.take("MsgType");
     Ok(content)
 }
 
 fn media_id(cur: &mut Cursor<'_>) -> MediaRef {
-    MediaRef { media_id: cur.take_nonempty("MediaId"), ..MediaRef::default() }
+    MediaRef {
+        media_id: cur.take_nonempty("MediaId"),
+        ..MediaRef::default()
+    }
 }
 
 fn event_content(cur: &mut Cursor<'_>) -> Result<Content, FieldError> {
-    let event = cur.peek("Event").filter(|e| !e.is_empty()).ok_or(FieldError::Missing("Event"))?;
+    let event = cur
+        .peek("Event")
+        .filter(|e| !e.is_empty())
+        .ok_or(FieldError::Missing("Event"))?;
     // Event names are mixed-case (`SCAN`, `subscribe`); the canonical kind is lower-case.
     let kind = event.to_ascii_lowercase();
     if kind == event {
@@ -151,7 +184,10 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn new(fields: &'a Fields) -> Self {
-        Self { fields, taken: Vec::new() }
+        Self {
+            fields,
+            taken: Vec::new(),
+        }
     }
 
     fn peek(&self, name: &str) -> Option<&'a str> {
@@ -181,9 +217,15 @@ impl<'a> Cursor<'a> {
         let Some(text) = self.peek(name).filter(|t| !t.trim().is_empty()) else {
             return Ok(None);
         };
-        let value: f64 = text.trim().parse().map_err(|_| FieldError::Malformed { field: name, expected: "a decimal number" })?;
+        let value: f64 = text.trim().parse().map_err(|_| FieldError::Malformed {
+            field: name,
+            expected: "a decimal number",
+        })?;
         if !value.is_finite() {
-            return Err(FieldError::Malformed { field: name, expected: "a finite decimal number" });
+            return Err(FieldError::Malformed {
+                field: name,
+                expected: "a finite decimal number",
+            });
         }
         if value.to_string() == text {
             self.taken.push(name);

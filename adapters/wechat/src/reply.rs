@@ -109,7 +109,12 @@ impl Reply {
     /// `None` when the envelope did not come from a WeChat callback with that field.
     pub fn answering(inbound: &Envelope, create_time: i64, body: ReplyBody) -> Option<Self> {
         let account_id = inbound.source.raw.get("ToUserName")?.as_str()?;
-        Some(Self { to_user: inbound.sender.external_id.clone(), from_user: account_id.to_owned(), create_time, body })
+        Some(Self {
+            to_user: inbound.sender.external_id.clone(),
+            from_user: account_id.to_owned(),
+            create_time,
+            body,
+        })
     }
 
     /// Renders the reply as WeChat expects it (no whitespace between elements, text in CDATA).
@@ -145,12 +150,22 @@ impl ReplyBody {
             Self::Text { content } => leaf(out, "Content", content),
             Self::Image { media_id } => wrapped(out, "Image", |out| leaf(out, "MediaId", media_id)),
             Self::Voice { media_id } => wrapped(out, "Voice", |out| leaf(out, "MediaId", media_id)),
-            Self::Video { media_id, title, description } => wrapped(out, "Video", |out| {
+            Self::Video {
+                media_id,
+                title,
+                description,
+            } => wrapped(out, "Video", |out| {
                 leaf(out, "MediaId", media_id);
                 optional(out, "Title", title.as_deref());
                 optional(out, "Description", description.as_deref());
             }),
-            Self::Music { title, description, thumb_media_id, music_url, hq_music_url } => wrapped(out, "Music", |out| {
+            Self::Music {
+                title,
+                description,
+                thumb_media_id,
+                music_url,
+                hq_music_url,
+            } => wrapped(out, "Music", |out| {
                 optional(out, "Title", title.as_deref());
                 optional(out, "Description", description.as_deref());
                 leaf(out, "ThumbMediaId", thumb_media_id);

@@ -72,7 +72,10 @@ pub fn verify(expected: &str, presented: &str) -> Result<(), SignatureError> {
 /// The protocol itself defines no window; this is protofuse's replay defence. WeChat retries reuse the original
 /// query for about 15 s, so any window of a minute or more accepts them.
 pub fn check_timestamp(timestamp: &str, now_unix: i64, window_secs: u64) -> Result<(), SignatureError> {
-    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::MalformedTimestamp)?;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::MalformedTimestamp)?;
     let skew_secs = now_unix.abs_diff(ts);
     if skew_secs > window_secs {
         return Err(SignatureError::Stale { skew_secs, window_secs });
@@ -81,13 +84,7 @@ pub fn check_timestamp(timestamp: &str, now_unix: i64, window_secs: u64) -> Resu
 }
 
 fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -115,7 +112,10 @@ mod tests {
         assert!(check_timestamp("1300", 1000, 300).is_ok());
         assert_eq!(
             check_timestamp("1000", 1301, 300),
-            Err(SignatureError::Stale { skew_secs: 301, window_secs: 300 })
+            Err(SignatureError::Stale {
+                skew_secs: 301,
+                window_secs: 300
+            })
         );
         assert_eq!(check_timestamp("abc", 0, 300), Err(SignatureError::MalformedTimestamp));
         assert_eq!(check_timestamp("", 0, 300), Err(SignatureError::MalformedTimestamp));

@@ -10,12 +10,18 @@ const REPLIES: &str = include_str!("../tests/vectors/replies.xml.txt");
 /// One named section of `crypto.json`.
 pub(crate) fn crypto(section: &str) -> serde_json::Value {
     let all: serde_json::Value = serde_json::from_str(CRYPTO_JSON).expect("crypto.json parses");
-    all.get(section).cloned().unwrap_or_else(|| panic!("crypto.json has no {section}"))
+    all.get(section)
+        .cloned()
+        .unwrap_or_else(|| panic!("crypto.json has no {section}"))
 }
 
 /// A string field of a `crypto.json` section.
 pub(crate) fn field(section: &serde_json::Value, name: &str) -> String {
-    section.get(name).and_then(|v| v.as_str()).unwrap_or_else(|| panic!("missing {name}")).to_owned()
+    section
+        .get(name)
+        .and_then(|v| v.as_str())
+        .unwrap_or_else(|| panic!("missing {name}"))
+        .to_owned()
 }
 
 /// Every inbound document, one per line.

@@ -108,14 +108,13 @@ impl Node {
                 let mut object = serde_json::Map::new();
                 for (name, child) in children {
                     let value = child.to_json();
-                    match object.get_mut(name) {
-                        Some(serde_json::Value::Array(items)) if is_repeated(children, name) => items.push(value),
-                        _ if is_repeated(children, name) => {
-                            object.insert(name.clone(), serde_json::Value::Array(vec![value]));
-                        }
-                        _ => {
-                            object.insert(name.clone(), value);
-                        }
+                    if !is_repeated(children, name) {
+                        object.insert(name.clone(), value);
+                    } else if let serde_json::Value::Array(items) = object
+                        .entry(name.clone())
+                        .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+                    {
+                        items.push(value);
                     }
                 }
                 serde_json::Value::Object(object)
@@ -184,7 +183,10 @@ impl Open {
 /// Parses a callback document into the fields of its `<xml>` root.
 pub fn parse(input: &[u8]) -> Result<Fields, XmlError> {
     if input.len() > MAX_DOCUMENT_BYTES {
-        return Err(XmlError::TooLarge { len: input.len(), limit: MAX_DOCUMENT_BYTES });
+        return Err(XmlError::TooLarge {
+            len: input.len(),
+            limit: MAX_DOCUMENT_BYTES,
+        });
     }
     let text = std::str::from_utf8(input).map_err(|_| XmlError::NotUtf8)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -214,7 +216,11 @@ pub fn parse(input: &[u8]) -> Result<Fields, XmlError> {
                 if stack.is_empty() && name != "xml" {
                     return Err(XmlError::Root);
                 }
-                stack.push(Open { name, text: String::new(), children: Vec::new() });
+                stack.push(Open {
+                    name,
+                    text: String::new(),
+                    children: Vec::new(),
+                });
             }
             Event::End(_) => {
                 // quick-xml checks that end names match, so the popped element is the one being closed.

@@ -10,7 +10,9 @@ fn config(value: serde_json::Value) -> WechatConfig {
 
 #[test]
 fn minimal_safe_account_takes_defaults() {
-    let c = config(json!({"account": "main-oa", "token": "spamtest", "app_id": "wx2c2769f8efd9abc2", "encoding_aes_key": KEY}));
+    let c = config(
+        json!({"account": "main-oa", "token": "spamtest", "app_id": "wx2c2769f8efd9abc2", "encoding_aes_key": KEY}),
+    );
     let s = c.validate().unwrap();
     assert_eq!(s.mode(), Mode::Safe);
     assert_eq!(s.max_body_bytes(), DEFAULT_MAX_BODY_BYTES);
@@ -30,7 +32,10 @@ fn plaintext_needs_no_key_and_zero_disables_the_window() {
 fn every_issue_is_reported_at_once() {
     let c = config(json!({"account": "a/b", "token": "x", "mode": "compatible", "max_body_bytes": 10}));
     let fields: Vec<&str> = c.validate().unwrap_err().iter().map(|i| i.field).collect();
-    assert_eq!(fields, ["account", "token", "max_body_bytes", "app_id", "encoding_aes_key"]);
+    assert_eq!(
+        fields,
+        ["account", "token", "max_body_bytes", "app_id", "encoding_aes_key"]
+    );
     let bad_key = config(json!({"account": "a", "token": "abc", "app_id": "wx1", "encoding_aes_key": "short"}));
     let issues = bad_key.validate().unwrap_err();
     assert_eq!(issues.len(), 1);

@@ -31,7 +31,10 @@ fn key_with_trailing_bits_decodes_to_the_official_bytes() {
 
 #[test]
 fn bad_keys_are_typed_errors() {
-    assert_eq!(AesKey::from_encoding_aes_key("short"), Err(CryptoError::KeyLength { len: 5 }));
+    assert_eq!(
+        AesKey::from_encoding_aes_key("short"),
+        Err(CryptoError::KeyLength { len: 5 })
+    );
     let bad_char = format!("{}!", "a".repeat(42));
     assert_eq!(AesKey::from_encoding_aes_key(&bad_char), Err(CryptoError::KeyBase64));
     let multibyte = format!("{}é", "a".repeat(42));
@@ -64,17 +67,32 @@ fn surrounding_whitespace_is_ignored() {
 #[test]
 fn wrong_appid_is_refused() {
     let (key, _, v4) = official();
-    assert_eq!(decrypt(&key, "wx0000000000000000", &field(&v4, "encrypt")), Err(CryptoError::AppIdMismatch));
-    assert_eq!(decrypt(&key, "", &field(&v4, "encrypt")), Err(CryptoError::AppIdMismatch));
+    assert_eq!(
+        decrypt(&key, "wx0000000000000000", &field(&v4, "encrypt")),
+        Err(CryptoError::AppIdMismatch)
+    );
+    assert_eq!(
+        decrypt(&key, "", &field(&v4, "encrypt")),
+        Err(CryptoError::AppIdMismatch)
+    );
 }
 
 #[test]
 fn garbage_base64_and_bad_lengths_are_refused() {
     let (key, app_id, _) = official();
-    assert_eq!(decrypt(&key, &app_id, "not base64 at all!"), Err(CryptoError::CiphertextBase64));
-    assert_eq!(decrypt(&key, &app_id, ""), Err(CryptoError::CiphertextLength { len: 0 }));
+    assert_eq!(
+        decrypt(&key, &app_id, "not base64 at all!"),
+        Err(CryptoError::CiphertextBase64)
+    );
+    assert_eq!(
+        decrypt(&key, &app_id, ""),
+        Err(CryptoError::CiphertextLength { len: 0 })
+    );
     let sixteen = STANDARD.encode([0u8; 16]);
-    assert_eq!(decrypt(&key, &app_id, &sixteen), Err(CryptoError::CiphertextLength { len: 16 }));
+    assert_eq!(
+        decrypt(&key, &app_id, &sixteen),
+        Err(CryptoError::CiphertextLength { len: 16 })
+    );
 }
 
 #[test]
@@ -82,28 +100,43 @@ fn bad_padding_is_refused() {
     let (key, app_id, _) = official();
     let mut frame = [7u8; 64];
     frame[63] = 0;
-    assert_eq!(decrypt(&key, &app_id, &encrypt_frame(&key, &frame)), Err(CryptoError::Padding));
+    assert_eq!(
+        decrypt(&key, &app_id, &encrypt_frame(&key, &frame)),
+        Err(CryptoError::Padding)
+    );
     frame[63] = 33;
-    assert_eq!(decrypt(&key, &app_id, &encrypt_frame(&key, &frame)), Err(CryptoError::Padding));
+    assert_eq!(
+        decrypt(&key, &app_id, &encrypt_frame(&key, &frame)),
+        Err(CryptoError::Padding)
+    );
     // A 16-byte PKCS#7 pad is not a 32-byte one: the pad bytes disagree.
     frame[63] = 3;
     frame[62] = 3;
     frame[61] = 9;
-    assert_eq!(decrypt(&key, &app_id, &encrypt_frame(&key, &frame)), Err(CryptoError::Padding));
+    assert_eq!(
+        decrypt(&key, &app_id, &encrypt_frame(&key, &frame)),
+        Err(CryptoError::Padding)
+    );
 }
 
 #[test]
 fn short_frames_and_lying_length_fields_are_refused() {
     let (key, app_id, _) = official();
     // 32 bytes of pad 32: nothing left, not even the header.
-    assert_eq!(decrypt(&key, &app_id, &encrypt_frame(&key, &[32u8; 32])), Err(CryptoError::FrameTooShort { len: 0 }));
+    assert_eq!(
+        decrypt(&key, &app_id, &encrypt_frame(&key, &[32u8; 32])),
+        Err(CryptoError::FrameTooShort { len: 0 })
+    );
     let mut frame = vec![0u8; 16];
     frame.extend_from_slice(&1000u32.to_be_bytes());
     frame.extend_from_slice(b"hello");
     frame.resize(32, 7);
     assert_eq!(
         decrypt(&key, &app_id, &encrypt_frame(&key, &frame)),
-        Err(CryptoError::MessageLength { declared: 1000, available: 5 })
+        Err(CryptoError::MessageLength {
+            declared: 1000,
+            available: 5
+        })
     );
 }
 

@@ -19,9 +19,19 @@ fn every_inbound_vector_parses() {
 
 #[test]
 fn cdata_text_and_order_are_kept() {
-    let f = fields(&vectors::inbound()[0]);
+    let f = fields(vectors::inbound()[0]);
     let names: Vec<&str> = f.iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "MsgId"]);
+    assert_eq!(
+        names,
+        [
+            "ToUserName",
+            "FromUserName",
+            "CreateTime",
+            "MsgType",
+            "Content",
+            "MsgId"
+        ]
+    );
     assert_eq!(f.text("Content"), Some("this is a test"));
     assert_eq!(f.text("MsgId"), Some("1234567890123456"));
 }
@@ -58,7 +68,8 @@ fn err(doc: &str) -> XmlError {
 
 #[test]
 fn doctype_and_entities_are_refused() {
-    let xxe = r#"<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><A>&xxe;</A></xml>"#;
+    let xxe =
+        r#"<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><A>&xxe;</A></xml>"#;
     assert!(matches!(err(xxe), XmlError::Doctype));
     let laughs = r#"<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><xml><A>&lol2;</A></xml>"#;
     assert!(matches!(err(laughs), XmlError::Doctype));
@@ -82,7 +93,10 @@ fn structural_errors_are_typed() {
     assert!(matches!(err("<xml>text</xml>"), XmlError::MixedContent { .. }));
     assert!(matches!(err("<xml><A>1</A><A>2</A></xml>"), XmlError::DuplicateField { name } if name == "A"));
     assert!(matches!(err("<?php evil ?><xml/>"), XmlError::ProcessingInstruction));
-    assert!(matches!(parse(b"<xml><A>\xff</A></xml>").unwrap_err(), XmlError::NotUtf8));
+    assert!(matches!(
+        parse(b"<xml><A>\xff</A></xml>").unwrap_err(),
+        XmlError::NotUtf8
+    ));
 }
 
 #[test]

@@ -1,0 +1,320 @@
+//! One conversation-store suite, run against SQLite and against a real MariaDB started by the harness.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use protofuse::store::{self, ConversationFilter, Order, PageRequest, Store, StoreError, StoreSettings, Synchronous};
+use protofuse_model::{
+    Content, ConversationId, ConversationStatus, Direction, Envelope, IdempotencyKey, Party, Protocol, Role, Source,
+};
+use tempfile::TempDir;
+
+use crate::support::mariadb;
+
+/// A store and whatever must outlive it.
+pub struct Opened {
+    store: Arc<dyn Store>,
+    _dir: Option<TempDir>,
+}
+
+impl Deref for Opened {
+    type Target = dyn Store;
+    fn deref(&self) -> &Self::Target {
+        &*self.store
+    }
+}
+
+fn settings(url: String) -> StoreSettings {
+    StoreSettings {
+        url,
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(10),
+        sqlite_synchronous: Synchronous::Full,
+    }
+}
+
+pub async fn open_sqlite() -> Opened {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("nested/dir/store.db").display());
+    let store = store::open(&settings(url)).await.unwrap();
+    Opened {
+        store: Arc::from(store),
+        _dir: Some(dir),
+    }
+}
+
+pub async fn open_mysql() -> Opened {
+    let url = mariadb::server().await.fresh_database().await;
+    let store = store::open(&settings(url)).await.unwrap();
+    Opened {
+        store: Arc::from(store),
+        _dir: None,
+    }
+}
+
+fn inbound(customer: &str, text: &str, key: &str) -> Envelope {
+    Envelope {
+        conversation_id: None,
+        channel: "web".to_owned(),
+        direction: Direction::Inbound,
+        sender: Party {
+            role: Role::Customer,
+            external_id: customer.to_owned(),
+            display_name: Some("顾客 😀".to_owned()),
+        },
+        content: Content::Text { text: text.to_owned() },
+        sent_at: Some(Utc::now()),
+        source: Source::new(Protocol::Rest),
+        metadata: Default::default(),
+        idempotency_key: IdempotencyKey::derive("test", &[key]),
+    }
+}
+
+macro_rules! suite {
+    ($backend:ident, $open:path, [$($case:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let opened = $open().await;
+                    super::$case(&*opened).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        suite!(sqlite, super::open_sqlite, [$($case),*]);
+        suite!(mysql, super::open_mysql, [$($case),*]);
+    };
+}
+
+both_backends!(
+    first_message_opens_a_conversation,
+    same_key_three_times_is_stored_once,
+    reused_key_with_other_content_is_refused,
+    concurrent_duplicates_store_one_row,
+    customer_messages_share_the_open_conversation,
+    unknown_conversation_is_not_found,
+    messages_page_by_cursor_in_both_orders,
+    conversations_filter_by_customer_and_status,
+);
+
+async fn first_message_opens_a_conversation(store: &dyn Store) {
+    let sent = inbound("alice", "我要退货 — with emoji 📦", "m1");
+    let inserted = store.insert_message(sent.clone(), Utc::now()).await.unwrap();
+    assert!(!inserted.duplicate);
+    let message = inserted.message;
+    assert_eq!(message.content, sent.content, "utf8mb4 text survives");
+    assert_eq!(message.sender, sent.sender);
+    let conversation = store
+        .conversation(message.conversation_id)
+        .await
+        .unwrap()
+        .expect("conversation exists");
+    assert_eq!(conversation.customer_id, "alice");
+    assert_eq!(conversation.channel, "web");
+    assert_eq!(conversation.status, ConversationStatus::Bot);
+    let page = store
+        .messages(message.conversation_id, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![message]);
+    assert!(page.next_cursor.is_none());
+}
+
+async fn same_key_three_times_is_stored_once(store: &dyn Store) {
+    let sent = inbound("bob", "hello", "dup");
+    let first = store.insert_message(sent.clone(), Utc::now()).await.unwrap();
+    for _ in 0..2 {
+        let again = store.insert_message(sent.clone(), Utc::now()).await.unwrap();
+        assert!(again.duplicate, "a repeated key must be reported as a duplicate");
+        assert_eq!(
+            again.message, first.message,
+            "the caller gets the first stored message back"
+        );
+    }
+    let page = store
+        .messages(first.message.conversation_id, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+async fn reused_key_with_other_content_is_refused(store: &dyn Store) {
+    store
+        .insert_message(inbound("carol", "one", "reuse"), Utc::now())
+        .await
+        .unwrap();
+    let err = store
+        .insert_message(inbound("carol", "two", "reuse"), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::KeyReused), "{err:?}");
+}
+
+async fn concurrent_duplicates_store_one_row(store: &dyn Store) {
+    let sent = inbound("dave", "racing", "race");
+    let results = futures::future::join_all((0..8).map(|_| store.insert_message(sent.clone(), Utc::now()))).await;
+    let stored: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        stored.iter().filter(|s| !s.duplicate).count(),
+        1,
+        "exactly one write wins"
+    );
+    assert!(stored.iter().all(|s| s.message.id == stored[0].message.id));
+    let page = store
+        .messages(stored[0].message.conversation_id, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+async fn customer_messages_share_the_open_conversation(store: &dyn Store) {
+    let a = store
+        .insert_message(inbound("erin", "1", "e1"), Utc::now())
+        .await
+        .unwrap()
+        .message;
+    let b = store
+        .insert_message(inbound("erin", "2", "e2"), Utc::now())
+        .await
+        .unwrap()
+        .message;
+    let other = store
+        .insert_message(inbound("frank", "3", "f1"), Utc::now())
+        .await
+        .unwrap()
+        .message;
+    assert_eq!(a.conversation_id, b.conversation_id);
+    assert_ne!(a.conversation_id, other.conversation_id);
+    let mut reply = inbound("agent-7", "on it", "r1");
+    reply.conversation_id = Some(a.conversation_id);
+    reply.direction = Direction::Outbound;
+    reply.sender.role = Role::Agent;
+    let reply = store.insert_message(reply, Utc::now()).await.unwrap().message;
+    assert_eq!(reply.conversation_id, a.conversation_id);
+    let conversation = store.conversation(a.conversation_id).await.unwrap().unwrap();
+    assert!(conversation.updated_at >= conversation.created_at);
+}
+
+async fn unknown_conversation_is_not_found(store: &dyn Store) {
+    let missing = ConversationId::new();
+    let mut sent = inbound("gina", "hi", "g1");
+    sent.conversation_id = Some(missing);
+    let err = store.insert_message(sent, Utc::now()).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::ConversationNotFound(id) if id == missing),
+        "{err:?}"
+    );
+    assert!(store.conversation(missing).await.unwrap().is_none());
+    assert!(
+        store
+            .messages(missing, PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+async fn messages_page_by_cursor_in_both_orders(store: &dyn Store) {
+    let mut stored = Vec::new();
+    for i in 0..7 {
+        let m = store
+            .insert_message(inbound("hank", &format!("m{i}"), &format!("h{i}")), Utc::now())
+            .await
+            .unwrap();
+        stored.push(m.message);
+    }
+    let conversation = stored[0].conversation_id;
+    let ids: Vec<_> = stored.iter().map(|m| m.id).collect();
+    for order in [Order::Ascending, Order::Descending] {
+        let mut seen = Vec::new();
+        let mut page = PageRequest {
+            after: None,
+            limit: 3,
+            order,
+        };
+        loop {
+            let got = store.messages(conversation, page).await.unwrap();
+            assert!(got.items.len() <= 3);
+            seen.extend(got.items.iter().map(|m| m.id));
+            match got.next_cursor {
+                Some(cursor) => page.after = Some(cursor),
+                None => break,
+            }
+        }
+        let mut expected = ids.clone();
+        if order == Order::Descending {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "{order:?}: every message once, in order");
+    }
+}
+
+async fn conversations_filter_by_customer_and_status(store: &dyn Store) {
+    for customer in ["ivy", "jack", "ivy"] {
+        store
+            .insert_message(
+                inbound(customer, "x", &format!("{customer}-{}", uuid::Uuid::now_v7())),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let ivy = ConversationFilter {
+        customer_id: Some("ivy".to_owned()),
+        status: None,
+    };
+    let page = store.conversations(&ivy, PageRequest::default()).await.unwrap();
+    assert_eq!(
+        page.items.len(),
+        1,
+        "both of ivy's messages went to one open conversation"
+    );
+    assert_eq!(page.items[0].customer_id, "ivy");
+    let bot = ConversationFilter {
+        customer_id: None,
+        status: Some(ConversationStatus::Bot),
+    };
+    let all = store
+        .conversations(
+            &bot,
+            PageRequest {
+                after: None,
+                limit: 1,
+                order: Order::Descending,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 1);
+    let rest = store.conversations(
+        &bot,
+        PageRequest {
+            after: all.next_cursor,
+            limit: 10,
+            order: Order::Descending,
+        },
+    );
+    let rest = rest.await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.items[0].id < all.items[0].id, "newest first");
+    let queued = ConversationFilter {
+        customer_id: None,
+        status: Some(ConversationStatus::Queued),
+    };
+    assert!(
+        store
+            .conversations(&queued, PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

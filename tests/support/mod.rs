@@ -1,0 +1,4 @@
+//! Test support: a private MariaDB, and protofuse servers started in-process or as the real binary.
+
+pub(crate) mod mariadb;
+pub(crate) mod server;

@@ -1,0 +1,119 @@
+//! Starting protofuse for tests: in-process on a loopback port with a temporary SQLite store, or as the built
+//! binary with the shipped configuration.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use protofuse::config::Config;
+use protofuse::server::{self, Running};
+use tempfile::TempDir;
+
+/// A server running in this process, with its data in a temporary directory.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    running: Option<Running>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server on `127.0.0.1:0` storing into a fresh SQLite file; `tweak` adjusts the config first.
+    pub async fn sqlite(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.store.url = format!("sqlite://{}", dir.path().join("protofuse.db").display());
+        tweak(&mut config);
+        Self::start(&config, dir).await
+    }
+
+    /// Starts a server with `config` as given (e.g. a MySQL store).
+    pub async fn start(config: &Config, dir: TempDir) -> Self {
+        let running = server::start(config).await.expect("server starts");
+        let base = format!("http://{}", running.local_addr());
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The built `protofuse` binary, run as a child process; killed on drop if still running.
+pub struct Binary {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Binary {
+    /// Runs `protofuse serve --config <repo>/config/default.toml` in `cwd`, listening on a free port (through
+    /// the documented environment override), and waits until `/readyz` answers 200.
+    pub async fn serve_default(cwd: &Path) -> Self {
+        let port = free_port();
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let child = Command::new(env!("CARGO_BIN_EXE_protofuse"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("PROTOFUSE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .current_dir(cwd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("protofuse binary starts");
+        let binary = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        binary.wait_ready().await;
+        binary
+    }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("protofuse serve did not become ready within 10 s");
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
