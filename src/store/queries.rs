@@ -8,12 +8,15 @@
 /// Implements [`super::Store`] for `$store`, whose `reader` and `writer` fields are `sqlx::Pool<$db>`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
+        // Lookups on the insert path read from `reader`: they need only committed rows, and keeping them off
+        // the single SQLite writer shortens the time each write holds it. Races between a lookup and a
+        // concurrent writer are settled by the unique keys, not by the lookup.
         impl $store {
             async fn find_by_key(&self, key: &str) -> Result<Option<(String, String)>, StoreError> {
                 let found: Option<(codec::Text, codec::Text)> =
                     sqlx::query_as("SELECT fingerprint, body FROM messages WHERE idempotency_key = ?")
                         .bind(key)
-                        .fetch_optional(&self.writer)
+                        .fetch_optional(&self.reader)
                         .await?;
                 Ok(found.map(|(f, b)| (f.0, b.0)))
             }
@@ -37,7 +40,7 @@ macro_rules! impl_store {
                 if let Some(id) = envelope.conversation_id {
                     let found: Option<(codec::Text,)> = sqlx::query_as("SELECT id FROM conversations WHERE id = ?")
                         .bind(id.to_string())
-                        .fetch_optional(&self.writer)
+                        .fetch_optional(&self.reader)
                         .await?;
                     return found.map(|_| id).ok_or(StoreError::ConversationNotFound(id));
                 }
@@ -47,7 +50,7 @@ macro_rules! impl_store {
                     let open: Option<(codec::Text,)> =
                         sqlx::query_as("SELECT id FROM conversations WHERE open_key = ?")
                             .bind(&key)
-                            .fetch_optional(&self.writer)
+                            .fetch_optional(&self.reader)
                             .await?;
                     if let Some((id,)) = open {
                         return Ok(ConversationId::from_uuid(codec::parse_uuid(&id.0)?));
