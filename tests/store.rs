@@ -102,6 +102,7 @@ both_backends!(
     unknown_conversation_is_not_found,
     messages_page_by_cursor_in_both_orders,
     conversations_filter_by_customer_and_status,
+    a_burst_commits_and_a_bad_write_fails_alone,
 );
 
 async fn first_message_opens_a_conversation(store: &dyn Store) {
@@ -316,5 +317,34 @@ async fn conversations_filter_by_customer_and_status(store: &dyn Store) {
             .unwrap()
             .items
             .is_empty()
+    );
+}
+
+async fn a_burst_commits_and_a_bad_write_fails_alone(store: &dyn Store) {
+    store
+        .insert_message(inbound("kim", "original", "kim-key"), Utc::now())
+        .await
+        .unwrap();
+    let mut orphan = inbound("lee", "to nowhere", "lee-key");
+    orphan.conversation_id = Some(ConversationId::new());
+    let good = (0..100).map(|i| inbound(&format!("burst-{i}"), "hi", &format!("burst-{i}")));
+    let bad = [orphan, inbound("kim", "changed", "kim-key")];
+    let results = futures::future::join_all(good.chain(bad).map(|e| store.insert_message(e, Utc::now()))).await;
+    let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    assert_eq!(ok.len(), 100, "every good write of the burst is stored");
+    assert!(ok.iter().all(|r| !r.as_ref().unwrap().duplicate));
+    let failed: Vec<_> = failed.into_iter().map(Result::unwrap_err).collect();
+    assert!(matches!(failed[0], StoreError::ConversationNotFound(_)), "{failed:?}");
+    assert!(matches!(failed[1], StoreError::KeyReused), "{failed:?}");
+    let everyone = ConversationFilter::default();
+    let page = PageRequest {
+        limit: 500,
+        ..Default::default()
+    };
+    let all = store.conversations(&everyone, page).await.unwrap();
+    assert_eq!(
+        all.items.len(),
+        101,
+        "no conversation was left behind by the failed writes"
     );
 }

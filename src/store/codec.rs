@@ -31,6 +31,17 @@ pub(super) fn open_key(channel: &str, account: Option<&str>, customer_id: &str) 
         .to_owned()
 }
 
+/// Answers a write whose key is already stored: the same content is a duplicate, other content a reused key.
+pub(super) fn replay(fingerprint: &str, found: &(String, String)) -> Result<super::Inserted, StoreError> {
+    if found.0 != fingerprint {
+        return Err(StoreError::KeyReused);
+    }
+    Ok(super::Inserted {
+        message: decode_message(&found.1)?,
+        duplicate: true,
+    })
+}
+
 pub(super) fn decode_message(body: &str) -> Result<Message, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("message body: {e}")))
 }

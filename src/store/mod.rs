@@ -164,6 +164,12 @@ pub enum StoreError {
     /// The database failed or could not be reached. Usually transient.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The SQLite writer task has stopped (the store is shutting down).
+    #[error("the store's writer has stopped")]
+    WriterGone,
+    /// The transaction holding this write (with others) failed to commit; nothing of it was stored.
+    #[error("group commit failed: {0}")]
+    GroupFailed(String),
     /// Preparing the data directory failed.
     #[error("cannot create data directory {path}")]
     DataDir {
@@ -184,6 +190,6 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     /// `true` when retrying later may succeed (the database is down, busy or timed out).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Database(_))
+        matches!(self, Self::Database(_) | Self::GroupFailed(_) | Self::WriterGone)
     }
 }

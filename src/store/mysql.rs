@@ -1,18 +1,24 @@
-//! The MySQL/MariaDB backend, for production. One pool serves reads and writes; InnoDB handles concurrency.
+//! The MySQL/MariaDB backend, for production. One pool serves reads and writes; InnoDB handles concurrency and
+//! already groups the fsyncs of concurrent commits, so each message is its own transaction.
 
 use std::str::FromStr;
 
 use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
+use sqlx::Executor;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 use super::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
 use super::{ConversationFilter, Inserted, Order, Page, PageRequest, Store, StoreError, StoreSettings, codec};
 
+/// How often a write is retried when InnoDB picks it as a deadlock victim (concurrent first messages of one
+/// customer can lock the same unique keys in opposite orders).
+const DEADLOCK_RETRIES: u32 = 3;
+
 /// The MySQL/MariaDB store.
 #[derive(Debug, Clone)]
 pub struct MysqlStore {
+    /// The one pool; named `reader` for the shared query code, it serves writes too.
     reader: MySqlPool,
-    writer: MySqlPool,
 }
 
 impl MysqlStore {
@@ -23,17 +29,43 @@ impl MysqlStore {
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
+            .after_connect(|conn, _| {
+                // READ COMMITTED: a re-read after a unique-key conflict must see the row the other writer
+                // committed, which REPEATABLE READ's snapshot would hide.
+                Box::pin(async move {
+                    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("src/store/migrations/mysql")
             .run(&pool)
             .await
             .map_err(StoreError::Migrate)?;
-        Ok(Self {
-            reader: pool.clone(),
-            writer: pool,
-        })
+        Ok(Self { reader: pool })
     }
+
+    async fn insert(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.reader.begin().await?;
+            match write_one(&mut tx, envelope.clone(), received_at).await {
+                Ok(inserted) => {
+                    tx.commit().await?;
+                    return Ok(inserted);
+                }
+                Err(StoreError::Database(e)) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => attempt += 1,
+                // Dropping the transaction rolls back, including a conversation it may have opened.
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
 }
 
 impl_store!(MysqlStore, sqlx::MySql, "mysql");

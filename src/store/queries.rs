@@ -1,137 +1,135 @@
 //! The store's SQL, written once and instantiated for each backend by [`impl_store!`].
 //!
 //! Both backends accept the same statements (`?` placeholders, no vendor syntax), so a macro over the concrete
-//! sqlx database type keeps one copy of the logic without sqlx's generic-executor bounds. A backend type only
-//! provides `reader` and `writer` pools; for SQLite the writer is a single connection so writes never contend
-//! for the file lock.
+//! sqlx database type keeps one copy of the logic without sqlx's generic-executor bounds. A backend type
+//! provides a `reader` pool for queries and an inherent `insert` that runs the generated `write_one` inside a
+//! transaction of its choosing (SQLite: many per transaction; MySQL: one).
 
-/// Implements [`super::Store`] for `$store`, whose `reader` and `writer` fields are `sqlx::Pool<$db>`.
+/// Implements [`super::Store`] for `$store`, which has a `reader: sqlx::Pool<$db>` field and an inherent
+/// `async fn insert(&self, Envelope, Timestamp) -> Result<Inserted, StoreError>`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
-        // Lookups on the insert path read from `reader`: they need only committed rows, and keeping them off
-        // the single SQLite writer shortens the time each write holds it. Races between a lookup and a
-        // concurrent writer are settled by the unique keys, not by the lookup.
-        impl $store {
-            async fn find_by_key(&self, key: &str) -> Result<Option<(String, String)>, StoreError> {
-                let found: Option<(codec::Text, codec::Text)> =
-                    sqlx::query_as("SELECT fingerprint, body FROM messages WHERE idempotency_key = ?")
-                        .bind(key)
-                        .fetch_optional(&self.reader)
-                        .await?;
-                Ok(found.map(|(f, b)| (f.0, b.0)))
+        /// The steps of one message write, on one connection inside the caller's transaction. Both backends
+        /// run it; the SQLite backend runs many per transaction (group commit), MySQL one.
+        async fn write_one(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            envelope: Envelope,
+            received_at: Timestamp,
+        ) -> Result<Inserted, StoreError> {
+            let fingerprint = codec::fingerprint(&envelope);
+            if let Some(found) = find_by_key(conn, envelope.idempotency_key.as_str()).await? {
+                return codec::replay(&fingerprint, &found);
             }
-
-            /// Answers a write whose key is already stored: the same content is a duplicate, other content a
-            /// reused key.
-            fn replay(fingerprint: &str, found: (String, String)) -> Result<Inserted, StoreError> {
-                if found.0 != fingerprint {
-                    return Err(StoreError::KeyReused);
+            let now = codec::to_micros(received_at);
+            let conversation = resolve_conversation(conn, &envelope, now).await?;
+            let message = envelope.into_message(MessageId::new(), conversation, received_at);
+            let inserted = sqlx::query(
+                "INSERT INTO messages (id, conversation_id, idempotency_key, fingerprint, direction, \
+                 sender_role, content_type, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(message.id.to_string())
+            .bind(conversation.to_string())
+            .bind(message.idempotency_key.as_str())
+            .bind(&fingerprint)
+            .bind(message.direction.as_str())
+            .bind(message.sender.role.as_str())
+            .bind(message.content.kind())
+            .bind(now)
+            .bind(codec::encode_message(&message))
+            .execute(&mut *conn)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if codec::is_unique_violation(&e) => {
+                    // A concurrent delivery of the same key committed first (MySQL waits for it on the key).
+                    let found = find_by_key(conn, message.idempotency_key.as_str()).await?;
+                    let found = found.ok_or_else(|| StoreError::Corrupt("duplicate key vanished".to_owned()))?;
+                    return codec::replay(&fingerprint, &found);
                 }
-                Ok(Inserted {
-                    message: codec::decode_message(&found.1)?,
-                    duplicate: true,
-                })
+                Err(e) => return Err(e.into()),
             }
+            sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ? AND updated_at < ?")
+                .bind(now)
+                .bind(conversation.to_string())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            Ok(Inserted {
+                message,
+                duplicate: false,
+            })
+        }
 
-            /// The conversation the envelope belongs to: the one it names, or the customer's open one, opened
-            /// now if there is none. Runs outside the message transaction so a concurrent opener's row is
-            /// visible after a unique-key conflict.
-            async fn resolve_conversation(&self, envelope: &Envelope, now: i64) -> Result<ConversationId, StoreError> {
-                if let Some(id) = envelope.conversation_id {
-                    let found: Option<(codec::Text,)> = sqlx::query_as("SELECT id FROM conversations WHERE id = ?")
-                        .bind(id.to_string())
-                        .fetch_optional(&self.reader)
-                        .await?;
-                    return found.map(|_| id).ok_or(StoreError::ConversationNotFound(id));
-                }
-                let account = envelope.source.account.as_deref();
-                let key = codec::open_key(&envelope.channel, account, &envelope.sender.external_id);
-                for _ in 0..2 {
-                    let open: Option<(codec::Text,)> =
-                        sqlx::query_as("SELECT id FROM conversations WHERE open_key = ?")
-                            .bind(&key)
-                            .fetch_optional(&self.reader)
-                            .await?;
-                    if let Some((id,)) = open {
-                        return Ok(ConversationId::from_uuid(codec::parse_uuid(&id.0)?));
-                    }
-                    let id = ConversationId::new();
-                    let inserted = sqlx::query(
-                        "INSERT INTO conversations \
-                         (id, channel, account, customer_id, status, open_key, created_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
+        async fn find_by_key(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            key: &str,
+        ) -> Result<Option<(String, String)>, StoreError> {
+            let found: Option<(codec::Text, codec::Text)> =
+                sqlx::query_as("SELECT fingerprint, body FROM messages WHERE idempotency_key = ?")
+                    .bind(key)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Ok(found.map(|(f, b)| (f.0, b.0)))
+        }
+
+        /// The conversation the envelope belongs to: the one it names, or the customer's open one, opened now
+        /// if there is none. A concurrent opener is settled by the `open_key` unique key; the re-read after a
+        /// conflict sees its row because transactions read committed data (MySQL sessions are set to READ
+        /// COMMITTED; SQLite has a single writer).
+        async fn resolve_conversation(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            envelope: &Envelope,
+            now: i64,
+        ) -> Result<ConversationId, StoreError> {
+            if let Some(id) = envelope.conversation_id {
+                let found: Option<(codec::Text,)> = sqlx::query_as("SELECT id FROM conversations WHERE id = ?")
                     .bind(id.to_string())
-                    .bind(&envelope.channel)
-                    .bind(account)
-                    .bind(&envelope.sender.external_id)
-                    .bind(ConversationStatus::Bot.as_str())
-                    .bind(&key)
-                    .bind(now)
-                    .bind(now)
-                    .execute(&self.writer)
-                    .await;
-                    match inserted {
-                        Ok(_) => return Ok(id),
-                        // Another writer opened it first; read theirs on the next turn.
-                        Err(e) if codec::is_unique_violation(&e) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(StoreError::Corrupt(
-                    "open conversation vanished while resolving it".to_owned(),
-                ))
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                return found.map(|_| id).ok_or(StoreError::ConversationNotFound(id));
             }
+            let account = envelope.source.account.as_deref();
+            let key = codec::open_key(&envelope.channel, account, &envelope.sender.external_id);
+            for _ in 0..2 {
+                let open: Option<(codec::Text,)> = sqlx::query_as("SELECT id FROM conversations WHERE open_key = ?")
+                    .bind(&key)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if let Some((id,)) = open {
+                    return Ok(ConversationId::from_uuid(codec::parse_uuid(&id.0)?));
+                }
+                let id = ConversationId::new();
+                let inserted = sqlx::query(
+                    "INSERT INTO conversations \
+                     (id, channel, account, customer_id, status, open_key, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(id.to_string())
+                .bind(&envelope.channel)
+                .bind(account)
+                .bind(&envelope.sender.external_id)
+                .bind(ConversationStatus::Bot.as_str())
+                .bind(&key)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *conn)
+                .await;
+                match inserted {
+                    Ok(_) => return Ok(id),
+                    // Another writer opened it first; read theirs on the next turn.
+                    Err(e) if codec::is_unique_violation(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(StoreError::Corrupt(
+                "open conversation vanished while resolving it".to_owned(),
+            ))
         }
 
         #[async_trait::async_trait]
         impl Store for $store {
             async fn insert_message(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError> {
-                let fingerprint = codec::fingerprint(&envelope);
-                if let Some(found) = self.find_by_key(envelope.idempotency_key.as_str()).await? {
-                    return Self::replay(&fingerprint, found);
-                }
-                let now = codec::to_micros(received_at);
-                let conversation = self.resolve_conversation(&envelope, now).await?;
-                let message = envelope.into_message(MessageId::new(), conversation, received_at);
-                let mut tx = self.writer.begin().await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO messages (id, conversation_id, idempotency_key, fingerprint, direction, \
-                     sender_role, content_type, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(message.id.to_string())
-                .bind(conversation.to_string())
-                .bind(message.idempotency_key.as_str())
-                .bind(&fingerprint)
-                .bind(message.direction.as_str())
-                .bind(message.sender.role.as_str())
-                .bind(message.content.kind())
-                .bind(now)
-                .bind(codec::encode_message(&message))
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if codec::is_unique_violation(&e) => {
-                        // A concurrent delivery of the same key won the race.
-                        tx.rollback().await?;
-                        let found = self.find_by_key(message.idempotency_key.as_str()).await?;
-                        let found = found.ok_or_else(|| StoreError::Corrupt("duplicate key vanished".to_owned()))?;
-                        return Self::replay(&fingerprint, found);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ? AND updated_at < ?")
-                    .bind(now)
-                    .bind(conversation.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(Inserted {
-                    message,
-                    duplicate: false,
-                })
+                self.insert(envelope, received_at).await
             }
 
             async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {

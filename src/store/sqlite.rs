@@ -1,13 +1,25 @@
-//! The embedded SQLite backend: one file in WAL mode, one writer connection, a pool of readers.
+//! The embedded SQLite backend: one file in WAL mode, a pool of readers, and one writer task that commits
+//! messages in groups.
+//!
+//! SQLite allows one writer at a time and, with `synchronous = full`, pays an fsync per commit. The writer task
+//! takes every write waiting in its queue (up to [`MAX_GROUP`]) into one transaction, so under load many
+//! messages share one fsync, while a lone message is still committed at once. Callers are answered only after
+//! the commit of their group.
 
 use std::str::FromStr;
 
 use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
 use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::{mpsc, oneshot};
 
 use super::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
 use super::{ConversationFilter, Inserted, Order, Page, PageRequest, Store, StoreError, StoreSettings, codec};
+
+/// Most writes committed in one transaction: bounds how long the first writer of a group waits for the rest.
+const MAX_GROUP: usize = 256;
+/// Writes queued for the writer task before callers wait for room (back-pressure instead of unbounded memory).
+const QUEUE: usize = 4096;
 
 /// How hard SQLite works to make a commit survive power loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -21,17 +33,22 @@ pub enum Synchronous {
     Normal,
 }
 
+struct Write {
+    envelope: Envelope,
+    received_at: Timestamp,
+    done: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     reader: SqlitePool,
-    /// A single connection: SQLite allows one writer at a time, and queueing in the pool is cheaper and fairer
-    /// than retrying on `SQLITE_BUSY`.
-    writer: SqlitePool,
+    writes: mpsc::Sender<Write>,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database file named by `settings.url` and migrates it.
+    /// Opens (creating if missing) the database file named by `settings.url`, migrates it and starts the writer
+    /// task (which ends when the last handle to the store is dropped).
     pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(&settings.url)?
             .create_if_missing(true)
@@ -62,8 +79,67 @@ impl SqliteStore {
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { reader, writer })
+        let (writes, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(write_groups(writer, queue));
+        Ok(Self { reader, writes })
     }
+
+    async fn insert(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError> {
+        let (done, result) = oneshot::channel();
+        self.writes
+            .send(Write {
+                envelope,
+                received_at,
+                done,
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        result.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// The writer task: waits for a write, takes whatever else is queued, commits them together.
+async fn write_groups(writer: SqlitePool, mut queue: mpsc::Receiver<Write>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let (work, answers): (Vec<_>, Vec<_>) = group.drain(..).map(|w| ((w.envelope, w.received_at), w.done)).unzip();
+        match commit_group(&writer, work).await {
+            Ok(results) => {
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, writes = answers.len(), "SQLite group commit failed");
+                let reason = e.to_string();
+                for answer in answers {
+                    let _ = answer.send(Err(StoreError::GroupFailed(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the whole group. A write refused on its own (reused key, unknown conversation, a failed
+/// statement) is rolled back to its savepoint and leaves the others untouched.
+async fn commit_group(
+    writer: &SqlitePool,
+    work: Vec<(Envelope, Timestamp)>,
+) -> Result<Vec<Result<Inserted, StoreError>>, sqlx::Error> {
+    let mut tx = writer.begin().await?;
+    let mut results = Vec::with_capacity(work.len());
+    for (envelope, received_at) in work {
+        // A savepoint per write: a write that fails half-way (say, after opening its conversation) leaves
+        // nothing behind, and the rest of the group still commits.
+        let mut one = sqlx::Connection::begin(&mut *tx).await?;
+        let result = write_one(&mut one, envelope, received_at).await;
+        if result.is_ok() {
+            one.commit().await?;
+        }
+        results.push(result);
+    }
+    tx.commit().await?;
+    Ok(results)
 }
 
 impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
