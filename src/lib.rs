@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: the TOML configuration, environment overrides and validation.
 //! - [`store`]: the conversation store (SQLite or MySQL/MariaDB) behind one trait.
+//! - [`legacy`]: loading the legacy REST adapter files and the HMAC replay guard.
 //! - [`service`]: the application service every protocol calls (send, get, list); the one place rules live.
 //! - [`server`]: transports: the HTTP listener with the native REST API, health and metrics.
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
@@ -13,6 +14,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod legacy;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -10,7 +10,8 @@ use protofuse::{config, server, telemetry};
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::CheckConfig { file } => {
-            config::load(Some(&file))?;
+            let config = config::load(Some(&file))?;
+            protofuse::legacy::load_adapters(&config.legacy.adapters)?;
             println!("{}: ok", file.display());
             Ok(())
         }

@@ -29,6 +29,18 @@ pub enum ServiceError {
     Unavailable(#[source] StoreError),
 }
 
+impl ServiceError {
+    /// A stable, machine-readable code, the same on every protocol.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_message",
+            Self::ConversationNotFound(_) => "conversation_not_found",
+            Self::KeyReused => "idempotency_key_reused",
+            Self::Unavailable(_) => "store_unavailable",
+        }
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -16,10 +16,26 @@ fn repo(path: &str) -> std::path::PathBuf {
 
 #[test]
 fn shipped_config_files_parse_and_match_the_defaults() {
-    for file in ["config/default.toml", "config/reference.toml"] {
-        let loaded = config::load(Some(&repo(file))).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_eq!(loaded, Config::default(), "{file} must state the built-in defaults");
-    }
+    let reference = config::load(Some(&repo("config/reference.toml"))).unwrap();
+    assert_eq!(
+        reference,
+        Config::default(),
+        "reference.toml must state the built-in defaults"
+    );
+    // The sample differs from the defaults only by the example integrations it ships enabled.
+    let mut sample = config::load(Some(&repo("config/default.toml"))).unwrap();
+    let adapters = std::mem::take(&mut sample.legacy.adapters);
+    assert_eq!(
+        sample,
+        Config::default(),
+        "default.toml must state the built-in defaults"
+    );
+    assert_eq!(adapters.len(), 3);
+    assert!(
+        adapters.iter().all(|a| a.starts_with(repo("config"))),
+        "relative to the file: {adapters:?}"
+    );
+    protofuse::legacy::load_adapters(&adapters).expect("the shipped adapters are valid");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod cli;
+mod legacy;
 mod rest_api;
 mod store;
 mod support;

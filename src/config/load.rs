@@ -35,7 +35,15 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-    let config: Config = figment.extract().map_err(Box::new)?;
+    let mut config: Config = figment.extract().map_err(Box::new)?;
+    if let Some(dir) = path.and_then(Path::parent) {
+        // Paths inside a configuration file are relative to that file, so it works from any directory.
+        for adapter in &mut config.legacy.adapters {
+            if adapter.is_relative() {
+                *adapter = dir.join(&*adapter);
+            }
+        }
+    }
     config.validate().map_err(ConfigError::Invalid)?;
     Ok(config)
 }

@@ -28,6 +28,17 @@ pub struct Config {
     pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Legacy REST adapters.
+    pub legacy: LegacyConfig,
+}
+
+/// `[legacy]`: legacy REST dialects, one adapter file each (see `config/adapters/` and the README).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LegacyConfig {
+    /// Adapter files to mount on the HTTP listener. Relative paths are relative to the directory of the
+    /// configuration file naming them. None by default: every route a legacy system can call is opted into.
+    pub adapters: Vec<std::path::PathBuf>,
 }
 
 /// `[server]`: the HTTP listener serving the REST API, health and metrics.

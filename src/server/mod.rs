@@ -7,6 +7,7 @@
 mod body;
 pub mod error;
 mod health;
+mod legacy;
 mod observe;
 mod rest;
 
@@ -40,6 +41,9 @@ pub enum StartError {
     /// The store could not be opened or migrated.
     #[error("cannot open the conversation store")]
     Store(#[from] StoreError),
+    /// A legacy adapter file is missing or invalid.
+    #[error(transparent)]
+    Adapters(#[from] crate::legacy::AdapterFilesError),
     /// The listen address is taken or not allowed.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -85,6 +89,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         acquire_timeout: config.store.acquire_timeout,
         sqlite_synchronous: config.store.sqlite_synchronous,
     };
+    let adapters = crate::legacy::load_adapters(&config.legacy.adapters)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
     let service = Service::new(store);
     let addr = config.server.listen;
@@ -99,7 +104,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         metrics: telemetry::metrics_handle(),
         body_limit: config.server.body_limit_bytes,
     };
-    let app = router(state, config.server.request_timeout);
+    let app = router(state, config.server.request_timeout, adapters);
     let (stop, stopped) = oneshot::channel();
     let draining = service.clone();
     let upkeep = tokio::spawn(observe::upkeep(telemetry::metrics_handle()));
@@ -118,10 +123,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 }
 
 /// The full HTTP application.
-pub(crate) fn router(state: AppState, request_timeout: Duration) -> Router {
+pub(crate) fn router(
+    state: AppState,
+    request_timeout: Duration,
+    adapters: Vec<protofuse_legacy::LegacyAdapter>,
+) -> Router {
     Router::new()
         .merge(rest::routes())
         .merge(health::routes())
+        .merge(legacy::routes(adapters))
         .fallback(|| async { error::ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { error::ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(request_timeout, observe::deadline))

@@ -99,6 +99,11 @@ impl LegacyAdapter {
         &self.config.path
     }
 
+    /// Whether requests carry their fields in the query string rather than the body.
+    pub fn reads_query(&self) -> bool {
+        self.config.format == crate::body::Format::Query
+    }
+
     /// The outbound renderer, when the adapter has one.
     pub fn outbound(&self) -> Option<&Outbound> {
         self.outbound.as_ref()

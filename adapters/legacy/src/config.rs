@@ -87,49 +87,19 @@ impl AdapterConfig {
         if !matches!(self.method.as_str(), "POST" | "GET" | "PUT") {
             push("method".to_owned(), "must be POST, PUT or GET".to_owned());
         }
-        if !self.path.starts_with('/') || RESERVED_PREFIXES.iter().any(|p| self.path.starts_with(p)) {
+        let plain = self
+            .path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c));
+        if !plain || !self.path.starts_with('/') || RESERVED_PREFIXES.iter().any(|p| self.path.starts_with(p)) {
             push(
                 "path".to_owned(),
-                format!("must start with / and not with any of {RESERVED_PREFIXES:?}"),
+                format!("must be / followed by letters, digits, /-_. and not start with any of {RESERVED_PREFIXES:?}"),
             );
         }
         for (target, spec) in &self.fields {
-            let key = format!("fields.{target:?}");
-            if !mapping::is_target(target) {
-                push(
-                    key.clone(),
-                    format!(
-                        "unknown canonical field; expected one of {:?} or metadata.<key>",
-                        mapping::TARGETS
-                    ),
-                );
-            }
-            let sources = [spec.from.is_some(), spec.value.is_some(), spec.concat.is_some()];
-            if sources.iter().filter(|s| **s).count() > 1 {
-                push(key.clone(), "set only one of from, value, concat".to_owned());
-            }
-            if sources.iter().all(|s| !s) && spec.default.is_none() {
-                push(key.clone(), "needs from, value, concat or default".to_owned());
-            }
-            if let (Format::Json, Some(from)) = (self.format, &spec.from)
-                && !from.starts_with('/')
-            {
-                push(
-                    format!("{key}.from"),
-                    format!("{from:?} is not a JSON pointer (they start with /)"),
-                );
-            }
-            if spec.transform == Some(Transform::Datetime)
-                && let Some(offset) = &spec.utc_offset
-                && let Err(e) = mapping::parse_offset(offset)
-            {
-                push(format!("{key}.utc_offset"), e);
-            }
-            if spec.transform != Some(Transform::Datetime) && (spec.format.is_some() || spec.utc_offset.is_some()) {
-                push(
-                    key,
-                    "format and utc_offset apply only to transform = \"datetime\"".to_owned(),
-                );
+            for (key, message) in self.field_issues(target, spec) {
+                push(key, message);
             }
         }
         if !self.fields.contains_key("sender.external_id") {
@@ -148,6 +118,50 @@ impl AdapterConfig {
             for issue in outbound.issues() {
                 push(format!("outbound.{}", issue.key), issue.message);
             }
+        }
+        issues
+    }
+
+    /// Problems of one field mapping, as (key, message).
+    fn field_issues(&self, target: &str, spec: &FieldSpec) -> Vec<(String, String)> {
+        let mut issues = Vec::new();
+        let mut push = |key: String, message: String| issues.push((key, message));
+        let key = format!("fields.{target:?}");
+        if !mapping::is_target(target) {
+            push(
+                key.clone(),
+                format!(
+                    "unknown canonical field; expected one of {:?} or metadata.<key>",
+                    mapping::TARGETS
+                ),
+            );
+        }
+        let sources = [spec.from.is_some(), spec.value.is_some(), spec.concat.is_some()];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            push(key.clone(), "set only one of from, value, concat".to_owned());
+        }
+        if sources.iter().all(|s| !s) && spec.default.is_none() {
+            push(key.clone(), "needs from, value, concat or default".to_owned());
+        }
+        if let (Format::Json, Some(from)) = (self.format, &spec.from)
+            && !from.starts_with('/')
+        {
+            push(
+                format!("{key}.from"),
+                format!("{from:?} is not a JSON pointer (they start with /)"),
+            );
+        }
+        if spec.transform == Some(Transform::Datetime)
+            && let Some(offset) = &spec.utc_offset
+            && let Err(e) = mapping::parse_offset(offset)
+        {
+            push(format!("{key}.utc_offset"), e);
+        }
+        if spec.transform != Some(Transform::Datetime) && (spec.format.is_some() || spec.utc_offset.is_some()) {
+            push(
+                key,
+                "format and utc_offset apply only to transform = \"datetime\"".to_owned(),
+            );
         }
         issues
     }

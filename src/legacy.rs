@@ -1,0 +1,97 @@
+//! Loading the legacy REST adapter files named in `[legacy]` and the replay guard their HMAC callers need.
+//!
+//! The adapters themselves (mapping, charsets, auth checks, answers) are the pure `protofuse-legacy` crate;
+//! this module does the I/O (reading files) and keeps the state (seen nonces) that a pure codec cannot.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use protofuse_legacy::LegacyAdapter;
+use tokio::time::Instant;
+
+/// Why the adapter files cannot be used: every problem, each naming its file, adapter and key.
+#[derive(Debug, thiserror::Error)]
+#[error("legacy adapters are invalid:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct AdapterFilesError(pub Vec<String>);
+
+/// Reads and validates every adapter file; also refuses two adapters with the same name or route.
+pub fn load_adapters(files: &[PathBuf]) -> Result<Vec<LegacyAdapter>, AdapterFilesError> {
+    let mut problems = Vec::new();
+    let mut adapters: Vec<LegacyAdapter> = Vec::new();
+    for file in files {
+        let shown = file.display();
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                problems.push(format!("{shown}: cannot read: {e}"));
+                continue;
+            }
+        };
+        match LegacyAdapter::from_toml(&text) {
+            Ok(adapter) => {
+                if let Some(other) = adapters.iter().find(|a| a.name() == adapter.name()) {
+                    problems.push(format!("{shown}: name {:?} is already used", other.name()));
+                } else if adapters
+                    .iter()
+                    .any(|a| a.path() == adapter.path() && a.method() == adapter.method())
+                {
+                    problems.push(format!(
+                        "{shown}: route {} {} is already mounted",
+                        adapter.method(),
+                        adapter.path()
+                    ));
+                } else {
+                    adapters.push(adapter);
+                }
+            }
+            Err(issues) => {
+                let name = toml_name(&text);
+                problems.extend(issues.into_iter().map(|i| format!("{shown} (adapter {name}): {i}")));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(adapters)
+    } else {
+        Err(AdapterFilesError(problems))
+    }
+}
+
+fn toml_name(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("name").and_then(|r| r.trim().strip_prefix('=')))
+        .map_or_else(|| "?".to_owned(), |v| v.trim().trim_matches(['"', '\'']).to_owned())
+}
+
+/// Remembers HMAC nonces for their window so a captured request cannot be replayed.
+#[derive(Debug, Default)]
+pub struct NonceGuard {
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+/// Nonces remembered at most; beyond it the oldest are forgotten early rather than memory growing without bound.
+const MAX_NONCES: usize = 100_000;
+
+impl NonceGuard {
+    /// `true` the first time `nonce` is offered within `window`; `false` for a replay.
+    pub fn first_use(&self, nonce: &str, window: Duration) -> bool {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.get(nonce).is_some_and(|expires| *expires > now) {
+            return false;
+        }
+        if seen.len() >= MAX_NONCES {
+            seen.retain(|_, expires| *expires > now);
+            if seen.len() >= MAX_NONCES
+                && let Some(oldest) = seen.iter().min_by_key(|(_, e)| **e).map(|(k, _)| k.clone())
+            {
+                seen.remove(&oldest);
+            }
+        }
+        // A timestamp may be up to `window` in the past or the future, so a nonce must outlive twice that.
+        seen.insert(nonce.to_owned(), now + window * 2);
+        true
+    }
+}

@@ -1,0 +1,102 @@
+//! Routes of the configured legacy REST adapters: each adapter file becomes one route on the HTTP listener,
+//! answered in its caller's own convention (status and body from the adapter's templates).
+//!
+//! Order of checks: body size, credentials (and HMAC nonce replay), decoding and mapping, then the one
+//! application service. Nothing is stored unless every check before it passed.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
+use protofuse_legacy::auth::Presented;
+use protofuse_legacy::{Class, LegacyAdapter, Reply};
+
+use super::{AppState, body};
+use crate::legacy::NonceGuard;
+use crate::service::ServiceError;
+
+struct Route {
+    adapter: LegacyAdapter,
+    nonces: NonceGuard,
+}
+
+/// One route per adapter.
+pub(super) fn routes(adapters: Vec<LegacyAdapter>) -> axum::Router<AppState> {
+    let mut router = axum::Router::new();
+    for adapter in adapters {
+        let filter = match adapter.method() {
+            "GET" => MethodFilter::GET,
+            "PUT" => MethodFilter::PUT,
+            _ => MethodFilter::POST,
+        };
+        let path = adapter.path().to_owned();
+        let route = Arc::new(Route {
+            adapter,
+            nonces: NonceGuard::default(),
+        });
+        router = router.route(
+            &path,
+            on(filter, move |State(app): State<AppState>, request: Request| {
+                handle(app, Arc::clone(&route), request)
+            }),
+        );
+    }
+    router
+}
+
+async fn handle(app: AppState, route: Arc<Route>, request: Request) -> Response {
+    let adapter = &route.adapter;
+    let (parts, body) = request.into_parts();
+    let bytes = match body::read_limited(&parts.headers, body, app.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => return refuse(adapter, Class::Invalid, e.code(), &e.to_string()),
+    };
+    let presented = Presented {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        body: &bytes,
+        now: chrono::Utc::now().timestamp(),
+    };
+    match adapter.authenticate(presented, |name| parts.headers.get(name).and_then(|v| v.to_str().ok())) {
+        Ok(None) => {}
+        Ok(Some(nonce)) => {
+            let window = adapter.nonce_window().unwrap_or_default();
+            if !route.nonces.first_use(&nonce, window) {
+                return refuse(adapter, Class::Unauthorized, "replayed", "nonce was already used");
+            }
+        }
+        Err(e) => return refuse(adapter, Class::Unauthorized, "unauthenticated", &e.to_string()),
+    }
+    let input = if adapter.reads_query() {
+        parts.uri.query().unwrap_or("").as_bytes()
+    } else {
+        &bytes[..]
+    };
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let envelope = match adapter.decode(content_type, input) {
+        Ok(envelope) => envelope,
+        Err(e) => return refuse(adapter, Class::Invalid, e.code(), &e.to_string()),
+    };
+    match app.service.send(envelope).await {
+        Ok(outcome) => render(adapter, Reply::Accepted(&outcome)),
+        Err(e @ ServiceError::Unavailable(_)) => refuse(adapter, Class::Unavailable, e.code(), &e.to_string()),
+        Err(e) => refuse(adapter, Class::Invalid, e.code(), &e.to_string()),
+    }
+}
+
+fn refuse(adapter: &LegacyAdapter, class: Class, code: &str, message: &str) -> Response {
+    render(adapter, Reply::Refused { class, code, message })
+}
+
+fn render(adapter: &LegacyAdapter, reply: Reply<'_>) -> Response {
+    let rendered = adapter.respond(reply);
+    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, Body::from(rendered.body)).into_response();
+    if let Ok(content_type) = HeaderValue::from_str(&rendered.content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    }
+    response
+}

@@ -1,0 +1,224 @@
+//! The shipped legacy REST adapters over real HTTP: GBK forms, HMAC-signed JSON, XML, and the example PHP and
+//! Java clients against the real `protofuse serve`, each read back through the native API.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::server::{Binary, TestServer};
+
+fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+async fn with_adapters() -> TestServer {
+    TestServer::sqlite(|c| {
+        c.legacy.adapters = ["php-helpdesk", "java-crm", "dotnet-service"]
+            .iter()
+            .map(|n| repo(&format!("config/adapters/{n}.toml")))
+            .collect();
+    })
+    .await
+}
+
+fn gbk_percent(text: &str) -> String {
+    let (bytes, _, _) = encoding_rs::GBK.encode(text);
+    bytes.iter().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// The texts of every message of `customer`'s conversations, through the native API.
+async fn texts_of(client: &reqwest::Client, base: &str, customer: &str) -> Vec<String> {
+    let list: Value = client
+        .get(format!("{base}/v1/conversations?customer={customer}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    for conversation in list["items"].as_array().unwrap() {
+        let id = conversation["id"].as_str().unwrap();
+        let page: Value = client
+            .get(format!("{base}/v1/conversations/{id}/messages"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        texts.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["content"]["text"].as_str().unwrap_or("").to_owned()),
+        );
+    }
+    texts
+}
+
+async fn php_post(server: &TestServer, key: &str, body: String) -> (u16, Value) {
+    let response = server
+        .client
+        .post(server.url("/legacy/php/message"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-api-key", key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn gbk_form_is_stored_as_utf8_and_answered_in_php_convention() {
+    let server = with_adapters().await;
+    let form = format!("uid=g1&msg={}&ts=1700000000&mid=77", gbk_percent("我要退货，谢谢"));
+    let (status, answer) = php_post(&server, "php-demo-key", form.clone()).await;
+    assert_eq!(
+        (status, &answer["code"], &answer["msg"]),
+        (200, &Value::from(0), &Value::from("ok"))
+    );
+    let (_, again) = php_post(&server, "php-demo-key", form).await;
+    assert_eq!(
+        (&again["msg"], &again["id"]),
+        (&Value::from("duplicate"), &answer["id"]),
+        "retry stored once"
+    );
+    assert_eq!(texts_of(&server.client, &server.base, "g1").await, ["我要退货，谢谢"]);
+
+    let (status, refused) = php_post(&server, "wrong", "uid=g2&msg=hi".to_owned()).await;
+    assert_eq!((status, &refused["code"]), (403, &Value::from(403)));
+    let (status, malformed) = php_post(&server, "php-demo-key", format!("msg={}", gbk_percent("没有用户"))).await;
+    assert_eq!(
+        (status, &malformed["code"]),
+        (200, &Value::from(1)),
+        "PHP convention: errors in the body"
+    );
+    assert!(malformed["msg"].as_str().unwrap().contains("uid"), "{malformed}");
+    let (_, undecodable) = php_post(&server, "php-demo-key", "uid=g3&msg=%FF%FE".to_owned()).await;
+    assert_eq!(undecodable["code"], 1);
+    assert!(
+        texts_of(&server.client, &server.base, "g3").await.is_empty(),
+        "nothing half-stored"
+    );
+    server.shutdown().await;
+}
+
+async fn crm_post(server: &TestServer, body: &str, timestamp: i64, nonce: &str, secret: &str) -> (u16, Value) {
+    let ts = timestamp.to_string();
+    let signature = protofuse_legacy::auth::sign(secret, "POST", "/legacy/crm/messages", &ts, nonce, body.as_bytes());
+    let response = server
+        .client
+        .post(server.url("/legacy/crm/messages"))
+        .header("content-type", "application/json")
+        .header("x-timestamp", ts)
+        .header("x-nonce", nonce)
+        .header("x-signature", signature)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn hmac_signed_json_valid_wrong_replayed_and_stale() {
+    let server = with_adapters().await;
+    let now = chrono::Utc::now().timestamp();
+    let body = r#"{"header":{"requestId":"r-1"},"body":{"customerId":"h1","content":"where is my parcel"}}"#;
+    let (status, ok) = crm_post(&server, body, now, "nonce-1", "crm-demo-secret").await;
+    assert_eq!((status, &ok["success"]), (200, &Value::Bool(true)), "{ok}");
+    assert!(ok["data"]["messageId"].is_string());
+    let (status, wrong) = crm_post(&server, body, now, "nonce-2", "not-the-secret").await;
+    assert_eq!((status, &wrong["errorCode"]), (401, &Value::from("UNAUTHORIZED")));
+    let (status, replayed) = crm_post(&server, body, now, "nonce-1", "crm-demo-secret").await;
+    assert_eq!(status, 401, "a replayed nonce is refused: {replayed}");
+    let (status, _) = crm_post(&server, body, now - 3600, "nonce-3", "crm-demo-secret").await;
+    assert_eq!(status, 401, "a stale timestamp is refused");
+    let (status, malformed) = crm_post(&server, "{\"header\":", now, "nonce-4", "crm-demo-secret").await;
+    assert_eq!((status, &malformed["errorCode"]), (400, &Value::from("malformed_body")));
+    assert_eq!(
+        texts_of(&server.client, &server.base, "h1").await,
+        ["where is my parcel"]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn dotnet_xml_call_and_malformed_xml() {
+    let server = with_adapters().await;
+    let post = |body: &'static str| {
+        server
+            .client
+            .post(server.url("/legacy/dotnet/message"))
+            .header("content-type", "application/xml; charset=utf-8")
+            .header("authorization", "Bearer dotnet-demo-token")
+            .body(body)
+            .send()
+    };
+    let ok = post("<Message><Customer><Id>x1</Id></Customer><Text>App 闪退了</Text></Message>")
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let answer: Value = ok.json().await.unwrap();
+    assert_eq!(
+        (&answer["Code"], &answer["Message"]),
+        (&Value::from(0), &Value::from("OK"))
+    );
+    let bad = post("<Message><Customer><Id>x2</Id></Customer><Text>unclosed")
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["Code"], 400);
+    let xxe = post(
+        r#"<!DOCTYPE m [<!ENTITY e SYSTEM "file:///etc/passwd">]><Message><Customer><Id>x3</Id></Customer><Text>&e;</Text></Message>"#,
+    );
+    assert_eq!(xxe.await.unwrap().status(), 400);
+    assert_eq!(texts_of(&server.client, &server.base, "x1").await, ["App 闪退了"]);
+    assert!(texts_of(&server.client, &server.base, "x3").await.is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn example_php_and_java_clients_against_protofuse_serve() {
+    let cwd = tempfile::tempdir().unwrap();
+    let binary = Binary::serve_default(cwd.path()).await;
+    let php = Command::new("php")
+        .arg(repo("examples/php_helpdesk_client.php"))
+        .args([&binary.base, "php-example"])
+        .output()
+        .expect("php-cli is installed (CI installs it: apt-get install php-cli)");
+    assert!(
+        php.status.success(),
+        "php client: {}",
+        String::from_utf8_lossy(&php.stdout)
+    );
+    let java = Command::new("java")
+        .arg(repo("examples/JavaCrmClient.java"))
+        .args([&binary.base, "java-example"])
+        .output()
+        .expect("a JDK is installed");
+    assert!(
+        java.status.success(),
+        "java client: {} {}",
+        String::from_utf8_lossy(&java.stdout),
+        String::from_utf8_lossy(&java.stderr)
+    );
+    let client = reqwest::Client::new();
+    assert_eq!(
+        texts_of(&client, &binary.base, "php-example").await,
+        ["你好，我要退货，订单号 A-1001"]
+    );
+    assert_eq!(
+        texts_of(&client, &binary.base, "java-example").await,
+        ["快递到哪了? where is my parcel"]
+    );
+}
