@@ -1,4 +1,5 @@
-//! `POST /v1/messages` into SQLite against a bare hyper hello-world, measured in the same run.
+//! `POST /v1/messages` into SQLite against a bare hyper hello-world, measured in the same run, and the same
+//! ingest through the php-helpdesk legacy adapter (GBK form, API key, field mapping) against the native route.
 //!
 //! Run: `cargo bench --bench rest_ingest` (env: `BENCH_SECONDS` per target, default 10; `BENCH_CONNECTIONS`,
 //! default 32). Both servers and the load generator share this machine's cores, so compare the ratios, not the
@@ -63,6 +64,8 @@ async fn bare_hyper() -> SocketAddr {
 
 async fn protofuse(dir: &std::path::Path, synchronous: Synchronous) -> SocketAddr {
     let mut config = Config::default();
+    config.legacy.adapters =
+        vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/adapters/php-helpdesk.toml")];
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.store.url = format!("sqlite://{}", dir.join(format!("{synchronous:?}.db")).display());
     config.store.sqlite_synchronous = synchronous;
@@ -72,14 +75,32 @@ async fn protofuse(dir: &std::path::Path, synchronous: Synchronous) -> SocketAdd
     addr
 }
 
-fn message(worker: u64, n: u64) -> Bytes {
-    Bytes::from(format!(
+type MakeRequest = fn(u64, u64) -> Request<Full<Bytes>>;
+
+fn native(worker: u64, n: u64) -> Request<Full<Bytes>> {
+    let body = format!(
         r#"{{"channel":"web","sender":{{"role":"customer","external_id":"bench-{worker}"}},"content":{{"type":"text","text":"where is my parcel? #{n}"}}}}"#
-    ))
+    );
+    Request::post("/v1/messages")
+        .header("host", "bench")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// The same message as a GBK form from a PHP helpdesk ("我要退货" percent-encoded in GBK).
+fn legacy_form(worker: u64, n: u64) -> Request<Full<Bytes>> {
+    let body = format!("uid=bench-{worker}&msg=%CE%D2%D2%AA%CD%CB%BB%F5+{n}&ts=1700000000&role=1");
+    Request::post("/legacy/php/message")
+        .header("host", "bench")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-api-key", "php-demo-key")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
 }
 
 /// Keep-alive connections, each sending requests back to back for `seconds`.
-async fn load(name: &str, addr: SocketAddr, connections: u64, seconds: u64) -> Outcome {
+async fn load(name: &str, addr: SocketAddr, connections: u64, seconds: u64, make: MakeRequest) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -95,11 +116,7 @@ async fn load(name: &str, addr: SocketAddr, connections: u64, seconds: u64) -> O
             let (mut ok, mut errors, mut n) = (0u64, 0u64, 0u64);
             while Instant::now() < deadline {
                 n += 1;
-                let request = Request::post("/v1/messages")
-                    .header("host", "bench")
-                    .header("content-type", "application/json")
-                    .body(Full::new(message(worker, n)))
-                    .unwrap();
+                let request = make(worker, n);
                 let sent = Instant::now();
                 let response = sender.send_request(request).await.unwrap();
                 let success = response.status().is_success();
@@ -136,27 +153,19 @@ async fn main() {
     let full_addr = protofuse(dir.path(), Synchronous::Full).await;
     let normal_addr = protofuse(dir.path(), Synchronous::Normal).await;
 
-    let _warmup = load("warmup", baseline_addr, connections, 1).await;
-    let baseline = load("bare hyper (baseline)", baseline_addr, connections, seconds).await;
-    let full = load(
-        "protofuse POST /v1/messages, SQLite synchronous=full",
-        full_addr,
-        connections,
-        seconds,
-    )
-    .await;
-    let normal = load(
-        "protofuse POST /v1/messages, SQLite synchronous=normal",
-        normal_addr,
-        connections,
-        seconds,
-    )
-    .await;
+    let _warmup = load("warmup", baseline_addr, connections, 1, native).await;
+    let baseline = load("bare hyper (baseline)", baseline_addr, connections, seconds, native).await;
+    let name = "protofuse POST /v1/messages, SQLite synchronous=full";
+    let full = load(name, full_addr, connections, seconds, native).await;
+    let name = "protofuse POST /v1/messages, SQLite synchronous=normal";
+    let normal = load(name, normal_addr, connections, seconds, native).await;
+    let name = "protofuse legacy GBK form (php-helpdesk), SQLite synchronous=normal";
+    let legacy = load(name, normal_addr, connections, seconds, legacy_form).await;
 
     println!("\n{connections} keep-alive connections, {seconds} s per target, one machine\n");
     println!("| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for o in [&baseline, &full, &normal] {
+    for o in [&baseline, &full, &normal, &legacy] {
         println!(
             "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x |",
             o.name,
@@ -168,4 +177,37 @@ async fn main() {
             o.p(0.99) / baseline.p(0.99)
         );
     }
+    println!(
+        "\nmapping layer: legacy adapter / native REST on the same store: throughput {:.3}, p99 {:.2}x",
+        legacy.rate() / normal.rate(),
+        legacy.p(0.99) / normal.p(0.99)
+    );
+    decode_cost();
+}
+
+/// The mapping layer alone, without HTTP or the store: decoding the same message natively and through the
+/// php-helpdesk adapter, timed over many iterations in this process.
+fn decode_cost() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/adapters/php-helpdesk.toml");
+    let adapter = protofuse_legacy::LegacyAdapter::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let json = br#"{"channel":"web","sender":{"role":"customer","external_id":"u1"},"content":{"type":"text","text":"where is my parcel?"}}"#;
+    let form = b"uid=u1&msg=%CE%D2%D2%AA%CD%CB%BB%F5&ts=1700000000&role=1&mid=9";
+    let iterations = 200_000u32;
+    let time = |f: &dyn Fn()| {
+        let started = std::time::Instant::now();
+        for _ in 0..iterations {
+            f();
+        }
+        started.elapsed().as_nanos() as f64 / f64::from(iterations)
+    };
+    let native_ns = time(&|| {
+        std::hint::black_box(protofuse_adapter::native::decode(json, Some("k")).unwrap());
+    });
+    let legacy_ns = time(&|| {
+        std::hint::black_box(adapter.decode(None, form).unwrap());
+    });
+    println!(
+        "decode only: native JSON {native_ns:.0} ns/message, legacy GBK form {legacy_ns:.0} ns/message, ratio {:.2}x",
+        legacy_ns / native_ns
+    );
 }
