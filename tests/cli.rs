@@ -8,7 +8,7 @@ use std::time::Duration;
 use protofuse::config::{self, Config};
 use serde_json::{Value, json};
 
-use crate::support::server::Binary;
+use crate::support::server::{Binary, get_json};
 
 fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -107,14 +107,11 @@ async fn serve_with_the_shipped_config_round_trips_and_stops_on_sigterm() {
         .await
         .unwrap();
     let conversation = sent["message"]["conversation_id"].as_str().unwrap();
-    let page: Value = client
-        .get(format!("{}/v1/conversations/{conversation}/messages", binary.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(
+        &client,
+        &format!("{}/v1/conversations/{conversation}/messages", binary.base),
+    )
+    .await;
     assert_eq!(page["items"][0]["content"]["text"], "你好");
     assert!(
         cwd.path().join("data/protofuse.db").exists(),

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::server::{Binary, TestServer};
+use crate::support::server::{Binary, TestServer, get_json, texts};
 
 fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -29,34 +29,15 @@ fn gbk_percent(text: &str) -> String {
 
 /// The texts of every message of `customer`'s conversations, through the native API.
 async fn texts_of(client: &reqwest::Client, base: &str, customer: &str) -> Vec<String> {
-    let list: Value = client
-        .get(format!("{base}/v1/conversations?customer={customer}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut texts = Vec::new();
+    let list = get_json(client, &format!("{base}/v1/conversations?customer={customer}")).await;
+    let mut all = Vec::new();
     for conversation in list["items"].as_array().unwrap() {
         let id = conversation["id"].as_str().unwrap();
-        let page: Value = client
-            .get(format!("{base}/v1/conversations/{id}/messages"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        texts.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["content"]["text"].as_str().unwrap_or("").to_owned()),
-        );
+        all.extend(texts(
+            &get_json(client, &format!("{base}/v1/conversations/{id}/messages")).await,
+        ));
     }
-    texts
+    all
 }
 
 async fn php_post(server: &TestServer, key: &str, body: String) -> (u16, Value) {

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::server::TestServer;
+use crate::support::server::{TestServer, texts as support_texts};
 
 fn text_message(customer: &str, text: &str) -> Value {
     json!({
@@ -45,29 +45,13 @@ async fn posted_message_round_trips() {
     let conversation = sent["message"]["conversation_id"].as_str().unwrap();
     assert_eq!(location, format!("/v1/conversations/{conversation}/messages"));
 
-    let page: Value = server
-        .client
-        .get(server.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = server.get_json(&location).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0], sent["message"]);
     assert_eq!(page["items"][0]["content"]["text"], "where is my parcel?");
     assert!(page.get("next_cursor").is_none());
 
-    let found: Value = server
-        .client
-        .get(server.url(&format!("/v1/conversations/{conversation}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found: Value = server.get_json(&format!("/v1/conversations/{conversation}")).await;
     assert_eq!(found["customer_id"], "alice");
     assert_eq!(found["status"], "bot");
     server.shutdown().await;
@@ -88,14 +72,8 @@ async fn duplicate_post_stores_one_row_and_says_so() {
     }
     let conversation = first["message"]["conversation_id"].as_str().unwrap();
     let page: Value = server
-        .client
-        .get(server.url(&format!("/v1/conversations/{conversation}/messages")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/conversations/{conversation}/messages"))
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "stored once");
 
     let reused = post(&server, &text_message("bob", "something else"), Some("order-42")).await;
@@ -220,22 +198,8 @@ async fn history_pages_with_cursor_and_conversations_filter() {
     let mut texts = Vec::new();
     let mut next = format!("/v1/conversations/{conversation}/messages?limit=2&order=desc");
     loop {
-        let page: Value = server
-            .client
-            .get(server.url(&next))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        texts.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["content"]["text"].as_str().unwrap().to_owned()),
-        );
+        let page: Value = server.get_json(&next).await;
+        texts.extend(support_texts(&page));
         match page["next_cursor"].as_str() {
             Some(cursor) => {
                 next = format!("/v1/conversations/{conversation}/messages?limit=2&order=desc&cursor={cursor}");
@@ -245,26 +209,10 @@ async fn history_pages_with_cursor_and_conversations_filter() {
     }
     assert_eq!(texts, ["msg 4", "msg 3", "msg 2", "msg 1", "msg 0"]);
 
-    let dana: Value = server
-        .client
-        .get(server.url("/v1/conversations?customer=dana&status=bot"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dana: Value = server.get_json("/v1/conversations?customer=dana&status=bot").await;
     assert_eq!(dana["items"].as_array().unwrap().len(), 1);
     assert_eq!(dana["items"][0]["id"], conversation.as_str());
-    let closed: Value = server
-        .client
-        .get(server.url("/v1/conversations?status=closed"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let closed: Value = server.get_json("/v1/conversations?status=closed").await;
     assert!(closed["items"].as_array().unwrap().is_empty());
     server.shutdown().await;
 }
@@ -273,15 +221,7 @@ async fn history_pages_with_cursor_and_conversations_filter() {
 async fn health_readiness_and_metrics() {
     let server = TestServer::sqlite(|_| {}).await;
     post(&server, &text_message("fay", "hi"), None).await;
-    let ready: Value = server
-        .client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = server.get_json("/readyz").await;
     assert_eq!(ready["store"], "sqlite");
     let metrics = server
         .client

@@ -47,11 +47,30 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// GETs `path` and parses the JSON answer, whatever its status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        get_json(&self.client, &self.url(path)).await
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
     }
+}
+
+/// GETs `url` and parses the JSON answer, whatever its status.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The text of every message in a page of the native API.
+pub fn texts(page: &serde_json::Value) -> Vec<String> {
+    let items = page["items"].as_array().expect("a page has items");
+    items
+        .iter()
+        .map(|m| m["content"]["text"].as_str().unwrap_or("").to_owned())
+        .collect()
 }
 
 /// A loopback port nobody listens on right now.
