@@ -5,6 +5,7 @@
 
 mod cli;
 mod legacy;
+mod lifecycle;
 mod rest_api;
 mod store;
 mod support;
