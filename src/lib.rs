@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: the TOML configuration, environment overrides and validation.
 //! - [`store`]: the conversation store (SQLite or MySQL/MariaDB) behind one trait.
+//! - [`events`]: the conversation event bus behind every protocol's subscriptions.
 //! - [`service`]: the application service every protocol calls (send, get, list); the one place rules live.
 //! - [`server`]: transports: the HTTP listener with the native REST API, health and metrics.
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
@@ -13,6 +14,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod server;
 pub mod service;
 pub mod store;

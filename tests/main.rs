@@ -4,6 +4,8 @@
 #![allow(unreachable_pub)]
 
 mod cli;
+mod grpc;
+mod jsonrpc;
 mod rest_api;
 mod store;
 mod support;

@@ -15,6 +15,10 @@ use tempfile::TempDir;
 /// A server running in this process, with its data in a temporary directory.
 pub struct TestServer {
     pub base: String,
+    /// `http://127.0.0.1:<grpc port>`, for tonic clients.
+    pub grpc: String,
+    /// `127.0.0.1:<admin port>`.
+    pub admin: std::net::SocketAddr,
     pub client: reqwest::Client,
     running: Option<Running>,
     _dir: TempDir,
@@ -26,6 +30,8 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.grpc.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin.listen = "127.0.0.1:0".parse().unwrap();
         config.store.url = format!("sqlite://{}", dir.path().join("protofuse.db").display());
         tweak(&mut config);
         Self::start(&config, dir).await
@@ -37,6 +43,8 @@ impl TestServer {
         let base = format!("http://{}", running.local_addr());
         Self {
             base,
+            grpc: format!("http://{}", running.grpc_addr()),
+            admin: running.admin_addr(),
             client: reqwest::Client::new(),
             running: Some(running),
             _dir: dir,
@@ -45,6 +53,11 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The temporary directory holding the SQLite file (`protofuse.db`).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub async fn shutdown(mut self) {
@@ -75,6 +88,8 @@ impl Binary {
             .args(["serve", "--config"])
             .arg(&config)
             .env("PROTOFUSE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("PROTOFUSE__GRPC__LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("PROTOFUSE__ADMIN__LISTEN", format!("127.0.0.1:{}", free_port()))
             .current_dir(cwd)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
