@@ -109,8 +109,13 @@ async fn send_page_and_hear_every_protocol() {
     assert_eq!(text_of(&heard), "three");
     assert_eq!(heard.conversation_id, first.conversation_id);
 
+    page_and_read(&mut grpc, &first.conversation_id).await;
+    server.shutdown().await;
+}
+
+async fn page_and_read(grpc: &mut ConversationServiceClient<Channel>, conversation_id: &str) {
     let mut page = pb::ListMessagesRequest {
-        conversation_id: first.conversation_id.clone(),
+        conversation_id: conversation_id.to_owned(),
         page_size: 2,
         ..Default::default()
     };
@@ -123,7 +128,7 @@ async fn send_page_and_hear_every_protocol() {
 
     let conversation = grpc
         .get_conversation(pb::GetConversationRequest {
-            conversation_id: first.conversation_id.clone(),
+            conversation_id: conversation_id.to_owned(),
         })
         .await
         .unwrap()
@@ -141,7 +146,6 @@ async fn send_page_and_hear_every_protocol() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.conversations.len(), 1);
-    server.shutdown().await;
 }
 
 #[tokio::test]

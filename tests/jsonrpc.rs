@@ -80,6 +80,26 @@ async fn http_and_websocket_clients_send_page_and_subscribe() {
     assert_eq!(over_ws["message"]["conversation_id"], conversation);
     assert_eq!(next_text(&mut events).await, "d");
 
+    page_and_read(&http, &ws, &conversation).await;
+
+    let missing = json!({"id": uuid::Uuid::now_v7()});
+    let err = http
+        .request::<Value, _>("conversation.get", rpc_params![missing])
+        .await
+        .unwrap_err();
+    assert_eq!(app_code(err), -32001);
+    let mut invalid = message("frank", "");
+    invalid["content"]["text"] = json!("");
+    let err = http
+        .request::<Value, _>("message.send", rpc_params![invalid])
+        .await
+        .unwrap_err();
+    assert_eq!(app_code(err), -32004);
+    events.unsubscribe().await.unwrap();
+    server.shutdown().await;
+}
+
+async fn page_and_read(http: &impl ClientT, ws: &impl ClientT, conversation: &Value) {
     let page: Value = http
         .request(
             "conversation.messages",
@@ -114,22 +134,6 @@ async fn http_and_websocket_clients_send_page_and_subscribe() {
         .await
         .unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
-
-    let missing = json!({"id": uuid::Uuid::now_v7()});
-    let err = http
-        .request::<Value, _>("conversation.get", rpc_params![missing])
-        .await
-        .unwrap_err();
-    assert_eq!(app_code(err), -32001);
-    let mut invalid = message("frank", "");
-    invalid["content"]["text"] = json!("");
-    let err = http
-        .request::<Value, _>("message.send", rpc_params![invalid])
-        .await
-        .unwrap_err();
-    assert_eq!(app_code(err), -32004);
-    events.unsubscribe().await.unwrap();
-    server.shutdown().await;
 }
 
 async fn raw(server: &TestServer, body: &str) -> (u16, String) {
@@ -205,7 +209,7 @@ async fn malformed_requests_batches_and_notifications() {
 
     let too_big = format!(
         "[{}]",
-        vec![r#"{"jsonrpc":"2.0","id":1,"method":"conversation.list"}"#; 5].join(",")
+        [r#"{"jsonrpc":"2.0","id":1,"method":"conversation.list"}"#; 5].join(",")
     );
     let r = raw_json(&server, &too_big).await;
     assert!(

@@ -43,7 +43,7 @@ fn service_status(e: ServiceError) -> Status {
     }
 }
 
-fn decode_status(e: protofuse_adapter::DecodeError) -> Status {
+fn decode_status(e: &protofuse_adapter::DecodeError) -> Status {
     use protofuse_adapter::Rejection;
     match e.rejection() {
         Rejection::Unauthorized => Status::unauthenticated(e.to_string()),
@@ -58,7 +58,7 @@ fn conversation_id(raw: &str) -> Result<protofuse_model::ConversationId, Status>
 }
 
 fn page(size: u32, token: &str, order: i32, default: Order) -> Result<PageRequest, Status> {
-    let order = match model_order(order).map_err(decode_status)? {
+    let order = match model_order(order).map_err(|e| decode_status(&e))? {
         None => default,
         Some(true) => Order::Ascending,
         Some(false) => Order::Descending,
@@ -114,7 +114,7 @@ impl ConversationService for GrpcApi {
                     .to_owned(),
             ),
         };
-        let envelope = decode_send(request.into_inner(), key.as_deref()).map_err(decode_status)?;
+        let envelope = decode_send(request.into_inner(), key.as_deref()).map_err(|e| decode_status(&e))?;
         let outcome = self.service.send(envelope).await.map_err(service_status)?;
         Ok(Response::new(pb::SendMessageResponse {
             duplicate: outcome.duplicate,
@@ -157,7 +157,7 @@ impl ConversationService for GrpcApi {
         let r = request.into_inner();
         let filter = ConversationFilter {
             customer_id: Some(r.customer_id).filter(|c| !c.is_empty()),
-            status: model_status(r.status).map_err(decode_status)?,
+            status: model_status(r.status).map_err(|e| decode_status(&e))?,
         };
         let page = page(r.page_size, &r.page_token, r.order, Order::Descending)?;
         let found = self

@@ -109,7 +109,7 @@ impl ListParams {
     }
 }
 
-fn page_json<T: serde::Serialize>(page: Page<T>) -> Value {
+fn page_json<T: serde::Serialize>(page: &Page<T>) -> Value {
     let mut body = json!({ "items": page.items });
     if let Some(c) = page.next_cursor {
         body["next_cursor"] = json!(c.simple().to_string());
@@ -142,7 +142,7 @@ async fn messages(p: Params<'static>, service: Arc<Service>) -> RpcResult {
         .messages(id, list.page(Order::Ascending)?)
         .await
         .map_err(service_error)?;
-    Ok(page_json(found))
+    Ok(page_json(&found))
 }
 
 async fn list(p: Params<'static>, service: Arc<Service>) -> RpcResult {
@@ -162,7 +162,7 @@ async fn list(p: Params<'static>, service: Arc<Service>) -> RpcResult {
         .conversations(&filter, list.page(Order::Descending)?)
         .await
         .map_err(service_error)?;
-    Ok(page_json(found))
+    Ok(page_json(&found))
 }
 
 #[derive(Deserialize, Default)]
