@@ -217,20 +217,26 @@ async fn malformed_requests_batches_and_notifications() {
         "a batch over max_batch_len is one error: {r}"
     );
 
-    // A lone notification is answered with nothing (jsonrpsee 0.26 does not run notifications; see README).
-    let (status, body) = raw(
-        &server,
-        r#"{"jsonrpc": "2.0", "method": "conversation.list", "params": {}}"#,
-    )
-    .await;
+    // A lone notification is answered with nothing, yet it runs (as did the one in the batch above).
+    let notification = r#"{"jsonrpc": "2.0", "method": "message.send", "params": {"sender": {"role": "customer", "external_id": "hal"}, "content": {"type": "text", "text": "fire and forget"}}}"#;
+    let (status, body) = raw(&server, notification).await;
     assert_eq!((status, body.as_str()), (204, ""));
+    let gus = r#"{"jsonrpc": "2.0", "id": 9, "method": "conversation.list", "params": {"customer": "gus"}}"#;
+    let gus = raw_json(&server, gus).await;
+    assert_eq!(gus["result"]["items"].as_array().unwrap().len(), 1, "{gus}");
     let listed = raw_json(
         &server,
         r#"{"jsonrpc": "2.0", "id": null, "method": "conversation.list", "params": {"customer": "hal"}}"#,
     )
     .await;
     assert_eq!(listed["id"], Value::Null, "a null id is echoed: {listed}");
-    assert!(listed["result"]["items"].is_array(), "{listed}");
+    assert_eq!(listed["result"]["items"].as_array().unwrap().len(), 1, "{listed}");
+    let (status, body) = raw(&server, r#"[{"jsonrpc": "2.0", "method": "conversation.list"}]"#).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (204, ""),
+        "a batch of only notifications gets no answer"
+    );
 
     let r = server.client.get(server.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200, "still serving after the garbage");

@@ -19,6 +19,9 @@ use protofuse_model::{ConversationId, ConversationStatus, NewMessage, Protocol};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use tower::layer::util::{Identity, Stack};
+
+use super::jsonrpc_notify::RunNotificationsLayer;
 
 use crate::config::JsonRpcConfig;
 use crate::events::{Event, EventFilter, Received};
@@ -250,7 +253,7 @@ fn module(service: Service) -> RpcModule<Service> {
 /// The `/rpc` endpoint: a jsonrpsee tower service per request (so each WebSocket gets its own connection id).
 #[derive(Clone)]
 pub(super) struct Endpoint {
-    builder: TowerServiceBuilder<tower::layer::util::Identity, tower::layer::util::Identity>,
+    builder: TowerServiceBuilder<Stack<RunNotificationsLayer, Identity>, Identity>,
     methods: jsonrpsee::Methods,
     stop: StopHandle,
 }
@@ -265,6 +268,9 @@ impl Endpoint {
             .build();
         let builder = jsonrpsee::server::Server::builder()
             .set_config(server_config)
+            .set_rpc_middleware(
+                jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer(RunNotificationsLayer),
+            )
             .to_service_builder()
             .max_connections(config.max_connections);
         Self {
@@ -286,8 +292,8 @@ impl Endpoint {
     }
 }
 
-/// jsonrpsee answers a lone notification over HTTP with the body `null`; the spec says a notification gets no
-/// response at all, so it becomes `204 No Content`. Only a 4-byte body is inspected, so nothing else is buffered.
+/// jsonrpsee answers a lone notification (or a batch of only notifications) over HTTP with the body `null`; the
+/// spec says a notification gets no response at all, so it becomes `204 No Content`. Only a 4-byte body is inspected, so nothing else is buffered.
 async fn no_answer_for_notifications(response: jsonrpsee::server::HttpResponse) -> Response {
     use http_body_util::BodyExt;
     if response.status() != axum::http::StatusCode::OK

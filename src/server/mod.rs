@@ -12,6 +12,7 @@ mod grpc;
 mod grpc_edge;
 mod health;
 pub mod jsonrpc;
+mod jsonrpc_notify;
 mod observe;
 mod rest;
 
