@@ -217,13 +217,29 @@ async fn malformed_requests_batches_and_notifications() {
         "a batch over max_batch_len is one error: {r}"
     );
 
-    // A lone notification is answered with nothing, yet it runs (as did the one in the batch above).
-    let notification = r#"{"jsonrpc": "2.0", "method": "message.send", "params": {"sender": {"role": "customer", "external_id": "hal"}, "content": {"type": "text", "text": "fire and forget"}}}"#;
-    let (status, body) = raw(&server, notification).await;
-    assert_eq!((status, body.as_str()), (204, ""));
     let gus = r#"{"jsonrpc": "2.0", "id": 9, "method": "conversation.list", "params": {"customer": "gus"}}"#;
     let gus = raw_json(&server, gus).await;
     assert_eq!(gus["result"]["items"].as_array().unwrap().len(), 1, "{gus}");
+
+    let r = server.client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "still serving after the garbage");
+    let r = server
+        .client
+        .get(format!("http://{}/metrics", server.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "metrics on the admin listener");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn notifications_run_but_get_no_answer() {
+    let server = TestServer::sqlite(|_| {}).await;
+    // A lone notification is answered with nothing, yet it runs.
+    let notification = r#"{"jsonrpc": "2.0", "method": "message.send", "params": {"sender": {"role": "customer", "external_id": "hal"}, "content": {"type": "text", "text": "fire and forget"}}}"#;
+    let (status, body) = raw(&server, notification).await;
+    assert_eq!((status, body.as_str()), (204, ""));
     let listed = raw_json(
         &server,
         r#"{"jsonrpc": "2.0", "id": null, "method": "conversation.list", "params": {"customer": "hal"}}"#,
@@ -237,15 +253,5 @@ async fn malformed_requests_batches_and_notifications() {
         (204, ""),
         "a batch of only notifications gets no answer"
     );
-
-    let r = server.client.get(server.url("/readyz")).send().await.unwrap();
-    assert_eq!(r.status(), 200, "still serving after the garbage");
-    let r = server
-        .client
-        .get(format!("http://{}/metrics", server.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "metrics on the admin listener");
     server.shutdown().await;
 }
