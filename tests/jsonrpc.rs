@@ -136,6 +136,30 @@ async fn page_and_read(http: &impl ClientT, ws: &impl ClientT, conversation: &Va
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 }
 
+/// A batch over `max_batch_len` (4) and a request over `max_request_bytes` (2048) are single error objects.
+async fn limits(server: &TestServer) {
+    let too_big = format!(
+        "[{}]",
+        [r#"{"jsonrpc":"2.0","id":1,"method":"conversation.list"}"#; 5].join(",")
+    );
+    let r = raw_json(server, &too_big).await;
+    assert_eq!(
+        r["error"]["code"], -32010,
+        "a batch over max_batch_len is one error: {r}"
+    );
+    let huge = format!(
+        r#"{{"jsonrpc": "2.0", "id": 1, "method": "conversation.list", "params": {{"customer": "{}"}}}}"#,
+        "x".repeat(4096)
+    );
+    let (status, body) = raw(server, &huge).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        -32007,
+        "{body}"
+    );
+}
+
 async fn raw(server: &TestServer, body: &str) -> (u16, String) {
     let r = server
         .client
@@ -155,7 +179,11 @@ async fn raw_json(server: &TestServer, body: &str) -> Value {
 
 #[tokio::test]
 async fn malformed_requests_batches_and_notifications() {
-    let server = TestServer::sqlite(|c| c.jsonrpc.max_batch_len = 4).await;
+    let server = TestServer::sqlite(|c| {
+        c.jsonrpc.max_batch_len = 4;
+        c.jsonrpc.max_request_bytes = 2048;
+    })
+    .await;
     let r = raw_json(&server, r#"{"jsonrpc": "2.0", "id": 1, "method": "#).await;
     assert_eq!(r["error"]["code"], -32700, "{r}");
     assert_eq!(r["id"], Value::Null);
@@ -207,15 +235,7 @@ async fn malformed_requests_batches_and_notifications() {
             .any(|a| a["id"].is_null() && a["error"]["code"] == -32600)
     );
 
-    let too_big = format!(
-        "[{}]",
-        [r#"{"jsonrpc":"2.0","id":1,"method":"conversation.list"}"#; 5].join(",")
-    );
-    let r = raw_json(&server, &too_big).await;
-    assert!(
-        r["error"]["code"].is_i64(),
-        "a batch over max_batch_len is one error: {r}"
-    );
+    limits(&server).await;
 
     let gus = r#"{"jsonrpc": "2.0", "id": 9, "method": "conversation.list", "params": {"customer": "gus"}}"#;
     let gus = raw_json(&server, gus).await;
@@ -253,5 +273,21 @@ async fn notifications_run_but_get_no_answer() {
         (204, ""),
         "a batch of only notifications gets no answer"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_python_example_runs() {
+    let server = TestServer::sqlite(|_| {}).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jsonrpc_client.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(server.url("/rpc"))
+        .output()
+        .await
+        .expect("python3 is installed (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.ends_with("ok\n"), "{stdout}");
     server.shutdown().await;
 }

@@ -4,29 +4,19 @@
 //! `conversation.messages`, `conversation.list`; WebSocket clients can `conversation.subscribe` (notifications
 //! `conversation.event`) and `conversation.unsubscribe`. Params are by name and use the REST API's JSON forms.
 //! jsonrpsee does the framing (batches, notifications, ids, -32700/-32600/-32601/-32602/-32603); this module
-//! owns the methods and the application error codes in [`code`]. Must never: hold a business rule.
+//! owns the methods and the application error codes in [`code`]; the HTTP/WebSocket glue is in
+//! `jsonrpc_http.rs`. Must never: hold a business rule.
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
-use jsonrpsee::server::{
-    BatchRequestConfig, PendingSubscriptionSink, RpcModule, ServerConfig, StopHandle, SubscriptionMessage,
-    TowerServiceBuilder,
-};
+use crate::events::{Event, EventFilter, Received};
+use crate::service::{Service, ServiceError};
+use crate::store::{ConversationFilter, Order, Page, PageRequest};
+use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use protofuse_model::{ConversationId, ConversationStatus, NewMessage, Protocol};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tower::ServiceExt;
-use tower::layer::util::{Identity, Stack};
-
-use super::jsonrpc_notify::RunNotificationsLayer;
-
-use crate::config::JsonRpcConfig;
-use crate::events::{Event, EventFilter, Received};
-use crate::service::{Service, ServiceError};
-use crate::store::{ConversationFilter, Order, Page, PageRequest};
 
 /// Application error codes (JSON-RPC's server range), documented in the README.
 pub mod code {
@@ -220,7 +210,8 @@ async fn subscribe(p: Params<'static>, pending: PendingSubscriptionSink, service
     }
 }
 
-fn module(service: Service) -> RpcModule<Service> {
+/// Every method, over `service`.
+pub(super) fn module(service: Service) -> RpcModule<Service> {
     let mut module = RpcModule::new(service);
     let registered = [
         module
@@ -248,75 +239,4 @@ fn module(service: Service) -> RpcModule<Service> {
         r.expect("method names are distinct");
     }
     module
-}
-
-/// The `/rpc` endpoint: a jsonrpsee tower service per request (so each WebSocket gets its own connection id).
-#[derive(Clone)]
-pub(super) struct Endpoint {
-    builder: TowerServiceBuilder<Stack<RunNotificationsLayer, Identity>, Identity>,
-    methods: jsonrpsee::Methods,
-    stop: StopHandle,
-}
-
-impl Endpoint {
-    pub(super) fn new(config: &JsonRpcConfig, service: Service, stop: StopHandle) -> Self {
-        let server_config = ServerConfig::builder()
-            .max_request_body_size(config.max_request_bytes)
-            .max_response_body_size(config.max_response_bytes)
-            .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
-            .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
-            .build();
-        let builder = jsonrpsee::server::Server::builder()
-            .set_config(server_config)
-            .set_rpc_middleware(
-                jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer(RunNotificationsLayer),
-            )
-            .to_service_builder()
-            .max_connections(config.max_connections);
-        Self {
-            builder,
-            methods: module(service).into(),
-            stop,
-        }
-    }
-
-    async fn call(self, request: axum::extract::Request) -> Response {
-        let service = self.builder.build(self.methods, self.stop);
-        match service.oneshot(request).await {
-            Ok(response) => no_answer_for_notifications(response).await,
-            Err(e) => {
-                tracing::error!(error = %e, "JSON-RPC transport failed");
-                super::error::ApiError::internal().into_response()
-            }
-        }
-    }
-}
-
-/// jsonrpsee answers a lone notification (or a batch of only notifications) over HTTP with the body `null`; the
-/// spec says a notification gets no response at all, so it becomes `204 No Content`. Only a 4-byte body is inspected, so nothing else is buffered.
-async fn no_answer_for_notifications(response: jsonrpsee::server::HttpResponse) -> Response {
-    use http_body_util::BodyExt;
-    if response.status() != axum::http::StatusCode::OK
-        || axum::body::HttpBody::size_hint(response.body()).exact() != Some(4)
-    {
-        return response.map(Body::new).into_response();
-    }
-    let (parts, body) = response.into_parts();
-    match body.collect().await.map(http_body_util::Collected::to_bytes) {
-        Ok(bytes) if bytes.as_ref() == b"null" => axum::http::StatusCode::NO_CONTENT.into_response(),
-        Ok(bytes) => Response::from_parts(parts, Body::from(bytes)),
-        Err(_) => super::error::ApiError::internal().into_response(),
-    }
-}
-
-/// The `/rpc` route (POST and WebSocket upgrade).
-pub(super) fn routes() -> axum::Router<super::AppState> {
-    axum::Router::new().route(
-        "/rpc",
-        axum::routing::any(
-            |axum::extract::State(app): axum::extract::State<super::AppState>, request: axum::extract::Request| {
-                app.rpc.call(request)
-            },
-        ),
-    )
 }

@@ -12,6 +12,7 @@ mod grpc;
 mod grpc_edge;
 mod health;
 pub mod jsonrpc;
+mod jsonrpc_http;
 mod jsonrpc_notify;
 mod observe;
 mod rest;
@@ -38,7 +39,7 @@ pub(crate) struct AppState {
     service: Service,
     metrics: PrometheusHandle,
     body_limit: usize,
-    rpc: jsonrpc::Endpoint,
+    rpc: jsonrpc_http::Endpoint,
 }
 
 /// Why the server could not start.
@@ -133,7 +134,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         service: service.clone(),
         metrics: telemetry::metrics_handle(),
         body_limit: config.server.body_limit_bytes,
-        rpc: jsonrpc::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
+        rpc: jsonrpc_http::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
     };
     let (stop_others, stopping) = watch::channel(false);
     let (grpc_addr, grpc_task) = grpc::spawn(&config.grpc, service.clone(), stopping.clone()).await?;
@@ -166,7 +167,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 pub(crate) fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .merge(rest::routes())
-        .merge(jsonrpc::routes())
+        .merge(jsonrpc_http::routes())
         .merge(health::routes())
         .fallback(|| async { error::ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { error::ApiError::method_not_allowed() })
