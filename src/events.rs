@@ -133,3 +133,38 @@ impl Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changed(customer: &str) -> Event {
+        Event::StatusChanged {
+            conversation_id: ConversationId::new(),
+            customer_id: customer.to_owned(),
+            from: ConversationStatus::Bot,
+            to: ConversationStatus::Queued,
+        }
+    }
+
+    #[tokio::test]
+    async fn filters_and_reports_lag_instead_of_blocking() {
+        let bus = EventBus::new(2);
+        let mut ann = bus.subscribe(EventFilter {
+            customer_id: Some("ann".to_owned()),
+            ..EventFilter::default()
+        });
+        bus.publish(changed("bob"));
+        bus.publish(changed("ann"));
+        match ann.next().await {
+            Some(Received::Event(e)) => assert_eq!(e.customer_id(), "ann"),
+            other => panic!("expected ann's event, got {other:?}"),
+        }
+        // Publishing never waits: a subscriber that does not read loses the oldest events and is told.
+        for _ in 0..5 {
+            bus.publish(changed("ann"));
+        }
+        assert!(matches!(ann.next().await, Some(Received::Lagged(3))));
+        assert!(matches!(ann.next().await, Some(Received::Event(_))));
+    }
+}
