@@ -5,7 +5,8 @@
 //! - [`store`]: the conversation store (SQLite or MySQL/MariaDB) behind one trait.
 //! - [`events`]: the conversation event bus behind every protocol's subscriptions.
 //! - [`service`]: the application service every protocol calls (send, get, list); the one place rules live.
-//! - [`server`]: transports: the HTTP listener with the native REST API, health and metrics.
+//! - [`server`]: transports: the HTTP listener (REST API, JSON-RPC at `/rpc`, health, metrics), the gRPC
+//!   listener and the admin listener.
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
 //! - [`cli`]: the `protofuse` command line.
 //!
