@@ -4,8 +4,10 @@
 //! - [`config`]: the TOML configuration, environment overrides and validation.
 //! - [`store`]: the conversation store (SQLite or MySQL/MariaDB) behind one trait.
 //! - [`legacy`]: loading the legacy REST adapter files and the HMAC replay guard.
+//! - [`events`]: the conversation event bus behind every protocol's subscriptions.
 //! - [`service`]: the application service every protocol calls (send, get, list); the one place rules live.
-//! - [`server`]: transports: the HTTP listener with the native REST API, health and metrics.
+//! - [`server`]: transports: the HTTP listener (REST API, JSON-RPC at `/rpc`, health, metrics), the gRPC
+//!   listener and the admin listener.
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
 //! - [`cli`]: the `protofuse` command line.
 //!
@@ -14,6 +16,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod legacy;
 pub mod server;
 pub mod service;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use protofuse_adapter::IngestOutcome;
 use protofuse_model::{Conversation, ConversationId, Envelope, Message, ValidationError};
 
+use crate::events::{Event, EventBus, EventFilter, Subscription};
 use crate::store::{ConversationFilter, Page, PageRequest, Store, StoreError};
 use crate::telemetry::metric;
 
@@ -56,6 +57,7 @@ impl From<StoreError> for ServiceError {
 pub struct Service {
     store: Arc<dyn Store>,
     draining: Arc<AtomicBool>,
+    events: EventBus,
 }
 
 impl Service {
@@ -64,7 +66,33 @@ impl Service {
         Self {
             store,
             draining: Arc::new(AtomicBool::new(false)),
+            events: EventBus::new(crate::events::DEFAULT_CAPACITY),
         }
+    }
+
+    /// Live conversation events passing `filter`, from now on (see [`crate::events`]).
+    pub fn subscribe(&self, filter: EventFilter) -> Subscription {
+        self.events.subscribe(filter)
+    }
+
+    /// Tells subscribers about a newly stored message. Runs after the commit; a failed lookup of the
+    /// conversation's customer only costs the event, never the acknowledged write.
+    async fn publish_stored(&self, message: &Message) {
+        if !self.events.has_subscribers() {
+            return;
+        }
+        let customer_id = if message.sender.role == protofuse_model::Role::Customer {
+            message.sender.external_id.clone()
+        } else {
+            match self.store.conversation(message.conversation_id).await {
+                Ok(Some(c)) => c.customer_id,
+                Ok(None) | Err(_) => return,
+            }
+        };
+        self.events.publish(Event::MessageStored {
+            message: Arc::new(message.clone()),
+            customer_id,
+        });
     }
 
     /// Accepts a decoded message: validates it and stores it durably. Returns only after the write committed,
@@ -75,6 +103,9 @@ impl Service {
         let inserted = self.store.insert_message(envelope, chrono::Utc::now()).await?;
         let outcome = if inserted.duplicate { "duplicate" } else { "stored" };
         metrics::counter!(metric::MESSAGES_INGESTED, "protocol" => protocol, "outcome" => outcome).increment(1);
+        if !inserted.duplicate {
+            self.publish_stored(&inserted.message).await;
+        }
         Ok(IngestOutcome {
             message: inserted.message,
             duplicate: inserted.duplicate,

@@ -9,12 +9,11 @@ use sqlx::{Connection, Executor, MySqlConnection};
 use tokio::time::Instant;
 
 use crate::support::mariadb;
-use crate::support::server::TestServer;
+use crate::support::server::{TestServer, loopback_config};
 
 async fn mysql_server(tweak: impl FnOnce(&mut protofuse::config::Config)) -> (TestServer, String) {
     let url = mariadb::server().await.fresh_database().await;
-    let mut config = protofuse::config::Config::default();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    let mut config = loopback_config();
     config.store.url = url.clone();
     tweak(&mut config);
     (TestServer::start(&config, tempfile::tempdir().unwrap()).await, url)

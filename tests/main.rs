@@ -4,6 +4,8 @@
 #![allow(unreachable_pub)]
 
 mod cli;
+mod grpc;
+mod jsonrpc;
 mod legacy;
 mod lifecycle;
 mod rest_api;

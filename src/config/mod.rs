@@ -5,6 +5,7 @@
 //! problem at once, each naming its key, so `protofuse check-config` and start-up give the same answer.
 
 mod load;
+mod rpc;
 mod validate;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{ConfigError, ENV_PREFIX, load};
+pub use rpc::{AdminConfig, GrpcConfig, JsonRpcConfig};
 pub use validate::ConfigIssue;
 
 use crate::store::Synchronous;
@@ -30,6 +32,12 @@ pub struct Config {
     pub log: LogConfig,
     /// Legacy REST adapters.
     pub legacy: LegacyConfig,
+    /// The gRPC listener.
+    pub grpc: GrpcConfig,
+    /// JSON-RPC 2.0 at `/rpc` on the HTTP listener.
+    pub jsonrpc: JsonRpcConfig,
+    /// The admin listener (health and metrics).
+    pub admin: AdminConfig,
 }
 
 /// `[legacy]`: legacy REST dialects, one adapter file each (see `config/adapters/` and the README).

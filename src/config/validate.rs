@@ -75,6 +75,7 @@ impl Config {
         if let Err(e) = EnvFilter::try_new(&self.log.filter) {
             check(false, "log.filter", format!("is not a valid filter: {e}"));
         }
+        issues.extend(super::rpc::issues(&self.grpc, &self.jsonrpc));
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }
 }

@@ -1,12 +1,19 @@
-//! The HTTP listener: the native REST API ([`rest`]), health and metrics ([`health`]), behind the request
-//! metrics and deadline middleware ([`observe`]). Later protocols (WeChat, JSON-RPC) mount their routes here.
+//! The HTTP listener: the native REST API ([`rest`]), JSON-RPC at `/rpc` ([`jsonrpc`]), health and metrics
+//! ([`health`]), behind the request metrics and deadline middleware ([`observe`]). Later protocols (WeChat)
+//! mount their routes here. Beside it: the gRPC listener ([`grpc`]) and the admin listener ([`admin`]).
 //!
 //! [`start`] opens the store, binds the listener and serves in the background; [`Running::shutdown`] stops
 //! accepting, lets in-flight requests finish within `server.shutdown_grace`, then returns.
 
+mod admin;
 mod body;
 pub mod error;
+mod grpc;
+mod grpc_edge;
 mod health;
+pub mod jsonrpc;
+mod jsonrpc_http;
+mod jsonrpc_notify;
 mod legacy;
 mod observe;
 mod rest;
@@ -19,7 +26,7 @@ use axum::Router;
 use axum::response::IntoResponse;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -33,6 +40,7 @@ pub(crate) struct AppState {
     service: Service,
     metrics: PrometheusHandle,
     body_limit: usize,
+    rpc: jsonrpc_http::Endpoint,
 }
 
 /// Why the server could not start.
@@ -61,6 +69,13 @@ pub struct Running {
     service: Service,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    grpc_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    /// Stops the gRPC and admin listeners and live subscriptions.
+    stop_others: watch::Sender<bool>,
+    rpc_stop: jsonrpsee::server::ServerHandle,
+    others: Vec<JoinHandle<()>>,
+    grace: Duration,
 }
 
 impl Running {
@@ -74,10 +89,30 @@ impl Running {
         &self.service
     }
 
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The bound admin (health, metrics) address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
     /// Stops accepting, waits for in-flight requests up to the grace period, and returns.
     pub async fn shutdown(self) {
+        self.service.start_draining();
+        let _ = self.stop_others.send(true);
+        let _ = self.rpc_stop.stop();
         let _ = self.stop.send(());
         let _ = self.task.await;
+        for task in self.others {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(self.grace, task).await.is_err() {
+                tracing::warn!("shutdown grace elapsed; closing remaining gRPC/admin connections");
+                abort.abort();
+            }
+        }
     }
 }
 
@@ -99,11 +134,16 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
+    let (rpc_stop_handle, rpc_stop) = jsonrpsee::server::stop_channel();
     let state = AppState {
         service: service.clone(),
         metrics: telemetry::metrics_handle(),
         body_limit: config.server.body_limit_bytes,
+        rpc: jsonrpc_http::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
     };
+    let (stop_others, stopping) = watch::channel(false);
+    let (grpc_addr, grpc_task) = grpc::spawn(&config.grpc, service.clone(), stopping.clone()).await?;
+    let (admin_addr, admin_task) = admin::spawn(config.admin.listen, state.clone(), stopping).await?;
     let app = router(state, config.server.request_timeout, adapters);
     let (stop, stopped) = oneshot::channel();
     let draining = service.clone();
@@ -119,6 +159,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         service,
         stop,
         task,
+        grpc_addr,
+        admin_addr,
+        stop_others,
+        rpc_stop,
+        others: vec![grpc_task, admin_task],
+        grace,
     })
 }
 
@@ -130,6 +176,7 @@ pub(crate) fn router(
 ) -> Router {
     Router::new()
         .merge(rest::routes())
+        .merge(jsonrpc_http::routes())
         .merge(health::routes())
         .merge(legacy::routes(adapters))
         .fallback(|| async { error::ApiError::route_not_found() })

@@ -126,7 +126,9 @@ async fn commit_group(
     writer: &SqlitePool,
     work: Vec<(Envelope, Timestamp)>,
 ) -> Result<Vec<Result<Inserted, StoreError>>, sqlx::Error> {
-    let mut tx = writer.begin().await?;
+    // IMMEDIATE takes the write lock up front: a deferred transaction would read first and then fail with
+    // SQLITE_BUSY when upgrading to write while another process holds the lock, instead of waiting for it.
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(work.len());
     for (envelope, received_at) in work {
         // A savepoint per write: a write that fails half-way (say, after opening its conversation) leaves

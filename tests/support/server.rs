@@ -15,17 +15,29 @@ use tempfile::TempDir;
 /// A server running in this process, with its data in a temporary directory.
 pub struct TestServer {
     pub base: String,
+    /// `http://127.0.0.1:<grpc port>`, for tonic clients.
+    pub grpc: String,
+    /// `127.0.0.1:<admin port>`.
+    pub admin: std::net::SocketAddr,
     pub client: reqwest::Client,
     running: Option<Running>,
     _dir: TempDir,
+}
+
+/// The default configuration with every listener on a free loopback port, so tests run side by side.
+pub fn loopback_config() -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.grpc.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
+    config
 }
 
 impl TestServer {
     /// Starts a server on `127.0.0.1:0` storing into a fresh SQLite file; `tweak` adjusts the config first.
     pub async fn sqlite(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        let mut config = loopback_config();
         config.store.url = format!("sqlite://{}", dir.path().join("protofuse.db").display());
         tweak(&mut config);
         Self::start(&config, dir).await
@@ -37,6 +49,8 @@ impl TestServer {
         let base = format!("http://{}", running.local_addr());
         Self {
             base,
+            grpc: format!("http://{}", running.grpc_addr()),
+            admin: running.admin_addr(),
             client: reqwest::Client::new(),
             running: Some(running),
             _dir: dir,
@@ -50,6 +64,11 @@ impl TestServer {
     /// GETs `path` and parses the JSON answer, whatever its status.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         get_json(&self.client, &self.url(path)).await
+    }
+
+    /// The temporary directory holding the SQLite file (`protofuse.db`).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub async fn shutdown(mut self) {
@@ -94,12 +113,14 @@ impl Binary {
             .args(["serve", "--config"])
             .arg(&config)
             .env("PROTOFUSE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("PROTOFUSE__GRPC__LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("PROTOFUSE__ADMIN__LISTEN", format!("127.0.0.1:{}", free_port()))
             .current_dir(cwd)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("protofuse binary starts");
-        let binary = Self {
+        let mut binary = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
@@ -107,17 +128,26 @@ impl Binary {
         binary
     }
 
-    async fn wait_ready(&self) {
+    /// Waits for `/readyz`; a generous limit because CI machines may be busy, but an early exit fails at once
+    /// with the server's own words.
+    async fn wait_ready(&mut self) {
         let client = reqwest::Client::new();
-        for _ in 0..200 {
+        for _ in 0..600 {
             if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
                 && r.status() == 200
             {
                 return;
             }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                }
+                panic!("protofuse serve exited with {status} before it was ready:\n{stderr}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("protofuse serve did not become ready within 10 s");
+        panic!("protofuse serve did not become ready within 30 s");
     }
 
     /// Sends SIGTERM.

@@ -1,0 +1,171 @@
+//! `[grpc]`, `[jsonrpc]` and `[admin]`: the RPC listeners and the admin listener, with their limits.
+//!
+//! Kept apart from the HTTP sections so each protocol's knobs sit together; validation rules for them are here
+//! too and are merged into [`super::Config::validate`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigIssue;
+
+/// `[grpc]`: the gRPC listener (its own port; HTTP/2 only).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Accepted API keys (`authorization: Bearer <key>` or `x-api-key` metadata). Empty: no authentication,
+    /// which is allowed only while `listen` is a loopback address.
+    pub api_keys: Vec<String>,
+    /// Largest request or response message, in bytes; larger requests get RESOURCE_EXHAUSTED.
+    pub max_message_bytes: usize,
+    /// Longest a unary call may take, whatever deadline the client sets (a shorter client deadline wins).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+/// 4 MiB: gRPC's customary default, far above any chat message and a page of 500 messages.
+const DEFAULT_GRPC_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            api_keys: Vec::new(),
+            max_message_bytes: DEFAULT_GRPC_MAX_MESSAGE_BYTES,
+            request_timeout: super::DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// `[jsonrpc]`: JSON-RPC 2.0 at `/rpc` on the HTTP listener (HTTP POST and WebSocket upgrade).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JsonRpcConfig {
+    /// Largest request (a call, a batch, or a WebSocket message), in bytes.
+    pub max_request_bytes: u32,
+    /// Largest response, in bytes (a page of 500 messages fits comfortably).
+    pub max_response_bytes: u32,
+    /// Most calls in one batch; a larger batch is answered with one error.
+    pub max_batch_len: u32,
+    /// Most concurrent JSON-RPC connections (WebSocket sessions and in-flight HTTP calls).
+    pub max_connections: u32,
+    /// Most live subscriptions on one WebSocket connection.
+    pub max_subscriptions_per_connection: u32,
+}
+
+impl Default for JsonRpcConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+            max_batch_len: 50,
+            max_connections: 1024,
+            max_subscriptions_per_connection: 64,
+        }
+    }
+}
+
+/// `[admin]`: a separate listener for operators: `/healthz`, `/readyz`, `/metrics`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to listen on. Keep it private: metrics reveal traffic volumes.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+/// Issues in the RPC and admin sections.
+pub(super) fn issues(grpc: &GrpcConfig, jsonrpc: &JsonRpcConfig) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    let mut check = |ok: bool, key: &'static str, message: &str| {
+        if !ok {
+            issues.push(ConfigIssue {
+                key,
+                message: message.to_owned(),
+            });
+        }
+    };
+    check(
+        !grpc.api_keys.is_empty() || grpc.listen.ip().is_loopback(),
+        "grpc.api_keys",
+        "must not be empty when grpc.listen is not a loopback address",
+    );
+    check(
+        grpc.api_keys.iter().all(|k| !k.is_empty() && k.is_ascii()),
+        "grpc.api_keys",
+        "keys must be non-empty ASCII",
+    );
+    check(
+        (1024..=64 * 1024 * 1024).contains(&grpc.max_message_bytes),
+        "grpc.max_message_bytes",
+        "must be between 1024 and 67108864",
+    );
+    check(
+        !grpc.request_timeout.is_zero(),
+        "grpc.request_timeout",
+        "must be greater than 0s",
+    );
+    check(
+        jsonrpc.max_request_bytes >= 1024,
+        "jsonrpc.max_request_bytes",
+        "must be at least 1024",
+    );
+    check(
+        jsonrpc.max_response_bytes >= 1024,
+        "jsonrpc.max_response_bytes",
+        "must be at least 1024",
+    );
+    check(
+        jsonrpc.max_batch_len >= 1,
+        "jsonrpc.max_batch_len",
+        "must be at least 1",
+    );
+    check(
+        jsonrpc.max_connections >= 1,
+        "jsonrpc.max_connections",
+        "must be at least 1",
+    );
+    check(
+        jsonrpc.max_subscriptions_per_connection >= 1,
+        "jsonrpc.max_subscriptions_per_connection",
+        "must be at least 1",
+    );
+    issues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposed_grpc_needs_keys() {
+        let grpc = GrpcConfig {
+            listen: "0.0.0.0:50051".parse().unwrap(),
+            ..GrpcConfig::default()
+        };
+        let keys: Vec<_> = issues(&grpc, &JsonRpcConfig::default())
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        assert_eq!(keys, ["grpc.api_keys"]);
+        let jsonrpc = JsonRpcConfig {
+            max_batch_len: 0,
+            ..JsonRpcConfig::default()
+        };
+        let keys: Vec<_> = issues(&GrpcConfig::default(), &jsonrpc)
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        assert_eq!(keys, ["jsonrpc.max_batch_len"]);
+    }
+}

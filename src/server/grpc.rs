@@ -1,0 +1,258 @@
+//! The gRPC listener: `protofuse.v1.ConversationService` (wire mapping in `protofuse-grpc`), the standard
+//! `grpc.health.v1.Health` and server reflection, on `[grpc] listen`.
+//!
+//! Owns: translating calls into [`Service`] operations and [`ServiceError`]s into gRPC status codes. Must
+//! never: hold a business rule (the service does) or outlive shutdown (streams end when the stop signal fires).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use protofuse_grpc::pb::conversation_service_server::{ConversationService, ConversationServiceServer};
+use protofuse_grpc::pb::{self, subscribe_response};
+use protofuse_grpc::{decode_send, encode_conversation, encode_message, encode_status, model_order, model_status};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::Stream;
+use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Response, Status};
+use tonic_health::ServingStatus;
+
+use super::grpc_edge::{ApiKeys, EdgeLayer};
+use crate::config::GrpcConfig;
+use crate::events::{Event, EventFilter, Received};
+use crate::service::{Service, ServiceError};
+use crate::store::{ConversationFilter, Order, PageRequest};
+
+/// The generated service's implementation over the application service.
+pub(super) struct GrpcApi {
+    service: Service,
+    stop: watch::Receiver<bool>,
+}
+
+fn service_status(e: ServiceError) -> Status {
+    match e {
+        ServiceError::Invalid(v) => Status::invalid_argument(v.to_string()),
+        ServiceError::ConversationNotFound(_) => Status::not_found(e.to_string()),
+        ServiceError::KeyReused => Status::already_exists(e.to_string()),
+        ServiceError::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "gRPC call failed: store unavailable");
+            Status::unavailable("the conversation store is unavailable; retry later")
+        }
+    }
+}
+
+fn decode_status(e: &protofuse_adapter::DecodeError) -> Status {
+    use protofuse_adapter::Rejection;
+    match e.rejection() {
+        Rejection::Unauthorized => Status::unauthenticated(e.to_string()),
+        Rejection::PayloadTooLarge => Status::resource_exhausted(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+fn conversation_id(raw: &str) -> Result<protofuse_model::ConversationId, Status> {
+    raw.parse()
+        .map_err(|_| Status::invalid_argument("conversation_id must be a UUID"))
+}
+
+fn page(size: u32, token: &str, order: i32, default: Order) -> Result<PageRequest, Status> {
+    let order = match model_order(order).map_err(|e| decode_status(&e))? {
+        None => default,
+        Some(true) => Order::Ascending,
+        Some(false) => Order::Descending,
+    };
+    if size > PageRequest::MAX_LIMIT {
+        return Err(Status::invalid_argument("page_size must be at most 500"));
+    }
+    let after = match token {
+        "" => None,
+        t => Some(uuid::Uuid::try_parse(t).map_err(|_| Status::invalid_argument("unknown page_token"))?),
+    };
+    let limit = if size == 0 { PageRequest::DEFAULT_LIMIT } else { size };
+    Ok(PageRequest { after, limit, order })
+}
+
+fn token(cursor: Option<uuid::Uuid>) -> String {
+    cursor.map(|c| c.simple().to_string()).unwrap_or_default()
+}
+
+fn event_response(received: Received) -> pb::SubscribeResponse {
+    let event = match received {
+        Received::Lagged(n) => subscribe_response::Event::Lagged(n),
+        Received::Event(Event::MessageStored { message, .. }) => {
+            subscribe_response::Event::MessageStored(encode_message((*message).clone()))
+        }
+        Received::Event(Event::StatusChanged {
+            conversation_id,
+            from,
+            to,
+            ..
+        }) => subscribe_response::Event::StatusChanged(pb::StatusChanged {
+            conversation_id: conversation_id.to_string(),
+            from: encode_status(from).into(),
+            to: encode_status(to).into(),
+        }),
+    };
+    pb::SubscribeResponse { event: Some(event) }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ConversationService for GrpcApi {
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let key = match request.metadata().get("idempotency-key") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| Status::invalid_argument("idempotency-key metadata must be visible ASCII"))?
+                    .to_owned(),
+            ),
+        };
+        let envelope = decode_send(request.into_inner(), key.as_deref()).map_err(|e| decode_status(&e))?;
+        let outcome = self.service.send(envelope).await.map_err(service_status)?;
+        Ok(Response::new(pb::SendMessageResponse {
+            duplicate: outcome.duplicate,
+            message: Some(encode_message(outcome.message)),
+        }))
+    }
+
+    async fn get_conversation(
+        &self,
+        request: Request<pb::GetConversationRequest>,
+    ) -> Result<Response<pb::GetConversationResponse>, Status> {
+        let id = conversation_id(&request.get_ref().conversation_id)?;
+        let conversation = self.service.conversation(id).await.map_err(service_status)?;
+        Ok(Response::new(pb::GetConversationResponse {
+            conversation: Some(encode_conversation(conversation)),
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<pb::ListMessagesRequest>,
+    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        let r = request.into_inner();
+        let page = page(r.page_size, &r.page_token, r.order, Order::Ascending)?;
+        let found = self
+            .service
+            .messages(conversation_id(&r.conversation_id)?, page)
+            .await
+            .map_err(service_status)?;
+        Ok(Response::new(pb::ListMessagesResponse {
+            next_page_token: token(found.next_cursor),
+            messages: found.items.into_iter().map(encode_message).collect(),
+        }))
+    }
+
+    async fn list_conversations(
+        &self,
+        request: Request<pb::ListConversationsRequest>,
+    ) -> Result<Response<pb::ListConversationsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = ConversationFilter {
+            customer_id: Some(r.customer_id).filter(|c| !c.is_empty()),
+            status: model_status(r.status).map_err(|e| decode_status(&e))?,
+        };
+        let page = page(r.page_size, &r.page_token, r.order, Order::Descending)?;
+        let found = self
+            .service
+            .conversations(&filter, page)
+            .await
+            .map_err(service_status)?;
+        Ok(Response::new(pb::ListConversationsResponse {
+            next_page_token: token(found.next_cursor),
+            conversations: found.items.into_iter().map(encode_conversation).collect(),
+        }))
+    }
+
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<EventStream>, Status> {
+        let r = request.into_inner();
+        let filter = EventFilter {
+            conversation_id: r.conversation_id.as_deref().map(conversation_id).transpose()?,
+            customer_id: r.customer_id,
+        };
+        let mut subscription = self.service.subscribe(filter);
+        let mut stop = self.stop.clone();
+        // A small buffer: the bus already buffers per subscriber; this only decouples the socket.
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = subscription.next() => next,
+                    () = tx.closed() => return,
+                    _ = stop.wait_for(|stopping| *stopping) => return,
+                };
+                let Some(received) = next else { return };
+                if tx.send(Ok(event_response(received))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+/// Binds `[grpc] listen` and serves until `stop` turns true; health turns NOT_SERVING first, then in-flight
+/// calls finish (the caller bounds that by the shutdown grace).
+pub(super) async fn spawn(
+    config: &GrpcConfig,
+    service: Service,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), super::StartError> {
+    let addr = config.listen;
+    let bind = |source| super::StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
+    let limit = config.max_message_bytes;
+    let api = ConversationServiceServer::new(GrpcApi {
+        service,
+        stop: stop.clone(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    .accept_compressed(CompressionEncoding::Zstd)
+    .send_compressed(CompressionEncoding::Gzip)
+    .send_compressed(CompressionEncoding::Zstd)
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let api = InterceptedService::new(api, ApiKeys::new(&config.api_keys));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ConversationServiceServer<GrpcApi>>().await;
+    let reflection = |b: tonic_reflection::server::Builder<'static>| {
+        b.register_encoded_file_descriptor_set(protofuse_grpc::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1()
+        .expect("the embedded descriptor sets decode");
+    let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1alpha()
+        .expect("the embedded descriptor sets decode");
+    let server = tonic::transport::Server::builder()
+        .layer(EdgeLayer::new(config.request_timeout))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(api);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let task = tokio::spawn(async move {
+        let signal = async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+            health.set_service_status("", ServingStatus::NotServing).await;
+            health.set_not_serving::<ConversationServiceServer<GrpcApi>>().await;
+        };
+        match server.serve_with_incoming_shutdown(incoming, signal).await {
+            Ok(()) => tracing::info!("gRPC server stopped"),
+            Err(e) => tracing::error!(error = %e, "gRPC server failed"),
+        }
+    });
+    tracing::info!(%addr, "serving gRPC");
+    Ok((addr, task))
+}

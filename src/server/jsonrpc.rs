@@ -1,0 +1,242 @@
+//! JSON-RPC 2.0 at `/rpc` on the HTTP listener, over HTTP POST and WebSocket upgrade (jsonrpsee).
+//!
+//! Methods mirror the REST API and call the same [`Service`]: `message.send`, `conversation.get`,
+//! `conversation.messages`, `conversation.list`; WebSocket clients can `conversation.subscribe` (notifications
+//! `conversation.event`) and `conversation.unsubscribe`. Params are by name and use the REST API's JSON forms.
+//! jsonrpsee does the framing (batches, notifications, ids, -32700/-32600/-32601/-32602/-32603); this module
+//! owns the methods and the application error codes in [`code`]; the HTTP/WebSocket glue is in
+//! `jsonrpc_http.rs`. Must never: hold a business rule.
+
+use std::sync::Arc;
+
+use crate::events::{Event, EventFilter, Received};
+use crate::service::{Service, ServiceError};
+use crate::store::{ConversationFilter, Order, Page, PageRequest};
+use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use protofuse_model::{ConversationId, ConversationStatus, NewMessage, Protocol};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Application error codes (JSON-RPC's server range), documented in the README.
+pub mod code {
+    /// The conversation does not exist.
+    pub const CONVERSATION_NOT_FOUND: i32 = -32001;
+    /// The idempotency key was used before for a different message.
+    pub const IDEMPOTENCY_KEY_REUSED: i32 = -32002;
+    /// The store is unavailable; retry later.
+    pub const STORE_UNAVAILABLE: i32 = -32003;
+    /// The message breaks a rule of the canonical model.
+    pub const INVALID_MESSAGE: i32 = -32004;
+}
+
+type RpcResult = Result<Value, ErrorObjectOwned>;
+
+fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message, None::<()>)
+}
+
+fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
+    error(jsonrpsee::types::error::INVALID_PARAMS_CODE, message)
+}
+
+fn service_error(e: ServiceError) -> ErrorObjectOwned {
+    match e {
+        ServiceError::Invalid(v) => error(code::INVALID_MESSAGE, v.to_string()),
+        ServiceError::ConversationNotFound(_) => error(code::CONVERSATION_NOT_FOUND, e.to_string()),
+        ServiceError::KeyReused => error(code::IDEMPOTENCY_KEY_REUSED, e.to_string()),
+        ServiceError::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "JSON-RPC call failed: store unavailable");
+            error(
+                code::STORE_UNAVAILABLE,
+                "the conversation store is unavailable; retry later",
+            )
+        }
+    }
+}
+
+/// Params by name, or one positional object.
+fn params<T: serde::de::DeserializeOwned>(p: &Params<'_>) -> Result<T, ErrorObjectOwned> {
+    let parsed = if p.as_str().is_some_and(|s| s.trim_start().starts_with('[')) {
+        p.one::<T>()
+    } else {
+        p.parse::<T>()
+    };
+    parsed.map_err(|e| invalid_params(e.message().to_owned()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdParams {
+    id: ConversationId,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    id: Option<ConversationId>,
+    customer: Option<String>,
+    status: Option<ConversationStatus>,
+    limit: Option<u32>,
+    cursor: Option<uuid::Uuid>,
+    order: Option<String>,
+}
+
+impl ListParams {
+    fn page(&self, default: Order) -> Result<PageRequest, ErrorObjectOwned> {
+        let order = match self.order.as_deref() {
+            None => default,
+            Some("asc") => Order::Ascending,
+            Some("desc") => Order::Descending,
+            Some(_) => return Err(invalid_params("order must be asc or desc")),
+        };
+        let limit = self.limit.unwrap_or(PageRequest::DEFAULT_LIMIT);
+        if limit == 0 || limit > PageRequest::MAX_LIMIT {
+            return Err(invalid_params("limit must be between 1 and 500"));
+        }
+        Ok(PageRequest {
+            after: self.cursor,
+            limit,
+            order,
+        })
+    }
+}
+
+fn page_json<T: serde::Serialize>(page: &Page<T>) -> Value {
+    let mut body = json!({ "items": page.items });
+    if let Some(c) = page.next_cursor {
+        body["next_cursor"] = json!(c.simple().to_string());
+    }
+    body
+}
+
+async fn send(p: Params<'static>, service: Arc<Service>) -> RpcResult {
+    let posted: NewMessage = params(&p)?;
+    let envelope = posted
+        .into_envelope(Protocol::Jsonrpc, None)
+        .map_err(|e| error(code::INVALID_MESSAGE, e.to_string()))?;
+    let outcome = service.send(envelope).await.map_err(service_error)?;
+    Ok(json!({ "duplicate": outcome.duplicate, "message": outcome.message }))
+}
+
+async fn get(p: Params<'static>, service: Arc<Service>) -> RpcResult {
+    let IdParams { id } = params(&p)?;
+    let conversation = service.conversation(id).await.map_err(service_error)?;
+    Ok(json!(conversation))
+}
+
+async fn messages(p: Params<'static>, service: Arc<Service>) -> RpcResult {
+    let list: ListParams = params(&p)?;
+    let id = list.id.ok_or_else(|| invalid_params("id is required"))?;
+    if list.customer.is_some() || list.status.is_some() {
+        return Err(invalid_params("customer and status filter conversations, not messages"));
+    }
+    let found = service
+        .messages(id, list.page(Order::Ascending)?)
+        .await
+        .map_err(service_error)?;
+    Ok(page_json(&found))
+}
+
+async fn list(p: Params<'static>, service: Arc<Service>) -> RpcResult {
+    let list: ListParams = if p.is_object() || p.as_str().is_some() {
+        params(&p)?
+    } else {
+        ListParams::default()
+    };
+    if list.id.is_some() {
+        return Err(invalid_params("id names one conversation: use conversation.get"));
+    }
+    let filter = ConversationFilter {
+        customer_id: list.customer.clone(),
+        status: list.status,
+    };
+    let found = service
+        .conversations(&filter, list.page(Order::Descending)?)
+        .await
+        .map_err(service_error)?;
+    Ok(page_json(&found))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SubscribeParams {
+    conversation_id: Option<ConversationId>,
+    customer: Option<String>,
+}
+
+fn event_json(received: Received) -> Value {
+    match received {
+        Received::Lagged(missed) => json!({ "type": "lagged", "missed": missed }),
+        Received::Event(Event::MessageStored { message, .. }) => {
+            json!({ "type": "message_stored", "message": &*message })
+        }
+        Received::Event(Event::StatusChanged {
+            conversation_id,
+            from,
+            to,
+            ..
+        }) => json!({ "type": "status_changed", "conversation_id": conversation_id, "from": from, "to": to }),
+    }
+}
+
+async fn subscribe(p: Params<'static>, pending: PendingSubscriptionSink, service: Arc<Service>) {
+    let wanted: Result<SubscribeParams, _> = if p.as_str().is_some() {
+        params(&p)
+    } else {
+        Ok(SubscribeParams::default())
+    };
+    let wanted = match wanted {
+        Ok(w) => w,
+        Err(e) => return pending.reject(e).await,
+    };
+    let mut subscription = service.subscribe(EventFilter {
+        conversation_id: wanted.conversation_id,
+        customer_id: wanted.customer,
+    });
+    let Ok(sink) = pending.accept().await else { return };
+    loop {
+        let received = tokio::select! {
+            received = subscription.next() => received,
+            () = sink.closed() => return,
+        };
+        let Some(received) = received else { return };
+        let Ok(raw) = serde_json::value::to_raw_value(&event_json(received)) else {
+            return;
+        };
+        if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Every method, over `service`.
+pub(super) fn module(service: Service) -> RpcModule<Service> {
+    let mut module = RpcModule::new(service);
+    let registered = [
+        module
+            .register_async_method("message.send", |p, s, _| send(p, s))
+            .map(|_| ()),
+        module
+            .register_async_method("conversation.get", |p, s, _| get(p, s))
+            .map(|_| ()),
+        module
+            .register_async_method("conversation.messages", |p, s, _| messages(p, s))
+            .map(|_| ()),
+        module
+            .register_async_method("conversation.list", |p, s, _| list(p, s))
+            .map(|_| ()),
+        module
+            .register_subscription(
+                "conversation.subscribe",
+                "conversation.event",
+                "conversation.unsubscribe",
+                |p, pending, s, _| subscribe(p, pending, s),
+            )
+            .map(|_| ()),
+    ];
+    for r in registered {
+        r.expect("method names are distinct");
+    }
+    module
+}

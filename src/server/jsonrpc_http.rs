@@ -1,0 +1,85 @@
+//! The `/rpc` transport: the jsonrpsee server as a tower service on the axum router, so HTTP POST and the
+//! WebSocket upgrade share one URL and one port with REST; plus the HTTP detail of answering notifications with
+//! nothing. Must never: define methods (they are in `jsonrpc.rs`).
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use jsonrpsee::server::{BatchRequestConfig, ServerConfig, StopHandle, TowerServiceBuilder};
+use tower::ServiceExt;
+use tower::layer::util::{Identity, Stack};
+
+use super::jsonrpc::module;
+use super::jsonrpc_notify::RunNotificationsLayer;
+use crate::config::JsonRpcConfig;
+use crate::service::Service;
+
+/// The `/rpc` endpoint: a jsonrpsee tower service per request (so each WebSocket gets its own connection id).
+#[derive(Clone)]
+pub(super) struct Endpoint {
+    builder: TowerServiceBuilder<Stack<RunNotificationsLayer, Identity>, Identity>,
+    methods: jsonrpsee::Methods,
+    stop: StopHandle,
+}
+
+impl Endpoint {
+    pub(super) fn new(config: &JsonRpcConfig, service: Service, stop: StopHandle) -> Self {
+        let server_config = ServerConfig::builder()
+            .max_request_body_size(config.max_request_bytes)
+            .max_response_body_size(config.max_response_bytes)
+            .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
+            .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
+            .build();
+        let builder = jsonrpsee::server::Server::builder()
+            .set_config(server_config)
+            .set_rpc_middleware(
+                jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer(RunNotificationsLayer),
+            )
+            .to_service_builder()
+            .max_connections(config.max_connections);
+        Self {
+            builder,
+            methods: module(service).into(),
+            stop,
+        }
+    }
+
+    async fn call(self, request: axum::extract::Request) -> Response {
+        let service = self.builder.build(self.methods, self.stop);
+        match service.oneshot(request).await {
+            Ok(response) => no_answer_for_notifications(response).await,
+            Err(e) => {
+                tracing::error!(error = %e, "JSON-RPC transport failed");
+                super::error::ApiError::internal().into_response()
+            }
+        }
+    }
+}
+
+/// jsonrpsee answers a lone notification (or a batch of only notifications) over HTTP with the body `null`; the
+/// spec says a notification gets no response at all, so it becomes `204 No Content`. Only a 4-byte body is inspected, so nothing else is buffered.
+async fn no_answer_for_notifications(response: jsonrpsee::server::HttpResponse) -> Response {
+    use http_body_util::BodyExt;
+    if response.status() != axum::http::StatusCode::OK
+        || axum::body::HttpBody::size_hint(response.body()).exact() != Some(4)
+    {
+        return response.map(Body::new).into_response();
+    }
+    let (parts, body) = response.into_parts();
+    match body.collect().await.map(http_body_util::Collected::to_bytes) {
+        Ok(bytes) if bytes.as_ref() == b"null" => axum::http::StatusCode::NO_CONTENT.into_response(),
+        Ok(bytes) => Response::from_parts(parts, Body::from(bytes)),
+        Err(_) => super::error::ApiError::internal().into_response(),
+    }
+}
+
+/// The `/rpc` route (POST and WebSocket upgrade).
+pub(super) fn routes() -> axum::Router<super::AppState> {
+    axum::Router::new().route(
+        "/rpc",
+        axum::routing::any(
+            |axum::extract::State(app): axum::extract::State<super::AppState>, request: axum::extract::Request| {
+                app.rpc.call(request)
+            },
+        ),
+    )
+}
