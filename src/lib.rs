@@ -6,6 +6,8 @@
 //! - [`service`]: the application service every protocol calls (send, get, list); the one place rules live.
 //! - [`server`]: transports: the HTTP listener with the native REST API, health and metrics.
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
+//! - [`wechat`]: WeChat Official Accounts: accounts, answer budget, late delivery via the customer-service API.
+//! - [`respond`]: the [`respond::Responder`] seam that produces answers (keywords, webhook; triage later).
 //! - [`cli`]: the `protofuse` command line.
 //!
 //! The path of a message: socket → [`server`] (decode with `protofuse_adapter`) → [`service::Service::send`]
@@ -13,7 +15,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod respond;
 pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod wechat;

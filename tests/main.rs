@@ -7,3 +7,5 @@ mod cli;
 mod rest_api;
 mod store;
 mod support;
+mod wechat;
+mod wechat_hostile;

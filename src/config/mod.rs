@@ -28,6 +28,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+    /// WeChat Official Accounts on `/wechat/{account}`.
+    pub wechat: crate::wechat::WechatSection,
 }
 
 /// `[server]`: the HTTP listener serving the REST API, health and metrics.

@@ -1,5 +1,6 @@
 //! The HTTP listener: the native REST API ([`rest`]), health and metrics ([`health`]), behind the request
-//! metrics and deadline middleware ([`observe`]). Later protocols (WeChat, JSON-RPC) mount their routes here.
+//! metrics and deadline middleware ([`observe`]), and the WeChat callback URL ([`wechat`]). Later protocols mount
+//! their routes here.
 //!
 //! [`start`] opens the store, binds the listener and serves in the background; [`Running::shutdown`] stops
 //! accepting, lets in-flight requests finish within `server.shutdown_grace`, then returns.
@@ -9,6 +10,7 @@ pub mod error;
 mod health;
 mod observe;
 mod rest;
+mod wechat;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ pub(crate) struct AppState {
     service: Service,
     metrics: PrometheusHandle,
     body_limit: usize,
+    wechat: Arc<crate::wechat::Wechat>,
 }
 
 /// Why the server could not start.
@@ -49,6 +52,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The WeChat accounts could not be set up.
+    #[error("cannot set up the wechat accounts")]
+    Wechat(#[from] crate::wechat::WechatError),
 }
 
 /// A server serving in the background.
@@ -87,6 +93,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     };
     let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
     let service = Service::new(store);
+    let wechat = Arc::new(crate::wechat::Wechat::build(&config.wechat, service.clone())?);
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -98,6 +105,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         service: service.clone(),
         metrics: telemetry::metrics_handle(),
         body_limit: config.server.body_limit_bytes,
+        wechat,
     };
     let app = router(state, config.server.request_timeout);
     let (stop, stopped) = oneshot::channel();
@@ -122,6 +130,7 @@ pub(crate) fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .merge(rest::routes())
         .merge(health::routes())
+        .merge(wechat::routes())
         .fallback(|| async { error::ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { error::ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(request_timeout, observe::deadline))
