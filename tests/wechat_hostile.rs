@@ -7,6 +7,9 @@ use crate::wechat::{PLAIN_TOKEN, history, plain_account, post};
 
 const ATTACKER: &str = "attacker";
 
+/// A named hostile request: the account it targets, its query and body, and the status it must get.
+type Case<'a> = (&'static str, &'a Oa, (Vec<(String, String)>, String), u16);
+
 /// A valid safe-mode Encrypt text for a message from the attacker.
 fn valid_encrypt(oa: &Oa) -> String {
     let (_, body) = oa.request(&text_xml(ATTACKER, 9001, &"x".repeat(200)));
@@ -22,7 +25,7 @@ async fn hostile_requests_are_refused_cleanly_and_store_nothing() {
     let safe = Oa::demo();
     let plain = Oa::plaintext("plain", PLAIN_TOKEN);
     let good = valid_encrypt(&safe);
-    let mut cases: Vec<(&str, &Oa, (Vec<(String, String)>, String), u16)> = Vec::new();
+    let mut cases: Vec<Case<'_>> = Vec::new();
 
     let huge = format!("<xml>{}</xml>", " ".repeat(70_000));
     cases.push(("oversized body", &plain, (plain.signed_query(), huge), 413));

@@ -242,3 +242,32 @@ fn is_http_url(url: &str) -> bool {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     rest.is_some_and(|r| !r.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn issues_name_the_account_entry_and_key() {
+        let mut config = Config::default();
+        config.wechat.answer_budget = Duration::from_secs(5);
+        let mut broken = AccountConfig::demo();
+        broken.encoding_aes_key = Some("short".to_owned());
+        broken.webhook = Some(WebhookConfig {
+            url: "ftp://x".to_owned(),
+            timeout: Duration::from_secs(1),
+        });
+        config.wechat.accounts.push(broken);
+        let keys: Vec<_> = config.validate().unwrap_err().into_iter().map(|i| i.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "wechat.answer_budget",
+                "wechat.accounts[1].encoding_aes_key",
+                "wechat.accounts[1].account",
+                "wechat.accounts[1].webhook.url",
+            ]
+        );
+    }
+}
