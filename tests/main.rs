@@ -9,3 +9,4 @@ mod store;
 mod support;
 mod wechat;
 mod wechat_hostile;
+mod wechat_late;

@@ -129,6 +129,7 @@ struct ApiState {
     expired: Vec<String>,
     sent: Vec<Value>,
     rejected: usize,
+    token_delay: Duration,
 }
 
 /// A fake `api.weixin.qq.com`.
@@ -160,6 +161,11 @@ impl FakeWechatApi {
         }
     }
 
+    /// Slows `/cgi-bin/token` down, so concurrent refreshers overlap.
+    pub fn set_token_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().token_delay = delay;
+    }
+
     pub fn tokens_issued(&self) -> usize {
         self.state.lock().unwrap().issued.len()
     }
@@ -178,6 +184,8 @@ async fn token(State(state): State<Arc<Mutex<ApiState>>>, Query(q): Query<Vec<(S
     if !(has("grant_type", "client_credential") && has("appid", FAKE_APP_ID) && has("secret", FAKE_SECRET)) {
         return Json(json!({"errcode": 40013, "errmsg": "invalid appid"}));
     }
+    let delay = state.lock().unwrap().token_delay;
+    tokio::time::sleep(delay).await;
     let mut state = state.lock().unwrap();
     let token = format!("tok-{}", state.issued.len() + 1);
     state.issued.push(token.clone());
