@@ -247,6 +247,38 @@ async fn handoff_keywords_transfer_to_customer_service() {
 }
 
 #[tokio::test]
+async fn webhook_media_and_news_answers_become_passive_replies() {
+    let backend = Backend::start(Duration::ZERO).await;
+    let account = AccountConfig {
+        webhook: Some(WebhookConfig {
+            url: backend.url.clone(),
+            timeout: Duration::from_secs(5),
+        }),
+        ..plain_account("plain")
+    };
+    let server = TestServer::sqlite(|c| c.wechat.accounts.push(account)).await;
+    let oa = Oa::plaintext("plain", PLAIN_TOKEN);
+    let (_, body) = post(&server, &oa, oa.request(&text_xml("u-media", 8101, "image please"))).await;
+    assert!(
+        body.contains("<MsgType><![CDATA[image]]></MsgType><Image><MediaId><![CDATA[MEDIA1]]></MediaId></Image>"),
+        "{body}"
+    );
+    let (_, body) = post(&server, &oa, oa.request(&text_xml("u-media", 8102, "news please"))).await;
+    assert!(body.contains("<ArticleCount>1</ArticleCount>"), "{body}");
+    assert!(
+        body.contains("<Title><![CDATA[Returns ]]]]><![CDATA[> guide]]></Title>"),
+        "{body}"
+    );
+    assert!(body.contains("<Url><![CDATA[https://example.com/r]]></Url>"), "{body}");
+    let messages = history(&server, "u-media", 4).await;
+    let bot: Vec<_> = messages.iter().filter(|m| m["sender"]["role"] == "bot").collect();
+    assert_eq!(bot[0]["content"]["media_id"], "MEDIA1");
+    assert_eq!(bot[1]["content"]["type"], "link");
+    assert_eq!(bot[1]["metadata"]["answer"]["type"], "news");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_shipped_demo_account_works_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let binary = Binary::serve_default(dir.path()).await;

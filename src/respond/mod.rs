@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use keywords::Keywords;
 pub use webhook::Webhook;
 
-/// What a responder wants said to the customer.
+/// What a responder wants said to the customer. Media answers name media already uploaded to the platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Answer {
@@ -25,12 +25,69 @@ pub enum Answer {
         /// The text.
         text: String,
     },
+    /// A picture.
+    Image {
+        /// The platform's media id.
+        media_id: String,
+    },
+    /// A voice clip.
+    Voice {
+        /// The platform's media id.
+        media_id: String,
+    },
+    /// A video.
+    Video {
+        /// The platform's media id.
+        media_id: String,
+        /// Title, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// Description, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+    /// A music card.
+    Music {
+        /// The thumbnail's media id.
+        thumb_media_id: String,
+        /// Title, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// Description, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// Track URL, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        music_url: Option<String>,
+        /// High-quality track URL, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hq_music_url: Option<String>,
+    },
+    /// Article cards (WeChat shows one in answer to a user's message).
+    News {
+        /// The articles.
+        articles: Vec<NewsArticle>,
+    },
     /// Hand the conversation to a human agent.
     Handoff {
         /// A specific agent, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kf_account: Option<String>,
     },
+}
+
+/// One article card of [`Answer::News`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewsArticle {
+    /// Headline.
+    pub title: String,
+    /// Summary.
+    pub description: String,
+    /// Where a tap leads.
+    pub url: String,
+    /// Cover image URL.
+    pub pic_url: String,
 }
 
 /// Why a responder could not answer. The caller logs it and answers nothing; the customer's message is stored

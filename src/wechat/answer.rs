@@ -123,14 +123,15 @@ async fn respond(account: Arc<Account>, service: Service, message: Message, tx: 
 
 async fn deliver_late(account: &Account, message: &Message, answer: &Answer) -> Delivery {
     let account_name = account.settings.account();
-    let (Some(kf), Answer::Text { text }) = (&account.kf, answer) else {
+    let message_body = super::render::custom_message(&message.sender.external_id, answer);
+    let (Some(kf), Some(body)) = (&account.kf, message_body) else {
         tracing::warn!(
             account = account_name,
             "answer missed the budget and cannot be sent later (hand-off, or no app_secret configured)"
         );
         return Delivery::Undelivered;
     };
-    match kf.send_text(&message.sender.external_id, text).await {
+    match kf.send(&body).await {
         Ok(()) => Delivery::CustomerServiceApi,
         Err(e) => {
             tracing::warn!(account = account_name, error = %e, "late answer not delivered");
@@ -142,18 +143,13 @@ async fn deliver_late(account: &Account, message: &Message, answer: &Answer) -> 
 /// Stores the bot's reply in the inbound message's conversation; keyed on the inbound message, so it is
 /// stored once whatever happens.
 async fn store_reply(service: &Service, inbound: &Message, answer: &Answer, delivery: Delivery) {
-    let content = match answer {
-        Answer::Text { text } => Content::Text { text: text.clone() },
-        Answer::Handoff { kf_account } => Content::Event {
-            kind: "handoff".to_owned(),
-            key: kf_account.clone(),
-        },
-    };
+    let content = super::render::stored_content(answer);
     let mut source = Source::new(Protocol::Wechat);
     source.account.clone_from(&inbound.source.account);
     let mut metadata = serde_json::Map::new();
     metadata.insert("in_reply_to".to_owned(), json!(inbound.id));
     metadata.insert("delivery".to_owned(), json!(delivery.as_str()));
+    metadata.insert("answer".to_owned(), json!(answer));
     let envelope = Envelope {
         conversation_id: Some(inbound.conversation_id),
         channel: inbound.channel.clone(),

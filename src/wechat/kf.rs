@@ -5,13 +5,12 @@
 //! refreshed once when WeChat says it is invalid (40001/40014/42001) — but only if the failing token is still
 //! the cached one, and behind a single-flight lock, so concurrent failures cause one fetch, not a stampede
 //! (each fetch invalidates the previous token at WeChat). It never retries a send more than once and never
-//! stores anything. When the dispatcher lands, its breaker/outbox wraps [`KfClient::send_text`].
+//! stores anything. When the dispatcher lands, its breaker/outbox wraps [`KfClient::send`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::json;
 use tokio::time::Instant;
 
 /// The errcodes meaning "this access_token is not (or no longer) valid".
@@ -87,16 +86,16 @@ impl KfClient {
         }
     }
 
-    /// Sends `text` to the user `open_id`; refreshes the token and retries once if WeChat rejects it.
-    pub async fn send_text(&self, open_id: &str, text: &str) -> Result<(), KfError> {
-        let body = json!({"touser": open_id, "msgtype": "text", "text": {"content": text}});
+    /// Sends one customer-service message (`{"touser", "msgtype", …}`); refreshes the token and retries once
+    /// if WeChat rejects it.
+    pub async fn send(&self, body: &serde_json::Value) -> Result<(), KfError> {
         let token = self.token().await?;
-        match self.post(&token, &body).await {
+        match self.post(&token, body).await {
             Err(KfError::Api { errcode, .. }) if TOKEN_ERRORS.contains(&errcode) => {
                 tracing::info!(errcode, "wechat access_token rejected; refreshing once");
                 self.expire(&token);
                 let token = self.token().await?;
-                self.post(&token, &body).await
+                self.post(&token, body).await
             }
             other => other,
         }

@@ -9,20 +9,21 @@
 mod answer;
 mod config;
 pub mod kf;
+mod render;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protofuse_model::{Message, Timestamp};
-use protofuse_wechat::{ReplyBody, WechatSettings, reply::Reply};
+use protofuse_wechat::WechatSettings;
 
 pub use config::{
     AccountConfig, AutoReply, DEFAULT_ANSWER_BUDGET, DEFAULT_API_BASE_URL, DEFAULT_API_TIMEOUT, MatchKind,
     WebhookConfig, WechatSection,
 };
+pub use render::passive_reply;
 
-use crate::respond::{Answer, Chain, Keywords, Responder, Webhook};
+use crate::respond::{Chain, Keywords, Responder, Webhook};
 use crate::service::Service;
 use kf::KfClient;
 
@@ -113,22 +114,4 @@ impl Wechat {
     pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
         self.accounts.get(name)
     }
-}
-
-/// Renders the passive reply for `answer` to `message` (`None`: nothing to say, so `success`).
-pub fn passive_reply(message: &Message, answer: Option<&Answer>, now: Timestamp) -> Option<String> {
-    let body = match answer? {
-        Answer::Text { text } => ReplyBody::Text { content: text.clone() },
-        Answer::Handoff { kf_account } => ReplyBody::TransferCustomerService {
-            kf_account: kf_account.clone(),
-        },
-    };
-    let account_id = message.source.raw.get("ToUserName")?.as_str()?;
-    let reply = Reply {
-        to_user: message.sender.external_id.clone(),
-        from_user: account_id.to_owned(),
-        create_time: now.timestamp(),
-        body,
-    };
-    reply.render().ok()
 }

@@ -211,7 +211,8 @@ async fn custom_send(
     Json(json!({"errcode": 0, "errmsg": "ok"}))
 }
 
-/// A webhook backend: answers `{"type":"text","text":"echo: <text>"}` after `delay`; records every call.
+/// A webhook backend: answers `{"type":"text","text":"echo: <text>"}` (an image or news answer for
+/// "image please" / "news please") after `delay`; records every call.
 #[derive(Clone)]
 pub struct Backend {
     pub url: String,
@@ -242,7 +243,13 @@ async fn answer(State((delay, calls)): State<BackendState>, Json(message): Json<
     let text = message["content"]["text"].as_str().unwrap_or("").to_owned();
     calls.lock().unwrap().push(message);
     tokio::time::sleep(wait).await;
-    Json(json!({"type": "text", "text": format!("echo: {text}")}))
+    Json(match text.as_str() {
+        "image please" => json!({"type": "image", "media_id": "MEDIA1"}),
+        "news please" => json!({"type": "news", "articles": [
+            {"title": "Returns ]]> guide", "description": "How to", "url": "https://example.com/r", "pic_url": "https://example.com/p.png"}
+        ]}),
+        _ => json!({"type": "text", "text": format!("echo: {text}")}),
+    })
 }
 
 async fn serve(app: Router) -> String {
