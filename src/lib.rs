@@ -9,6 +9,8 @@
 //! - [`server`]: transports: the HTTP listener (REST API, JSON-RPC at `/rpc`, health, metrics), the gRPC
 //!   listener and the admin listener.
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
+//! - [`wechat`]: WeChat Official Accounts: accounts, answer budget, late delivery via the customer-service API.
+//! - [`respond`]: the [`respond::Responder`] seam that produces answers (keywords, webhook; triage later).
 //! - [`cli`]: the `protofuse` command line.
 //!
 //! The path of a message: socket → [`server`] (decode with `protofuse_adapter`) → [`service::Service::send`]
@@ -18,7 +20,9 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod legacy;
+pub mod respond;
 pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod wechat;

@@ -11,3 +11,6 @@ mod lifecycle;
 mod rest_api;
 mod store;
 mod support;
+mod wechat;
+mod wechat_hostile;
+mod wechat_late;

@@ -38,6 +38,8 @@ pub struct Config {
     pub jsonrpc: JsonRpcConfig,
     /// The admin listener (health and metrics).
     pub admin: AdminConfig,
+    /// WeChat Official Accounts on `/wechat/{account}`.
+    pub wechat: crate::wechat::WechatSection,
 }
 
 /// `[legacy]`: legacy REST dialects, one adapter file each (see `config/adapters/` and the README).

@@ -90,7 +90,7 @@ pub(super) fn issues(grpc: &GrpcConfig, jsonrpc: &JsonRpcConfig) -> Vec<ConfigIs
     let mut check = |ok: bool, key: &'static str, message: &str| {
         if !ok {
             issues.push(ConfigIssue {
-                key,
+                key: key.to_owned(),
                 message: message.to_owned(),
             });
         }

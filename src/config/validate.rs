@@ -10,10 +10,20 @@ use super::Config;
 /// One broken rule, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigIssue {
-    /// Dotted key path, e.g. `server.body_limit_bytes`.
-    pub key: &'static str,
+    /// Dotted key path, e.g. `server.body_limit_bytes` or `wechat.accounts[0].token`.
+    pub key: String,
     /// What is wrong and what is allowed.
     pub message: String,
+}
+
+impl ConfigIssue {
+    /// An issue with `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
 }
 
 impl fmt::Display for ConfigIssue {
@@ -31,7 +41,7 @@ impl Config {
         let mut issues = Vec::new();
         let mut check = |ok: bool, key: &'static str, message: String| {
             if !ok {
-                issues.push(ConfigIssue { key, message });
+                issues.push(ConfigIssue::new(key, message));
             }
         };
         let server = &self.server;
@@ -76,6 +86,7 @@ impl Config {
             check(false, "log.filter", format!("is not a valid filter: {e}"));
         }
         issues.extend(super::rpc::issues(&self.grpc, &self.jsonrpc));
+        issues.extend(self.wechat.issues());
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }
 }

@@ -1,6 +1,7 @@
-//! The HTTP listener: the native REST API ([`rest`]), JSON-RPC at `/rpc` ([`jsonrpc`]), health and metrics
-//! ([`health`]), behind the request metrics and deadline middleware ([`observe`]). Later protocols (WeChat)
-//! mount their routes here. Beside it: the gRPC listener ([`grpc`]) and the admin listener ([`admin`]).
+//! The HTTP listener: the native REST API ([`rest`]), JSON-RPC at `/rpc` ([`jsonrpc`]), the WeChat callback URL
+//! ([`wechat`]), the legacy adapters' routes ([`legacy`]), health and metrics ([`health`]), behind the request
+//! metrics and deadline middleware ([`observe`]). Beside it: the gRPC listener ([`grpc`]) and the admin listener
+//! ([`admin`]).
 //!
 //! [`start`] opens the store, binds the listener and serves in the background; [`Running::shutdown`] stops
 //! accepting, lets in-flight requests finish within `server.shutdown_grace`, then returns.
@@ -17,6 +18,7 @@ mod jsonrpc_notify;
 mod legacy;
 mod observe;
 mod rest;
+mod wechat;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ pub(crate) struct AppState {
     metrics: PrometheusHandle,
     body_limit: usize,
     rpc: jsonrpc_http::Endpoint,
+    wechat: Arc<crate::wechat::Wechat>,
 }
 
 /// Why the server could not start.
@@ -61,6 +64,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The WeChat accounts could not be set up.
+    #[error("cannot set up the wechat accounts")]
+    Wechat(#[from] crate::wechat::WechatError),
 }
 
 /// A server serving in the background.
@@ -127,6 +133,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let adapters = crate::legacy::load_adapters(&config.legacy.adapters)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
     let service = Service::new(store);
+    let wechat = Arc::new(crate::wechat::Wechat::build(&config.wechat, service.clone())?);
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -140,6 +147,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         metrics: telemetry::metrics_handle(),
         body_limit: config.server.body_limit_bytes,
         rpc: jsonrpc_http::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
+        wechat,
     };
     let (stop_others, stopping) = watch::channel(false);
     let (grpc_addr, grpc_task) = grpc::spawn(&config.grpc, service.clone(), stopping.clone()).await?;
@@ -179,6 +187,7 @@ pub(crate) fn router(
         .merge(jsonrpc_http::routes())
         .merge(health::routes())
         .merge(legacy::routes(adapters))
+        .merge(wechat::routes())
         .fallback(|| async { error::ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { error::ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(request_timeout, observe::deadline))

@@ -2,3 +2,4 @@
 
 pub(crate) mod mariadb;
 pub(crate) mod server;
+pub(crate) mod wechat;

@@ -1,0 +1,171 @@
+//! The answer budget: the responder runs in its own task; whatever it says within the budget is the passive
+//! reply, anything later goes out through the customer-service API. Either way the bot's reply is stored as an
+//! outbound message in the same conversation, so the history is complete.
+//!
+//! This module owns that race and the memory of passive answers given, so a retried delivery gets the same
+//! answer. It never runs the responder for a duplicate, and never lets an answer be lost between "too late
+//! for the passive reply" and "sent later": the handler closes the channel before looking once more.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protofuse_adapter::IngestOutcome;
+use protofuse_model::{
+    Content, Direction, Envelope, IdempotencyKey, Message, MessageId, Party, Protocol, Role, Source,
+};
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::{Account, Wechat};
+use crate::respond::Answer;
+use crate::service::Service;
+
+/// WeChat re-sends within about 15 s; a minute covers that and slow networks.
+const REMEMBER_FOR: Duration = Duration::from_secs(60);
+/// Past this many remembered answers, expired ones are swept on the next insert.
+const SWEEP_ABOVE: usize = 4096;
+/// The bots' sender id in stored replies.
+const BOT_ID: &str = "protofuse";
+
+/// Passive answers given recently, by inbound message.
+#[derive(Default)]
+pub(super) struct Answered(Mutex<HashMap<MessageId, (Instant, Answer)>>);
+
+impl Answered {
+    fn remember(&self, id: MessageId, answer: &Answer) {
+        let mut map = self.lock();
+        if map.len() > SWEEP_ABOVE {
+            map.retain(|_, (at, _)| at.elapsed() < REMEMBER_FOR);
+        }
+        map.insert(id, (Instant::now(), answer.clone()));
+    }
+
+    fn recall(&self, id: MessageId) -> Option<Answer> {
+        self.lock()
+            .get(&id)
+            .filter(|(at, _)| at.elapsed() < REMEMBER_FOR)
+            .map(|(_, answer)| answer.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, (Instant, Answer)>> {
+        // The map is valid after any panic (inserts are atomic), so poisoning is ignored.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How a bot reply reached the customer, recorded in the stored reply's metadata.
+#[derive(Debug, Clone, Copy)]
+enum Delivery {
+    Passive,
+    CustomerServiceApi,
+    Undelivered,
+}
+
+impl Delivery {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Passive => "passive",
+            Self::CustomerServiceApi => "customer_service_api",
+            Self::Undelivered => "undelivered",
+        }
+    }
+}
+
+impl Wechat {
+    /// The passive answer to a stored callback message, within the budget; `None` means `success`.
+    pub async fn answer(&self, account: &Arc<Account>, outcome: IngestOutcome) -> Option<Answer> {
+        let id = outcome.message.id;
+        if outcome.duplicate {
+            return self.answers.recall(id);
+        }
+        let (tx, mut rx) = oneshot::channel();
+        tokio::spawn(respond(Arc::clone(account), self.service.clone(), outcome.message, tx));
+        let answer = match tokio::time::timeout(self.budget, &mut rx).await {
+            Ok(received) => received.ok().flatten(),
+            Err(_) => {
+                // From here on the task's send fails and it delivers late; an answer sent just before
+                // the close is still ours.
+                rx.close();
+                rx.try_recv().ok().flatten()
+            }
+        };
+        if let Some(answer) = &answer {
+            self.answers.remember(id, answer);
+        }
+        answer
+    }
+}
+
+/// Runs the responder, hands the answer to the waiting handler or delivers it late, and stores it.
+async fn respond(account: Arc<Account>, service: Service, message: Message, tx: oneshot::Sender<Option<Answer>>) {
+    let answer = match account.responder.respond(&message).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "responder failed; answering nothing");
+            None
+        }
+    };
+    // WeChat rejects a hand-off in answer to an event.
+    let answer =
+        answer.filter(|a| !(matches!(a, Answer::Handoff { .. }) && matches!(message.content, Content::Event { .. })));
+    let Err(late) = tx.send(answer.clone()) else {
+        if let Some(answer) = answer {
+            store_reply(&service, &message, &answer, Delivery::Passive).await;
+        }
+        return;
+    };
+    let Some(answer) = late else { return };
+    let delivery = deliver_late(&account, &message, &answer).await;
+    store_reply(&service, &message, &answer, delivery).await;
+}
+
+async fn deliver_late(account: &Account, message: &Message, answer: &Answer) -> Delivery {
+    let account_name = account.settings.account();
+    let message_body = super::render::custom_message(&message.sender.external_id, answer);
+    let (Some(kf), Some(body)) = (&account.kf, message_body) else {
+        tracing::warn!(
+            account = account_name,
+            "answer missed the budget and cannot be sent later (hand-off, or no app_secret configured)"
+        );
+        return Delivery::Undelivered;
+    };
+    match kf.send(&body).await {
+        Ok(()) => Delivery::CustomerServiceApi,
+        Err(e) => {
+            tracing::warn!(account = account_name, error = %e, "late answer not delivered");
+            Delivery::Undelivered
+        }
+    }
+}
+
+/// Stores the bot's reply in the inbound message's conversation; keyed on the inbound message, so it is
+/// stored once whatever happens.
+async fn store_reply(service: &Service, inbound: &Message, answer: &Answer, delivery: Delivery) {
+    let content = super::render::stored_content(answer);
+    let mut source = Source::new(Protocol::Wechat);
+    source.account.clone_from(&inbound.source.account);
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("in_reply_to".to_owned(), json!(inbound.id));
+    metadata.insert("delivery".to_owned(), json!(delivery.as_str()));
+    metadata.insert("answer".to_owned(), json!(answer));
+    let envelope = Envelope {
+        conversation_id: Some(inbound.conversation_id),
+        channel: inbound.channel.clone(),
+        direction: Direction::Outbound,
+        sender: Party {
+            role: Role::Bot,
+            external_id: BOT_ID.to_owned(),
+            display_name: None,
+        },
+        content,
+        sent_at: Some(chrono::Utc::now()),
+        source,
+        metadata,
+        idempotency_key: IdempotencyKey::derive("wechat-reply", &[&inbound.id.to_string()]),
+    };
+    if let Err(e) = service.send(envelope).await {
+        tracing::warn!(error = %e, "bot reply not stored");
+    }
+}

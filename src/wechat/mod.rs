@@ -1,0 +1,117 @@
+//! WeChat Official Accounts, the application side: the configured accounts ([`Wechat`]), who answers them
+//! ([`crate::respond`]), the answer budget and late delivery ([`answer`]), and the customer-service API client
+//! ([`kf`]). The HTTP framing lives in `server/wechat.rs`; the pure codec in `protofuse-wechat`.
+//!
+//! This module owns the decision of what a callback answers and when. It never parses or verifies callback
+//! bytes (the codec does, before anything here runs), and never answers a duplicate delivery with anything but
+//! the first delivery's passive answer or `success`.
+
+mod answer;
+mod config;
+pub mod kf;
+mod render;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protofuse_wechat::WechatSettings;
+
+pub use config::{
+    AccountConfig, AutoReply, DEFAULT_ANSWER_BUDGET, DEFAULT_API_BASE_URL, DEFAULT_API_TIMEOUT, MatchKind,
+    WebhookConfig, WechatSection,
+};
+pub use render::passive_reply;
+
+use crate::respond::{Chain, Keywords, Responder, Webhook};
+use crate::service::Service;
+use kf::KfClient;
+
+/// Why the WeChat accounts could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WechatError {
+    /// An account's callback keys are invalid (validation should have caught it first).
+    #[error("wechat account {0} is misconfigured")]
+    Account(String),
+    /// The HTTP client for webhooks and the WeChat API could not be built (TLS setup).
+    #[error("cannot build the http client")]
+    Http(#[source] reqwest::Error),
+}
+
+/// One account: its codec settings, its responder and its customer-service channel.
+pub struct Account {
+    settings: WechatSettings,
+    responder: Arc<dyn Responder>,
+    kf: Option<Arc<KfClient>>,
+}
+
+impl Account {
+    /// The codec settings.
+    pub fn settings(&self) -> &WechatSettings {
+        &self.settings
+    }
+}
+
+/// Every configured account, and what answering them needs. Cheap to share behind an `Arc`.
+pub struct Wechat {
+    accounts: HashMap<String, Arc<Account>>,
+    budget: Duration,
+    service: Service,
+    answers: answer::Answered,
+}
+
+impl Wechat {
+    /// Builds the accounts of `section`; `service` stores the bots' replies.
+    pub fn build(section: &WechatSection, service: Service) -> Result<Self, WechatError> {
+        let http = reqwest::Client::builder()
+            .timeout(section.api_timeout)
+            .build()
+            .map_err(WechatError::Http)?;
+        let mut accounts = HashMap::new();
+        for config in &section.accounts {
+            let settings = config
+                .callback()
+                .validate()
+                .map_err(|_| WechatError::Account(config.account.clone()))?;
+            let mut chain: Vec<Box<dyn Responder>> = vec![Box::new(Keywords::new(
+                &config.handoff_keywords,
+                config.handoff_kf_account.clone(),
+                &config.auto_replies,
+            ))];
+            if let Some(webhook) = &config.webhook {
+                chain.push(Box::new(Webhook::new(
+                    http.clone(),
+                    webhook.url.clone(),
+                    webhook.timeout,
+                )));
+            }
+            let kf = match (&config.app_id, &config.app_secret) {
+                (Some(app_id), Some(secret)) if !secret.is_empty() => Some(Arc::new(KfClient::new(
+                    http.clone(),
+                    &section.api_base_url,
+                    app_id.clone(),
+                    secret.clone(),
+                ))),
+                _ => None,
+            };
+            let account = Account {
+                settings,
+                responder: Arc::new(Chain(chain)),
+                kf,
+            };
+            accounts.insert(config.account.clone(), Arc::new(account));
+        }
+        Ok(Self {
+            accounts,
+            budget: section.answer_budget,
+            service,
+            answers: answer::Answered::default(),
+        })
+    }
+
+    /// The account named `name`.
+    pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
+        self.accounts.get(name)
+    }
+}

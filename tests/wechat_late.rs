@@ -1,0 +1,107 @@
+//! Answers that miss the budget: `success` at once, the answer later through a fake customer-service API, with
+//! the access_token expiring in the middle, and concurrent refusals refreshing the token only once.
+
+use std::time::Duration;
+
+use protofuse::config::Config;
+use protofuse::wechat::{AccountConfig, WebhookConfig};
+
+use crate::support::server::TestServer;
+use crate::support::wechat::{Backend, FAKE_APP_ID, FAKE_SECRET, FakeWechatApi, Oa, text_xml};
+use crate::wechat::{PLAIN_TOKEN, history, plain_account, post};
+use serde_json::json;
+
+/// A server whose `late` account answers through `backend` (slow) within a 300 ms budget.
+async fn late_server(api: &FakeWechatApi, backend: &Backend) -> TestServer {
+    let account = AccountConfig {
+        app_id: Some(FAKE_APP_ID.to_owned()),
+        app_secret: Some(FAKE_SECRET.to_owned()),
+        webhook: Some(WebhookConfig {
+            url: backend.url.clone(),
+            timeout: Duration::from_secs(10),
+        }),
+        auto_replies: Vec::new(),
+        ..plain_account("late")
+    };
+    let base = api.base.clone();
+    TestServer::sqlite(move |c: &mut Config| {
+        c.wechat.api_base_url = base;
+        c.wechat.answer_budget = Duration::from_millis(300);
+        c.wechat.accounts.push(account);
+    })
+    .await
+}
+
+async fn wait_for_sent(api: &FakeWechatApi, count: usize) {
+    for _ in 0..100 {
+        if api.sent().len() >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("only {} of {count} late answers delivered", api.sent().len());
+}
+
+#[tokio::test]
+async fn late_answers_go_out_through_the_customer_service_api() {
+    let api = FakeWechatApi::start().await;
+    let backend = Backend::start(Duration::from_millis(1200)).await;
+    let server = late_server(&api, &backend).await;
+    let oa = Oa::plaintext("late", PLAIN_TOKEN);
+    for (n, text) in ["first", "second"].into_iter().enumerate() {
+        let started = tokio::time::Instant::now();
+        let (status, body) = post(&server, &oa, oa.request(&text_xml("u-late", 6001 + n as u64, text))).await;
+        assert_eq!((status, body.as_str()), (200, "success"));
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "answered within the budget"
+        );
+        wait_for_sent(&api, n + 1).await;
+        let sent = api.sent();
+        assert_eq!(sent.len(), n + 1, "late answer delivered");
+        let expected = json!({"touser": "u-late", "msgtype": "text", "text": {"content": format!("echo: {text}")}});
+        assert_eq!(sent[n]["body"], expected);
+        // The token expires between the two deliveries: the second one is refused once, then refreshed.
+        api.expire_current_token();
+    }
+    let sent = api.sent();
+    assert_eq!(
+        (sent[0]["token"].as_str(), sent[1]["token"].as_str()),
+        (Some("tok-1"), Some("tok-2"))
+    );
+    assert_eq!(api.rejected(), 1);
+    assert_eq!(api.tokens_issued(), 2);
+    let messages = history(&server, "u-late", 4).await;
+    let bot: Vec<_> = messages.iter().filter(|m| m["sender"]["role"] == "bot").collect();
+    assert_eq!(bot.len(), 2);
+    assert!(
+        bot.iter().all(|m| m["metadata"]["delivery"] == "customer_service_api"),
+        "{bot:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_token_failures_refresh_once() {
+    let api = FakeWechatApi::start().await;
+    let backend = Backend::start(Duration::from_millis(600)).await;
+    let server = late_server(&api, &backend).await;
+    let oa = Oa::plaintext("late", PLAIN_TOKEN);
+    let (status, _) = post(&server, &oa, oa.request(&text_xml("u-herd-0", 8000, "prime"))).await;
+    assert_eq!(status, 200);
+    wait_for_sent(&api, 1).await;
+    api.expire_current_token();
+    api.set_token_delay(Duration::from_millis(300));
+    let posts = (1..=4u64).map(|n| {
+        let request = oa.request(&text_xml(&format!("u-herd-{n}"), 8000 + n, "hello"));
+        post(&server, &oa, request)
+    });
+    for (status, body) in futures::future::join_all(posts).await {
+        assert_eq!((status, body.as_str()), (200, "success"));
+    }
+    wait_for_sent(&api, 5).await;
+    assert_eq!(api.tokens_issued(), 2, "one refresh for four concurrent 42001s");
+    assert!((1..=4).contains(&api.rejected()), "{}", api.rejected());
+    assert!(api.sent()[1..].iter().all(|s| s["token"] == "tok-2"));
+    server.shutdown().await;
+}
