@@ -95,3 +95,42 @@ impl NonceGuard {
         true
     }
 }
+
+/// Why an outbound webhook could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// The adapter's method is not an HTTP method.
+    #[error("invalid HTTP method {0:?}")]
+    Method(String),
+    /// Connecting, sending or reading the answer failed (or timed out).
+    #[error("webhook transport failed")]
+    Transport(#[source] reqwest::Error),
+    /// The backend answered with a non-2xx status.
+    #[error("webhook answered {0}")]
+    Status(u16),
+}
+
+/// Sends a rendered outbound request as is: exactly the rendered bytes and headers, so the backend's signature
+/// check sees what was signed. Delivery policy (breaker, retries, outbox) belongs to the caller.
+pub async fn send_outbound(
+    client: &reqwest::Client,
+    request: &protofuse_legacy::OutboundRequest,
+    timeout: Duration,
+) -> Result<u16, OutboundError> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| OutboundError::Method(request.method.clone()))?;
+    let mut builder = client
+        .request(method, &request.url)
+        .timeout(timeout)
+        .body(request.body.clone());
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let response = builder.send().await.map_err(OutboundError::Transport)?;
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        Ok(status)
+    } else {
+        Err(OutboundError::Status(status))
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -201,5 +202,75 @@ async fn example_php_and_java_clients_against_protofuse_serve() {
     assert_eq!(
         texts_of(&client, &binary.base, "java-example").await,
         ["快递到哪了? where is my parcel"]
+    );
+}
+
+/// A backend that records every request it receives, byte for byte.
+async fn recording_backend() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/helpdesk/notify.php",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| async move {
+            record.lock().unwrap().push((headers, body.to_vec()));
+            "ok"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/helpdesk/notify.php"), seen)
+}
+
+#[tokio::test]
+async fn outbound_webhook_delivers_exactly_the_documented_gbk_bytes_and_signature() {
+    let server = with_adapters().await;
+    let form = format!("uid=o1&msg={}&mid=o-1", gbk_percent("退货 & 换货"));
+    let (_, answer) = php_post(&server, "php-demo-key", form).await;
+    let conversation: Value = server.get_json(&format!("/v1/conversations?customer=o1")).await;
+    let id = conversation["items"][0]["id"].as_str().unwrap().to_owned();
+    let page = server.get_json(&format!("/v1/conversations/{id}/messages")).await;
+    let message: protofuse_model::Message = serde_json::from_value(page["items"][0].clone()).unwrap();
+    assert_eq!(message.id.to_string(), answer["id"].as_str().unwrap());
+
+    let (url, seen) = recording_backend().await;
+    let text = std::fs::read_to_string(repo("config/adapters/php-helpdesk.toml")).unwrap();
+    let text =
+        text.replace("http://127.0.0.1:8081/helpdesk/notify.php", &url) + "sign_secret = \"php-outbound-secret\"\n";
+    let adapter = protofuse_legacy::LegacyAdapter::from_toml(&text).unwrap();
+    let request = adapter
+        .outbound()
+        .unwrap()
+        .render(&message, 1_700_000_000, "nonce-o1")
+        .unwrap();
+    let status = protofuse::legacy::send_outbound(&reqwest::Client::new(), &request, Duration::from_secs(5)).await;
+    assert_eq!(status.unwrap(), 200);
+
+    let seen = seen.lock().unwrap();
+    let (headers, body) = &seen[0];
+    let expected = format!(
+        "uid=o1&msg=%CD%CB%BB%F5+%26+%BB%BB%BB%F5&conv={}&mid={}",
+        message.conversation_id, message.id
+    );
+    assert_eq!(body, expected.as_bytes(), "the documented GBK form bytes");
+    assert_eq!(
+        headers["content-type"],
+        "application/x-www-form-urlencoded; charset=gbk"
+    );
+    let signature = protofuse_legacy::auth::sign(
+        "php-outbound-secret",
+        "POST",
+        "/helpdesk/notify.php",
+        "1700000000",
+        "nonce-o1",
+        body,
+    );
+    assert_eq!(headers["x-signature"], signature.as_str());
+    assert_eq!(
+        (&headers["x-timestamp"], &headers["x-nonce"]),
+        (&"1700000000".parse().unwrap(), &"nonce-o1".parse().unwrap())
     );
 }
