@@ -230,7 +230,7 @@ async fn outbound_webhook_delivers_exactly_the_documented_gbk_bytes_and_signatur
     let server = with_adapters().await;
     let form = format!("uid=o1&msg={}&mid=o-1", gbk_percent("退货 & 换货"));
     let (_, answer) = php_post(&server, "php-demo-key", form).await;
-    let conversation: Value = server.get_json(&format!("/v1/conversations?customer=o1")).await;
+    let conversation: Value = server.get_json("/v1/conversations?customer=o1").await;
     let id = conversation["items"][0]["id"].as_str().unwrap().to_owned();
     let page = server.get_json(&format!("/v1/conversations/{id}/messages")).await;
     let message: protofuse_model::Message = serde_json::from_value(page["items"][0].clone()).unwrap();
