@@ -5,6 +5,7 @@
 //! - [`store`]: the conversation store (SQLite or MySQL/MariaDB) behind one trait.
 //! - [`legacy`]: loading the legacy REST adapter files and the HMAC replay guard.
 //! - [`events`]: the conversation event bus behind every protocol's subscriptions.
+//! - [`dispatch`]: the dispatcher: routes, per-destination fuses, outbox workers, dead letters.
 //! - [`service`]: the application service every protocol calls (send, get, list); the one place rules live.
 //! - [`server`]: transports: the HTTP listener (REST API, JSON-RPC at `/rpc`, health, metrics), the gRPC
 //!   listener and the admin listener.
@@ -18,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod events;
 pub mod legacy;
 pub mod respond;

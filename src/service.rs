@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use protofuse_adapter::IngestOutcome;
 use protofuse_model::{Conversation, ConversationId, Envelope, Message, ValidationError};
 
+use crate::dispatch::Dispatcher;
 use crate::events::{Event, EventBus, EventFilter, Subscription};
 use crate::store::{ConversationFilter, Page, PageRequest, Store, StoreError};
 use crate::telemetry::metric;
@@ -56,6 +57,7 @@ impl From<StoreError> for ServiceError {
 #[derive(Clone)]
 pub struct Service {
     store: Arc<dyn Store>,
+    dispatcher: Option<Arc<Dispatcher>>,
     draining: Arc<AtomicBool>,
     events: EventBus,
 }
@@ -65,9 +67,23 @@ impl Service {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
+            dispatcher: None,
             draining: Arc::new(AtomicBool::new(false)),
             events: EventBus::new(crate::events::DEFAULT_CAPACITY),
         }
+    }
+
+    /// A service whose messages are also queued for `dispatcher`'s destinations, in the same transaction.
+    pub fn with_dispatcher(store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> Self {
+        Self {
+            dispatcher: Some(dispatcher),
+            ..Self::new(store)
+        }
+    }
+
+    /// The dispatcher, if any.
+    pub fn dispatcher(&self) -> Option<&Arc<Dispatcher>> {
+        self.dispatcher.as_ref()
     }
 
     /// Live conversation events passing `filter`, from now on (see [`crate::events`]).
@@ -100,7 +116,21 @@ impl Service {
     pub async fn send(&self, envelope: Envelope) -> Result<IngestOutcome, ServiceError> {
         envelope.validate()?;
         let protocol = envelope.source.protocol.as_str();
-        let inserted = self.store.insert_message(envelope, chrono::Utc::now()).await?;
+        let destinations = self.dispatcher.as_ref().map(|d| d.route(&envelope)).unwrap_or_default();
+        let routed = !destinations.is_empty();
+        let inserted = if routed {
+            self.store
+                .insert_routed(envelope, chrono::Utc::now(), destinations.clone())
+                .await?
+        } else {
+            self.store.insert_message(envelope, chrono::Utc::now()).await?
+        };
+        if routed
+            && !inserted.duplicate
+            && let Some(d) = &self.dispatcher
+        {
+            d.wake(&destinations);
+        }
         let outcome = if inserted.duplicate { "duplicate" } else { "stored" };
         metrics::counter!(metric::MESSAGES_INGESTED, "protocol" => protocol, "outcome" => outcome).increment(1);
         if !inserted.duplicate {

@@ -15,6 +15,23 @@ pub mod metric {
     pub const HTTP_DURATION: &str = "protofuse_http_request_duration_seconds";
     /// Counter, labels `protocol`, `outcome` (`stored` | `duplicate`).
     pub const MESSAGES_INGESTED: &str = "protofuse_messages_ingested_total";
+    /// Gauge, labels `destination`, `state` (`closed` | `open` | `half_open`): 1 for the current state, else 0.
+    pub const BREAKER_STATE: &str = "protofuse_breaker_state";
+    /// Counter, labels `destination`, `to`.
+    pub const BREAKER_TRANSITIONS: &str = "protofuse_breaker_transitions_total";
+    /// Counter, labels `destination`, `outcome` (`success` | `failure` | `timeout` | `slow` | `rejected_open` |
+    /// `rejected_full`).
+    pub const DESTINATION_CALLS: &str = "protofuse_destination_calls_total";
+    /// Histogram, label `destination`: duration of calls that ran.
+    pub const DESTINATION_CALL_SECONDS: &str = "protofuse_destination_call_duration_seconds";
+    /// Counter, labels `destination`, `outcome` (`delivered` | `retry` | `deferred` | `dead`).
+    pub const DELIVERIES: &str = "protofuse_deliveries_total";
+    /// Gauge, label `destination`: deliveries waiting in the outbox.
+    pub const OUTBOX_DEPTH: &str = "protofuse_outbox_depth";
+    /// Gauge, label `destination`: age of the oldest waiting delivery.
+    pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "protofuse_outbox_oldest_age_seconds";
+    /// Gauge, label `destination`: dead letters.
+    pub const DEAD_LETTERS: &str = "protofuse_dead_letters";
 }
 
 /// Latency buckets in seconds: fine below 10 ms where a healthy ingest lands, coarse up to request timeouts.

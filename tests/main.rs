@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod cli;
+mod dispatch;
 mod grpc;
 mod jsonrpc;
 mod legacy;

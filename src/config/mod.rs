@@ -4,6 +4,7 @@
 //! Parsing ([`load`]) and validation ([`Config::validate`]) are separate: validation is pure and reports every
 //! problem at once, each naming its key, so `protofuse check-config` and start-up give the same answer.
 
+mod dispatch;
 mod load;
 mod rpc;
 mod validate;
@@ -13,6 +14,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use dispatch::{
+    BreakerSettings, DestinationConfig, DestinationKind, DispatchConfig, FuseSettings, RetrySettings, RouteConfig,
+};
 pub use load::{ConfigError, ENV_PREFIX, load};
 pub use rpc::{AdminConfig, GrpcConfig, JsonRpcConfig};
 pub use validate::ConfigIssue;
@@ -40,6 +44,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// WeChat Official Accounts on `/wechat/{account}`.
     pub wechat: crate::wechat::WechatSection,
+    /// The dispatcher: destinations, their fuses and routes.
+    pub dispatch: DispatchConfig,
 }
 
 /// `[legacy]`: legacy REST dialects, one adapter file each (see `config/adapters/` and the README).

@@ -68,18 +68,23 @@ impl Default for JsonRpcConfig {
     }
 }
 
-/// `[admin]`: a separate listener for operators: `/healthz`, `/readyz`, `/metrics`.
+/// `[admin]`: a separate listener for operators: `/healthz`, `/readyz`, `/metrics` and the admin API under
+/// `/admin/` (destinations, breakers, dead letters).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address to listen on. Keep it private: metrics reveal traffic volumes.
     pub listen: SocketAddr,
+    /// Bearer token the admin API requires (`Authorization: Bearer ...`). Optional on loopback, where only local
+    /// users can reach it; required otherwise.
+    pub token: Option<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            token: None,
         }
     }
 }

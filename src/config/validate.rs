@@ -87,6 +87,13 @@ impl Config {
         }
         issues.extend(super::rpc::issues(&self.grpc, &self.jsonrpc));
         issues.extend(self.wechat.issues());
+        issues.extend(self.dispatch.issues().into_iter().map(|(k, m)| ConfigIssue::new(k, m)));
+        if !self.admin.listen.ip().is_loopback() && self.admin.token.is_none() {
+            issues.push(ConfigIssue::new(
+                "admin.token",
+                "required when admin.listen is not a loopback address: the admin API can replay and discard",
+            ));
+        }
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }
 }

@@ -7,6 +7,7 @@
 //! accepting, lets in-flight requests finish within `server.shutdown_grace`, then returns.
 
 mod admin;
+mod admin_api;
 mod body;
 pub mod error;
 mod grpc;
@@ -32,6 +33,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::dispatch::Dispatcher;
 use crate::service::Service;
 use crate::store::{self, StoreError, StoreSettings};
 use crate::telemetry;
@@ -67,6 +69,9 @@ pub enum StartError {
     /// The WeChat accounts could not be set up.
     #[error("cannot set up the wechat accounts")]
     Wechat(#[from] crate::wechat::WechatError),
+    /// A dispatch destination could not be built.
+    #[error(transparent)]
+    Dispatch(#[from] crate::dispatch::DispatchError),
 }
 
 /// A server serving in the background.
@@ -82,6 +87,7 @@ pub struct Running {
     rpc_stop: jsonrpsee::server::ServerHandle,
     others: Vec<JoinHandle<()>>,
     grace: Duration,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl Running {
@@ -119,6 +125,8 @@ impl Running {
                 abort.abort();
             }
         }
+        // Ingress is closed: nothing new can be queued, so in-flight deliveries drain and the rest stays queued.
+        self.dispatcher.shutdown().await;
     }
 }
 
@@ -132,7 +140,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     };
     let adapters = crate::legacy::load_adapters(&config.legacy.adapters)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
-    let service = Service::new(store);
+    let dispatcher = Arc::new(Dispatcher::build(&config.dispatch, &adapters, store.clone())?);
+    let service = Service::with_dispatcher(store, dispatcher.clone());
     let wechat = Arc::new(crate::wechat::Wechat::build(&config.wechat, service.clone())?);
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
@@ -151,8 +160,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     };
     let (stop_others, stopping) = watch::channel(false);
     let (grpc_addr, grpc_task) = grpc::spawn(&config.grpc, service.clone(), stopping.clone()).await?;
-    let (admin_addr, admin_task) = admin::spawn(config.admin.listen, state.clone(), stopping).await?;
+    let (admin_addr, admin_task) = admin::spawn(&config.admin, dispatcher.clone(), state.clone(), stopping).await?;
     let app = router(state, config.server.request_timeout, adapters);
+    dispatcher.start();
     let (stop, stopped) = oneshot::channel();
     let draining = service.clone();
     let upkeep = tokio::spawn(observe::upkeep(telemetry::metrics_handle()));
@@ -173,6 +183,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         rpc_stop,
         others: vec![grpc_task, admin_task],
         grace,
+        dispatcher,
     })
 }
 

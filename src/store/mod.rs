@@ -9,6 +9,7 @@
 
 mod codec;
 mod mysql;
+pub mod outbox;
 mod queries;
 mod sqlite;
 
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, Timestamp};
 
 pub use mysql::MysqlStore;
+pub use outbox::Outbox;
 pub use sqlite::{SqliteStore, Synchronous};
 
 /// How to reach the store; built from the `[store]` config section.
@@ -47,11 +49,22 @@ pub async fn open(settings: &StoreSettings) -> Result<Box<dyn Store>, StoreError
 
 /// The conversation store. Implementations are cheap to share (`Arc`) and safe to call concurrently.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Outbox + Send + Sync + 'static {
     /// Stores `envelope` as a message received at `received_at`, resolving or opening its conversation.
     /// Idempotent on the envelope's key: a second write of the same key stores nothing and returns the first
     /// message with `duplicate: true`; the same key with different content is [`StoreError::KeyReused`].
-    async fn insert_message(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError>;
+    async fn insert_message(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError> {
+        self.insert_routed(envelope, received_at, Vec::new()).await
+    }
+
+    /// [`Store::insert_message`], also queueing one outbox delivery per destination in the same transaction
+    /// (none for a duplicate: its deliveries were queued with the first write).
+    async fn insert_routed(
+        &self,
+        envelope: Envelope,
+        received_at: Timestamp,
+        destinations: Vec<String>,
+    ) -> Result<Inserted, StoreError>;
 
     /// One conversation, if it exists.
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError>;

@@ -7,6 +7,7 @@ use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope
 use sqlx::Executor;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
+use super::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
 use super::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
 use super::{ConversationFilter, Inserted, Order, Page, PageRequest, Store, StoreError, StoreSettings, codec};
 
@@ -17,8 +18,9 @@ const DEADLOCK_RETRIES: u32 = 3;
 /// The MySQL/MariaDB store.
 #[derive(Debug, Clone)]
 pub struct MysqlStore {
-    /// The one pool; named `reader` for the shared query code, it serves writes too.
+    /// The one pool; named `reader` and `writer` for the shared query code (both are the same pool).
     reader: MySqlPool,
+    writer: MySqlPool,
 }
 
 impl MysqlStore {
@@ -44,14 +46,22 @@ impl MysqlStore {
             .run(&pool)
             .await
             .map_err(StoreError::Migrate)?;
-        Ok(Self { reader: pool })
+        Ok(Self {
+            reader: pool.clone(),
+            writer: pool,
+        })
     }
 
-    async fn insert(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError> {
+    async fn insert(
+        &self,
+        envelope: Envelope,
+        received_at: Timestamp,
+        destinations: Vec<String>,
+    ) -> Result<Inserted, StoreError> {
         let mut attempt = 0;
         loop {
             let mut tx = self.reader.begin().await?;
-            match write_one(&mut tx, envelope.clone(), received_at).await {
+            match write_one(&mut tx, envelope.clone(), received_at, &destinations).await {
                 Ok(inserted) => {
                     tx.commit().await?;
                     return Ok(inserted);
@@ -69,3 +79,4 @@ fn is_deadlock(e: &sqlx::Error) -> bool {
 }
 
 impl_store!(MysqlStore, sqlx::MySql, "mysql");
+impl_outbox!(MysqlStore, sqlx::MySql, "START TRANSACTION");

@@ -6,7 +6,7 @@
 //! transaction of its choosing (SQLite: many per transaction; MySQL: one).
 
 /// Implements [`super::Store`] for `$store`, which has a `reader: sqlx::Pool<$db>` field and an inherent
-/// `async fn insert(&self, Envelope, Timestamp) -> Result<Inserted, StoreError>`.
+/// `async fn insert(&self, Envelope, Timestamp, Vec<String>) -> Result<Inserted, StoreError>`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         /// The steps of one message write, on one connection inside the caller's transaction. Both backends
@@ -15,6 +15,7 @@ macro_rules! impl_store {
             conn: &mut <$db as sqlx::Database>::Connection,
             envelope: Envelope,
             received_at: Timestamp,
+            destinations: &[String],
         ) -> Result<Inserted, StoreError> {
             let fingerprint = codec::fingerprint(&envelope);
             if let Some(found) = find_by_key(conn, envelope.idempotency_key.as_str()).await? {
@@ -54,6 +55,20 @@ macro_rules! impl_store {
                 .bind(now)
                 .execute(&mut *conn)
                 .await?;
+            // The deliveries are queued in the message's own transaction: an acknowledged message always has
+            // them, and a duplicate (returned above) never queues them twice.
+            for destination in destinations {
+                sqlx::query(
+                    "INSERT INTO outbox (message_id, destination, attempts, due_at, lease_until, created_at) \
+                     VALUES (?, ?, 0, ?, 0, ?)",
+                )
+                .bind(message.id.to_string())
+                .bind(destination)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
             Ok(Inserted {
                 message,
                 duplicate: false,
@@ -128,8 +143,13 @@ macro_rules! impl_store {
 
         #[async_trait::async_trait]
         impl Store for $store {
-            async fn insert_message(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError> {
-                self.insert(envelope, received_at).await
+            async fn insert_routed(
+                &self,
+                envelope: Envelope,
+                received_at: Timestamp,
+                destinations: Vec<String>,
+            ) -> Result<Inserted, StoreError> {
+                self.insert(envelope, received_at, destinations).await
             }
 
             async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
+use super::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
 use super::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
 use super::{ConversationFilter, Inserted, Order, Page, PageRequest, Store, StoreError, StoreSettings, codec};
 
@@ -36,6 +37,7 @@ pub enum Synchronous {
 struct Write {
     envelope: Envelope,
     received_at: Timestamp,
+    destinations: Vec<String>,
     done: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
@@ -43,6 +45,8 @@ struct Write {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     reader: SqlitePool,
+    /// The single write connection, shared by the group-commit task and the outbox (which waits its turn).
+    writer: SqlitePool,
     writes: mpsc::Sender<Write>,
 }
 
@@ -80,16 +84,22 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         let (writes, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_groups(writer, queue));
-        Ok(Self { reader, writes })
+        tokio::spawn(write_groups(writer.clone(), queue));
+        Ok(Self { reader, writer, writes })
     }
 
-    async fn insert(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError> {
+    async fn insert(
+        &self,
+        envelope: Envelope,
+        received_at: Timestamp,
+        destinations: Vec<String>,
+    ) -> Result<Inserted, StoreError> {
         let (done, result) = oneshot::channel();
         self.writes
             .send(Write {
                 envelope,
                 received_at,
+                destinations,
                 done,
             })
             .await
@@ -102,7 +112,10 @@ impl SqliteStore {
 async fn write_groups(writer: SqlitePool, mut queue: mpsc::Receiver<Write>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let (work, answers): (Vec<_>, Vec<_>) = group.drain(..).map(|w| ((w.envelope, w.received_at), w.done)).unzip();
+        let (work, answers): (Vec<_>, Vec<_>) = group
+            .drain(..)
+            .map(|w| ((w.envelope, w.received_at, w.destinations), w.done))
+            .unzip();
         match commit_group(&writer, work).await {
             Ok(results) => {
                 for (answer, result) in answers.into_iter().zip(results) {
@@ -124,17 +137,17 @@ async fn write_groups(writer: SqlitePool, mut queue: mpsc::Receiver<Write>) {
 /// statement) is rolled back to its savepoint and leaves the others untouched.
 async fn commit_group(
     writer: &SqlitePool,
-    work: Vec<(Envelope, Timestamp)>,
+    work: Vec<(Envelope, Timestamp, Vec<String>)>,
 ) -> Result<Vec<Result<Inserted, StoreError>>, sqlx::Error> {
     // IMMEDIATE takes the write lock up front: a deferred transaction would read first and then fail with
     // SQLITE_BUSY when upgrading to write while another process holds the lock, instead of waiting for it.
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(work.len());
-    for (envelope, received_at) in work {
+    for (envelope, received_at, destinations) in work {
         // A savepoint per write: a write that fails half-way (say, after opening its conversation) leaves
         // nothing behind, and the rest of the group still commits.
         let mut one = sqlx::Connection::begin(&mut *tx).await?;
-        let result = write_one(&mut one, envelope, received_at).await;
+        let result = write_one(&mut one, envelope, received_at, &destinations).await;
         if result.is_ok() {
             one.commit().await?;
         }
@@ -145,3 +158,4 @@ async fn commit_group(
 }
 
 impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+impl_outbox!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");

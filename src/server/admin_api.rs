@@ -1,0 +1,285 @@
+//! The admin API on the admin listener, under `/admin/`: destinations with breaker state, counters and queue
+//! depth; breaker overrides; dead letters (list, inspect, replay, discard). Guarded by `[admin] token` as a
+//! bearer token when one is set.
+//!
+//! Must never: be mounted on the public listener.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::error::ApiError;
+use crate::dispatch::{Dispatcher, Override};
+use crate::store::outbox::{DeadLetter, DeadLetterFilter};
+
+#[derive(Clone)]
+struct Admin {
+    dispatcher: Arc<Dispatcher>,
+    /// SHA-256 of the token: compared by digest so the comparison's timing does not leak the token's prefix.
+    token: Option<[u8; 32]>,
+}
+
+/// The `/admin` routes.
+pub(super) fn routes(dispatcher: Arc<Dispatcher>, token: Option<&str>) -> Router {
+    let admin = Admin {
+        dispatcher,
+        token: token.map(|t| Sha256::digest(t.as_bytes()).into()),
+    };
+    Router::new()
+        .route("/admin/destinations", get(destinations))
+        .route("/admin/destinations/{name}/breaker", put(set_breaker))
+        .route("/admin/dead-letters", get(list_dead))
+        .route("/admin/dead-letters/replay", post(replay_many))
+        .route("/admin/dead-letters/{id}", get(show_dead).delete(discard_dead))
+        .route("/admin/dead-letters/{id}/replay", post(replay_one))
+        .route_layer(axum::middleware::from_fn_with_state(admin.clone(), authorize))
+        .with_state(admin)
+}
+
+async fn authorize(State(admin): State<Admin>, request: Request, next: Next) -> Response {
+    if let Some(expected) = admin.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())));
+        if given != Some(expected) {
+            let mut response =
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "admin token missing or wrong").into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+fn unavailable(e: &crate::store::StoreError) -> ApiError {
+    tracing::warn!(error = %e, "admin API: store failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the store is unavailable",
+    )
+}
+
+#[derive(Serialize)]
+struct DestinationView {
+    name: String,
+    #[serde(flatten)]
+    fuse: crate::dispatch::FuseSnapshot,
+    pending: u64,
+    oldest_age_seconds: f64,
+    dead_letters: u64,
+}
+
+async fn destinations(State(admin): State<Admin>) -> Result<Json<serde_json::Value>, ApiError> {
+    let now = chrono::Utc::now();
+    let depths = admin
+        .dispatcher
+        .store()
+        .outbox_depth(now)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let views: Vec<DestinationView> = admin
+        .dispatcher
+        .destinations()
+        .into_iter()
+        .map(|d| {
+            let depth = depths
+                .iter()
+                .find(|x| x.destination == d.name)
+                .cloned()
+                .unwrap_or_default();
+            DestinationView {
+                name: d.name,
+                fuse: d.fuse,
+                pending: depth.pending,
+                oldest_age_seconds: depth.oldest.map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0)),
+                dead_letters: depth.dead,
+            }
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "destinations": views })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakerRequest {
+    r#override: Override,
+}
+
+async fn set_breaker(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+    body: Result<Json<BreakerRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let fuse = admin.dispatcher.fuse(&name).ok_or_else(|| unknown_destination(&name))?;
+    fuse.set_override(body.r#override);
+    Ok(Json(
+        serde_json::json!({ "name": name, "state": fuse.state(), "override": fuse.override_state() }),
+    ))
+}
+
+fn unknown_destination(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "destination_not_found",
+        format!("no destination named `{name}`"),
+    )
+}
+
+#[derive(Serialize)]
+struct DeadLetterView {
+    id: i64,
+    message_id: String,
+    destination: String,
+    attempts: u32,
+    last_error: String,
+    created_at: String,
+    dead_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<protofuse_model::Message>,
+}
+
+impl From<DeadLetter> for DeadLetterView {
+    fn from(d: DeadLetter) -> Self {
+        Self {
+            id: d.id,
+            message_id: d.message_id,
+            destination: d.destination,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            created_at: d.created_at.to_rfc3339(),
+            dead_at: d.dead_at.to_rfc3339(),
+            message: d.message,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    destination: Option<String>,
+    #[serde(default)]
+    after: i64,
+    limit: Option<u32>,
+}
+
+async fn list_dead(
+    State(admin): State<Admin>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    let items = admin
+        .dispatcher
+        .store()
+        .dead_letters(q.destination.as_deref(), q.after, limit)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let next = (items.len() >= limit.clamp(1, 500) as usize)
+        .then(|| items.last().map(|d| d.id))
+        .flatten();
+    let items: Vec<DeadLetterView> = items.into_iter().map(Into::into).collect();
+    Ok(Json(serde_json::json!({ "items": items, "next_after": next })))
+}
+
+async fn show_dead(State(admin): State<Admin>, Path(id): Path<i64>) -> Result<Json<DeadLetterView>, ApiError> {
+    let found = admin
+        .dispatcher
+        .store()
+        .dead_letter(id)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    found.map(|d| Json(d.into())).ok_or_else(|| dead_letter_not_found(id))
+}
+
+fn dead_letter_not_found(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "dead_letter_not_found",
+        format!("no dead letter {id}"),
+    )
+}
+
+/// `{"ids": [..]}`, `{"destination": ".."}`, or `{"all": true}`; an empty body is refused so that a stray call
+/// cannot replay everything.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    ids: Option<Vec<i64>>,
+    destination: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+async fn replay_many(
+    State(admin): State<Admin>,
+    body: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    if body.ids.is_none() && body.destination.is_none() && !body.all {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "say which dead letters to replay: ids, destination, or all: true",
+        ));
+    }
+    let filter = DeadLetterFilter {
+        ids: body.ids,
+        destination: body.destination,
+    };
+    replay(&admin, &filter).await
+}
+
+async fn replay_one(State(admin): State<Admin>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let filter = DeadLetterFilter {
+        ids: Some(vec![id]),
+        destination: None,
+    };
+    let answer = replay(&admin, &filter).await?;
+    if answer.0["replayed"] == 0 {
+        return Err(dead_letter_not_found(id));
+    }
+    Ok(answer.into_response())
+}
+
+async fn replay(admin: &Admin, filter: &DeadLetterFilter) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = admin.dispatcher.store();
+    let moved = store
+        .replay_dead_letters(filter, chrono::Utc::now())
+        .await
+        .map_err(|e| unavailable(&e))?;
+    tracing::info!(replayed = moved, "dead letters replayed by operator");
+    for d in admin.dispatcher.destinations() {
+        admin.dispatcher.wake(&[d.name]);
+    }
+    Ok(Json(serde_json::json!({ "replayed": moved })))
+}
+
+async fn discard_dead(State(admin): State<Admin>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    let filter = DeadLetterFilter {
+        ids: Some(vec![id]),
+        destination: None,
+    };
+    let gone = admin
+        .dispatcher
+        .store()
+        .discard_dead_letters(&filter)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    if gone == 0 {
+        return Err(dead_letter_not_found(id));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

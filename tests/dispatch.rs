@@ -1,0 +1,300 @@
+//! The dispatcher through its real interfaces: messages posted over HTTP, delivered to real webhook receivers
+//! that fail, hang, answer slowly and recover; breakers and dead letters inspected and driven through the admin
+//! API over HTTP.
+
+use std::time::Duration;
+
+use protofuse::config::{Config, DestinationConfig, DestinationKind, FuseSettings, RetrySettings, RouteConfig};
+use serde_json::{Value, json};
+
+use crate::support::receiver::{Mode, Receiver};
+use crate::support::server::TestServer;
+
+/// A webhook destination with settings small enough for tests: breaker after 3 failures, open for 200-400 ms,
+/// quick retries.
+fn webhook(name: &str, url: &str) -> DestinationConfig {
+    let mut fuse = FuseSettings {
+        timeout: Duration::from_millis(400),
+        slow_call: Duration::from_millis(300),
+        concurrency: 4,
+        queue: 8,
+        ..FuseSettings::default()
+    };
+    fuse.breaker.consecutive_failures = 3;
+    fuse.breaker.open_initial = Duration::from_millis(200);
+    fuse.breaker.open_max = Duration::from_millis(400);
+    fuse.breaker.half_open_probes = 1;
+    DestinationConfig {
+        name: name.to_owned(),
+        kind: DestinationKind::Webhook,
+        url: Some(url.to_owned()),
+        headers: Default::default(),
+        adapter: None,
+        fuse,
+        retry: RetrySettings {
+            max_attempts: 1000,
+            backoff_initial: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(100),
+            budget_min_per_second: 1000.0,
+            ..RetrySettings::default()
+        },
+    }
+}
+
+fn route_all(config: &mut Config, destinations: Vec<DestinationConfig>) {
+    config.dispatch.poll_interval = Duration::from_millis(50);
+    config.dispatch.routes = vec![RouteConfig {
+        destinations: destinations.iter().map(|d| d.name.clone()).collect(),
+        ..RouteConfig::default()
+    }];
+    config.dispatch.destinations = destinations;
+}
+
+/// Posts `n` messages; returns their stored ids (the key receivers dedupe on).
+async fn post_messages(server: &TestServer, customer: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let body = json!({"channel": "web", "sender": {"role": "customer", "external_id": customer},
+                          "content": {"type": "text", "text": format!("message {i}")}});
+        let response = server
+            .client
+            .post(server.url("/v1/messages"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let stored: Value = response.json().await.unwrap();
+        ids.push(stored["message"]["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+async fn admin(server: &TestServer, path: &str) -> Value {
+    let url = format!("http://{}{path}", server.admin);
+    server.client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+async fn destination(server: &TestServer, name: &str) -> Value {
+    let all = admin(server, "/admin/destinations").await;
+    all["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .cloned()
+        .unwrap()
+}
+
+/// Polls `check` every 20 ms until it holds, or panics with `what` after `limit`.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, limit: Duration, mut check: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn breaker_opens_fails_fast_probes_one_at_a_time_and_closes_again() {
+    let receiver = Receiver::start(Mode::Fail(503)).await;
+    let server = TestServer::sqlite(|c| route_all(c, vec![webhook("flaky", &receiver.url)])).await;
+    let ids = post_messages(&server, "ann", 12).await;
+
+    eventually("the breaker to open", Duration::from_secs(10), || async {
+        destination(&server, "flaky").await["state"] != "closed"
+    })
+    .await;
+    // From now on, only half-open probes reach the receiver, one at a time.
+    receiver.reset_max_concurrent();
+    let calls_when_opened = receiver.calls();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let probes = receiver.calls() - calls_when_opened;
+    assert!(
+        receiver.max_concurrent() <= 1,
+        "probes ran {} at once",
+        receiver.max_concurrent()
+    );
+    // Open for 200-400 ms at a time: a handful of probes in 1.5 s, not a retry storm of 12 messages.
+    assert!((1..=30).contains(&probes), "{probes} calls while the breaker was open");
+    let view = destination(&server, "flaky").await;
+    assert!(view["calls"]["rejected_open"].as_u64().unwrap() > 0, "{view}");
+    assert_eq!(view["pending"], 12, "nothing is dropped while open: {view}");
+
+    receiver.set_mode(Mode::Healthy);
+    receiver.wait_for(&ids, Duration::from_secs(15)).await;
+    eventually("the breaker to close", Duration::from_secs(5), || async {
+        destination(&server, "flaky").await["state"] == "closed"
+    })
+    .await;
+    // Each message accepted exactly once: the dispatcher retried only what had not been accepted.
+    let accepted = receiver.accepted();
+    assert_eq!(accepted.len(), ids.len());
+    assert!(accepted.values().all(|n| *n == 1), "{accepted:?}");
+    eventually("the outbox to empty", Duration::from_secs(5), || async {
+        destination(&server, "flaky").await["pending"] == 0
+    })
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hanging_destination_does_not_slow_a_healthy_one_or_ingress() {
+    let hanging = Receiver::start(Mode::Hang).await;
+    let healthy = Receiver::start(Mode::Healthy).await;
+    let server = TestServer::sqlite(|c| {
+        route_all(
+            c,
+            vec![webhook("hangs", &hanging.url), webhook("healthy", &healthy.url)],
+        );
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let ids = post_messages(&server, "bob", 40).await;
+    // 40 acknowledged writes, each waiting only for the store, not for the hanging destination (400 ms
+    // timeout each): far less than even one timeout per message.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "ingress took {:?}",
+        started.elapsed()
+    );
+    healthy.wait_for(&ids, Duration::from_secs(5)).await;
+    eventually("timeouts to open the breaker", Duration::from_secs(5), || async {
+        destination(&server, "hangs").await["state"] != "closed"
+    })
+    .await;
+    let view = destination(&server, "hangs").await;
+    assert!(view["calls"]["timeout"].as_u64().unwrap() >= 3, "{view}");
+    assert_eq!(view["pending"], 40, "{view}");
+    assert!(hanging.accepted().is_empty());
+    assert_eq!(destination(&server, "healthy").await["state"], "closed");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_successes_count_toward_opening_the_breaker() {
+    let receiver = Receiver::start(Mode::Slow(Duration::from_millis(350))).await;
+    let server = TestServer::sqlite(|c| route_all(c, vec![webhook("sluggish", &receiver.url)])).await;
+    let ids = post_messages(&server, "cid", 8).await;
+    eventually("the breaker to open on slow calls", Duration::from_secs(10), || async {
+        destination(&server, "sluggish").await["state"] != "closed"
+    })
+    .await;
+    let view = destination(&server, "sluggish").await;
+    assert!(view["calls"]["slow"].as_u64().unwrap() >= 3, "{view}");
+    receiver.set_mode(Mode::Healthy);
+    receiver.wait_for(&ids, Duration::from_secs(10)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn failed_deliveries_become_dead_letters_and_replay_delivers_them() {
+    let receiver = Receiver::start(Mode::Fail(500)).await;
+    let server = TestServer::sqlite(|c| {
+        let mut d = webhook("doomed", &receiver.url);
+        d.retry.max_attempts = 3;
+        d.fuse.breaker.consecutive_failures = 1000;
+        route_all(c, vec![d]);
+        c.admin.token = Some("s3cret".to_owned());
+    })
+    .await;
+    let ids = post_messages(&server, "dee", 3).await;
+    let client = &server.client;
+    let url = |path: &str| format!("http://{}{path}", server.admin);
+    let list = || async {
+        let r = client
+            .get(url("/admin/dead-letters"))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()
+    };
+    eventually("three dead letters", Duration::from_secs(10), || async {
+        list().await["items"].as_array().unwrap().len() == 3
+    })
+    .await;
+    assert_eq!(receiver.calls(), 9, "exactly max_attempts calls per message");
+    let items = list().await["items"].as_array().unwrap().clone();
+    assert!(items.iter().all(|d| d["attempts"] == 3 && d["destination"] == "doomed"));
+    assert!(items[0]["last_error"].as_str().unwrap().contains("500"), "{}", items[0]);
+    let one = client
+        .get(url(&format!("/admin/dead-letters/{}", items[0]["id"])))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    let one: Value = one.json().await.unwrap();
+    assert_eq!(
+        one["message"]["content"]["text"], "message 0",
+        "the original message comes with it"
+    );
+
+    // The admin API refuses without the token, and refuses a replay that does not say what to replay.
+    let refused = client.get(url("/admin/dead-letters")).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let vague = client
+        .post(url("/admin/dead-letters/replay"))
+        .bearer_auth("s3cret")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vague.status(), 400);
+
+    receiver.set_mode(Mode::Healthy);
+    let replayed = client
+        .post(url("/admin/dead-letters/replay"))
+        .bearer_auth("s3cret")
+        .json(&json!({"destination": "doomed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.json::<Value>().await.unwrap()["replayed"], 3);
+    receiver.wait_for(&ids, Duration::from_secs(10)).await;
+    assert!(list().await["items"].as_array().unwrap().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refusal_is_dead_lettered_at_once_without_tripping_the_breaker() {
+    let receiver = Receiver::start(Mode::Fail(422)).await;
+    let server = TestServer::sqlite(|c| route_all(c, vec![webhook("strict", &receiver.url)])).await;
+    post_messages(&server, "eve", 5).await;
+    eventually("five dead letters", Duration::from_secs(10), || async {
+        destination(&server, "strict").await["dead_letters"] == 5
+    })
+    .await;
+    assert_eq!(receiver.calls(), 5, "a 422 is not retried");
+    assert_eq!(destination(&server, "strict").await["state"], "closed");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn operators_can_force_a_breaker_open_and_back() {
+    let receiver = Receiver::start(Mode::Healthy).await;
+    let server = TestServer::sqlite(|c| route_all(c, vec![webhook("crm", &receiver.url)])).await;
+    let put = |value: &'static str| {
+        server
+            .client
+            .put(format!("http://{}/admin/destinations/crm/breaker", server.admin))
+            .json(&json!({ "override": value }))
+            .send()
+    };
+    assert_eq!(put("forced_open").await.unwrap().status(), 200);
+    let ids = post_messages(&server, "fay", 3).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(receiver.calls(), 0, "a forced-open breaker lets nothing through");
+    assert_eq!(destination(&server, "crm").await["override"], "forced_open");
+    assert_eq!(put("auto").await.unwrap().status(), 200);
+    receiver.wait_for(&ids, Duration::from_secs(5)).await;
+    let unknown = server
+        .client
+        .put(format!("http://{}/admin/destinations/nope/breaker", server.admin))
+        .json(&json!({ "override": "auto" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    server.shutdown().await;
+}
