@@ -5,6 +5,7 @@
 
 mod cli;
 mod dispatch;
+mod dispatch_crash;
 mod grpc;
 mod jsonrpc;
 mod legacy;

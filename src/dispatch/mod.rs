@@ -112,8 +112,10 @@ impl Dispatcher {
             store,
             timing: Timing {
                 poll: config.poll_interval,
-                // Long enough that a live worker always settles first: the call is bounded by its timeout.
-                lease: max_timeout * 2 + Duration::from_secs(10),
+                // Longer than any call (bounded by its timeout) plus settling, so a live worker settles first; short
+                // enough that a crashed process's claims come back soon. Expiring early only risks a duplicate
+                // delivery, which the idempotency key covers.
+                lease: max_timeout * 2 + Duration::from_secs(2),
                 drain: config.drain_timeout,
             },
             stop,

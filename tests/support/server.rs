@@ -107,11 +107,16 @@ impl Binary {
     /// Runs `protofuse serve --config <repo>/config/default.toml` in `cwd`, listening on a free port (through
     /// the documented environment override), and waits until `/readyz` answers 200.
     pub async fn serve_default(cwd: &Path) -> Self {
-        let port = free_port();
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        Self::serve(&config, cwd).await
+    }
+
+    /// Runs `protofuse serve --config <config>` in `cwd` on free ports, and waits until it is ready.
+    pub async fn serve(config: &Path, cwd: &Path) -> Self {
+        let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_protofuse"))
             .args(["serve", "--config"])
-            .arg(&config)
+            .arg(config)
             .env("PROTOFUSE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("PROTOFUSE__GRPC__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("PROTOFUSE__ADMIN__LISTEN", format!("127.0.0.1:{}", free_port()))
@@ -148,6 +153,12 @@ impl Binary {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("protofuse serve did not become ready within 30 s");
+    }
+
+    /// SIGKILL: no shutdown, no flush; what survives is what was committed.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// Sends SIGTERM.
