@@ -34,4 +34,54 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// List, inspect, replay or discard dead letters (deliveries that gave up), directly in the store named by
+    /// the configuration. Safe while `serve` runs: a replayed delivery is picked up by its worker.
+    DeadLetters {
+        /// Configuration file naming the store.
+        #[arg(long, short, env = "PROTOFUSE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+}
+
+/// `protofuse dead-letters ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterAction {
+    /// One line per dead letter, oldest first.
+    List {
+        /// Only this destination.
+        #[arg(long)]
+        destination: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter with its message, as JSON.
+    Show {
+        /// Its id.
+        id: i64,
+    },
+    /// Queue dead letters for delivery again (attempts reset).
+    Replay {
+        /// These ids.
+        #[arg(long = "id", required_unless_present_any = ["destination", "all"])]
+        ids: Vec<i64>,
+        /// Every dead letter of this destination.
+        #[arg(long)]
+        destination: Option<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with_all = ["ids", "destination"])]
+        all: bool,
+    },
+    /// Delete dead letters (their messages stay in the store).
+    Discard {
+        /// These ids.
+        #[arg(long = "id", required = true)]
+        ids: Vec<i64>,
+    },
 }

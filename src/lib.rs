@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dead_letters;
 pub mod dispatch;
 pub mod events;
 pub mod legacy;

@@ -11,8 +11,17 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::CheckConfig { file } => {
             let config = config::load(Some(&file))?;
-            protofuse::legacy::load_adapters(&config.legacy.adapters)?;
+            let adapters = protofuse::legacy::load_adapters(&config.legacy.adapters)?;
+            protofuse::dispatch::check_destinations(&config.dispatch, &adapters)?;
             println!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::DeadLetters { config, action } => {
+            let config = config::load(config.as_deref())?;
+            let store = protofuse::store::open(&protofuse::server::store_settings(&config))
+                .await
+                .context("opening the store")?;
+            protofuse::dead_letters::run(store.as_ref(), action, &mut std::io::stdout().lock()).await?;
             Ok(())
         }
         Command::Serve { config, log_format } => {

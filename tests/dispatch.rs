@@ -271,7 +271,12 @@ async fn dead_letter_cycle(server: &TestServer, receiver: &Receiver) {
     receiver.wait_for(&ids, Duration::from_secs(10)).await;
     assert!(list().await["items"].as_array().unwrap().is_empty());
     eventually("the outbox to empty", Duration::from_secs(5), || async {
-        let r = client.get(url("/admin/destinations")).bearer_auth("s3cret").send().await.unwrap();
+        let r = client
+            .get(url("/admin/destinations"))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap();
         r.json::<Value>().await.unwrap()["destinations"][0]["pending"] == 0
     })
     .await;
@@ -317,5 +322,52 @@ async fn operators_can_force_a_breaker_open_and_back() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dead_letters_command_lists_shows_and_replays() {
+    let receiver = Receiver::start(Mode::Fail(500)).await;
+    let server = TestServer::sqlite(|c| {
+        let mut d = webhook("crm", &receiver.url);
+        d.retry.max_attempts = 1;
+        route_all(c, vec![d]);
+    })
+    .await;
+    let ids = post_messages(&server, "gus", 2).await;
+    eventually("two dead letters", Duration::from_secs(10), || async {
+        destination(&server, "crm").await["dead_letters"] == 2
+    })
+    .await;
+    let db = server.dir().join("protofuse.db");
+    let config = server.dir().join("cli.toml");
+    std::fs::write(&config, format!("[store]\nurl = \"sqlite://{}\"\n", db.display())).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_protofuse"))
+            .arg("dead-letters")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed: Vec<Value> = run(&["list", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(listed.len(), 2);
+    let mut listed_ids: Vec<&str> = listed.iter().map(|d| d["message_id"].as_str().unwrap()).collect();
+    listed_ids.sort_unstable();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(listed_ids, expected);
+    let shown: Value = serde_json::from_str(&run(&["show", &listed[0]["id"].to_string()])).unwrap();
+    assert!(shown["last_error"].as_str().unwrap().contains("500"));
+    assert_eq!(shown["message"]["sender"]["external_id"], "gus");
+
+    // Replayed from the command line while the server runs: its worker delivers them.
+    receiver.set_mode(Mode::Healthy);
+    assert_eq!(run(&["replay", "--destination", "crm"]).trim(), "replayed 2 dead letter(s)");
+    receiver.wait_for(&ids, Duration::from_secs(10)).await;
+    assert_eq!(run(&["list", "--json"]), "");
     server.shutdown().await;
 }

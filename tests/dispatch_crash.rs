@@ -63,7 +63,10 @@ impl Ledger {
 /// Sends until the server stops answering; a key whose request failed goes back to be retried with the same
 /// key (what a real client does), since it may or may not have been stored.
 async fn stream(base: String, ledger: Arc<Mutex<Ledger>>, limit: Option<usize>) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     loop {
         let key = {
             let mut l = ledger.lock().unwrap();
@@ -121,16 +124,26 @@ async fn kill_dash_nine_while_streaming_loses_and_duplicates_nothing() {
     stream(binary.base.clone(), ledger.clone(), Some(total)).await;
     let acked = ledger.lock().unwrap().acked.clone();
     assert_eq!(acked.len(), total, "every key was eventually acknowledged");
-    assert!(total > 20, "the crashes hit a stream of messages, not an idle server ({total})");
+    assert!(
+        total > 20,
+        "the crashes hit a stream of messages, not an idle server ({total})"
+    );
 
     let ids: Vec<String> = acked.values().cloned().collect();
     receiver.wait_for(&ids, Duration::from_secs(30)).await;
     let delivered: HashSet<String> = receiver.accepted().into_keys().collect();
     let expected: HashSet<String> = ids.iter().cloned().collect();
-    assert_eq!(delivered, expected, "the destination saw exactly the acknowledged messages");
+    assert_eq!(
+        delivered, expected,
+        "the destination saw exactly the acknowledged messages"
+    );
 
     let stored = stored_keys(&binary.base).await;
-    assert_eq!(stored.len(), acked.len(), "each acknowledged message stored exactly once");
+    assert_eq!(
+        stored.len(),
+        acked.len(),
+        "each acknowledged message stored exactly once"
+    );
     let unique: HashSet<&String> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "no message stored twice");
     binary.terminate();

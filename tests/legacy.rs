@@ -274,3 +274,73 @@ async fn outbound_webhook_delivers_exactly_the_documented_gbk_bytes_and_signatur
         (&"1700000000".parse().unwrap(), &"nonce-o1".parse().unwrap())
     );
 }
+
+/// The same outbound adapter as a dispatcher destination: a message arriving on another channel is rendered,
+/// signed and delivered through the outbox, with the message id as the signed nonce (stable across retries).
+#[tokio::test]
+async fn the_outbound_adapter_is_a_dispatch_destination() {
+    let (url, seen) = recording_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let adapter_file = dir.path().join("php-helpdesk.toml");
+    let text = std::fs::read_to_string(repo("config/adapters/php-helpdesk.toml")).unwrap();
+    let text =
+        text.replace("http://127.0.0.1:8081/helpdesk/notify.php", &url) + "sign_secret = \"php-outbound-secret\"\n";
+    std::fs::write(&adapter_file, text).unwrap();
+    let server = TestServer::sqlite(|c| {
+        c.legacy.adapters = vec![adapter_file.clone()];
+        c.dispatch.poll_interval = Duration::from_millis(50);
+        c.dispatch.destinations = vec![protofuse::config::DestinationConfig {
+            name: "php-notify".to_owned(),
+            kind: protofuse::config::DestinationKind::Legacy,
+            url: None,
+            headers: Default::default(),
+            adapter: Some("php-helpdesk".to_owned()),
+            fuse: Default::default(),
+            retry: Default::default(),
+        }];
+        c.dispatch.routes = vec![protofuse::config::RouteConfig {
+            channels: vec!["web".to_owned()],
+            destinations: vec!["php-notify".to_owned()],
+            ..Default::default()
+        }];
+    })
+    .await;
+    let body = serde_json::json!({"channel": "web", "sender": {"role": "customer", "external_id": "w1"},
+                                  "content": {"type": "text", "text": "退货 & 换货"}});
+    let sent: Value = server
+        .client
+        .post(server.url("/v1/messages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, conversation) = (&sent["message"]["id"], &sent["message"]["conversation_id"]);
+    for _ in 0..250 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = seen.lock().unwrap();
+    let (headers, received) = seen.first().expect("the backend received the delivery");
+    let expected = format!(
+        "uid=w1&msg=%CD%CB%BB%F5+%26+%BB%BB%BB%F5&conv={}&mid={}",
+        conversation.as_str().unwrap(),
+        id.as_str().unwrap()
+    );
+    assert_eq!(received, expected.as_bytes());
+    assert_eq!(headers["x-nonce"], id.as_str().unwrap());
+    let timestamp = headers["x-timestamp"].to_str().unwrap();
+    let signature = protofuse_legacy::auth::sign(
+        "php-outbound-secret",
+        "POST",
+        "/helpdesk/notify.php",
+        timestamp,
+        id.as_str().unwrap(),
+        received,
+    );
+    assert_eq!(headers["x-signature"], signature.as_str());
+}

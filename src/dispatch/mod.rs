@@ -180,6 +180,33 @@ impl Dispatcher {
     }
 }
 
+/// Checks what configuration validation cannot see: that every legacy destination names a loaded adapter with
+/// an `[outbound]` section. `protofuse check-config` runs it; start-up fails the same way.
+pub fn check_destinations(
+    config: &DispatchConfig,
+    adapters: &[protofuse_legacy::LegacyAdapter],
+) -> Result<(), DispatchError> {
+    for d in config.destinations.iter().filter(|d| d.kind == DestinationKind::Legacy) {
+        legacy_outbound(d, adapters)?;
+    }
+    Ok(())
+}
+
+fn legacy_outbound<'a>(
+    d: &DestinationConfig,
+    adapters: &'a [protofuse_legacy::LegacyAdapter],
+) -> Result<&'a protofuse_legacy::Outbound, DispatchError> {
+    let name = d.adapter.as_deref().unwrap_or_default();
+    adapters
+        .iter()
+        .find(|a| a.name() == name)
+        .and_then(|a| a.outbound())
+        .ok_or_else(|| DispatchError::UnknownAdapter {
+            destination: d.name.clone(),
+            adapter: name.to_owned(),
+        })
+}
+
 fn make_destination(
     d: &DestinationConfig,
     adapters: &[protofuse_legacy::LegacyAdapter],

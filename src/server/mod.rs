@@ -132,12 +132,7 @@ impl Running {
 
 /// Opens the store named in `config`, binds `config.server.listen` and serves until shut down.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
-    let settings = StoreSettings {
-        url: config.store.url.clone(),
-        max_connections: config.store.max_connections,
-        acquire_timeout: config.store.acquire_timeout,
-        sqlite_synchronous: config.store.sqlite_synchronous,
-    };
+    let settings = store_settings(config);
     let adapters = crate::legacy::load_adapters(&config.legacy.adapters)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
     let dispatcher = Arc::new(Dispatcher::build(&config.dispatch, &adapters, store.clone())?);
@@ -185,6 +180,16 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         grace,
         dispatcher,
     })
+}
+
+/// The store settings of `config`.
+pub fn store_settings(config: &Config) -> StoreSettings {
+    StoreSettings {
+        url: config.store.url.clone(),
+        max_connections: config.store.max_connections,
+        acquire_timeout: config.store.acquire_timeout,
+        sqlite_synchronous: config.store.sqlite_synchronous,
+    }
 }
 
 /// The full HTTP application.
