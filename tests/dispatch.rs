@@ -120,6 +120,22 @@ async fn breaker_opens_fails_fast_probes_one_at_a_time_and_closes_again() {
     let view = destination(&server, "flaky").await;
     assert!(view["calls"]["rejected_open"].as_u64().unwrap() > 0, "{view}");
     assert_eq!(view["pending"], 12, "nothing is dropped while open: {view}");
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open_series = metrics
+        .lines()
+        .filter(|l| l.starts_with("protofuse_breaker_state{") && l.contains("destination=\"flaky\""))
+        .filter(|l| l.ends_with(" 1"))
+        .count();
+    assert_eq!(open_series, 1, "one state series is 1 per destination:\n{metrics}");
+    assert!(metrics.contains("protofuse_destination_calls_total{destination=\"flaky\",outcome=\"rejected_open\"}"));
 
     receiver.set_mode(Mode::Healthy);
     receiver.wait_for(&ids, Duration::from_secs(15)).await;
@@ -353,7 +369,10 @@ async fn the_dead_letters_command_lists_shows_and_replays() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    let listed: Vec<Value> = run(&["list", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let listed: Vec<Value> = run(&["list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(listed.len(), 2);
     let mut listed_ids: Vec<&str> = listed.iter().map(|d| d["message_id"].as_str().unwrap()).collect();
     listed_ids.sort_unstable();
@@ -366,8 +385,45 @@ async fn the_dead_letters_command_lists_shows_and_replays() {
 
     // Replayed from the command line while the server runs: its worker delivers them.
     receiver.set_mode(Mode::Healthy);
-    assert_eq!(run(&["replay", "--destination", "crm"]).trim(), "replayed 2 dead letter(s)");
+    assert_eq!(
+        run(&["replay", "--destination", "crm"]).trim(),
+        "replayed 2 dead letter(s)"
+    );
     receiver.wait_for(&ids, Duration::from_secs(10)).await;
     assert_eq!(run(&["list", "--json"]), "");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_within_its_deadline_and_the_next_start_resumes() {
+    let receiver = Receiver::start(Mode::Hang).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("resume.db").display());
+    let tweak = |c: &mut Config| {
+        let mut d = webhook("later", &receiver.url);
+        d.fuse.timeout = Duration::from_secs(30);
+        route_all(c, vec![d]);
+        c.dispatch.drain_timeout = Duration::from_millis(300);
+        c.store.url.clone_from(&db);
+    };
+    let server = TestServer::sqlite(tweak).await;
+    let ids = post_messages(&server, "hal", 3).await;
+    eventually("the deliveries to hang", Duration::from_secs(5), || async {
+        receiver.calls() == 3
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    server.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+
+    // The hanging calls were abandoned at the drain deadline and their rows released: a new process delivers
+    // them at once, without waiting for the 30 s timeout's lease to expire.
+    receiver.set_mode(Mode::Healthy);
+    let server = TestServer::sqlite(tweak).await;
+    receiver.wait_for(&ids, Duration::from_secs(5)).await;
     server.shutdown().await;
 }

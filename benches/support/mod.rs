@@ -1,0 +1,117 @@
+//! Shared by the benchmarks: a closed-loop HTTP load generator with latency histograms, and the bare hyper
+//! server every benchmark reports its ratios against.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+pub struct Outcome {
+    pub name: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub latency: Histogram<u64>,
+}
+
+impl Outcome {
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+    pub fn p(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The baseline: hyper answering 200 with a tiny body after reading the request body, nothing else.
+pub async fn bare_hyper() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let _ = req.into_body().collect().await;
+                    Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}"))))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+pub type MakeRequest = fn(u64, u64) -> Request<Full<Bytes>>;
+
+pub fn native(worker: u64, n: u64) -> Request<Full<Bytes>> {
+    let body = format!(
+        r#"{{"channel":"web","sender":{{"role":"customer","external_id":"bench-{worker}"}},"content":{{"type":"text","text":"where is my parcel? #{n}"}}}}"#
+    );
+    Request::post("/v1/messages")
+        .header("host", "bench")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// Keep-alive connections, each sending requests back to back for `seconds`.
+pub async fn load(name: &str, addr: SocketAddr, connections: u64, seconds: u64, make: MakeRequest) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..connections {
+        workers.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let (mut ok, mut errors, mut n) = (0u64, 0u64, 0u64);
+            while Instant::now() < deadline {
+                n += 1;
+                let request = make(worker, n);
+                let sent = Instant::now();
+                let response = sender.send_request(request).await.unwrap();
+                let success = response.status().is_success();
+                let _ = response.into_body().collect().await;
+                hist.record(sent.elapsed().as_micros() as u64).unwrap();
+                if success { ok += 1 } else { errors += 1 }
+            }
+            (hist, ok, errors)
+        }));
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let (mut requests, mut errors) = (0, 0);
+    for worker in workers {
+        let (hist, ok, failed) = worker.await.unwrap();
+        latency.add(hist).unwrap();
+        requests += ok;
+        errors += failed;
+    }
+    Outcome {
+        name: name.to_owned(),
+        requests,
+        errors,
+        seconds: started.elapsed().as_secs_f64(),
+        latency,
+    }
+}
