@@ -12,7 +12,12 @@ async fn main() -> anyhow::Result<()> {
         Command::CheckConfig { file } => {
             let config = config::load(Some(&file))?;
             let adapters = protofuse::legacy::load_adapters(&config.legacy.adapters)?;
-            protofuse::dispatch::check_destinations(&config.dispatch, &adapters)?;
+            let kf = protofuse::wechat::kf_clients(&config.wechat)?;
+            let outbound = protofuse::dispatch::Outbound {
+                adapters: &adapters,
+                kf: &kf,
+            };
+            protofuse::dispatch::check_destinations(&config.dispatch, &outbound)?;
             println!("{}: ok", file.display());
             Ok(())
         }

@@ -30,6 +30,7 @@ fn webhook(name: &str, url: &str) -> DestinationConfig {
         url: Some(url.to_owned()),
         headers: Default::default(),
         adapter: None,
+        account: None,
         fuse,
         retry: RetrySettings {
             max_attempts: 1000,

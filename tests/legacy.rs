@@ -295,6 +295,7 @@ async fn the_outbound_adapter_is_a_dispatch_destination() {
             url: None,
             headers: Default::default(),
             adapter: Some("php-helpdesk".to_owned()),
+            account: None,
             fuse: Default::default(),
             retry: Default::default(),
         }];

@@ -105,3 +105,68 @@ async fn concurrent_token_failures_refresh_once() {
     assert!(api.sent()[1..].iter().all(|s| s["token"] == "tok-2"));
     server.shutdown().await;
 }
+
+/// An agent answers a WeChat user from another system (here the REST API): the dispatcher's `wechat_kf`
+/// destination sends it through the customer-service API; the bot's own replies are not routed there.
+#[tokio::test]
+async fn agent_replies_reach_the_wechat_user_through_the_dispatcher() {
+    let api = FakeWechatApi::start().await;
+    let account = AccountConfig {
+        app_id: Some(FAKE_APP_ID.to_owned()),
+        app_secret: Some(FAKE_SECRET.to_owned()),
+        ..plain_account("kf")
+    };
+    let base = api.base.clone();
+    let server = TestServer::sqlite(move |c: &mut Config| {
+        c.wechat.api_base_url = base;
+        c.wechat.accounts.push(account);
+        c.dispatch.poll_interval = Duration::from_millis(50);
+        c.dispatch.destinations = vec![protofuse::config::DestinationConfig {
+            name: "wechat-kf".to_owned(),
+            kind: protofuse::config::DestinationKind::WechatKf,
+            url: None,
+            headers: Default::default(),
+            adapter: None,
+            account: Some("kf".to_owned()),
+            fuse: Default::default(),
+            retry: Default::default(),
+        }];
+        c.dispatch.routes = vec![protofuse::config::RouteConfig {
+            channels: vec!["wechat".to_owned()],
+            directions: vec!["outbound".to_owned()],
+            roles: vec!["agent".to_owned()],
+            destinations: vec!["wechat-kf".to_owned()],
+            ..Default::default()
+        }];
+    })
+    .await;
+    let oa = Oa::plaintext("kf", PLAIN_TOKEN);
+    let (status, _) = post(&server, &oa, oa.request(&text_xml("u-kf", 7001, "hours"))).await;
+    assert_eq!(status, 200);
+    let conversations = server.get_json("/v1/conversations?customer=u-kf").await;
+    let conversation = conversations["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let reply = json!({"conversation_id": conversation, "channel": "wechat", "direction": "outbound",
+                       "sender": {"role": "agent", "external_id": "agent1"},
+                       "content": {"type": "text", "text": "您好，退货已受理"}});
+    let sent = server
+        .client
+        .post(server.url("/v1/messages"))
+        .json(&reply)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 201);
+    wait_for_sent(&api, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = api.sent();
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the agent's reply, not the bot's passive answer: {sent:?}"
+    );
+    assert_eq!(
+        sent[0]["body"],
+        json!({"touser": "u-kf", "msgtype": "text", "text": {"content": "您好，退货已受理"}})
+    );
+}

@@ -58,6 +58,8 @@ pub struct RouteConfig {
     pub accounts: Vec<String>,
     /// `inbound` and/or `outbound`; empty: any.
     pub directions: Vec<String>,
+    /// Sender roles (`customer`, `agent`, `bot`, `system`); empty: any.
+    pub roles: Vec<String>,
     /// Destination names.
     pub destinations: Vec<String>,
 }
@@ -71,6 +73,9 @@ pub enum DestinationKind {
     /// Render the message with the `[outbound]` section of the legacy adapter named `adapter` (its format,
     /// charset and signature) and send it.
     Legacy,
+    /// Send the message to the WeChat user through the customer-service API of the WeChat account `account`
+    /// (which needs `app_id` and `app_secret`). Route agents' outbound messages on the `wechat` channel here.
+    WechatKf,
 }
 
 /// One `[[dispatch.destinations]]`. Fields are flat (not a tagged enum) because serde cannot combine `flatten`
@@ -91,6 +96,9 @@ pub struct DestinationConfig {
     /// `legacy`: the adapter's `name`, from one of the `[legacy] adapters` files.
     #[serde(default)]
     pub adapter: Option<String>,
+    /// `wechat_kf`: the WeChat account (`wechat.accounts[].account`).
+    #[serde(default)]
+    pub account: Option<String>,
     /// The fuse.
     #[serde(default)]
     pub fuse: FuseSettings,
@@ -224,6 +232,12 @@ impl DispatchConfig {
                 }
                 (DestinationKind::Legacy, _, None) => {
                     out.push((key("adapter"), "a legacy destination needs an adapter name".to_owned()));
+                }
+                (DestinationKind::WechatKf, _, _) if d.account.is_none() => {
+                    out.push((
+                        key("account"),
+                        "a wechat_kf destination needs a wechat account name".to_owned(),
+                    ));
                 }
                 _ => {}
             }

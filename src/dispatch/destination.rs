@@ -137,3 +137,74 @@ impl Destination for LegacyOutbound {
 
 /// A destination shared by its worker and the admin API.
 pub type SharedDestination = Arc<dyn Destination>;
+
+/// Sends a message to its conversation's WeChat user through an account's customer-service API (agents'
+/// replies typed in another system reach the user this way).
+pub struct WechatKf {
+    account: String,
+    client: Arc<crate::wechat::kf::KfClient>,
+    store: Arc<dyn crate::store::Store>,
+}
+
+impl WechatKf {
+    /// A destination for `account`'s customer-service API; `store` resolves the conversation's WeChat user.
+    pub fn new(account: String, client: Arc<crate::wechat::kf::KfClient>, store: Arc<dyn crate::store::Store>) -> Self {
+        Self { account, client, store }
+    }
+}
+
+/// WeChat errcodes worth retrying: -1 "system busy", 45009 "api frequency limit". Others (45015 outside the
+/// 48 h window, 40003 unknown user, ...) will not change on a retry.
+const KF_TRANSIENT: [i64; 2] = [-1, 45009];
+
+#[async_trait]
+impl Destination for WechatKf {
+    async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
+        use crate::wechat::kf::KfError;
+        let message = delivery.message;
+        let conversation = self
+            .store
+            .conversation(message.conversation_id)
+            .await
+            .map_err(|e| DeliveryError::Transient(format!("store: {e}")))?
+            .ok_or_else(|| DeliveryError::Permanent("conversation not found".to_owned()))?;
+        if conversation.channel != "wechat" || conversation.account.as_deref() != Some(self.account.as_str()) {
+            return Err(DeliveryError::Permanent(format!(
+                "conversation is not on wechat account {}",
+                self.account
+            )));
+        }
+        let body = kf_body(&conversation.customer_id, &message.content)?;
+        match self.client.send(&body).await {
+            Ok(()) => Ok(()),
+            Err(KfError::Api { errcode, errmsg }) if !KF_TRANSIENT.contains(&errcode) => Err(DeliveryError::Permanent(
+                format!("wechat api error {errcode}: {errmsg}"),
+            )),
+            Err(e) => Err(DeliveryError::Transient(e.to_string())),
+        }
+    }
+}
+
+/// The `message/custom/send` body for a canonical message's content.
+fn kf_body(open_id: &str, content: &protofuse_model::Content) -> Result<serde_json::Value, DeliveryError> {
+    use protofuse_model::Content;
+    let media = |kind: &str, media: &protofuse_model::MediaRef| {
+        media
+            .media_id
+            .as_ref()
+            .map(|id| serde_json::json!({"touser": open_id, "msgtype": kind, kind: {"media_id": id}}))
+            .ok_or_else(|| DeliveryError::Permanent(format!("{kind} without a media_id cannot be sent")))
+    };
+    match content {
+        Content::Text { text } => {
+            Ok(serde_json::json!({"touser": open_id, "msgtype": "text", "text": {"content": text}}))
+        }
+        Content::Image { media: m } => media("image", m),
+        Content::Voice { media: m, .. } => media("voice", m),
+        Content::Video { media: m, .. } => media("video", m),
+        other => Err(DeliveryError::Permanent(format!(
+            "{} content cannot be sent through the customer-service API",
+            other.kind()
+        ))),
+    }
+}

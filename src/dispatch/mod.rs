@@ -22,7 +22,7 @@ use protofuse_model::Envelope;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-pub use destination::{Delivery, DeliveryError, Destination, LegacyOutbound, Webhook};
+pub use destination::{Delivery, DeliveryError, Destination, LegacyOutbound, Webhook, WechatKf};
 pub use fuse::{BreakerState, Fuse, FuseError, FuseSnapshot, Override, Trips};
 pub use route::Routes;
 
@@ -41,6 +41,14 @@ pub enum DispatchError {
         destination: String,
         /// The adapter named.
         adapter: String,
+    },
+    /// A `wechat_kf` destination names an account without an AppID and AppSecret.
+    #[error("dispatch.destinations `{destination}`: wechat account `{account}` has no app_id/app_secret")]
+    NoWechatApi {
+        /// The destination.
+        destination: String,
+        /// The account named.
+        account: String,
     },
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
@@ -76,10 +84,11 @@ pub struct DestinationStatus {
 }
 
 impl Dispatcher {
-    /// Builds the destinations of `config` (not started). `adapters` are the loaded legacy adapters.
+    /// Builds the destinations of `config` (not started) from the loaded legacy adapters and WeChat
+    /// customer-service clients.
     pub fn build(
         config: &DispatchConfig,
-        adapters: &[protofuse_legacy::LegacyAdapter],
+        outbound: &Outbound<'_>,
         store: Arc<dyn Store>,
     ) -> Result<Self, DispatchError> {
         let http = reqwest::Client::builder()
@@ -88,7 +97,7 @@ impl Dispatcher {
             .map_err(DispatchError::Http)?;
         let mut lanes = BTreeMap::new();
         for d in &config.destinations {
-            let destination = make_destination(d, adapters, &http)?;
+            let destination = make_destination(d, outbound, &http, &store)?;
             let lane = Lane {
                 name: d.name.clone(),
                 destination,
@@ -182,14 +191,35 @@ impl Dispatcher {
 
 /// Checks what configuration validation cannot see: that every legacy destination names a loaded adapter with
 /// an `[outbound]` section. `protofuse check-config` runs it; start-up fails the same way.
-pub fn check_destinations(
-    config: &DispatchConfig,
-    adapters: &[protofuse_legacy::LegacyAdapter],
-) -> Result<(), DispatchError> {
-    for d in config.destinations.iter().filter(|d| d.kind == DestinationKind::Legacy) {
-        legacy_outbound(d, adapters)?;
+pub fn check_destinations(config: &DispatchConfig, outbound: &Outbound<'_>) -> Result<(), DispatchError> {
+    for d in &config.destinations {
+        match d.kind {
+            DestinationKind::Legacy => drop(legacy_outbound(d, outbound.adapters)?),
+            DestinationKind::WechatKf => drop(kf_client(d, outbound.kf)?),
+            DestinationKind::Webhook => {}
+        }
     }
     Ok(())
+}
+
+/// What outbound destinations are built from: the loaded legacy adapters and the WeChat customer-service clients.
+#[derive(Clone, Copy)]
+pub struct Outbound<'a> {
+    /// Legacy adapters (their `[outbound]` sections).
+    pub adapters: &'a [protofuse_legacy::LegacyAdapter],
+    /// Customer-service API clients by WeChat account.
+    pub kf: &'a std::collections::HashMap<String, Arc<crate::wechat::kf::KfClient>>,
+}
+
+fn kf_client(
+    d: &DestinationConfig,
+    kf: &std::collections::HashMap<String, Arc<crate::wechat::kf::KfClient>>,
+) -> Result<Arc<crate::wechat::kf::KfClient>, DispatchError> {
+    let account = d.account.clone().unwrap_or_default();
+    kf.get(&account).cloned().ok_or_else(|| DispatchError::NoWechatApi {
+        destination: d.name.clone(),
+        account,
+    })
 }
 
 fn legacy_outbound<'a>(
@@ -209,8 +239,9 @@ fn legacy_outbound<'a>(
 
 fn make_destination(
     d: &DestinationConfig,
-    adapters: &[protofuse_legacy::LegacyAdapter],
+    outbound: &Outbound<'_>,
     http: &reqwest::Client,
+    store: &Arc<dyn Store>,
 ) -> Result<destination::SharedDestination, DispatchError> {
     match d.kind {
         DestinationKind::Webhook => {
@@ -219,20 +250,17 @@ fn make_destination(
             Ok(Arc::new(Webhook::new(http.clone(), url, headers)))
         }
         DestinationKind::Legacy => {
-            let name = d.adapter.clone().unwrap_or_default();
-            let outbound = adapters
-                .iter()
-                .find(|a| a.name() == name)
-                .and_then(|a| a.outbound())
-                .ok_or_else(|| DispatchError::UnknownAdapter {
-                    destination: d.name.clone(),
-                    adapter: name,
-                })?;
+            let rendering = legacy_outbound(d, outbound.adapters)?;
             Ok(Arc::new(LegacyOutbound::new(
                 http.clone(),
-                outbound.clone(),
+                rendering.clone(),
                 d.fuse.timeout,
             )))
+        }
+        DestinationKind::WechatKf => {
+            let client = kf_client(d, outbound.kf)?;
+            let account = d.account.clone().unwrap_or_default();
+            Ok(Arc::new(WechatKf::new(account, client, store.clone())))
         }
     }
 }

@@ -24,7 +24,8 @@ impl Routes {
         for route in &self.routes {
             let matches = accepts(&route.channels, Some(envelope.channel.as_str()))
                 && accepts(&route.accounts, account)
-                && accepts(&route.directions, Some(envelope.direction.as_str()));
+                && accepts(&route.directions, Some(envelope.direction.as_str()))
+                && accepts(&route.roles, Some(envelope.sender.role.as_str()));
             if matches {
                 for d in &route.destinations {
                     if !out.contains(d) {

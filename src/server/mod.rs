@@ -135,9 +135,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let settings = store_settings(config);
     let adapters = crate::legacy::load_adapters(&config.legacy.adapters)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
-    let dispatcher = Arc::new(Dispatcher::build(&config.dispatch, &adapters, store.clone())?);
+    let kf = crate::wechat::kf_clients(&config.wechat)?;
+    let outbound = crate::dispatch::Outbound {
+        adapters: &adapters,
+        kf: &kf,
+    };
+    let dispatcher = Arc::new(Dispatcher::build(&config.dispatch, &outbound, store.clone())?);
     let service = Service::with_dispatcher(store, dispatcher.clone());
-    let wechat = Arc::new(crate::wechat::Wechat::build(&config.wechat, service.clone())?);
+    let wechat = Arc::new(crate::wechat::Wechat::build(&config.wechat, service.clone(), &kf)?);
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await

@@ -62,12 +62,14 @@ pub struct Wechat {
 }
 
 impl Wechat {
-    /// Builds the accounts of `section`; `service` stores the bots' replies.
-    pub fn build(section: &WechatSection, service: Service) -> Result<Self, WechatError> {
-        let http = reqwest::Client::builder()
-            .timeout(section.api_timeout)
-            .build()
-            .map_err(WechatError::Http)?;
+    /// Builds the accounts of `section`; `service` stores the bots' replies; `kf` are the accounts'
+    /// customer-service clients from [`kf_clients`] (shared with the dispatcher, so each account has one token cache).
+    pub fn build(
+        section: &WechatSection,
+        service: Service,
+        kf: &HashMap<String, Arc<KfClient>>,
+    ) -> Result<Self, WechatError> {
+        let http = http_client(section)?;
         let mut accounts = HashMap::new();
         for config in &section.accounts {
             let settings = config
@@ -86,15 +88,7 @@ impl Wechat {
                     webhook.timeout,
                 )));
             }
-            let kf = match (&config.app_id, &config.app_secret) {
-                (Some(app_id), Some(secret)) if !secret.is_empty() => Some(Arc::new(KfClient::new(
-                    http.clone(),
-                    &section.api_base_url,
-                    app_id.clone(),
-                    secret.clone(),
-                ))),
-                _ => None,
-            };
+            let kf = kf.get(&config.account).cloned();
             let account = Account {
                 settings,
                 responder: Arc::new(Chain(chain)),
@@ -114,4 +108,26 @@ impl Wechat {
     pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
         self.accounts.get(name)
     }
+}
+
+fn http_client(section: &WechatSection) -> Result<reqwest::Client, WechatError> {
+    reqwest::Client::builder()
+        .timeout(section.api_timeout)
+        .build()
+        .map_err(WechatError::Http)
+}
+
+/// One customer-service API client per account that has an AppID and AppSecret.
+pub fn kf_clients(section: &WechatSection) -> Result<HashMap<String, Arc<KfClient>>, WechatError> {
+    let http = http_client(section)?;
+    let mut clients = HashMap::new();
+    for config in &section.accounts {
+        if let (Some(app_id), Some(secret)) = (&config.app_id, &config.app_secret)
+            && !secret.is_empty()
+        {
+            let client = KfClient::new(http.clone(), &section.api_base_url, app_id.clone(), secret.clone());
+            clients.insert(config.account.clone(), Arc::new(client));
+        }
+    }
+    Ok(clients)
 }
