@@ -65,7 +65,8 @@ pub(super) struct RetryBudget {
 impl RetryBudget {
     /// A full budget.
     pub(super) fn new(settings: &RetrySettings) -> Self {
-        let cap = (settings.budget_min_per_second * 10.0).max(10.0);
+        // Room for a burst of retries after a blip, bounded so a long healthy spell cannot bank an unlimited storm.
+        let cap = (settings.budget_min_per_second * 10.0).max(100.0);
         Self {
             ratio: settings.budget_ratio,
             min_per_second: settings.budget_min_per_second,
