@@ -109,14 +109,36 @@ pub trait Trips {
 }
 
 /// Call outcomes, as counted for operators.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Success,
+    Failure,
+    Timeout,
+    Slow,
+    RejectedOpen,
+    RejectedFull,
+}
+
+const OUTCOMES: [&str; 6] = ["success", "failure", "timeout", "slow", "rejected_open", "rejected_full"];
+
+/// Counts per outcome, and the metric handles registered once (a labelled lookup per call would cost more than
+/// the rest of the fuse).
 struct Counters {
-    success: AtomicU64,
-    failure: AtomicU64,
-    timeout: AtomicU64,
-    slow: AtomicU64,
-    rejected_open: AtomicU64,
-    rejected_full: AtomicU64,
+    counts: [AtomicU64; 6],
+    metrics: [metrics::Counter; 6],
+    duration: metrics::Histogram,
+}
+
+impl Counters {
+    fn new(name: &str) -> Self {
+        Self {
+            counts: Default::default(),
+            metrics: OUTCOMES.map(|outcome| {
+                metrics::counter!(metric::DESTINATION_CALLS, "destination" => name.to_owned(), "outcome" => outcome)
+            }),
+            duration: metrics::histogram!(metric::DESTINATION_CALL_SECONDS, "destination" => name.to_owned()),
+        }
+    }
 }
 
 /// A snapshot of a fuse for the admin API.
@@ -219,6 +241,7 @@ impl Fuse {
             .instrument(watch)
             .build();
         Self {
+            counters: Counters::new(&name),
             slots: Semaphore::new(settings.concurrency as usize),
             name,
             settings,
@@ -227,7 +250,6 @@ impl Fuse {
             forced: AtomicU8::new(Override::Auto.as_u8()),
             probes: AtomicU32::new(0),
             queued: AtomicUsize::new(0),
-            counters: Counters::default(),
         }
     }
 
@@ -287,26 +309,25 @@ impl Fuse {
         let started = Instant::now();
         let outcome = tokio::time::timeout(self.settings.timeout, call).await;
         let elapsed = started.elapsed();
-        metrics::histogram!(metric::DESTINATION_CALL_SECONDS, "destination" => self.name.to_string())
-            .record(elapsed.as_secs_f64());
+        self.counters.duration.record(elapsed.as_secs_f64());
         let record = forced != Override::ForcedClosed;
         match outcome {
             Ok(Ok(value)) if elapsed > self.settings.slow_call => {
-                self.count("slow", &self.counters.slow);
+                self.count(Outcome::Slow);
                 if record {
                     self.breaker.on_error();
                 }
                 Ok(value)
             }
             Ok(Ok(value)) => {
-                self.count("success", &self.counters.success);
+                self.count(Outcome::Success);
                 if record {
                     self.breaker.on_success();
                 }
                 Ok(value)
             }
             Ok(Err(e)) => {
-                self.count("failure", &self.counters.failure);
+                self.count(Outcome::Failure);
                 if record {
                     if e.trips() {
                         self.breaker.on_error();
@@ -317,7 +338,7 @@ impl Fuse {
                 Err(FuseError::Failed(e))
             }
             Err(_) => {
-                self.count("timeout", &self.counters.timeout);
+                self.count(Outcome::Timeout);
                 if record {
                     self.breaker.on_error();
                 }
@@ -332,7 +353,7 @@ impl Fuse {
     }
 
     fn reject_open<E>(&self) -> FuseError<E> {
-        self.count("rejected_open", &self.counters.rejected_open);
+        self.count(Outcome::RejectedOpen);
         FuseError::Open
     }
 
@@ -342,7 +363,7 @@ impl Fuse {
         }
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.settings.queue as usize {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            self.count("rejected_full", &self.counters.rejected_full);
+            self.count(Outcome::RejectedFull);
             return Err(FuseError::Overloaded);
         }
         let slot = self.slots.acquire().await;
@@ -366,26 +387,18 @@ impl Fuse {
         Ok(Probe(Some(&self.probes)))
     }
 
-    fn count(&self, outcome: &'static str, counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(metric::DESTINATION_CALLS, "destination" => self.name.to_string(), "outcome" => outcome)
-            .increment(1);
+    fn count(&self, outcome: Outcome) {
+        self.counters.counts[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        self.counters.metrics[outcome as usize].increment(1);
     }
 
     /// State and counters for operators.
     pub fn snapshot(&self) -> FuseSnapshot {
-        let c = &self.counters;
-        let calls = [
-            ("success", &c.success),
-            ("failure", &c.failure),
-            ("timeout", &c.timeout),
-            ("slow", &c.slow),
-            ("rejected_open", &c.rejected_open),
-            ("rejected_full", &c.rejected_full),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
-        .collect();
+        let calls = OUTCOMES
+            .iter()
+            .zip(&self.counters.counts)
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
         FuseSnapshot {
             state: self.state(),
             r#override: self.override_state(),

@@ -132,6 +132,9 @@ impl Running {
 
 /// Opens the store named in `config`, binds `config.server.listen` and serves until shut down.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    // Installs the recorder first: metric handles taken before it exists (the fuses take theirs when built)
+    // would record nothing.
+    let metrics = telemetry::metrics_handle();
     let settings = store_settings(config);
     let adapters = crate::legacy::load_adapters(&config.legacy.adapters)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
@@ -153,7 +156,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (rpc_stop_handle, rpc_stop) = jsonrpsee::server::stop_channel();
     let state = AppState {
         service: service.clone(),
-        metrics: telemetry::metrics_handle(),
+        metrics,
         body_limit: config.server.body_limit_bytes,
         rpc: jsonrpc_http::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
         wechat,
