@@ -119,7 +119,14 @@ enum Outcome {
     RejectedFull,
 }
 
-const OUTCOMES: [&str; 6] = ["success", "failure", "timeout", "slow", "rejected_open", "rejected_full"];
+const OUTCOMES: [&str; 6] = [
+    "success",
+    "failure",
+    "timeout",
+    "slow",
+    "rejected_open",
+    "rejected_full",
+];
 
 /// Counts per outcome, and the metric handles registered once (a labelled lookup per call would cost more than
 /// the rest of the fuse).
