@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use protofuse_adapter::IngestOutcome;
-use protofuse_model::{Conversation, ConversationId, Envelope, Message, ValidationError};
+use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, ValidationError};
 
 use crate::dispatch::Dispatcher;
 use crate::events::{Event, EventBus, EventFilter, Subscription};
-use crate::store::{ConversationFilter, Page, PageRequest, Store, StoreError};
+use crate::store::{ConversationFilter, Page, PageRequest, StatusChange, Store, StoreError};
 use crate::telemetry::metric;
 
 /// Why an operation failed, classified by what the caller should do about it.
@@ -29,6 +29,10 @@ pub enum ServiceError {
     /// The store is unreachable or failing; retry later.
     #[error("the conversation store is unavailable")]
     Unavailable(#[source] StoreError),
+    /// The conversation is closed: a closed conversation never changes again (the customer's next message opens
+    /// a new one).
+    #[error("conversation {0} is closed")]
+    ConversationClosed(ConversationId),
 }
 
 impl ServiceError {
@@ -39,6 +43,7 @@ impl ServiceError {
             Self::ConversationNotFound(_) => "conversation_not_found",
             Self::KeyReused => "idempotency_key_reused",
             Self::Unavailable(_) => "store_unavailable",
+            Self::ConversationClosed(_) => "conversation_closed",
         }
     }
 }
@@ -140,6 +145,31 @@ impl Service {
             message: inserted.message,
             duplicate: inserted.duplicate,
         })
+    }
+
+    /// Moves a conversation to a new status (bot → queued on hand-off, → assigned when an agent takes it,
+    /// → closed), and tells subscribers. Any move is allowed except out of `closed`; a move to the same status
+    /// only updates department and agent, and publishes nothing.
+    pub async fn change_status(&self, id: ConversationId, change: StatusChange) -> Result<Conversation, ServiceError> {
+        let current = self.conversation(id).await?;
+        if current.status == ConversationStatus::Closed {
+            return Err(ServiceError::ConversationClosed(id));
+        }
+        let (before, after) = self
+            .store
+            .change_status(id, &change, chrono::Utc::now())
+            .await?
+            .ok_or(ServiceError::ConversationNotFound(id))?;
+        if before.status != after.status {
+            tracing::info!(conversation = %id, from = before.status.as_str(), to = after.status.as_str(), "conversation status changed");
+            self.events.publish(Event::StatusChanged {
+                conversation_id: id,
+                customer_id: after.customer_id.clone(),
+                from: before.status,
+                to: after.status,
+            });
+        }
+        Ok(after)
     }
 
     /// One conversation.

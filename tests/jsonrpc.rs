@@ -291,3 +291,89 @@ async fn the_python_example_runs() {
     assert!(stdout.ends_with("ok\n"), "{stdout}");
     server.shutdown().await;
 }
+
+/// An agent takes and closes a conversation over REST; a JSON-RPC subscriber hears each status change, a
+/// closed conversation refuses further changes, and the customer's next message opens a new conversation.
+#[tokio::test]
+async fn status_changes_are_stored_published_and_final_once_closed() {
+    let server = TestServer::sqlite(|_| {}).await;
+    let ws_url = format!("{}/rpc", server.base.replace("http://", "ws://"));
+    let ws = WsClientBuilder::default().build(&ws_url).await.unwrap();
+    let mut events: Subscription<Value> = ws
+        .subscribe(
+            "conversation.subscribe",
+            rpc_params![json!({"customer": "gina"})],
+            "conversation.unsubscribe",
+        )
+        .await
+        .unwrap();
+    let sent: Value = server
+        .client
+        .post(server.url("/v1/messages"))
+        .json(&message("gina", "hi"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut events).await, "hi");
+    let conversation = sent["message"]["conversation_id"].as_str().unwrap().to_owned();
+    let put = |body: Value| {
+        server
+            .client
+            .put(server.url(&format!("/v1/conversations/{conversation}/status")))
+            .json(&body)
+            .send()
+    };
+    let queued = put(json!({"status": "queued", "department": "after-sales/returns"}))
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 200);
+    let queued: Value = queued.json().await.unwrap();
+    assert_eq!(
+        (queued["status"].as_str(), queued["department"].as_str()),
+        (Some("queued"), Some("after-sales/returns"))
+    );
+    let assigned: Value = put(json!({"status": "assigned", "assigned_agent": "agent7"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(assigned["assigned_agent"], "agent7");
+    assert_eq!(assigned["department"], "after-sales/returns", "kept when not given");
+    assert_eq!(put(json!({"status": "closed"})).await.unwrap().status(), 200);
+    for (from, to) in [("bot", "queued"), ("queued", "assigned"), ("assigned", "closed")] {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(event["type"], "status_changed", "{event}");
+        assert_eq!((event["from"].as_str(), event["to"].as_str()), (Some(from), Some(to)));
+    }
+    let refused = put(json!({"status": "queued"})).await.unwrap();
+    assert_eq!(refused.status(), 409);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"]["code"],
+        "conversation_closed"
+    );
+    let bad = put(json!({"status": "sleeping"})).await.unwrap();
+    assert_eq!(bad.status(), 422);
+    let next: Value = server
+        .client
+        .post(server.url("/v1/messages"))
+        .json(&message("gina", "again"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(
+        next["message"]["conversation_id"].as_str(),
+        Some(conversation.as_str()),
+        "a new conversation opens"
+    );
+}

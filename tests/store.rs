@@ -103,7 +103,74 @@ both_backends!(
     messages_page_by_cursor_in_both_orders,
     conversations_filter_by_customer_and_status,
     a_burst_commits_and_a_bad_write_fails_alone,
+    status_changes_keep_unset_fields_and_closing_frees_the_slot,
 );
+
+async fn status_changes_keep_unset_fields_and_closing_frees_the_slot(store: &dyn Store) {
+    let first = store
+        .insert_message(inbound("ivy", "1", "ivy-1"), Utc::now())
+        .await
+        .unwrap()
+        .message;
+    let id = first.conversation_id;
+    let change = |status, department: Option<&str>, agent: Option<&str>| protofuse::store::StatusChange {
+        status,
+        department: department.map(str::to_owned),
+        assigned_agent: agent.map(str::to_owned),
+    };
+    let (before, after) = store
+        .change_status(
+            id,
+            &change(ConversationStatus::Queued, Some("after-sales"), None),
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (before.status, after.status),
+        (ConversationStatus::Bot, ConversationStatus::Queued)
+    );
+    assert_eq!(after.department.as_deref(), Some("after-sales"));
+    let (_, after) = store
+        .change_status(
+            id,
+            &change(ConversationStatus::Assigned, None, Some("agent1")),
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.department.as_deref(), after.assigned_agent.as_deref()),
+        (Some("after-sales"), Some("agent1"))
+    );
+    let same = store
+        .insert_message(inbound("ivy", "2", "ivy-2"), Utc::now())
+        .await
+        .unwrap()
+        .message;
+    assert_eq!(same.conversation_id, id, "still open: the customer's messages join it");
+    store
+        .change_status(id, &change(ConversationStatus::Closed, None, None), Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let next = store
+        .insert_message(inbound("ivy", "3", "ivy-3"), Utc::now())
+        .await
+        .unwrap()
+        .message;
+    assert_ne!(next.conversation_id, id, "closing frees the open slot");
+    let missing = ConversationId::new();
+    assert!(
+        store
+            .change_status(missing, &change(ConversationStatus::Queued, None, None), Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
 
 async fn first_message_opens_a_conversation(store: &dyn Store) {
     let sent = inbound("alice", "我要退货 — with emoji 📦", "m1");

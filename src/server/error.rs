@@ -111,6 +111,9 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "conversation_not_found", e.to_string())
             }
             ServiceError::KeyReused => Self::new(StatusCode::CONFLICT, "idempotency_key_reused", e.to_string()),
+            ServiceError::ConversationClosed(_) => {
+                Self::new(StatusCode::CONFLICT, "conversation_closed", e.to_string())
+            }
             ServiceError::Unavailable(source) => {
                 tracing::warn!(error = %source, cause = ?std::error::Error::source(source), "store unavailable");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())

@@ -36,6 +36,7 @@ fn service_status(e: ServiceError) -> Status {
         ServiceError::Invalid(v) => Status::invalid_argument(v.to_string()),
         ServiceError::ConversationNotFound(_) => Status::not_found(e.to_string()),
         ServiceError::KeyReused => Status::already_exists(e.to_string()),
+        ServiceError::ConversationClosed(_) => Status::failed_precondition(e.to_string()),
         ServiceError::Unavailable(cause) => {
             tracing::warn!(error = %cause, "gRPC call failed: store unavailable");
             Status::unavailable("the conversation store is unavailable; retry later")

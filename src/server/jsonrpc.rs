@@ -28,6 +28,8 @@ pub mod code {
     pub const STORE_UNAVAILABLE: i32 = -32003;
     /// The message breaks a rule of the canonical model.
     pub const INVALID_MESSAGE: i32 = -32004;
+    /// The conversation is closed and cannot change.
+    pub const CONVERSATION_CLOSED: i32 = -32005;
 }
 
 type RpcResult = Result<Value, ErrorObjectOwned>;
@@ -45,6 +47,7 @@ fn service_error(e: ServiceError) -> ErrorObjectOwned {
         ServiceError::Invalid(v) => error(code::INVALID_MESSAGE, v.to_string()),
         ServiceError::ConversationNotFound(_) => error(code::CONVERSATION_NOT_FOUND, e.to_string()),
         ServiceError::KeyReused => error(code::IDEMPOTENCY_KEY_REUSED, e.to_string()),
+        ServiceError::ConversationClosed(_) => error(code::CONVERSATION_CLOSED, e.to_string()),
         ServiceError::Unavailable(cause) => {
             tracing::warn!(error = %cause, "JSON-RPC call failed: store unavailable");
             error(

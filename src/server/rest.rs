@@ -5,6 +5,8 @@
 //! - `GET /v1/conversations/{id}`: one conversation.
 //! - `GET /v1/conversations/{id}/messages?limit=&cursor=&order=asc|desc`: a page of its messages.
 //! - `GET /v1/conversations?customer=&status=&limit=&cursor=&order=`: a page of conversations, newest first.
+//! - `PUT /v1/conversations/{id}/status`: `{"status", "department"?, "assigned_agent"?}` moves it (an agent takes
+//!   or closes it); 409 `conversation_closed` once closed.
 
 use axum::Json;
 use axum::body::Body;
@@ -28,6 +30,34 @@ pub(super) fn routes() -> axum::Router<AppState> {
         .route("/v1/conversations", get(list_conversations))
         .route("/v1/conversations/{id}", get(get_conversation))
         .route("/v1/conversations/{id}/messages", get(list_messages))
+        .route("/v1/conversations/{id}/status", axum::routing::put(put_status))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    status: ConversationStatus,
+    department: Option<String>,
+    assigned_agent: Option<String>,
+}
+
+async fn put_status(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    body::require_json(&headers)?;
+    let bytes = body::read_limited(&headers, body, app.body_limit).await?;
+    let request: StatusBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string()))?;
+    let change = crate::store::StatusChange {
+        status: request.status,
+        department: request.department,
+        assigned_agent: request.assigned_agent,
+    };
+    let conversation = app.service.change_status(conversation_id(&id)?, change).await?;
+    Ok(Json(conversation).into_response())
 }
 
 #[derive(Serialize)]

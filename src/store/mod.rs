@@ -79,11 +79,33 @@ pub trait Store: Outbox + Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Page<Conversation>, StoreError>;
 
+    /// Moves a conversation to `change.status`, setting its department and agent where given (a `None` keeps the
+    /// current value). Closing also frees the customer's "open conversation" slot, so their next message opens a
+    /// new one. Returns the conversation before and after, or `None` if it does not exist. Which transitions are
+    /// allowed is the service's rule, not the store's.
+    async fn change_status(
+        &self,
+        id: ConversationId,
+        change: &StatusChange,
+        at: Timestamp,
+    ) -> Result<Option<(Conversation, Conversation)>, StoreError>;
+
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// `sqlite` or `mysql`, for logs and metrics.
     fn backend(&self) -> &'static str;
+}
+
+/// What [`Store::change_status`] sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The new status.
+    pub status: ConversationStatus,
+    /// The department now responsible, if it changes.
+    pub department: Option<String>,
+    /// The agent now assigned, if it changes.
+    pub assigned_agent: Option<String>,
 }
 
 /// The result of [`Store::insert_message`].

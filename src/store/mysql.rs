@@ -78,5 +78,5 @@ fn is_deadlock(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
 }
 
-impl_store!(MysqlStore, sqlx::MySql, "mysql");
+impl_store!(MysqlStore, sqlx::MySql, "mysql", "START TRANSACTION");
 impl_outbox!(MysqlStore, sqlx::MySql, "START TRANSACTION");

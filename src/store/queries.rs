@@ -8,7 +8,7 @@
 /// Implements [`super::Store`] for `$store`, which has a `reader: sqlx::Pool<$db>` field and an inherent
 /// `async fn insert(&self, Envelope, Timestamp, Vec<String>) -> Result<Inserted, StoreError>`.
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:literal) => {
+    ($store:ty, $db:ty, $backend:literal, $begin:literal) => {
         /// The steps of one message write, on one connection inside the caller's transaction. Both backends
         /// run it; the SQLite backend runs many per transaction (group commit), MySQL one.
         async fn write_one(
@@ -210,6 +210,46 @@ macro_rules! impl_store {
                     items,
                     next_cursor: next,
                 })
+            }
+
+            async fn change_status(
+                &self,
+                id: ConversationId,
+                change: &super::StatusChange,
+                at: Timestamp,
+            ) -> Result<Option<(Conversation, Conversation)>, StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM conversations WHERE id = ?",
+                    codec::CONVERSATION_COLUMNS
+                );
+                let mut tx = self.writer.begin_with($begin).await?;
+                let row: Option<ConversationTuple> = sqlx::query_as(&sql)
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let before = tuple_to_row(row).into_conversation()?;
+                let closing = change.status == ConversationStatus::Closed;
+                sqlx::query(
+                    "UPDATE conversations SET status = ?, department = COALESCE(?, department), \
+                     assigned_agent = COALESCE(?, assigned_agent), \
+                     open_key = CASE WHEN ? THEN NULL ELSE open_key END, updated_at = ? WHERE id = ?",
+                )
+                .bind(change.status.as_str())
+                .bind(change.department.as_deref())
+                .bind(change.assigned_agent.as_deref())
+                .bind(closing)
+                .bind(codec::to_micros(at))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                let row: ConversationTuple = sqlx::query_as(&sql)
+                    .bind(id.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let after = tuple_to_row(row).into_conversation()?;
+                tx.commit().await?;
+                Ok(Some((before, after)))
             }
 
             async fn ping(&self) -> Result<(), StoreError> {

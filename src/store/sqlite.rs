@@ -157,5 +157,5 @@ async fn commit_group(
     Ok(results)
 }
 
-impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+impl_store!(SqliteStore, sqlx::Sqlite, "sqlite", "BEGIN IMMEDIATE");
 impl_outbox!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");
