@@ -1,4 +1,4 @@
-//! The `protofuse` command line: `serve` and `check-config`.
+//! The `protofuse` command line: `serve`, `check-config` and `triage`.
 
 use std::path::PathBuf;
 
@@ -34,4 +34,6 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Triage a message (the decision and why), evaluate a labelled file, or train the intent model.
+    Triage(crate::triage::command::TriageArgs),
 }

@@ -6,6 +6,7 @@
 
 mod load;
 mod rpc;
+mod triage;
 mod validate;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 pub use load::{ConfigError, ENV_PREFIX, load};
 pub use rpc::{AdminConfig, GrpcConfig, JsonRpcConfig};
+pub use triage::{RuleConfig, TriageConfig};
 pub use validate::ConfigIssue;
 
 use crate::store::Synchronous;
@@ -40,6 +42,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// WeChat Official Accounts on `/wechat/{account}`.
     pub wechat: crate::wechat::WechatSection,
+    /// Built-in triage: intent model, rules, routing, knowledge base, hand-off.
+    pub triage: TriageConfig,
 }
 
 /// `[legacy]`: legacy REST dialects, one adapter file each (see `config/adapters/` and the README).

@@ -87,6 +87,7 @@ impl Config {
         }
         issues.extend(super::rpc::issues(&self.grpc, &self.jsonrpc));
         issues.extend(self.wechat.issues());
+        issues.extend(self.triage.issues());
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }
 }

@@ -133,7 +133,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let adapters = crate::legacy::load_adapters(&config.legacy.adapters)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
     let service = Service::new(store);
-    let wechat = Arc::new(crate::wechat::Wechat::build(&config.wechat, service.clone())?);
+    let wechat = Arc::new(crate::wechat::Wechat::build(
+        &config.wechat,
+        &config.triage,
+        service.clone(),
+    )?);
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
