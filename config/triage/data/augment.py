@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Expands the hand-written seeds (seeds_zh.txt, seeds_en.txt) into train.jsonl.
+"""Expands the hand-written seeds (seeds_zh.txt, seeds_en.txt) into train.jsonl, plus the training-only
+vocabulary examples of lexicon.py.
 
 Written for protofuse (Apache-2.0). Deterministic: the same seeds give byte-identical output, so the checked-in
 train.jsonl can be regenerated and diffed. Every variant keeps its seed's `group`, which is what the training
@@ -10,6 +11,8 @@ tool splits on, so no variant of a held-out seed is ever trained on.
 import json
 import os
 import random
+
+import lexicon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VARIANTS = 13
@@ -134,6 +137,8 @@ def main():
                 if text and text not in seen:
                     seen.add(text)
                     out.append({"text": text, "intent": intent, "lang": lang, "group": group})
+    for text, intent, lang, group in lexicon.examples(rng):
+        out.append({"text": text, "intent": intent, "lang": lang, "group": group, "split": "train"})
     with open(os.path.join(HERE, "train.jsonl"), "w", encoding="utf-8") as f:
         for row in out:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -20,6 +20,10 @@ pub struct Example {
     /// The seed this example was written or derived from; the split never separates a group.
     #[serde(default)]
     pub group: String,
+    /// `train` pins the example to the training split (vocabulary examples that are no customer's phrasing
+    /// and must not be measured on).
+    #[serde(default)]
+    pub split: Option<String>,
 }
 
 /// Reads a JSONL file; every bad line is an error naming the file and line.
@@ -53,7 +57,8 @@ pub struct Split {
 /// hash and the first 15 % go to test, the next 15 % to validation. Every variant of a seed lands on the same side.
 pub fn split(examples: Vec<Example>, seed: u64) -> Split {
     let mut strata: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for e in &examples {
+    let pinned = |e: &Example| e.split.as_deref() == Some("train");
+    for e in examples.iter().filter(|e| !pinned(e)) {
         let groups = strata.entry((e.lang.clone(), e.intent.clone())).or_default();
         if !groups.contains(&e.group) {
             groups.push(e.group.clone());
@@ -69,6 +74,10 @@ pub fn split(examples: Vec<Example>, seed: u64) -> Split {
     }
     let mut split = Split::default();
     for e in examples {
+        if pinned(&e) {
+            split.train.push(e);
+            continue;
+        }
         match side.get(&e.group) {
             Some(2) => split.test.push(e),
             Some(1) => split.val.push(e),
@@ -96,6 +105,7 @@ mod tests {
                 intent: ["a", "b"][(i / 4) % 2].to_owned(),
                 lang: "en".to_owned(),
                 group: format!("g{}", i / 4),
+                split: None,
             })
             .collect();
         let split = split(examples, 7);
