@@ -1,4 +1,4 @@
-//! The `protofuse` command line: `serve` and `check-config`.
+//! The `protofuse` command line: `serve`, `check-config` and `triage`.
 
 use std::path::PathBuf;
 
@@ -34,6 +34,8 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Triage a message (the decision and why), evaluate a labelled file, or train the intent model.
+    Triage(crate::triage::command::TriageArgs),
     /// List, inspect, replay or discard dead letters (deliveries that gave up), directly in the store named by
     /// the configuration. Safe while `serve` runs: a replayed delivery is picked up by its worker.
     DeadLetters {

@@ -11,7 +11,8 @@
 //!   listener and the admin listener.
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
 //! - [`wechat`]: WeChat Official Accounts: accounts, answer budget, late delivery via the customer-service API.
-//! - [`respond`]: the [`respond::Responder`] seam that produces answers (keywords, webhook; triage later).
+//! - [`respond`]: the [`respond::Responder`] seam that produces answers (keywords, webhook, triage).
+//! - [`triage`]: built-in AI triage: intent model (ONNX via tract), rules, routing, knowledge base, hand-off.
 //! - [`cli`]: the `protofuse` command line.
 //!
 //! The path of a message: socket → [`server`] (decode with `protofuse_adapter`) → [`service::Service::send`]
@@ -28,4 +29,5 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod triage;
 pub mod wechat;

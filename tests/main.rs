@@ -13,6 +13,7 @@ mod lifecycle;
 mod rest_api;
 mod store;
 mod support;
+mod triage;
 mod wechat;
 mod wechat_hostile;
 mod wechat_late;

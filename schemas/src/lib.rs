@@ -11,6 +11,7 @@
 //! - [`source`]: where a message came from, including the fields no adapter could map.
 //! - [`message`]: [`Envelope`] (decoded, not stored yet), [`Message`] (stored) and [`NewMessage`] (the native API's input).
 //! - [`conversation`]: a customer's conversation and its status.
+//! - [`triage`]: what built-in triage decided about a message ([`TriageOutcome`]).
 //!
 //! This crate never does I/O: no sockets, no database, no clock except where a caller asks for a new id.
 
@@ -21,6 +22,7 @@ pub mod message;
 pub mod party;
 pub mod schema;
 pub mod source;
+pub mod triage;
 
 pub use content::{Content, MediaRef};
 pub use conversation::{Conversation, ConversationStatus};
@@ -28,6 +30,7 @@ pub use ids::{ConversationId, IdempotencyKey, MessageId};
 pub use message::{Direction, Envelope, Message, NewMessage, ValidationError};
 pub use party::{Party, Role};
 pub use source::{Protocol, Source};
+pub use triage::{HandoffReason, TriageDecision, TriageOutcome};
 
 /// The version of the canonical schema these types describe.
 pub const SCHEMA_VERSION: &str = "v1";

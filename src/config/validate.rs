@@ -94,6 +94,7 @@ impl Config {
                 "required when admin.listen is not a loopback address: the admin API can replay and discard",
             ));
         }
+        issues.extend(self.triage.issues());
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }
 }

@@ -1,12 +1,13 @@
 //! Who answers a customer: the [`Responder`] seam between a stored inbound message and the reply a protocol
-//! sends back. Triage (a later issue) will be one more implementation; today there are [`Keywords`] (a table
-//! from config) and [`Webhook`] (a backend asked over HTTP), tried in order by [`Chain`].
+//! sends back: [`Keywords`] (a table from config), [`TriageResponder`] (built-in triage) and [`Webhook`] (a
+//! backend asked over HTTP), tried in order by [`Chain`].
 //!
 //! This module owns the shape of an answer, not its delivery: a responder never talks to WeChat, never stores
 //! anything and never decides whether its answer arrives in time. The caller (e.g. `crate::wechat`) races it
 //! against its budget and delivers the answer passively or later.
 
 mod keywords;
+mod triage;
 mod webhook;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use protofuse_model::Message;
 use serde::{Deserialize, Serialize};
 
 pub use keywords::Keywords;
+pub use triage::TriageResponder;
 pub use webhook::Webhook;
 
 /// What a responder wants said to the customer. Media answers name media already uploaded to the platform.

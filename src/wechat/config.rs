@@ -87,6 +87,9 @@ pub struct AccountConfig {
     /// A backend asked when no keyword matched.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// Built-in triage (`[triage]`) answers after the keywords and before the webhook.
+    #[serde(default)]
+    pub triage: bool,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -158,6 +161,7 @@ impl AccountConfig {
                 reply: "你好！这里是 protofuse 演示账号。回复“人工”转人工客服。".to_owned(),
             }],
             webhook: None,
+            triage: false,
         }
     }
 
@@ -183,6 +187,7 @@ impl std::fmt::Debug for AccountConfig {
             .field("handoff_keywords", &self.handoff_keywords)
             .field("auto_replies", &self.auto_replies.len())
             .field("webhook", &self.webhook)
+            .field("triage", &self.triage)
             .finish_non_exhaustive()
     }
 }

@@ -23,8 +23,10 @@ pub use config::{
 };
 pub use render::passive_reply;
 
-use crate::respond::{Chain, Keywords, Responder, Webhook};
+use crate::config::TriageConfig;
+use crate::respond::{Chain, Keywords, Responder, TriageResponder, Webhook};
 use crate::service::Service;
+use crate::triage::Triage;
 use kf::KfClient;
 
 /// Why the WeChat accounts could not be set up.
@@ -37,6 +39,9 @@ pub enum WechatError {
     /// The HTTP client for webhooks and the WeChat API could not be built (TLS setup).
     #[error("cannot build the http client")]
     Http(#[source] reqwest::Error),
+    /// An account uses triage and the model or knowledge base cannot be loaded.
+    #[error("cannot load triage")]
+    Triage(#[source] crate::triage::TriageError),
 }
 
 /// One account: its codec settings, its responder and its customer-service channel.
@@ -63,12 +68,19 @@ pub struct Wechat {
 
 impl Wechat {
     /// Builds the accounts of `section`; `service` stores the bots' replies; `kf` are the accounts'
-    /// customer-service clients from [`kf_clients`] (shared with the dispatcher, so each account has one token cache).
+    /// customer-service clients from [`kf_clients`] (shared with the dispatcher, so each account has one token
+    /// cache). Triage is loaded (once, shared) only when an account uses it.
     pub fn build(
         section: &WechatSection,
+        triage: &TriageConfig,
         service: Service,
         kf: &HashMap<String, Arc<KfClient>>,
     ) -> Result<Self, WechatError> {
+        let triage = if section.accounts.iter().any(|a| a.triage) {
+            Some(Arc::new(Triage::load(triage).map_err(WechatError::Triage)?))
+        } else {
+            None
+        };
         let http = http_client(section)?;
         let mut accounts = HashMap::new();
         for config in &section.accounts {
@@ -81,6 +93,12 @@ impl Wechat {
                 config.handoff_kf_account.clone(),
                 &config.auto_replies,
             ))];
+            if let Some(triage) = triage.as_ref().filter(|_| config.triage) {
+                chain.push(Box::new(TriageResponder::new(
+                    triage.clone(),
+                    config.handoff_kf_account.clone(),
+                )));
+            }
             if let Some(webhook) = &config.webhook {
                 chain.push(Box::new(Webhook::new(
                     http.clone(),

@@ -1,0 +1,263 @@
+//! `[triage]`: the built-in intent model, rules, routing, knowledge base and hand-off policy.
+//!
+//! Paths are relative to the working directory (like `store.url`), so the defaults work from a checkout.
+//! Validation here is pure; the model and knowledge-base files are read (and their errors named) by
+//! `Triage::load`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::config::ConfigIssue;
+
+/// Under this calibrated confidence a model decision goes to a human (10 intents: 0.45 is well above chance,
+/// and on the held-out split the model is right about 3 times in 4 even at this confidence).
+const DEFAULT_HANDOFF_BELOW: f32 = 0.45;
+/// A knowledge-base match at least this similar (cosine of hashed n-grams) is answered outright.
+const DEFAULT_ANSWER_AT: f32 = 0.6;
+/// Matches at least this similar are offered as "did you mean" suggestions.
+const DEFAULT_SUGGEST_AT: f32 = 0.3;
+/// Three suggestions fit one chat bubble.
+const DEFAULT_MAX_SUGGESTIONS: usize = 3;
+/// After two unhelpful bot answers a customer is better served by a person.
+const DEFAULT_MAX_BOT_FAILURES: u32 = 2;
+/// A second complaint in one conversation goes to a person.
+const DEFAULT_MAX_COMPLAINTS: u32 = 2;
+
+/// `[triage]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TriageConfig {
+    /// The ONNX intent model written by `protofuse triage train`.
+    pub model: PathBuf,
+    /// The knowledge base (TOML `[[entries]]` with `questions` and `answer`); none when unset.
+    pub knowledge: Option<PathBuf>,
+    /// Model confidence under which the conversation is handed to a human.
+    pub handoff_below: f32,
+    /// Knowledge-base similarity at which the bot answers.
+    pub answer_at: f32,
+    /// Knowledge-base similarity at which a question is suggested.
+    pub suggest_at: f32,
+    /// Most suggestions offered at once.
+    pub max_suggestions: usize,
+    /// Bot failures in a conversation after which a human takes over.
+    pub max_bot_failures: u32,
+    /// Complaints in a conversation (this message included) after which a human takes over.
+    pub max_complaints: u32,
+    /// Words that make a message angry (matched on normalised text); angry messages go to a human.
+    pub angry_words: Vec<String>,
+    /// What the bot says when it has nothing better.
+    pub default_reply: String,
+    /// The department when no route applies.
+    pub default_department: String,
+    /// Known departments; a route or rule target resolves to the longest known prefix.
+    pub departments: Vec<String>,
+    /// Intent → department path.
+    pub routes: BTreeMap<String, String>,
+    /// Rules, matched before the model; the highest priority wins, then the earliest.
+    pub rules: Vec<RuleConfig>,
+}
+
+/// `[[triage.rules]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Named in decisions (`rule:<id>`).
+    pub id: String,
+    /// Matches when the normalised text contains one of these (normalised the same way).
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Matches when this regular expression matches the raw text.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// The intent to decide, if any.
+    #[serde(default)]
+    pub intent: Option<String>,
+    /// The department to route to, if any (overrides the intent's route).
+    #[serde(default)]
+    pub department: Option<String>,
+    /// Higher wins.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+impl Default for TriageConfig {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        Self {
+            model: PathBuf::from("config/triage/model.onnx"),
+            knowledge: Some(PathBuf::from("config/triage/knowledge.toml")),
+            handoff_below: DEFAULT_HANDOFF_BELOW,
+            answer_at: DEFAULT_ANSWER_AT,
+            suggest_at: DEFAULT_SUGGEST_AT,
+            max_suggestions: DEFAULT_MAX_SUGGESTIONS,
+            max_bot_failures: DEFAULT_MAX_BOT_FAILURES,
+            max_complaints: DEFAULT_MAX_COMPLAINTS,
+            angry_words: s(&[
+                "垃圾",
+                "骗子",
+                "气死",
+                "滚",
+                "妈的",
+                "wtf",
+                "scam",
+                "furious",
+                "ridiculous",
+                "disgusting",
+            ]),
+            default_reply: "您好，请问有什么可以帮您？/ Hi, how can we help?".to_owned(),
+            default_department: "service-desk".to_owned(),
+            departments: s(&[
+                "service-desk",
+                "after-sales",
+                "after-sales/returns",
+                "after-sales/complaints",
+                "logistics",
+                "billing",
+                "accounts",
+                "tech-support",
+                "pre-sales",
+            ]),
+            routes: [
+                ("refund", "after-sales/returns"),
+                ("logistics", "logistics"),
+                ("payment", "billing"),
+                ("account", "accounts"),
+                ("technical", "tech-support"),
+                ("complaint", "after-sales/complaints"),
+                ("product", "pre-sales"),
+                ("human", "service-desk"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+            rules: vec![RuleConfig {
+                id: "ask-for-human".to_owned(),
+                keywords: s(&[
+                    "转人工",
+                    "人工客服",
+                    "真人客服",
+                    "real person",
+                    "human agent",
+                    "live agent",
+                ]),
+                regex: None,
+                intent: Some("human".to_owned()),
+                department: None,
+                priority: 100,
+            }],
+        }
+    }
+}
+
+impl TriageConfig {
+    /// Every broken rule of the section, keys named like `triage.rules[0].regex`.
+    pub(crate) fn issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut issue = |key: String, message: &str| issues.push(ConfigIssue::new(key, message));
+        for (key, value) in [
+            ("handoff_below", self.handoff_below),
+            ("answer_at", self.answer_at),
+            ("suggest_at", self.suggest_at),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                issue(format!("triage.{key}"), "must be between 0 and 1");
+            }
+        }
+        if self.suggest_at > self.answer_at {
+            issue("triage.suggest_at".to_owned(), "must not exceed triage.answer_at");
+        }
+        if !valid_path(&self.default_department) {
+            issue(
+                "triage.default_department".to_owned(),
+                "must be a path like `after-sales/returns`",
+            );
+        }
+        for (i, d) in self.departments.iter().enumerate() {
+            if !valid_path(d) {
+                issue(
+                    format!("triage.departments[{i}]"),
+                    "must be a path like `after-sales/returns`",
+                );
+            }
+        }
+        for (intent, d) in &self.routes {
+            if !valid_path(d) {
+                issue(
+                    format!("triage.routes.{intent}"),
+                    "must be a path like `after-sales/returns`",
+                );
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            rule_issues(rule, &format!("triage.rules[{i}]"), &mut issue);
+            if self.rules[..i].iter().any(|r| r.id == rule.id) {
+                issue(
+                    format!("triage.rules[{i}].id"),
+                    "is used by an earlier rule; ids must be unique",
+                );
+            }
+        }
+        issues
+    }
+}
+
+fn rule_issues(rule: &RuleConfig, key: &str, issue: &mut impl FnMut(String, &str)) {
+    if rule.id.trim().is_empty() {
+        issue(format!("{key}.id"), "must not be empty");
+    }
+    if rule.keywords.iter().all(|k| k.trim().is_empty()) && rule.regex.is_none() {
+        issue(format!("{key}.keywords"), "a rule needs non-empty keywords or a regex");
+    }
+    if let Some(Err(_)) = rule.regex.as_deref().map(regex::Regex::new) {
+        issue(format!("{key}.regex"), "is not a valid regular expression");
+    }
+    if rule.intent.is_none() && rule.department.is_none() {
+        issue(
+            format!("{key}.intent"),
+            "a rule must set an intent, a department or both",
+        );
+    }
+    if rule.department.as_deref().is_some_and(|d| !valid_path(d)) {
+        issue(format!("{key}.department"), "must be a path like `after-sales/returns`");
+    }
+}
+
+/// Non-empty segments separated by single slashes.
+fn valid_path(path: &str) -> bool {
+    !path.is_empty() && path.split('/').all(|s| !s.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issues_name_the_key() {
+        let mut config = TriageConfig {
+            answer_at: 0.2,
+            ..TriageConfig::default()
+        };
+        config.routes.insert("refund".to_owned(), "a//b".to_owned());
+        config.rules.push(RuleConfig {
+            id: "ask-for-human".to_owned(),
+            keywords: vec![],
+            regex: Some("(".to_owned()),
+            intent: None,
+            department: None,
+            priority: 0,
+        });
+        let keys: Vec<String> = config.issues().into_iter().map(|i| i.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "triage.suggest_at",
+                "triage.routes.refund",
+                "triage.rules[1].regex",
+                "triage.rules[1].intent",
+                "triage.rules[1].id"
+            ]
+        );
+        assert!(TriageConfig::default().issues().is_empty());
+    }
+}

@@ -1,0 +1,202 @@
+//! `protofuse triage`: one message's decision and why, `eval` on a labelled file, `train`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::train::{self, TrainError, metrics::Confusion};
+use super::{Action, ConversationContext, Decision, Triage, TriageError};
+use crate::config::{self, ConfigError};
+
+/// `protofuse triage [TEXT | eval FILE | train]`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TriageArgs {
+    /// `eval` or `train`; without one, triage TEXT.
+    #[command(subcommand)]
+    pub action: Option<TriageAction>,
+    /// The customer message to triage.
+    pub text: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration file (its `[triage]` section); built-in defaults without it.
+    #[arg(long, short, env = "PROTOFUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The `triage` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum TriageAction {
+    /// Accuracy, macro-F1 and confusion matrix of the configured triage on a JSONL file of {"text", "intent"}.
+    Eval {
+        /// The labelled file.
+        file: PathBuf,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also print every misclassified example (text mode).
+        #[arg(long)]
+        errors: bool,
+        /// Configuration file (its `[triage]` section).
+        #[arg(long, short, env = "PROTOFUSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Train the intent model from the data directory and write model.onnx, metrics.json and MODEL_CARD.md.
+    Train {
+        /// Directory of *.jsonl files with {"text", "intent", "lang", "group"}.
+        #[arg(long, default_value = "config/triage/data")]
+        data: PathBuf,
+        /// Output directory.
+        #[arg(long, default_value = "config/triage")]
+        out: PathBuf,
+    },
+}
+
+/// Why a triage command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The model or knowledge base could not be loaded.
+    #[error(transparent)]
+    Triage(#[from] TriageError),
+    /// Reading data or training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// Neither a text nor a subcommand.
+    #[error("give a message to triage, or `eval FILE`, or `train`")]
+    Usage,
+}
+
+/// Runs the command and prints its result.
+pub fn run(args: TriageArgs) -> Result<(), CommandError> {
+    match args.action {
+        Some(TriageAction::Train { data, out }) => {
+            let metrics = train::train(&data, &out)?;
+            print!("{}", train::summary(&metrics));
+            println!("wrote {}/model.onnx, metrics.json, MODEL_CARD.md", out.display());
+            Ok(())
+        }
+        Some(TriageAction::Eval {
+            file,
+            json,
+            errors,
+            config,
+        }) => eval(&load(config.as_deref())?, &file, json, errors),
+        None => {
+            let text = args.text.ok_or(CommandError::Usage)?;
+            let decision = load(args.config.as_deref())?.triage(&text, &ConversationContext::default());
+            if args.json {
+                println!("{}", decision_json(&decision));
+            } else {
+                print!("{}", explain(&decision));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load(config: Option<&Path>) -> Result<Triage, CommandError> {
+    Ok(Triage::load(&config::load(config)?.triage)?)
+}
+
+/// The decision as one flat JSON object: `decision` is the kind, `action` carries its details.
+pub fn decision_json(decision: &Decision) -> Value {
+    let mut value = serde_json::to_value(decision).unwrap_or_default();
+    let action = value["decision"].take();
+    value["decision"] = action["kind"].clone();
+    value["action"] = action;
+    value
+}
+
+fn explain(d: &Decision) -> String {
+    let action = match &d.decision {
+        Action::BotAnswer {
+            entry,
+            answer,
+            similarity,
+        } => {
+            format!("bot_answer (knowledge base `{entry}`, similarity {similarity:.2}): {answer}")
+        }
+        Action::Suggest { questions } => format!("suggest: {}", questions.join(" | ")),
+        Action::DefaultReply { text } => format!("default_reply: {text}"),
+        Action::Handoff { reason } => format!("handoff ({})", serde_json::to_value(reason).unwrap_or_default()),
+    };
+    let top: Vec<String> = d
+        .top_intents
+        .iter()
+        .map(|s| format!("{} {:.3}", s.intent, s.score))
+        .collect();
+    format!(
+        "intent:      {} (confidence {:.3})\ndepartment:  {}\ndecision:    {action}\nwhy:         {}\ntop intents: {}\nmodel:       {}\n",
+        d.intent,
+        d.confidence,
+        d.department,
+        if d.reason == "model" {
+            "model".to_owned()
+        } else {
+            d.reason.clone()
+        },
+        top.join(", "),
+        d.model_version
+    )
+}
+
+fn eval(triage: &Triage, file: &Path, json: bool, errors: bool) -> Result<(), CommandError> {
+    let examples = train::data::read_jsonl(file)?;
+    let mut labels: Vec<String> = triage.model().labels().to_vec();
+    let decided: Vec<(String, String)> = examples
+        .iter()
+        .map(|e| {
+            (
+                e.intent.clone(),
+                triage.triage(&e.text, &ConversationContext::default()).intent,
+            )
+        })
+        .collect();
+    for (truth, predicted) in &decided {
+        for label in [truth, predicted] {
+            if !labels.contains(label) {
+                labels.push(label.clone());
+            }
+        }
+    }
+    let index = |l: &String| labels.iter().position(|x| x == l).unwrap_or_default();
+    let mut confusion = Confusion::new(&labels);
+    for (truth, predicted) in &decided {
+        confusion.add(index(truth), index(predicted));
+    }
+    let figures = confusion.figures(None);
+    if errors && !json {
+        for (e, (truth, predicted)) in examples.iter().zip(&decided).filter(|(_, (t, p))| t != p) {
+            println!("{truth:>10} → {predicted:<10} {}", e.text);
+        }
+    }
+    if json {
+        let out = json!({
+            "file": file.display().to_string(),
+            "examples": figures.examples,
+            "accuracy": figures.accuracy,
+            "macro_f1": figures.macro_f1,
+            "human_precision": figures.human_precision,
+            "labels": labels,
+            "confusion": confusion.counts,
+            "model_version": triage.model().version(),
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{}: {} examples\naccuracy {:.4}\nmacro-F1 {:.4}\nhuman precision {:.4}\n\n{}",
+            file.display(),
+            figures.examples,
+            figures.accuracy,
+            figures.macro_f1,
+            figures.human_precision,
+            confusion.table()
+        );
+    }
+    Ok(())
+}

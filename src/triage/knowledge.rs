@@ -1,0 +1,119 @@
+//! The knowledge base: question/answer pairs from a TOML file, matched by cosine similarity of the same
+//! hashed features the model sees (so typos and mixed scripts still match).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::TriageError;
+use super::features::{SparseVec, features};
+
+/// Wider than the model's space: the index holds only a few hundred sparse questions, and fewer collisions
+/// keep unrelated questions near zero similarity.
+const KB_DIM: usize = 1 << 18;
+
+/// The file's shape.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KnowledgeFile {
+    #[serde(default)]
+    entries: Vec<Entry>,
+}
+
+/// `[[entries]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Named in decisions.
+    pub id: String,
+    /// Ways customers ask it; the first is the one suggested.
+    pub questions: Vec<String>,
+    /// The bot's answer.
+    pub answer: String,
+}
+
+/// A match: the entry and how similar its closest question is.
+#[derive(Debug, Clone, Copy)]
+pub struct Match<'a> {
+    /// The entry.
+    pub entry: &'a Entry,
+    /// Cosine similarity in [0, 1].
+    pub similarity: f32,
+}
+
+/// The loaded knowledge base.
+#[derive(Debug, Clone, Default)]
+pub struct Knowledge {
+    entries: Vec<Entry>,
+    index: Vec<(usize, SparseVec)>,
+}
+
+impl Knowledge {
+    /// Reads `path`; errors name the file.
+    pub fn load(path: &Path) -> Result<Self, TriageError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TriageError::Read(path.to_path_buf(), e))?;
+        let file: KnowledgeFile =
+            toml::from_str(&text).map_err(|e| TriageError::Knowledge(path.to_path_buf(), e.to_string()))?;
+        if let Some(bad) = file
+            .entries
+            .iter()
+            .find(|e| e.questions.is_empty() || e.answer.trim().is_empty())
+        {
+            return Err(TriageError::Knowledge(
+                path.to_path_buf(),
+                format!("entry {} needs questions and an answer", bad.id),
+            ));
+        }
+        Ok(Self::new(file.entries))
+    }
+
+    /// Indexes `entries`.
+    pub fn new(entries: Vec<Entry>) -> Self {
+        let index = entries
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| e.questions.iter().map(move |q| (i, features(q, KB_DIM))))
+            .collect();
+        Self { entries, index }
+    }
+
+    /// Entries by best similarity, best first, one per entry, at most `limit`.
+    pub fn best(&self, text: &str, limit: usize) -> Vec<Match<'_>> {
+        let query = features(text, KB_DIM);
+        let mut best = vec![0f32; self.entries.len()];
+        for (i, q) in &self.index {
+            best[*i] = best[*i].max(query.dot(q));
+        }
+        let mut matches: Vec<Match<'_>> = self
+            .entries
+            .iter()
+            .zip(best)
+            .map(|(entry, similarity)| Match { entry, similarity })
+            .collect();
+        matches.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        matches.truncate(limit);
+        matches
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_entry_first() {
+        let entry = |id: &str, q: &str| Entry {
+            id: id.to_owned(),
+            questions: vec![q.to_owned()],
+            answer: id.to_owned(),
+        };
+        let kb = Knowledge::new(vec![
+            entry("invoice", "怎么开发票"),
+            entry("hours", "what are your opening hours"),
+        ]);
+        let best = kb.best("怎么开发票？", 2);
+        assert_eq!(best[0].entry.id, "invoice");
+        assert!(best[0].similarity > 0.9 && best[1].similarity < 0.1);
+        assert_eq!(kb.best("opening hours pls", 1)[0].entry.id, "hours");
+    }
+}

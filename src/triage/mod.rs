@@ -1,0 +1,262 @@
+//! Built-in triage: what does the customer want, which department handles it, can the bot answer, must a
+//! human take over? Synchronous and pure after [`Triage::load`]: no I/O, no network, well under a millisecond.
+//!
+//! # Layout
+//! - [`features`]: the one tokenizer (normalisation, hashed n-grams) shared by training and serving.
+//! - [`model`]: the ONNX intent model run by tract, returning calibrated probabilities.
+//! - [`rules`]: operator rules from config, matched first.
+//! - [`routing`]: intent → department, longest configured prefix.
+//! - [`knowledge`]: the question/answer base and its similarity search.
+//! - [`handoff`]: when a human takes over, given the conversation's recent history.
+//! - [`train`]: the training pipeline behind `protofuse triage train`.
+//! - [`command`]: the `protofuse triage` subcommands.
+
+pub mod command;
+pub mod features;
+pub mod handoff;
+pub mod knowledge;
+pub mod model;
+pub mod routing;
+pub mod rules;
+pub mod train;
+
+use std::path::PathBuf;
+
+use protofuse_model::{HandoffReason, TriageDecision, TriageOutcome};
+use serde::Serialize;
+
+pub use handoff::ConversationContext;
+
+use crate::config::TriageConfig;
+use features::normalize;
+use handoff::HandoffPolicy;
+use knowledge::Knowledge;
+use model::IntentModel;
+use routing::Routing;
+use rules::Rules;
+
+/// Why triage could not be set up (or, for [`TriageError::Run`], why one inference failed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TriageError {
+    /// A model or knowledge-base file could not be read.
+    #[error("cannot read {0}")]
+    Read(PathBuf, #[source] std::io::Error),
+    /// The model file is not a triage model tract can run.
+    #[error("model {0} is not a usable triage model")]
+    Model(String, #[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The knowledge base does not parse.
+    #[error("knowledge base {0}: {1}")]
+    Knowledge(PathBuf, String),
+    /// A rule's regex does not compile (validation should have caught it).
+    #[error("rule {0}: invalid regex")]
+    Rule(String, #[source] regex::Error),
+    /// Inference failed.
+    #[error("inference failed")]
+    Run(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// An intent and its calibrated probability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scored {
+    /// Intent id.
+    pub intent: String,
+    /// Probability.
+    pub score: f32,
+}
+
+/// What the bot does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Answer from the knowledge base.
+    BotAnswer {
+        /// The entry's id.
+        entry: String,
+        /// The answer.
+        answer: String,
+        /// How similar the closest question was.
+        similarity: f32,
+    },
+    /// Offer similar questions.
+    Suggest {
+        /// The questions, best first.
+        questions: Vec<String>,
+    },
+    /// Say the default reply.
+    DefaultReply {
+        /// The reply.
+        text: String,
+    },
+    /// Hand the conversation to a human.
+    Handoff {
+        /// Why.
+        reason: HandoffReason,
+    },
+}
+
+/// The decision about one message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// The intent.
+    pub intent: String,
+    /// Its calibrated probability (1.0 when a rule decided the intent).
+    pub confidence: f32,
+    /// The department path.
+    pub department: String,
+    /// What happens next.
+    pub decision: Action,
+    /// `model` or `rule:<id>`.
+    pub reason: String,
+    /// The model's top intents, best first.
+    pub top_intents: Vec<Scored>,
+    /// The model's version.
+    pub model_version: String,
+}
+
+impl Decision {
+    /// The outcome stored on the message.
+    pub fn outcome(&self) -> TriageOutcome {
+        let (decision, handoff_reason) = match &self.decision {
+            Action::BotAnswer { .. } => (TriageDecision::BotAnswer, None),
+            Action::Suggest { .. } => (TriageDecision::Suggest, None),
+            Action::DefaultReply { .. } => (TriageDecision::DefaultReply, None),
+            Action::Handoff { reason } => (TriageDecision::Handoff, Some(*reason)),
+        };
+        TriageOutcome {
+            intent: self.intent.clone(),
+            confidence: self.confidence,
+            department: self.department.clone(),
+            decision,
+            handoff_reason,
+            reason: self.reason.clone(),
+            model_version: self.model_version.clone(),
+        }
+    }
+}
+
+/// Top intents reported in a decision.
+const TOP: usize = 3;
+
+/// The loaded triage: model, rules, routing, knowledge base, hand-off policy. Share it behind an `Arc`.
+#[derive(Debug)]
+pub struct Triage {
+    model: IntentModel,
+    rules: Rules,
+    routing: Routing,
+    knowledge: Knowledge,
+    handoff: HandoffPolicy,
+    answer_at: f32,
+    suggest_at: f32,
+    max_suggestions: usize,
+    default_reply: String,
+}
+
+impl Triage {
+    /// Loads the model and knowledge base named by `config`.
+    pub fn load(config: &TriageConfig) -> Result<Self, TriageError> {
+        let knowledge = match &config.knowledge {
+            Some(path) => Knowledge::load(path)?,
+            None => Knowledge::default(),
+        };
+        Ok(Self {
+            model: IntentModel::load(&config.model)?,
+            rules: Rules::compile(&config.rules)?,
+            routing: Routing::new(config),
+            knowledge,
+            handoff: HandoffPolicy::new(config),
+            answer_at: config.answer_at,
+            suggest_at: config.suggest_at,
+            max_suggestions: config.max_suggestions,
+            default_reply: config.default_reply.clone(),
+        })
+    }
+
+    /// The intent model.
+    pub fn model(&self) -> &IntentModel {
+        &self.model
+    }
+
+    /// The model's intents with probabilities, best first. A failed inference yields an empty list (and is
+    /// logged): triage then hands off for low confidence rather than guess.
+    pub fn classify(&self, text: &str) -> Vec<Scored> {
+        let x = features::features(text, self.model.dim());
+        let probs = self.model.predict(&x).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "triage model failed");
+            Vec::new()
+        });
+        let mut scored: Vec<Scored> = self
+            .model
+            .labels()
+            .iter()
+            .zip(probs)
+            .map(|(intent, score)| Scored {
+                intent: intent.clone(),
+                score,
+            })
+            .collect();
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+        scored
+    }
+
+    /// Decides what to do with one customer message.
+    pub fn triage(&self, text: &str, ctx: &ConversationContext) -> Decision {
+        let normalized = normalize(text);
+        let mut top = self.classify(text);
+        let rule = self.rules.first_match(text, &normalized);
+        let (intent, confidence) = match rule.and_then(|r| r.intent.clone()) {
+            Some(intent) => (intent, 1.0),
+            None => top
+                .first()
+                .map_or_else(|| ("other".to_owned(), 0.0), |s| (s.intent.clone(), s.score)),
+        };
+        let department = match rule.and_then(|r| r.department.as_deref()) {
+            Some(target) => self.routing.resolve(target),
+            None => self.routing.for_intent(&intent),
+        };
+        let unsure = rule.is_none_or(|r| r.intent.is_none()) && self.handoff.too_unsure(confidence);
+        let decision = match self.handoff.before_answer(text, &normalized, &intent, ctx) {
+            Some(reason) => Action::Handoff { reason },
+            None => self.answer(text, unsure),
+        };
+        top.truncate(TOP);
+        Decision {
+            intent,
+            confidence,
+            department,
+            decision,
+            reason: rule.map_or_else(|| "model".to_owned(), |r| format!("rule:{}", r.id)),
+            top_intents: top,
+            model_version: self.model.version().to_owned(),
+        }
+    }
+
+    /// The degradation chain: knowledge-base answer → (hand-off when unsure) → suggestions → default reply.
+    fn answer(&self, text: &str, unsure: bool) -> Action {
+        let matches = self.knowledge.best(text, self.max_suggestions);
+        match matches.first() {
+            Some(best) if best.similarity >= self.answer_at => Action::BotAnswer {
+                entry: best.entry.id.clone(),
+                answer: best.entry.answer.clone(),
+                similarity: best.similarity,
+            },
+            _ if unsure => Action::Handoff {
+                reason: HandoffReason::LowConfidence,
+            },
+            _ => {
+                let questions: Vec<String> = matches
+                    .iter()
+                    .filter(|m| m.similarity >= self.suggest_at)
+                    .map(|m| m.entry.questions[0].clone())
+                    .collect();
+                if questions.is_empty() {
+                    Action::DefaultReply {
+                        text: self.default_reply.clone(),
+                    }
+                } else {
+                    Action::Suggest { questions }
+                }
+            }
+        }
+    }
+}

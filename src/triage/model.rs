@@ -1,0 +1,118 @@
+//! The ONNX intent model, loaded and run by tract.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, Tensor, TypedRunnableModel, tvec};
+
+use super::TriageError;
+use super::features::SparseVec;
+use super::train::{META_DIM, META_LABELS, META_VERSION};
+
+/// A loaded model: the optimised tract plan and the metadata the trainer wrote.
+pub struct IntentModel {
+    plan: Arc<TypedRunnableModel>,
+    labels: Vec<String>,
+    version: String,
+    dim: usize,
+    size_bytes: usize,
+    load_time: Duration,
+}
+
+impl std::fmt::Debug for IntentModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntentModel")
+            .field("version", &self.version)
+            .field("labels", &self.labels)
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntentModel {
+    /// Reads and optimises the model at `path`.
+    pub fn load(path: &Path) -> Result<Self, TriageError> {
+        let bytes = std::fs::read(path).map_err(|e| TriageError::Read(path.to_path_buf(), e))?;
+        Self::from_bytes(&bytes).map_err(|e| match e {
+            TriageError::Model(_, cause) => TriageError::Model(path.display().to_string(), cause),
+            other => other,
+        })
+    }
+
+    /// Decodes and optimises an ONNX model held in memory.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TriageError> {
+        let started = Instant::now();
+        let invalid = |what: &str| TriageError::Model(String::new(), what.into());
+        let proto = tract_onnx::pb::ModelProto::decode(bytes).map_err(|e| invalid(&e.to_string()))?;
+        let meta = |key: &str| {
+            proto
+                .metadata_props
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| p.value.clone())
+        };
+        let labels: Vec<String> = meta(META_LABELS)
+            .ok_or_else(|| invalid("no labels in metadata"))?
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let dim: usize = meta(META_DIM)
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| invalid("no feature dimension in metadata"))?;
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .and_then(|m| m.into_optimized())
+            .and_then(IntoRunnable::into_runnable)
+            .map_err(|e| TriageError::Model(String::new(), e.into()))?;
+        Ok(Self {
+            plan,
+            labels,
+            version: meta(META_VERSION).unwrap_or_else(|| "unknown".to_owned()),
+            dim,
+            size_bytes: bytes.len(),
+            load_time: started.elapsed(),
+        })
+    }
+
+    /// Calibrated probabilities, one per label, in label order.
+    pub fn predict(&self, x: &SparseVec) -> Result<Vec<f32>, TriageError> {
+        let mut dense = vec![0f32; self.dim];
+        x.scatter(&mut dense);
+        let run = |e: tract_onnx::prelude::TractError| TriageError::Run(e.into());
+        let input = Tensor::from_shape(&[1, self.dim], &dense).map_err(run)?;
+        let outputs = self.plan.run(tvec!(input.into())).map_err(run)?;
+        Ok(outputs[0]
+            .to_plain_array_view::<f32>()
+            .map_err(run)?
+            .iter()
+            .copied()
+            .collect())
+    }
+
+    /// Intent ids, in output order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The version the trainer wrote.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The feature dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Size of the ONNX file, bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.size_bytes
+    }
+
+    /// How long decoding and optimising took.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+}

@@ -1,0 +1,126 @@
+//! The trained model as ONNX: `features float[1,D] → MatMul W[D,C] → Add b[C] → Div T → Softmax →
+//! probabilities float[1,C]`. Labels, version and feature dimension travel in `metadata_props`, so the file
+//! alone is enough to serve it.
+
+use prost::Message as _;
+use tract_onnx::pb::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
+};
+
+use super::linear::Linear;
+
+/// ONNX `TensorProto.DataType.FLOAT`.
+const FLOAT: i32 = 1;
+/// ONNX `AttributeProto.AttributeType.INT`.
+const ATTR_INT: i32 = 2;
+/// Opset 13: Softmax over one axis, which is what this graph means.
+const OPSET: i64 = 13;
+
+/// Metadata keys the server reads back.
+pub const META_LABELS: &str = "protofuse.labels";
+/// The model version string.
+pub const META_VERSION: &str = "protofuse.version";
+/// The feature dimension.
+pub const META_DIM: &str = "protofuse.dim";
+/// Input and output tensor names.
+pub const INPUT: &str = "features";
+/// The output tensor name.
+pub const OUTPUT: &str = "probabilities";
+
+/// Encodes the model with its calibration temperature folded into the graph.
+pub(super) fn encode(model: &Linear, temperature: f32, labels: &[String], version: &str) -> Vec<u8> {
+    let (d, c) = (model.dim as i64, model.classes as i64);
+    let initializers = vec![
+        tensor("W", vec![d, c], &model.w),
+        tensor("B", vec![c], &model.b),
+        tensor("T", vec![], &[temperature]),
+    ];
+    let nodes = vec![
+        node("MatMul", &[INPUT, "W"], "logits", vec![]),
+        node("Add", &["logits", "B"], "biased", vec![]),
+        node("Div", &["biased", "T"], "scaled", vec![]),
+        node("Softmax", &["scaled"], OUTPUT, vec![int_attr("axis", -1)]),
+    ];
+    let graph = GraphProto {
+        name: "protofuse-triage".to_owned(),
+        node: nodes,
+        initializer: initializers,
+        input: vec![value_info(INPUT, &[1, d])],
+        output: vec![value_info(OUTPUT, &[1, c])],
+        ..GraphProto::default()
+    };
+    let meta = |key: &str, value: String| StringStringEntryProto {
+        key: key.to_owned(),
+        value,
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "protofuse triage train".to_owned(),
+        producer_version: env!("CARGO_PKG_VERSION").to_owned(),
+        doc_string: "intent classifier: hashed character/word n-grams, multinomial logistic regression".to_owned(),
+        graph: Some(graph),
+        metadata_props: vec![
+            meta(META_LABELS, labels.join(",")),
+            meta(META_VERSION, version.to_owned()),
+            meta(META_DIM, model.dim.to_string()),
+        ],
+        ..ModelProto::default()
+    }
+    .encode_to_vec()
+}
+
+fn tensor(name: &str, dims: Vec<i64>, data: &[f32]) -> TensorProto {
+    TensorProto {
+        name: name.to_owned(),
+        dims,
+        data_type: FLOAT,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..TensorProto::default()
+    }
+}
+
+fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        name: format!("{op}_{output}"),
+        op_type: op.to_owned(),
+        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+        output: vec![output.to_owned()],
+        attribute,
+        ..NodeProto::default()
+    }
+}
+
+fn int_attr(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.to_owned(),
+        r#type: ATTR_INT,
+        i,
+        ..AttributeProto::default()
+    }
+}
+
+fn value_info(name: &str, shape: &[i64]) -> ValueInfoProto {
+    let dim = shape
+        .iter()
+        .map(|&n| tensor_shape_proto::Dimension {
+            value: Some(tensor_shape_proto::dimension::Value::DimValue(n)),
+            ..tensor_shape_proto::Dimension::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.to_owned(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: FLOAT,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..TypeProto::default()
+        }),
+        ..ValueInfoProto::default()
+    }
+}

@@ -1,0 +1,185 @@
+//! Built-in triage through its real interfaces: the `protofuse triage` binary (text, `--json`, `eval`) and a
+//! WeChat account with `triage = true` over HTTP (hand-off, knowledge-base answer, a rule over the model).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use protofuse::config::{RuleConfig, TriageConfig};
+use protofuse::wechat::AccountConfig;
+use protofuse_wechat::Mode;
+use serde_json::Value;
+
+use crate::support::server::TestServer;
+use crate::support::wechat::{Oa, text_xml};
+use crate::wechat::{PLAIN_TOKEN, post};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `protofuse triage ARGS…` from the repository root (where the default paths point); stdout.
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_protofuse"))
+        .arg("triage")
+        .args(args)
+        .current_dir(repo(""))
+        .env_remove("PROTOFUSE_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn cli_prints_the_decision_and_why() {
+    let json: Value = serde_json::from_str(&cli(&["--json", "我要退货"])).unwrap();
+    assert_eq!(json["intent"], "refund", "{json}");
+    assert_eq!(json["department"], "after-sales/returns", "{json}");
+    assert_eq!(json["reason"], "model", "{json}");
+    assert!(json["confidence"].as_f64().unwrap() > 0.5, "{json}");
+    assert!(
+        json["decision"].is_string() && json["model_version"].is_string(),
+        "{json}"
+    );
+
+    let text = cli(&["转人工"]);
+    assert!(text.contains("intent:      human (confidence 1.000)"), "{text}");
+    assert!(
+        text.contains("handoff (\"asked\")") && text.contains("rule:ask-for-human"),
+        "{text}"
+    );
+    assert!(text.contains("top intents: "), "{text}");
+
+    let json: Value = serde_json::from_str(&cli(&["--json", "where is my parcel??"])).unwrap();
+    assert_eq!(
+        (&json["intent"], &json["department"]),
+        (&"logistics".into(), &"logistics".into()),
+        "{json}"
+    );
+}
+
+#[test]
+fn cli_eval_prints_accuracy_macro_f1_and_confusion() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("eval.jsonl");
+    let lines = [
+        r#"{"text": "我要退货", "intent": "refund"}"#,
+        r#"{"text": "快递到哪了", "intent": "logistics"}"#,
+        r#"{"text": "转人工", "intent": "human"}"#,
+        r#"{"text": "app闪退了", "intent": "technical"}"#,
+        r#"{"text": "hello", "intent": "refund"}"#,
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let path = file.to_str().unwrap();
+    let text = cli(&["eval", path]);
+    assert!(
+        text.contains("5 examples") && text.contains("accuracy 0.8000"),
+        "{text}"
+    );
+    assert!(text.contains("macro-F1") && text.contains("truth\\pred"), "{text}");
+    let json: Value = serde_json::from_str(&cli(&["eval", path, "--json"])).unwrap();
+    assert_eq!(json["examples"], 5);
+    assert!((json["accuracy"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{json}");
+    assert!(
+        json["macro_f1"].as_f64().is_some() && json["confusion"].is_array(),
+        "{json}"
+    );
+}
+
+/// A plaintext account answered by triage alone (no keyword table), with the shipped model and knowledge base.
+fn triage_account() -> AccountConfig {
+    AccountConfig {
+        account: "triaged".to_owned(),
+        token: PLAIN_TOKEN.to_owned(),
+        mode: Mode::Plaintext,
+        app_id: None,
+        encoding_aes_key: None,
+        handoff_keywords: Vec::new(),
+        auto_replies: Vec::new(),
+        handoff_kf_account: Some("agent1@test".to_owned()),
+        triage: true,
+        ..AccountConfig::demo()
+    }
+}
+
+fn shipped_triage(rules: Vec<RuleConfig>) -> TriageConfig {
+    let mut config = TriageConfig {
+        model: repo("config/triage/model.onnx"),
+        knowledge: Some(repo("config/triage/knowledge.toml")),
+        ..TriageConfig::default()
+    };
+    config.rules.extend(rules);
+    config
+}
+
+#[tokio::test]
+async fn wechat_triage_hands_off_answers_and_follows_rules() {
+    let rule = RuleConfig {
+        id: "invoices-to-people".to_owned(),
+        keywords: vec!["发票抬头".to_owned()],
+        regex: None,
+        intent: Some("human".to_owned()),
+        department: Some("billing/invoices".to_owned()),
+        priority: 10,
+    };
+    let server = TestServer::sqlite(|c| {
+        c.wechat.accounts.push(triage_account());
+        c.triage = shipped_triage(vec![rule]);
+    })
+    .await;
+    let oa = Oa::plaintext("triaged", PLAIN_TOKEN);
+    let ask = |id: u64, text: &str| oa.request(&text_xml("u-triage", id, text));
+
+    let (status, body) = post(&server, &oa, ask(1, "转人工")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("<MsgType><![CDATA[transfer_customer_service]]></MsgType>"),
+        "{body}"
+    );
+    assert!(body.contains("agent1@test"), "{body}");
+
+    let (_, body) = post(&server, &oa, ask(2, "怎么开发票？")).await;
+    assert!(
+        body.contains("<MsgType><![CDATA[text]]></MsgType>") && body.contains("申请开票"),
+        "{body}"
+    );
+
+    // The rule beats both the model (payment) and the knowledge base (the invoice answer).
+    let (_, body) = post(&server, &oa, ask(3, "怎么开发票抬头")).await;
+    assert!(body.contains("transfer_customer_service"), "{body}");
+
+    let (_, body) = post(&server, &oa, ask(4, "我要退货")).await;
+    assert!(
+        body.contains("<MsgType><![CDATA[text]]></MsgType>") && !body.contains("transfer"),
+        "{body}"
+    );
+    server.shutdown().await;
+}
+
+#[test]
+fn a_rule_overrides_the_model_and_routes_by_longest_prefix() {
+    let rule = RuleConfig {
+        id: "parcel-damage".to_owned(),
+        keywords: vec!["破损".to_owned()],
+        regex: Some(r"(?i)\bdamaged\b".to_owned()),
+        intent: Some("refund".to_owned()),
+        department: Some("after-sales/returns/damaged".to_owned()),
+        priority: 10,
+    };
+    let triage = protofuse::triage::Triage::load(&shipped_triage(vec![rule])).unwrap();
+    let ctx = protofuse::triage::ConversationContext::default();
+    let model = triage.triage("快递到哪了", &ctx);
+    assert_eq!((model.intent.as_str(), model.reason.as_str()), ("logistics", "model"));
+    for text in ["包裹破损了还没签收", "the box arrived DAMAGED"] {
+        let ruled = triage.triage(text, &ctx);
+        assert_eq!(ruled.intent, "refund", "{text}");
+        assert_eq!(ruled.department, "after-sales/returns", "{text}");
+        assert_eq!(ruled.reason, "rule:parcel-damage", "{text}");
+        assert_eq!(ruled.outcome().confidence, 1.0);
+    }
+}
