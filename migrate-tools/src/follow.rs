@@ -193,6 +193,8 @@ struct Follower<'a> {
     events: u64,
     event_time: i64,
     first_event: bool,
+    /// Inside a source transaction: statements seen now (SAVEPOINT…) do not end it.
+    txn_open: bool,
     stop_at: Option<(String, u64)>,
     database: String,
 }
@@ -230,6 +232,7 @@ impl<'a> Follower<'a> {
             events: 0,
             event_time: 0,
             first_event: true,
+            txn_open: false,
             stop_at,
             database: String::new(),
         }
@@ -288,8 +291,10 @@ impl<'a> Follower<'a> {
             // ANNOTATE_ROWS, BINLOG_CHECKPOINT, GTID_LIST: informational.
             160 | 161 | 163 => return Ok(Flow::Continue),
             162 => {
-                if let Some((domain, gtid, _standalone)) = binlog::mariadb_gtid(event.data(), header.server_id()) {
+                if let Some((domain, gtid, standalone)) = binlog::mariadb_gtid(event.data(), header.server_id()) {
                     self.gtids.insert(domain, gtid);
+                    // MariaDB's GTID event stands in for BEGIN, except before a standalone statement (DDL).
+                    self.txn_open = !standalone;
                 }
                 return Ok(Flow::Continue);
             }
@@ -350,6 +355,7 @@ impl<'a> Follower<'a> {
     }
 
     fn end_transaction(&mut self, log_pos: u64) {
+        self.txn_open = false;
         // Also for transactions on unmapped tables: the checkpoint then moves on within `batch_delay`, so
         // `status` shows no false lag and a restart does not re-read them.
         if self.batch_started.is_none() {
@@ -367,7 +373,8 @@ impl<'a> Follower<'a> {
     fn query(&mut self, query: &str, log_pos: u64) -> Result<Flow, FollowError> {
         let mapped: Vec<&str> = self.mapper.mapping().tables.iter().map(|t| t.table.as_str()).collect();
         match binlog::classify(query, &mapped) {
-            Statement::Begin => {}
+            Statement::Begin => self.txn_open = true,
+            Statement::Ignore if self.txn_open => {}
             Statement::Commit | Statement::Ignore => self.end_transaction(log_pos),
             Statement::Alter(table) => {
                 // Safe to go on when every column the mapping reads still exists: FULL row metadata makes

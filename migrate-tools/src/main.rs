@@ -91,9 +91,16 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 async fn status(source: &Source, target: &Target, mapper: &Mapper, json: bool) -> anyhow::Result<()> {
     let status = target.status(&mapper.mapping().name).await?;
     // The source is optional here: status must work while the source is down.
-    let head = match source.connect().await {
-        Ok(mut conn) => source::master_position(&mut conn).await.ok(),
-        Err(_) => None,
+    let (head, events_behind) = match source.connect().await {
+        Ok(mut conn) => {
+            let head = source::master_position(&mut conn).await.ok();
+            let behind = match (&status.file, status.pos) {
+                (Some(file), Some(pos)) => source::events_behind(&mut conn, file, pos).await.ok(),
+                _ => None,
+            };
+            (head, behind)
+        }
+        Err(_) => (None, None),
     };
     let caught_up = head
         .as_ref()
@@ -115,6 +122,7 @@ async fn status(source: &Source, target: &Target, mapper: &Mapper, json: bool) -
             "source_head": head.as_ref().map(|(f, p)| format!("{f}:{p}")),
             "lag_seconds": lag_seconds,
             "lag_bytes": lag_bytes,
+            "lag_events": events_behind,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -135,7 +143,12 @@ async fn status(source: &Source, target: &Target, mapper: &Mapper, json: bool) -
         "snapshot      {}",
         if status.snapshot_done { "done" } else { "not finished" }
     );
-    println!("lag           {} s, {} bytes", opt(lag_seconds), opt(lag_bytes));
+    println!(
+        "lag           {} s, {} events, {} bytes",
+        opt(lag_seconds),
+        opt(events_behind),
+        opt(lag_bytes)
+    );
     println!("rows applied  {}", status.rows_applied);
     println!("events        {}", status.events_applied);
     println!(

@@ -277,6 +277,36 @@ pub async fn master_position(conn: &mut Conn) -> Result<(String, u64), SourceErr
     Ok((file, pos))
 }
 
+/// Most binlog events `status` counts when measuring lag in events.
+pub const EVENTS_BEHIND_CAP: u64 = 100_000;
+
+/// Events between `file:pos` and the source's binlog end (capped at [`EVENTS_BEHIND_CAP`]).
+pub async fn events_behind(conn: &mut Conn, file: &str, pos: u64) -> Result<u64, SourceError> {
+    let logs: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await?;
+    let names: Vec<String> = logs
+        .iter()
+        .filter_map(|r| r.get::<String, _>(0))
+        .filter(|n| n.as_str() >= file)
+        .collect();
+    let mut count = 0;
+    for name in names {
+        let from = if name == file { pos } else { 4 };
+        let left = EVENTS_BEHIND_CAP.saturating_sub(count);
+        if left == 0 {
+            break;
+        }
+        let events: Vec<mysql_async::Row> = conn
+            .query(format!(
+                "SHOW BINLOG EVENTS IN '{}' FROM {from} LIMIT {left}",
+                name.replace('\'', "")
+            ))
+            .await?;
+        // The first event of every file is its format description, not a change.
+        count += events.len().saturating_sub(usize::from(from == 4)) as u64;
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -206,6 +206,17 @@ async fn sigkill_at_random_points_then_restart_converges_into_mariadb() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "catch-up run failed: {status}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protofuse-migrate"))
+        .args(["status", "--json"])
+        .env("PROTOFUSE_MIGRATE_MAPPING", &mapping_path)
+        .env("PROTOFUSE_MIGRATE_SOURCE", &f.source_url)
+        .env("PROTOFUSE_MIGRATE_TARGET", &target_url)
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(shown["checkpoint"]["rows_applied"].as_i64() > Some(3_000), "{shown}");
+    assert!(shown["checkpoint"]["snapshot_done"].as_bool().unwrap(), "{shown}");
+    assert!(shown["lag_events"].is_u64() && shown["lag_seconds"].is_i64(), "{shown}");
     let target = Target::open(&target_url).await.unwrap();
     assert_verified(&f, &target).await;
     assert_special_message(&target_url, &f.mapper, "v1").await;
