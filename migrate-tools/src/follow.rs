@@ -335,7 +335,7 @@ impl<'a> Follower<'a> {
             }
             EventData::RowsEvent(rows) => self.rows(&rows, stream)?,
             EventData::XidEvent(_) => self.end_transaction(log_pos),
-            EventData::QueryEvent(query) => return self.query(&query.query(), log_pos),
+            EventData::QueryEvent(query) => return self.query(&query.schema(), &query.query(), log_pos),
             _ => return Err(self.unsupported(kind, log_pos)),
         }
         self.events += 1;
@@ -370,8 +370,16 @@ impl<'a> Follower<'a> {
         self.dirty = true;
     }
 
-    fn query(&mut self, query: &str, log_pos: u64) -> Result<Flow, FollowError> {
-        let mapped: Vec<&str> = self.mapper.mapping().tables.iter().map(|t| t.table.as_str()).collect();
+    fn query(&mut self, schema: &str, query: &str, log_pos: u64) -> Result<Flow, FollowError> {
+        // A statement in another database concerns us only if it names ours (`db.table`).
+        let ours = schema == self.database
+            || query.contains(&format!("{}.", self.database))
+            || query.contains(&format!("`{}`.", self.database));
+        let mapped: Vec<&str> = if ours {
+            self.mapper.mapping().tables.iter().map(|t| t.table.as_str()).collect()
+        } else {
+            Vec::new()
+        };
         match binlog::classify(query, &mapped) {
             Statement::Begin => self.txn_open = true,
             Statement::Ignore if self.txn_open => {}
