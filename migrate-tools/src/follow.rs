@@ -11,6 +11,7 @@ use futures_util::StreamExt as _;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::prelude::Queryable as _;
 use mysql_async::{BinlogStream, BinlogStreamRequest};
+use tokio::sync::mpsc;
 
 use crate::binlog::{self, BinlogError, Statement};
 use crate::canonical::Mapper;
@@ -165,9 +166,39 @@ async fn follow_once(
         .with_pos(start.pos);
     let stream = conn.get_binlog_stream(request).await.map_err(stream_error)?;
     tracing::info!(file = %start.file, pos = start.pos, "following the binlog");
-    let mut follower = Follower::new(target, mapper, info, start, stop_at.clone());
+    // Batches are committed by a writer task, in order, while the stream is read on: decoding and writing
+    // overlap. At most two batches wait, which bounds memory and how far reading runs ahead of the checkpoint.
+    let (batches, rx) = mpsc::channel(2);
+    let writer = tokio::spawn(write_batches(target.clone(), mapper.mapping().name.clone(), rx));
+    let mut follower = Follower::new(batches, mapper, info, start, stop_at.clone());
     follower.database = source.database().to_owned();
-    follower.stream(stream, options).await
+    let streamed = follower.stream(stream, options).await;
+    drop(follower);
+    let written = writer
+        .await
+        .map_err(|e| FollowError::Stream(format!("target writer task: {e}")))?;
+    // The writer's own error explains a failed hand-over better than the closed channel does.
+    written.and(streamed)
+}
+
+type Batch = (Vec<Op>, Progress);
+
+async fn write_batches(target: Target, name: String, mut rx: mpsc::Receiver<Batch>) -> Result<(), FollowError> {
+    while let Some((ops, progress)) = rx.recv().await {
+        let rows = ops.len() as u64;
+        let events = match &progress {
+            Progress::Binlog { events, event_time, .. } => {
+                let lag = chrono::Utc::now().timestamp() - event_time;
+                metrics::gauge!("protofuse_migrate_lag_seconds").set(lag.max(0) as f64);
+                *events
+            }
+            _ => 0,
+        };
+        target.apply(&name, ops, &progress).await?;
+        metrics::counter!("protofuse_migrate_rows_applied_total").increment(rows);
+        metrics::counter!("protofuse_migrate_events_total").increment(events);
+    }
+    Ok(())
 }
 
 fn stream_error(e: mysql_async::Error) -> FollowError {
@@ -179,7 +210,7 @@ fn stream_error(e: mysql_async::Error) -> FollowError {
 
 /// The state of one stream: the open source transaction, the batch of finished ones, and positions.
 struct Follower<'a> {
-    target: &'a Target,
+    batches: mpsc::Sender<Batch>,
     mapper: &'a Mapper,
     info: ServerInfo,
     file: String,
@@ -206,7 +237,7 @@ enum Flow {
 
 impl<'a> Follower<'a> {
     fn new(
-        target: &'a Target,
+        batches: mpsc::Sender<Batch>,
         mapper: &'a Mapper,
         info: ServerInfo,
         start: Position,
@@ -219,7 +250,7 @@ impl<'a> Follower<'a> {
             .filter_map(|g| Some((g.split('-').next()?.parse().ok()?, g.to_owned())))
             .collect();
         Self {
-            target,
+            batches,
             mapper,
             info,
             file: start.file.clone(),
@@ -518,18 +549,16 @@ impl<'a> Follower<'a> {
             self.batch_started = None;
             return Ok(());
         }
-        let rows = self.batch.len();
         let progress = Progress::Binlog {
             position: self.safe.clone(),
             events: self.events,
             event_time: self.event_time,
         };
         let batch = std::mem::take(&mut self.batch);
-        self.target.apply(&self.mapper.mapping().name, batch, &progress).await?;
-        metrics::counter!("protofuse_migrate_rows_applied_total").increment(rows as u64);
-        metrics::counter!("protofuse_migrate_events_total").increment(self.events);
-        let lag = chrono::Utc::now().timestamp() - self.event_time;
-        metrics::gauge!("protofuse_migrate_lag_seconds").set(lag.max(0) as f64);
+        self.batches
+            .send((batch, progress))
+            .await
+            .map_err(|_| FollowError::Stream("the target writer stopped".to_owned()))?;
         self.events = 0;
         self.dirty = false;
         self.batch_started = None;

@@ -246,7 +246,9 @@ async fn ddl_on_a_mapped_table_is_followed_or_stops_with_a_clear_message() {
     .await
     .unwrap();
     // The same table name in another database is none of this import's business.
-    let other = MySqlPool::connect(&mariadb::server().await.fresh_database().await).await.unwrap();
+    let other = MySqlPool::connect(&mariadb::server().await.fresh_database().await)
+        .await
+        .unwrap();
     sqlx::raw_sql("CREATE TABLE message (id INT PRIMARY KEY, content TEXT); ALTER TABLE message DROP COLUMN content")
         .execute(&other)
         .await
