@@ -145,7 +145,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     };
     let dispatcher = Arc::new(Dispatcher::build(&config.dispatch, &outbound, store.clone())?);
     let service = Service::with_dispatcher(store, dispatcher.clone());
-    let wechat = Arc::new(crate::wechat::Wechat::build(&config.wechat, &config.triage, service.clone(), &kf)?);
+    let wechat = Arc::new(crate::wechat::Wechat::build(
+        &config.wechat,
+        &config.triage,
+        service.clone(),
+        &kf,
+    )?);
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await

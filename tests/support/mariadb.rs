@@ -130,11 +130,13 @@ pub(crate) struct MariaDb {
     dir: PathBuf,
     socket: PathBuf,
     next_database: AtomicU64,
-    // Never waited on: the watchdog kills it when the process exits.
-    _server: Child,
+    // Never waited on unless restarted: the watchdog kills it when the process
+    // exits. Behind an async lock so that [`MariaDb::restart`] can replace it.
+    server: tokio::sync::Mutex<Child>,
     // Must stay open for the whole process: closing it is the signal to tear
     // the server down.
-    _watchdog: Watchdog,
+    watchdog: tokio::sync::Mutex<Watchdog>,
+    launcher: Launcher,
 }
 
 impl MariaDb {
@@ -174,6 +176,45 @@ impl MariaDb {
         format!("mysql://root:{ADMIN_PASSWORD}@127.0.0.1:{}", self.port)
     }
 
+    /// Shuts the server down cleanly (`SHUTDOWN`) and starts it again on the
+    /// same port and data directory, for tests of clients that must survive a
+    /// server restart. Connections open at the time get errors; the binlog
+    /// continues in a new file. Other tests in the same process see the
+    /// restart too, so keep restarting tests in a test binary of their own.
+    pub(crate) async fn restart(&self) {
+        let mut server = self.server.lock().await;
+        let mut conn = self.root_connection().await;
+        // The server closes the connection as it goes down; the answer may be an error.
+        let _ = sqlx::raw_sql("SHUTDOWN").execute(&mut conn).await;
+        if wait_for_exit(&mut server, READY_TIMEOUT).await.is_none() {
+            panic!("test MariaDB: the server did not shut down within {READY_TIMEOUT:?}");
+        }
+        let attempt = self.launcher.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        let log = self.dir.join(format!("mariadbd-restart-{attempt}.err"));
+        let mut child = self
+            .launcher
+            .server_command(self.port, &log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test MariaDB: cannot restart {}: {e}",
+                    self.launcher.programs.mariadbd.display()
+                )
+            });
+        self.watchdog.lock().await.track(Some(child.id()));
+        match wait_until_ready(&mut child, &self.socket).await {
+            Startup::Ready(conn) => {
+                let _ = conn.close().await;
+            }
+            Startup::Exited(status) => panic!(
+                "test MariaDB: mariadbd exited during restart ({status}). Its error log ends with:\n{}",
+                tail(&log)
+            ),
+            Startup::TimedOut(error) => panic!("test MariaDB: no connection after restart: {error}"),
+        }
+        *server = child;
+    }
+
     async fn root_connection(&self) -> MySqlConnection {
         root_socket_options(&self.socket).connect().await.unwrap_or_else(|e| {
             panic!(
@@ -202,6 +243,7 @@ impl MariaDb {
             dir: dir.clone(),
             socket: socket.clone(),
             as_root,
+            restarts: AtomicU64::new(0),
         };
         launcher.install(&mut watchdog).await;
         let (server, port, conn) = launcher.launch(&mut watchdog).await;
@@ -216,8 +258,9 @@ impl MariaDb {
             dir,
             socket,
             next_database: AtomicU64::new(1),
-            _server: server,
-            _watchdog: watchdog,
+            server: tokio::sync::Mutex::new(server),
+            watchdog: tokio::sync::Mutex::new(watchdog),
+            launcher,
         }
     }
 }
@@ -276,6 +319,7 @@ struct Launcher {
     dir: PathBuf,
     socket: PathBuf,
     as_root: bool,
+    restarts: AtomicU64,
 }
 
 impl Launcher {

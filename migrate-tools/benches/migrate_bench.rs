@@ -1,0 +1,167 @@
+//! Snapshot and follow throughput at 1M+ source rows, into SQLite and into MariaDB. Not run in CI:
+//!
+//! ```text
+//! CARGO_TARGET_DIR=/work/target-binlog cargo bench -p protofuse-migrate --bench migrate_bench
+//! MIGRATE_BENCH_ROWS=1000000 MIGRATE_BENCH_FOLLOW_ROWS=200000 (defaults)
+//! ```
+//!
+//! Uses the tests' private MariaDB (row binlog, FULL metadata) as the source and, for the MariaDB target, a
+//! second database on the same server: both share the machine's two cores, so the figures are conservative.
+
+#[path = "../../tests/support/mariadb.rs"]
+mod mariadb;
+
+use std::time::{Duration, Instant};
+
+use protofuse_migrate::canonical::Mapper;
+use protofuse_migrate::follow::{self, FollowOptions};
+use protofuse_migrate::mapping::Mapping;
+use protofuse_migrate::snapshot;
+use protofuse_migrate::source::Source;
+use protofuse_migrate::target::Target;
+use sqlx::MySqlPool;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE `visitor` (`id` int(11) NOT NULL AUTO_INCREMENT PRIMARY KEY, `name` varchar(50) NOT NULL DEFAULT '', \
+     `to_id` varchar(50) NOT NULL DEFAULT '', `created_at` timestamp NULL DEFAULT NULL, \
+     `updated_at` timestamp NULL DEFAULT NULL, `visitor_id` varchar(100) NOT NULL DEFAULT '', \
+     `status` tinyint(4) NOT NULL DEFAULT '0', UNIQUE KEY `visitor_id` (`visitor_id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8",
+    "CREATE TABLE `user` (`id` int(11) NOT NULL AUTO_INCREMENT PRIMARY KEY, `name` varchar(50) NOT NULL DEFAULT '', \
+     `nickname` varchar(50) NOT NULL DEFAULT '') ENGINE=InnoDB DEFAULT CHARSET=utf8",
+    "CREATE TABLE `message` (`id` int(11) NOT NULL AUTO_INCREMENT PRIMARY KEY, `kefu_id` varchar(100) NOT NULL DEFAULT '', \
+     `visitor_id` varchar(100) NOT NULL DEFAULT '', `content` varchar(2048) NOT NULL DEFAULT '', \
+     `created_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, `updated_at` timestamp NULL DEFAULT NULL, \
+     `deleted_at` timestamp NULL DEFAULT NULL, `mes_type` enum('kefu','visitor') NOT NULL DEFAULT 'visitor', \
+     `status` enum('read','unread') NOT NULL DEFAULT 'unread', KEY `visitor_id` (`visitor_id`)) \
+     ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+];
+
+fn env_rows(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn insert_messages(pool: &MySqlPool, from: u64, count: u64, per_statement: u64) {
+    let mut done = 0;
+    while done < count {
+        let n = per_statement.min(count - done);
+        let rows: Vec<String> = (0..n)
+            .map(|i| {
+                let k = from + done + i;
+                format!(
+                    "('agent{}', 'v{}', '您好，请问订单 {k} 什么时候发货？img[/static/upload/{k}.png]', FROM_UNIXTIME({}), '{}')",
+                    k % 7,
+                    k % 5000,
+                    1_600_000_000 + k,
+                    if k.is_multiple_of(2) { "kefu" } else { "visitor" }
+                )
+            })
+            .collect();
+        sqlx::raw_sql(&format!(
+            "INSERT INTO message (kefu_id, visitor_id, content, created_at, mes_type) VALUES {}",
+            rows.join(", ")
+        ))
+        .execute(pool)
+        .await
+        .unwrap();
+        done += n;
+    }
+}
+
+async fn seed(pool: &MySqlPool, rows: u64) {
+    for statement in SCHEMA {
+        sqlx::raw_sql(statement).execute(pool).await.unwrap();
+    }
+    let visitors: Vec<String> = (0..5000)
+        .map(|v| {
+            format!(
+                "('访客{v}', 'v{v}', 'agent{}', FROM_UNIXTIME({}))",
+                v % 7,
+                1_600_000_000 + v
+            )
+        })
+        .collect();
+    sqlx::raw_sql(&format!(
+        "INSERT INTO visitor (name, visitor_id, to_id, created_at) VALUES {}",
+        visitors.join(", ")
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    insert_messages(pool, 0, rows, 2_000).await;
+}
+
+async fn bench_target(
+    label: &str,
+    source: &Source,
+    source_pool: &MySqlPool,
+    target_url: &str,
+    mapper: &Mapper,
+    rows: u64,
+) {
+    let target = Target::open(target_url).await.unwrap();
+    let started = Instant::now();
+    snapshot::run(source, &target, mapper, 5_000).await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let copied = target.status("gofly").await.unwrap().rows_applied;
+    println!(
+        "{label}: snapshot {copied} rows in {secs:.1} s = {:.0} rows/s",
+        copied as f64 / secs
+    );
+
+    // Follow: changes written while the follower is stopped, then caught up: bulk inserts (1,000-row
+    // transactions) and single-row autocommit updates, the two shapes of a live helpdesk.
+    let follow_rows = env_rows("MIGRATE_BENCH_FOLLOW_ROWS", 200_000);
+    let updates = follow_rows / 10;
+    insert_messages(source_pool, 10_000_000 + rows, follow_rows, 1_000).await;
+    for i in 0..updates {
+        sqlx::raw_sql(&format!("UPDATE message SET status = 'read' WHERE id = {}", i * 7 + 1))
+            .execute(source_pool)
+            .await
+            .unwrap();
+    }
+    let before = target.status("gofly").await.unwrap();
+    let started = Instant::now();
+    let options = FollowOptions {
+        server_id: 6000 + u32::from(label.len() as u8),
+        until_caught_up: true,
+        ..FollowOptions::default()
+    };
+    follow::run(source, &target, mapper, &options).await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let after = target.status("gofly").await.unwrap();
+    let events = after.events_applied - before.events_applied;
+    let applied = after.rows_applied - before.rows_applied;
+    let lag = after.last_event_at.map_or(0, |t| chrono::Utc::now().timestamp() - t);
+    println!(
+        "{label}: follow {events} events ({applied} row changes, {updates} one-row transactions) in {secs:.1} s = \
+         {:.0} events/s, {:.0} rows/s; backlog drained, lag behind the last source event {lag} s",
+        events as f64 / secs,
+        applied as f64 / secs
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let rows = env_rows("MIGRATE_BENCH_ROWS", 1_000_000);
+    let server = mariadb::server().await;
+    let source_url = server.fresh_database().await;
+    let pool = MySqlPool::connect(&source_url).await.unwrap();
+    let started = Instant::now();
+    seed(&pool, rows).await;
+    println!("seeded {rows} messages in {:.1} s", started.elapsed().as_secs_f64());
+    let preset = protofuse_migrate::cli::PRESETS
+        .iter()
+        .find(|(n, _)| *n == "gofly")
+        .unwrap()
+        .1;
+    let mapper = Mapper::new(Mapping::parse(preset).unwrap());
+    let source = Source::new(&source_url).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+    bench_target("sqlite", &source, &pool, &sqlite, &mapper, rows).await;
+    let mysql_target = server.fresh_database().await;
+    // A second copy of the changes would double the follow backlog for the MariaDB run; it is measured on the
+    // same (now longer) binlog from its own snapshot position, which is what an operator's run sees.
+    bench_target("mariadb", &source, &pool, &mysql_target, &mapper, rows + 20_000_000).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

@@ -1,0 +1,400 @@
+//! A decoded source row, through its table mapping, to the canonical records the target stores.
+//!
+//! Ids are derived, never drawn: a conversation's id from (mapping, conversation table, conversation key), a
+//! message's from its sent time (UUIDv7 time bits, so a conversation's messages list in time order) and its
+//! (table, primary key). The same row therefore always yields the same records, which makes every write an
+//! idempotent upsert and lets `verify` recompute what the target must hold.
+
+use chrono::FixedOffset;
+use protofuse_model::{
+    Content, ConversationId, ConversationStatus, Direction, IdempotencyKey, MediaRef, Message, MessageId, Party, Role,
+    Source,
+};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+use crate::mapping::{EntityKind, FieldError, Mapping, Row, TableMapping};
+
+/// A conversation row of the protofuse store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationRecord {
+    /// `conversations.id`.
+    pub id: String,
+    /// Channel.
+    pub channel: String,
+    /// The mapping name.
+    pub account: String,
+    /// Customer external id.
+    pub customer_id: String,
+    /// bot | queued | assigned | closed.
+    pub status: String,
+    /// Department.
+    pub department: Option<String>,
+    /// Assigned agent.
+    pub assigned_agent: Option<String>,
+    /// Microseconds since the epoch.
+    pub created_at: i64,
+    /// Microseconds since the epoch.
+    pub updated_at: i64,
+}
+
+/// A message row of the protofuse store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    /// `messages.id`.
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// `import:<mapping>:<table>:<pk>`.
+    pub idempotency_key: String,
+    /// Hash of the body.
+    pub fingerprint: String,
+    /// inbound | outbound.
+    pub direction: &'static str,
+    /// Sender role.
+    pub sender_role: &'static str,
+    /// Content kind.
+    pub content_type: &'static str,
+    /// Microseconds since the epoch.
+    pub received_at: i64,
+    /// The canonical message as JSON.
+    pub body: String,
+    /// Written only if the conversation does not exist yet, so the message is reachable through the API
+    /// even when its conversation row arrives later (or is not mapped).
+    pub placeholder: ConversationRecord,
+}
+
+/// A customer or agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartyRecord {
+    /// customer | agent.
+    pub role: &'static str,
+    /// External id.
+    pub external_id: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// The whole source row, normalized, as JSON.
+    pub raw: String,
+}
+
+/// What one mapped row becomes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A conversation.
+    Conversation(ConversationRecord),
+    /// A message.
+    Message(MessageRecord),
+    /// A customer or agent.
+    Party(PartyRecord),
+    /// Nothing (the mapping's `skip` said so): any earlier version must go.
+    Skipped,
+}
+
+impl Record {
+    /// The canonical id recorded in `import_rows` (empty for parties and skipped rows).
+    pub fn canonical_id(&self) -> &str {
+        match self {
+            Self::Conversation(c) => &c.id,
+            Self::Message(m) => &m.id,
+            Self::Party(_) | Self::Skipped => "",
+        }
+    }
+}
+
+/// Maps rows of one mapping file.
+#[derive(Debug, Clone)]
+pub struct Mapper {
+    mapping: Mapping,
+    zone: FixedOffset,
+}
+
+impl Mapper {
+    /// Wraps a validated mapping.
+    pub fn new(mapping: Mapping) -> Self {
+        let zone = mapping.zone();
+        Self { mapping, zone }
+    }
+
+    /// The mapping.
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// The bookkeeping source name of a table mapping: `<mapping>:<table>/<kind>`.
+    pub fn source_name(&self, table: &TableMapping) -> String {
+        format!("{}:{}", self.mapping.name, table.source_name())
+    }
+
+    /// Maps one row.
+    pub fn map(&self, table: &TableMapping, row: &Row) -> Result<Record, FieldError> {
+        match table.kind {
+            EntityKind::Conversation => self.conversation(table, row).map(Record::Conversation),
+            EntityKind::Message => self.message(table, row),
+            EntityKind::Customer | EntityKind::Agent => party(table, row).map(Record::Party),
+        }
+    }
+
+    fn conversation(&self, t: &TableMapping, row: &Row) -> Result<ConversationRecord, FieldError> {
+        let key = match t.text("conversation_key", row) {
+            Some(key) => key,
+            None => t.pk(row)?.to_string(),
+        };
+        let created = t
+            .time("created_at", row, self.zone)?
+            .map_or(0, |t| t.timestamp_micros());
+        let updated = t
+            .time("updated_at", row, self.zone)?
+            .map_or(created, |t| t.timestamp_micros());
+        let status = t.text("status", row).unwrap_or_else(|| "closed".to_owned());
+        if ConversationStatus::parse(&status).is_none() {
+            return Err(field_error(
+                t,
+                "status",
+                &format!("{status:?} is not bot|queued|assigned|closed"),
+            ));
+        }
+        Ok(ConversationRecord {
+            id: self.conversation_id(&t.table, &key),
+            channel: t.text("channel", row).unwrap_or_else(|| self.mapping.channel.clone()),
+            account: self.mapping.name.clone(),
+            customer_id: t.required_text("customer_id", row)?,
+            status,
+            department: t.text("department", row),
+            assigned_agent: t.text("assigned_agent", row),
+            created_at: created,
+            updated_at: updated.max(created),
+        })
+    }
+
+    /// The id of the conversation with `key` in conversation table `table`.
+    pub fn conversation_id(&self, table: &str, key: &str) -> String {
+        let digest = hash(&["conversation", &self.mapping.name, table, key]);
+        let mut bytes = [0_u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
+    }
+
+    fn message(&self, t: &TableMapping, row: &Row) -> Result<Record, FieldError> {
+        if t.flag("skip", row) {
+            return Ok(Record::Skipped);
+        }
+        let pk = t.pk(row)?;
+        let conv_table = t.conversation_table.as_deref().unwrap_or_default();
+        let conversation_id = self.conversation_id(conv_table, &t.required_text("conversation", row)?);
+        let role = role(&t.required_text("role", row)?).ok_or_else(|| field_error(t, "role", "unknown role"))?;
+        // Legacy tables keep customer and agent authors in different columns (osTicket user_id/staff_id).
+        let author = match role {
+            Role::Customer => t.text("sender_id", row),
+            _ => t.text("agent_id", row).or_else(|| t.text("sender_id", row)),
+        };
+        let sender = Party {
+            role,
+            external_id: author.ok_or_else(|| field_error(t, "sender_id", "no author: sender_id/agent_id are NULL"))?,
+            display_name: t.text("sender_name", row),
+        };
+        let sent_at = t
+            .time("sent_at", row, self.zone)?
+            .ok_or_else(|| field_error(t, "sent_at", "is NULL and has no default"))?;
+        let content = content(t, row)?;
+        let key = format!("import:{}:{}:{pk}", self.mapping.name, t.table);
+        let id = message_id(&key, sent_at);
+        let direction = if role == Role::Customer {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        };
+        let mut metadata = serde_json::Map::new();
+        if t.flag("internal", row) {
+            metadata.insert("internal".to_owned(), Json::Bool(true));
+        }
+        let channel = t.text("channel", row).unwrap_or_else(|| self.mapping.channel.clone());
+        let message = Message {
+            id: MessageId::from_uuid(id),
+            conversation_id: ConversationId::from_uuid(uuid::Uuid::parse_str(&conversation_id).unwrap_or_default()),
+            channel: channel.clone(),
+            direction,
+            sender,
+            content,
+            sent_at: Some(sent_at),
+            received_at: sent_at,
+            source: Source {
+                protocol: protofuse_model::Protocol::Import,
+                account: Some(self.mapping.name.clone()),
+                external_id: Some(format!("{}:{pk}", t.table)),
+                raw: without_nulls(row),
+            },
+            metadata,
+            idempotency_key: IdempotencyKey::parse(&key).ok_or_else(|| field_error(t, "key", "key too long"))?,
+        };
+        let body = serde_json::to_string(&message).unwrap_or_default();
+        let customer = (role == Role::Customer).then(|| message.sender.external_id.clone());
+        let placeholder = self.placeholder(&conversation_id, channel, customer, sent_at.timestamp_micros());
+        Ok(Record::Message(MessageRecord {
+            id: id.to_string(),
+            conversation_id,
+            fingerprint: hex::encode(Sha256::digest(body.as_bytes())),
+            direction: direction.as_str(),
+            sender_role: role.as_str(),
+            content_type: message.content.kind(),
+            received_at: sent_at.timestamp_micros(),
+            body,
+            idempotency_key: key,
+            placeholder,
+        }))
+    }
+
+    fn placeholder(&self, id: &str, channel: String, customer: Option<String>, micros: i64) -> ConversationRecord {
+        ConversationRecord {
+            id: id.to_owned(),
+            channel,
+            account: self.mapping.name.clone(),
+            customer_id: customer.unwrap_or_else(|| "unknown".to_owned()),
+            status: "closed".to_owned(),
+            department: None,
+            assigned_agent: None,
+            created_at: micros,
+            updated_at: micros,
+        }
+    }
+}
+
+/// UUIDv7 with the sent time as its time bits (messages list in time order) and the key's hash as the rest.
+fn message_id(key: &str, sent_at: protofuse_model::Timestamp) -> uuid::Uuid {
+    let digest = hash(&["message", key]);
+    let millis = u64::try_from(sent_at.timestamp_millis()).unwrap_or(0);
+    let mut random = [0_u8; 10];
+    random.copy_from_slice(&digest[..10]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+}
+
+fn party(t: &TableMapping, row: &Row) -> Result<PartyRecord, FieldError> {
+    Ok(PartyRecord {
+        role: if t.kind == EntityKind::Agent {
+            "agent"
+        } else {
+            "customer"
+        },
+        external_id: t.required_text("external_id", row)?,
+        display_name: t.text("display_name", row),
+        email: t.text("email", row),
+        raw: serde_json::to_string(&without_nulls(row)).unwrap_or_default(),
+    })
+}
+
+/// The raw row keeps non-NULL columns only (an absent key is NULL), so adding a nullable column to a source
+/// table does not change every stored row.
+fn without_nulls(row: &Row) -> serde_json::Map<String, Json> {
+    row.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn content(t: &TableMapping, row: &Row) -> Result<Content, FieldError> {
+    let kind = t.text("content_type", row).unwrap_or_else(|| "text".to_owned());
+    let media = || MediaRef {
+        url: t.text("attachment_url", row),
+        media_id: None,
+        mime_type: None,
+    };
+    match kind.as_str() {
+        "text" => Ok(Content::Text {
+            text: t.text("text", row).unwrap_or_default(),
+        }),
+        "image" => Ok(Content::Image { media: media() }),
+        "file" => Ok(Content::File {
+            media: media(),
+            name: t.text("attachment_name", row),
+            size: None,
+        }),
+        other => Err(field_error(
+            t,
+            "content_type",
+            &format!("{other:?} is not text|image|file"),
+        )),
+    }
+}
+
+fn role(name: &str) -> Option<Role> {
+    match name {
+        "customer" => Some(Role::Customer),
+        "agent" => Some(Role::Agent),
+        "bot" => Some(Role::Bot),
+        "system" => Some(Role::System),
+        _ => None,
+    }
+}
+
+fn field_error(t: &TableMapping, field: &str, reason: &str) -> FieldError {
+    FieldError {
+        table: t.table.clone(),
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn hash(parts: &[&str]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().into()
+}
+
+/// Digest of a row's stored fields, NULL distinct from empty; the target computes the same from what it holds.
+pub fn digest_fields(fields: &[Option<String>]) -> String {
+    let mut hasher = Sha256::new();
+    for field in fields {
+        match field {
+            Some(t) => {
+                hasher.update([1]);
+                hasher.update((t.len() as u64).to_be_bytes());
+                hasher.update(t.as_bytes());
+            }
+            None => hasher.update([0]),
+        }
+    }
+    hex::encode(hasher.finalize())
+}
+
+impl Record {
+    /// What the target must hold for this record, as [`digest_fields`] of the columns `verify` reads back.
+    pub fn digest(&self) -> Option<String> {
+        let s = |v: &str| Some(v.to_owned());
+        let fields = match self {
+            Self::Message(m) => vec![
+                s(&m.id),
+                s(&m.conversation_id),
+                s(&m.idempotency_key),
+                s(m.direction),
+                s(m.sender_role),
+                s(m.content_type),
+                Some(m.received_at.to_string()),
+                s(&m.body),
+            ],
+            Self::Conversation(c) => vec![
+                s(&c.id),
+                s(&c.channel),
+                s(&c.account),
+                s(&c.customer_id),
+                s(&c.status),
+                c.department.clone(),
+                c.assigned_agent.clone(),
+                Some(c.created_at.to_string()),
+                Some(c.updated_at.to_string()),
+            ],
+            Self::Party(p) => vec![
+                s(p.role),
+                s(&p.external_id),
+                p.display_name.clone(),
+                p.email.clone(),
+                s(&p.raw),
+            ],
+            Self::Skipped => return None,
+        };
+        Some(digest_fields(&fields))
+    }
+}

@@ -1,0 +1,130 @@
+//! Command-line interface. URLs may come from the environment so that credentials stay out of `ps` output.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::follow::FollowOptions;
+use crate::mapping::{Mapping, MappingError};
+
+/// Copy a legacy helpdesk's MySQL/MariaDB data into the protofuse conversation store, then keep following its
+/// binlog until cut-over.
+#[derive(Debug, Parser)]
+#[command(name = "protofuse-migrate", version)]
+pub struct Cli {
+    /// Mapping file, or `preset:osticket`, `preset:freescout`, `preset:gofly`, `preset:generic`.
+    #[arg(long, short, env = "PROTOFUSE_MIGRATE_MAPPING", global = true)]
+    pub mapping: Option<String>,
+    /// Source, `mysql://user:pass@host:3306/database` (needs SELECT, REPLICATION SLAVE, REPLICATION CLIENT).
+    #[arg(long, env = "PROTOFUSE_MIGRATE_SOURCE", hide_env_values = true, global = true)]
+    pub source: Option<String>,
+    /// Target store, `sqlite://path/protofuse.db` or `mysql://user:pass@host/db`.
+    #[arg(long, env = "PROTOFUSE_MIGRATE_TARGET", hide_env_values = true, global = true)]
+    pub target: Option<String>,
+    /// Serve Prometheus metrics (`protofuse_migrate_*`) on this address, e.g. 127.0.0.1:9187.
+    #[arg(long, env = "PROTOFUSE_MIGRATE_METRICS", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The operator commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy every mapped table (resumes an interrupted snapshot).
+    Snapshot(SnapshotArgs),
+    /// Follow the binlog from the checkpoint.
+    Follow(FollowArgs),
+    /// Snapshot (if not finished), then follow.
+    Run {
+        /// Snapshot options.
+        #[command(flatten)]
+        snapshot: SnapshotArgs,
+        /// Follow options.
+        #[command(flatten)]
+        follow: FollowArgs,
+    },
+    /// Show the checkpoint, lag, rows applied and errors.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare row counts and per-chunk checksums of the mapped data, source against target.
+    Verify {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Parse and check a mapping without touching any database.
+    CheckMapping,
+}
+
+/// Snapshot options.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    /// Rows per chunk (and per target transaction).
+    #[arg(long, default_value_t = crate::snapshot::DEFAULT_CHUNK)]
+    pub chunk: usize,
+}
+
+/// Follow options.
+#[derive(Debug, Clone, Args)]
+pub struct FollowArgs {
+    /// Replica server id, unique among the source's replicas.
+    #[arg(long, default_value_t = 4231)]
+    pub server_id: u32,
+    /// Heartbeat period in milliseconds; the stream is presumed dead after three silent periods.
+    #[arg(long, default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+    /// Flush a target batch at this many row changes.
+    #[arg(long, default_value_t = 5000)]
+    pub batch_rows: usize,
+    /// Or this many milliseconds after its first change.
+    #[arg(long, default_value_t = 200)]
+    pub batch_delay_ms: u64,
+    /// Exit once caught up with the source's binlog end as of the start.
+    #[arg(long)]
+    pub until_caught_up: bool,
+}
+
+impl FollowArgs {
+    /// As library options.
+    pub fn options(&self) -> FollowOptions {
+        FollowOptions {
+            server_id: self.server_id,
+            heartbeat: Duration::from_millis(self.heartbeat_ms.max(100)),
+            batch_rows: self.batch_rows.max(1),
+            batch_delay: Duration::from_millis(self.batch_delay_ms),
+            until_caught_up: self.until_caught_up,
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The shipped presets, by name.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("osticket", include_str!("../../config/migrate/osticket.toml")),
+    ("freescout", include_str!("../../config/migrate/freescout.toml")),
+    ("gofly", include_str!("../../config/migrate/gofly.toml")),
+    ("generic", include_str!("../../config/migrate/generic.toml")),
+];
+
+/// Loads `preset:<name>` or a file.
+pub fn load_mapping(spec: &str) -> Result<Mapping, MappingError> {
+    if let Some(name) = spec.strip_prefix("preset:") {
+        let text = PRESETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+                MappingError::Invalid(format!("no preset {name:?}; presets: {}", names.join(", ")))
+            })?;
+        return Mapping::parse(text);
+    }
+    Mapping::load(&PathBuf::from(spec))
+}

@@ -1,0 +1,584 @@
+//! Following the binlog: register as a replica, decode row events, group whole source transactions into target
+//! batches and commit each batch together with the position after its last transaction. On any connection
+//! trouble (server restart, network loss, a silent socket: no event or heartbeat for three heartbeat periods) the
+//! stream is dropped and reopened from the last committed checkpoint with exponential backoff, so nothing is
+//! lost and nothing applied twice. What cannot be decoded stops the importer with a message.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use mysql_async::binlog::events::{Event, EventData, RowsEventData};
+use mysql_async::prelude::Queryable as _;
+use mysql_async::{BinlogStream, BinlogStreamRequest};
+use tokio::sync::mpsc;
+
+use crate::binlog::{self, BinlogError, Statement};
+use crate::canonical::Mapper;
+use crate::mapping::{FieldError, TableMapping};
+use crate::source::{self, ServerInfo, Source, SourceError};
+use crate::target::{Action, Op, Position, Progress, Target, TargetError};
+
+/// How following behaves.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// Replica server id; must be unique among the source's replicas.
+    pub server_id: u32,
+    /// Heartbeat period asked of the source.
+    pub heartbeat: Duration,
+    /// Flush a batch at this many buffered row changes…
+    pub batch_rows: usize,
+    /// …or this long after its first change.
+    pub batch_delay: Duration,
+    /// Stop (successfully) once the checkpoint reaches the source's end as of the start: for one-shot catch-up.
+    pub until_caught_up: bool,
+    /// Longest wait between reconnects.
+    pub max_backoff: Duration,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        Self {
+            server_id: 4_231,
+            heartbeat: Duration::from_secs(1),
+            batch_rows: 5_000,
+            batch_delay: Duration::from_millis(200),
+            until_caught_up: false,
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Follow failures. [`FollowError::is_fatal`] tells a reconnect from a stop.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// Source connection or query failure.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A stream or protocol error.
+    #[error("binlog stream: {0}")]
+    Stream(String),
+    /// The server refused the dump (binlog purged, bad position, duplicate server id…).
+    #[error("the source refused to stream the binlog: {0}; if the binlog was purged, start again with a snapshot")]
+    Refused(String),
+    /// The target failed.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A row that cannot be decoded.
+    #[error(transparent)]
+    Decode(#[from] BinlogError),
+    /// A row that cannot be mapped.
+    #[error(transparent)]
+    Map(#[from] FieldError),
+    /// An event the importer does not understand (would otherwise be silently skipped).
+    #[error("unsupported binlog event type {kind} at {file}:{pos}; the importer stops rather than skip changes")]
+    Unsupported {
+        /// Raw event type.
+        kind: u8,
+        /// Where.
+        file: String,
+        /// Where.
+        pos: u64,
+    },
+    /// DDL that makes the mapping unsafe.
+    #[error("{0}")]
+    Ddl(String),
+}
+
+impl FollowError {
+    /// `true` when reconnecting cannot help.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Self::Source(SourceError::Connect { .. } | SourceError::Query(_))
+                | Self::Stream(_)
+                | Self::Target(TargetError::Database(_))
+        )
+    }
+}
+
+/// Follows until a fatal error (or, with `until_caught_up`, until caught up), reconnecting on transient ones.
+pub async fn run(
+    source: &Source,
+    target: &Target,
+    mapper: &Mapper,
+    options: &FollowOptions,
+) -> Result<(), FollowError> {
+    let name = mapper.mapping().name.clone();
+    let mut backoff = Duration::from_millis(200);
+    let mut stop_at = None;
+    loop {
+        let started = Instant::now();
+        let error = match follow_once(source, target, mapper, options, &mut stop_at).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_fatal() => {
+                let _ = target.record_error(&name, &e.to_string()).await;
+                return Err(e);
+            }
+            Err(e) => e,
+        };
+        metrics::counter!("protofuse_migrate_reconnects_total").increment(1);
+        let _ = target.record_error(&name, &error.to_string()).await;
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(200);
+        }
+        tracing::warn!(error = %error, retry_in = ?backoff, "binlog stream lost; reconnecting from the checkpoint");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(options.max_backoff);
+    }
+}
+
+async fn follow_once(
+    source: &Source,
+    target: &Target,
+    mapper: &Mapper,
+    options: &FollowOptions,
+    stop_at: &mut Option<(String, u64)>,
+) -> Result<(), FollowError> {
+    let status = target.status(&mapper.mapping().name).await?;
+    let Some(file) = status.file.clone().filter(|f| !f.is_empty()) else {
+        return Err(FollowError::Ddl(
+            "no checkpoint in the target: run `snapshot` (or `run`) first".to_owned(),
+        ));
+    };
+    let start = Position {
+        file,
+        pos: status.pos.unwrap_or(4),
+        gtid: status.gtid.clone(),
+    };
+    let mut conn = source.connect().await?;
+    let info = source::preflight(&mut conn).await?;
+    if options.until_caught_up && stop_at.is_none() {
+        *stop_at = Some(source::master_position(&mut conn).await?);
+    }
+    if info.is_mariadb {
+        // Real GTID events instead of rewritten dummies (see shared/binlog/NOTES.md §1.5).
+        conn.query_drop("SET @mariadb_slave_capability = 4")
+            .await
+            .map_err(SourceError::from)?;
+    }
+    let nanos = options.heartbeat.as_nanos();
+    conn.query_drop(format!("SET @master_heartbeat_period = {nanos}"))
+        .await
+        .map_err(SourceError::from)?;
+    let request = BinlogStreamRequest::new(options.server_id)
+        .with_filename(start.file.as_bytes())
+        .with_pos(start.pos);
+    let stream = conn.get_binlog_stream(request).await.map_err(stream_error)?;
+    tracing::info!(file = %start.file, pos = start.pos, "following the binlog");
+    // Batches are committed by a writer task, in order, while the stream is read on: decoding and writing
+    // overlap. At most two batches wait, which bounds memory and how far reading runs ahead of the checkpoint.
+    let (batches, rx) = mpsc::channel(2);
+    let writer = tokio::spawn(write_batches(target.clone(), mapper.mapping().name.clone(), rx));
+    let mut follower = Follower::new(batches, mapper, info, start, stop_at.clone());
+    follower.database = source.database().to_owned();
+    let streamed = follower.stream(stream, options).await;
+    drop(follower);
+    let written = writer
+        .await
+        .map_err(|e| FollowError::Stream(format!("target writer task: {e}")))?;
+    // The writer's own error explains a failed hand-over better than the closed channel does.
+    written.and(streamed)
+}
+
+type Batch = (Vec<Op>, Progress);
+
+async fn write_batches(target: Target, name: String, mut rx: mpsc::Receiver<Batch>) -> Result<(), FollowError> {
+    while let Some((ops, progress)) = rx.recv().await {
+        let rows = ops.len() as u64;
+        let events = match &progress {
+            Progress::Binlog { events, event_time, .. } => {
+                let lag = chrono::Utc::now().timestamp() - event_time;
+                metrics::gauge!("protofuse_migrate_lag_seconds").set(lag.max(0) as f64);
+                *events
+            }
+            _ => 0,
+        };
+        target.apply(&name, ops, &progress).await?;
+        metrics::counter!("protofuse_migrate_rows_applied_total").increment(rows);
+        metrics::counter!("protofuse_migrate_events_total").increment(events);
+    }
+    Ok(())
+}
+
+fn stream_error(e: mysql_async::Error) -> FollowError {
+    match e {
+        mysql_async::Error::Server(server) => FollowError::Refused(server.to_string()),
+        other => FollowError::Stream(other.to_string()),
+    }
+}
+
+/// The state of one stream: the open source transaction, the batch of finished ones, and positions.
+struct Follower<'a> {
+    batches: mpsc::Sender<Batch>,
+    mapper: &'a Mapper,
+    info: ServerInfo,
+    file: String,
+    gtids: BTreeMap<u32, String>,
+    in_txn: Vec<Op>,
+    batch: Vec<Op>,
+    batch_started: Option<Instant>,
+    /// Position after the last complete source transaction (what a commit may record).
+    safe: Position,
+    dirty: bool,
+    events: u64,
+    event_time: i64,
+    first_event: bool,
+    /// Inside a source transaction: statements seen now (SAVEPOINT…) do not end it.
+    txn_open: bool,
+    stop_at: Option<(String, u64)>,
+    database: String,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl<'a> Follower<'a> {
+    fn new(
+        batches: mpsc::Sender<Batch>,
+        mapper: &'a Mapper,
+        info: ServerInfo,
+        start: Position,
+        stop_at: Option<(String, u64)>,
+    ) -> Self {
+        let gtids = start
+            .gtid
+            .iter()
+            .flat_map(|g| g.split(','))
+            .filter_map(|g| Some((g.split('-').next()?.parse().ok()?, g.to_owned())))
+            .collect();
+        Self {
+            batches,
+            mapper,
+            info,
+            file: start.file.clone(),
+            gtids,
+            in_txn: Vec::new(),
+            batch: Vec::new(),
+            batch_started: None,
+            safe: start,
+            dirty: false,
+            events: 0,
+            event_time: 0,
+            first_event: true,
+            txn_open: false,
+            stop_at,
+            database: String::new(),
+        }
+    }
+
+    async fn stream(&mut self, mut stream: BinlogStream, options: &FollowOptions) -> Result<(), FollowError> {
+        if self.caught_up() {
+            return Ok(());
+        }
+        loop {
+            let wait = match self.batch_started {
+                Some(at) => options.batch_delay.saturating_sub(at.elapsed()),
+                None => options.heartbeat * 3,
+            };
+            let next = tokio::time::timeout(wait, stream.next()).await;
+            let event = match next {
+                Err(_) if self.batch_started.is_some() => {
+                    self.flush().await?;
+                    continue;
+                }
+                Err(_) => {
+                    return Err(FollowError::Stream(
+                        "no event or heartbeat for 3 heartbeat periods".to_owned(),
+                    ));
+                }
+                Ok(None) => return Err(FollowError::Stream("the source closed the stream".to_owned())),
+                Ok(Some(Err(e))) => return Err(stream_error(e)),
+                Ok(Some(Ok(event))) => event,
+            };
+            let flow = self.handle(&event, &stream)?;
+            if self.batch.len() >= options.batch_rows {
+                self.flush().await?;
+            }
+            if let Flow::Stop = flow {
+                self.flush().await?;
+                return Ok(());
+            }
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        self.stop_at
+            .as_ref()
+            .is_some_and(|(file, pos)| (&self.safe.file, self.safe.pos) >= (file, *pos))
+    }
+
+    fn handle(&mut self, event: &Event, stream: &BinlogStream) -> Result<Flow, FollowError> {
+        let header = event.header();
+        let kind = header.event_type_raw();
+        let log_pos = u64::from(header.log_pos());
+        let first = std::mem::replace(&mut self.first_event, false);
+        if header.timestamp() > 0 {
+            self.event_time = i64::from(header.timestamp());
+        }
+        match kind {
+            // ANNOTATE_ROWS, BINLOG_CHECKPOINT, GTID_LIST: informational.
+            160 | 161 | 163 => return Ok(Flow::Continue),
+            162 => {
+                if let Some((domain, gtid, standalone)) = binlog::mariadb_gtid(event.data(), header.server_id()) {
+                    self.gtids.insert(domain, gtid);
+                    // MariaDB's GTID event stands in for BEGIN, except before a standalone statement (DDL).
+                    self.txn_open = !standalone;
+                }
+                return Ok(Flow::Continue);
+            }
+            k if k >= 0xa0 || header.event_type().is_err() => return Err(self.unsupported(kind, log_pos)),
+            _ => {}
+        }
+        let data = event
+            .read_data()
+            .map_err(|e| FollowError::Stream(format!("cannot parse event: {e}")))?
+            .ok_or_else(|| self.unsupported(kind, log_pos))?;
+        match data {
+            EventData::RotateEvent(rotate) => {
+                // The first (fake) rotate of a MariaDB stream carries CRC bytes glued to the name (mysql_async
+                // #189); we asked for a file by name, so keep ours.
+                if !first {
+                    self.file = rotate.name().into_owned();
+                    if self.in_txn.is_empty() {
+                        self.safe.file.clone_from(&self.file);
+                        self.safe.pos = rotate.position();
+                        self.dirty = true;
+                    }
+                }
+            }
+            EventData::FormatDescriptionEvent(_)
+            | EventData::TableMapEvent(_)
+            | EventData::PreviousGtidsEvent(_)
+            | EventData::GtidEvent(_)
+            | EventData::AnonymousGtidEvent(_)
+            | EventData::RowsQueryEvent(_)
+            | EventData::StopEvent => {}
+            EventData::HeartbeatEvent => {
+                if self.in_txn.is_empty() && self.batch.is_empty() {
+                    metrics::gauge!("protofuse_migrate_lag_seconds").set(0.0);
+                    if self.caught_up() {
+                        return Ok(Flow::Stop);
+                    }
+                }
+            }
+            EventData::RowsEvent(rows) => self.rows(&rows, stream)?,
+            EventData::XidEvent(_) => self.end_transaction(log_pos),
+            EventData::QueryEvent(query) => return self.query(&query.schema(), &query.query(), log_pos),
+            _ => return Err(self.unsupported(kind, log_pos)),
+        }
+        self.events += 1;
+        Ok(if self.caught_up() && self.in_txn.is_empty() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+
+    fn unsupported(&self, kind: u8, pos: u64) -> FollowError {
+        FollowError::Unsupported {
+            kind,
+            file: self.file.clone(),
+            pos,
+        }
+    }
+
+    fn end_transaction(&mut self, log_pos: u64) {
+        self.txn_open = false;
+        // Also for transactions on unmapped tables: the checkpoint then moves on within `batch_delay`, so
+        // `status` shows no false lag and a restart does not re-read them.
+        if self.batch_started.is_none() {
+            self.batch_started = Some(Instant::now());
+        }
+        self.batch.append(&mut self.in_txn);
+        self.safe = Position {
+            file: self.file.clone(),
+            pos: log_pos,
+            gtid: (!self.gtids.is_empty()).then(|| self.gtids.values().cloned().collect::<Vec<_>>().join(",")),
+        };
+        self.dirty = true;
+    }
+
+    fn query(&mut self, schema: &str, query: &str, log_pos: u64) -> Result<Flow, FollowError> {
+        // A statement in another database concerns us only if it names ours (`db.table`).
+        let ours = schema == self.database
+            || query.contains(&format!("{}.", self.database))
+            || query.contains(&format!("`{}`.", self.database));
+        let mapped: Vec<&str> = if ours {
+            self.mapper.mapping().tables.iter().map(|t| t.table.as_str()).collect()
+        } else {
+            Vec::new()
+        };
+        match binlog::classify(query, &mapped) {
+            Statement::Begin => self.txn_open = true,
+            Statement::Ignore if self.txn_open => {}
+            Statement::Commit | Statement::Ignore => self.end_transaction(log_pos),
+            Statement::Alter(table) => {
+                // Safe to go on when every column the mapping reads still exists: FULL row metadata makes
+                // every later row self-describing. Otherwise stop before anything is mis-mapped.
+                self.check_alter(&table, query)?;
+                self.end_transaction(log_pos);
+            }
+            Statement::Stop(table) => {
+                return Err(FollowError::Ddl(format!(
+                    "statement on mapped table `{table}` at {}:{log_pos}: {query:?}; the importer stopped so that \
+                     nothing is silently mis-mapped. Adjust the mapping (or re-run the snapshot into a fresh \
+                     target) and start again",
+                    self.file
+                )));
+            }
+        }
+        self.events += 1;
+        Ok(if self.caught_up() && self.in_txn.is_empty() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+
+    fn check_alter(&self, table: &str, query: &str) -> Result<(), FollowError> {
+        let lower = query.to_ascii_lowercase();
+        for m in self.mapper.mapping().for_table(table) {
+            for column in referenced_columns(m) {
+                let dropped = lower.contains(&format!("drop column `{}`", column.to_ascii_lowercase()))
+                    || lower.contains(&format!("drop column {}", column.to_ascii_lowercase()))
+                    || lower.contains(&format!("drop `{}`", column.to_ascii_lowercase()))
+                    || lower.contains(&format!("change column `{}`", column.to_ascii_lowercase()))
+                    || lower.contains(&format!("change column {}", column.to_ascii_lowercase()))
+                    || lower.contains(&format!("rename column {}", column.to_ascii_lowercase()))
+                    || lower.contains(&format!("rename column `{}`", column.to_ascii_lowercase()));
+                if dropped {
+                    return Err(FollowError::Ddl(format!(
+                        "ALTER on mapped table `{table}` at {} drops or renames mapped column `{column}`: {query:?}; \
+                         the importer stopped. Update the mapping and start again",
+                        self.file
+                    )));
+                }
+            }
+        }
+        tracing::info!(
+            table,
+            query,
+            "ALTER on a mapped table keeps every mapped column; continuing"
+        );
+        Ok(())
+    }
+
+    fn rows(&mut self, rows: &RowsEventData<'_>, stream: &BinlogStream) -> Result<(), FollowError> {
+        let Some(tme) = stream.get_tme(rows.table_id()) else {
+            return Err(FollowError::Stream("rows event without its table map".to_owned()));
+        };
+        if tme.database_name() != self.database {
+            return Ok(());
+        }
+        let table = tme.table_name().into_owned();
+        let mappings: Vec<&TableMapping> = self.mapper.mapping().for_table(&table).collect();
+        if mappings.is_empty() {
+            return Ok(());
+        }
+        let mut columns = None;
+        for row in rows.rows(tme) {
+            let (before, after) = row.map_err(|source| BinlogError::Parse {
+                table: table.clone(),
+                source,
+            })?;
+            let Some(any) = after.as_ref().or(before.as_ref()) else {
+                continue;
+            };
+            if columns.is_none() {
+                columns = Some(binlog::columns(tme, any, &self.info.collations)?);
+            }
+            let columns = columns.as_deref().unwrap_or_default();
+            for m in &mappings {
+                let before = before
+                    .as_ref()
+                    .map(|r| binlog::decode(r, columns, m, &table))
+                    .transpose()?;
+                let after = after
+                    .as_ref()
+                    .map(|r| binlog::decode(r, columns, m, &table))
+                    .transpose()?;
+                self.push_change(m, before.as_ref(), after.as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push_change(
+        &mut self,
+        m: &TableMapping,
+        before: Option<&crate::mapping::Row>,
+        after: Option<&crate::mapping::Row>,
+    ) -> Result<(), FollowError> {
+        let source = self.mapper.source_name(m);
+        let delete = |pk: i64| Op {
+            source: source.clone(),
+            kind: m.kind,
+            pk,
+            action: Action::Delete {
+                message_key: Some(format!("import:{}:{}:{pk}", self.mapper.mapping().name, m.table)),
+            },
+        };
+        match (before, after) {
+            (before, Some(after)) => {
+                let pk = m.pk(after)?;
+                if let Some(old) = before.map(|b| m.pk(b)).transpose()?.filter(|old| *old != pk) {
+                    self.in_txn.push(delete(old));
+                }
+                let record = self.mapper.map(m, after)?;
+                self.in_txn.push(Op {
+                    source: source.clone(),
+                    kind: m.kind,
+                    pk,
+                    action: Action::Upsert(record),
+                });
+            }
+            (Some(before), None) => {
+                let pk = m.pk(before)?;
+                self.in_txn.push(delete(pk));
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), FollowError> {
+        if self.batch.is_empty() && !self.dirty {
+            self.batch_started = None;
+            return Ok(());
+        }
+        let progress = Progress::Binlog {
+            position: self.safe.clone(),
+            events: self.events,
+            event_time: self.event_time,
+        };
+        let batch = std::mem::take(&mut self.batch);
+        self.batches
+            .send((batch, progress))
+            .await
+            .map_err(|_| FollowError::Stream("the target writer stopped".to_owned()))?;
+        self.events = 0;
+        self.dirty = false;
+        self.batch_started = None;
+        Ok(())
+    }
+}
+
+/// The source columns a table mapping reads: its key, field columns and template placeholders.
+fn referenced_columns(m: &TableMapping) -> Vec<String> {
+    let mut out = vec![m.key.clone()];
+    for field in m.fields.values() {
+        out.extend(field.column.clone());
+        if let Some(template) = &field.template {
+            out.extend(
+                template
+                    .split('{')
+                    .skip(1)
+                    .filter_map(|part| part.split_once('}').map(|(name, _)| name.to_owned())),
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,29 @@
+//! `protofuse-migrate`: snapshot a legacy helpdesk's MySQL/MariaDB database into the protofuse conversation
+//! store, then follow its binlog until cut-over.
+//!
+//! # Layout
+//! - [`cli`]: commands and options; [`mapping`]: the TOML mapping and its field vocabulary.
+//! - [`source`]: connecting and pre-flight checks; [`snapshot`]: the chunked consistent copy;
+//!   [`follow`]: the replica stream, batching and reconnects; [`binlog`]: table-map columns, row images, GTIDs, DDL.
+//! - [`charset`] and [`decode`]: one normalized form for every source value, from either path.
+//! - [`canonical`]: a normalized row to conversation/message/party records with derived ids.
+//! - [`target`]: the store's tables and the `import_*` bookkeeping, rows and checkpoint in one transaction.
+//! - [`verify`]: counts and per-chunk checksums, source against target; [`progress`]: bar or log lines;
+//!   [`redact`]: credentials out of every message.
+//!
+//! A row's path: source row (SELECT or binlog image) → [`decode::normalize`] per column → [`mapping::Row`] →
+//! [`canonical::Mapper::map`] → [`target::Op`] → [`target::Target::apply`] (with the checkpoint).
+
+pub mod binlog;
+pub mod canonical;
+pub mod charset;
+pub mod cli;
+pub mod decode;
+pub mod follow;
+pub mod mapping;
+pub mod progress;
+pub mod redact;
+pub mod snapshot;
+pub mod source;
+pub mod target;
+pub mod verify;

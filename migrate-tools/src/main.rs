@@ -1,0 +1,164 @@
+//! The `protofuse-migrate` binary: parses the command line and runs one command.
+
+use anyhow::{Context as _, bail};
+use clap::Parser as _;
+use protofuse_migrate::canonical::Mapper;
+use protofuse_migrate::cli::{Cli, Command, load_mapping};
+use protofuse_migrate::source::{self, Source};
+use protofuse_migrate::target::Target;
+use protofuse_migrate::{follow, redact, snapshot, verify};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let mapping = load_mapping(
+        cli.mapping
+            .as_deref()
+            .context("--mapping is required (a file or preset:NAME)")?,
+    )?;
+    if let Command::CheckMapping = cli.command {
+        println!("mapping {:?}: {} tables, ok", mapping.name, mapping.tables.len());
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    let mapper = Mapper::new(mapping);
+    let source = Source::new(cli.source.as_deref().context("--source is required")?)?;
+    let target_url = cli.target.as_deref().context("--target is required")?;
+    let target = Target::open(target_url)
+        .await
+        .map_err(|e| anyhow::anyhow!(redact::text(&e.to_string(), target_url)))?;
+    if let Some(addr) = cli.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    }
+    match cli.command {
+        Command::Snapshot(args) => {
+            let at = snapshot::run(&source, &target, &mapper, args.chunk).await?;
+            println!("snapshot finished; follow from {}:{}", at.file, at.pos);
+        }
+        Command::Follow(args) => follow::run(&source, &target, &mapper, &args.options()).await?,
+        Command::Run { snapshot, follow } => {
+            snapshot::run(&source, &target, &mapper, snapshot.chunk).await?;
+            follow::run(&source, &target, &mapper, &follow.options()).await?;
+        }
+        Command::Status { json } => status(&source, &target, &mapper, json).await?,
+        Command::Verify { json } => {
+            let reports = verify::run(&source, &target, &mapper).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                for r in &reports {
+                    println!(
+                        "{:<50} source {:>10} target {:>10} chunks {:>6} mismatched {:>4} {}",
+                        r.source,
+                        r.source_rows,
+                        r.target_rows,
+                        r.chunks,
+                        r.mismatched_chunks,
+                        if r.ok() {
+                            "ok".to_owned()
+                        } else {
+                            format!("MISMATCH keys {:?}", r.sample_keys)
+                        }
+                    );
+                }
+            }
+            if !reports.iter().all(verify::TableReport::ok) {
+                return Ok(std::process::ExitCode::from(1));
+            }
+        }
+        Command::CheckMapping => {}
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn status(source: &Source, target: &Target, mapper: &Mapper, json: bool) -> anyhow::Result<()> {
+    let status = target.status(&mapper.mapping().name).await?;
+    // The source is optional here: status must work while the source is down.
+    let (head, events_behind) = match source.connect().await {
+        Ok(mut conn) => {
+            let head = source::master_position(&mut conn).await.ok();
+            let behind = match (&status.file, status.pos) {
+                (Some(file), Some(pos)) => source::events_behind(&mut conn, file, pos).await.ok(),
+                _ => None,
+            };
+            (head, behind)
+        }
+        Err(_) => (None, None),
+    };
+    let caught_up = head
+        .as_ref()
+        .is_some_and(|(f, p)| status.file.as_deref() == Some(f.as_str()) && status.pos == Some(*p));
+    let lag_seconds = if caught_up {
+        Some(0)
+    } else {
+        status
+            .last_event_at
+            .map(|t| (chrono::Utc::now().timestamp() - t).max(0))
+    };
+    let lag_bytes = match (&head, &status.file, status.pos) {
+        (Some((f, p)), Some(file), Some(pos)) if f == file => Some(p.saturating_sub(pos)),
+        _ => None,
+    };
+    if json {
+        let value = serde_json::json!({
+            "checkpoint": status,
+            "source_head": head.as_ref().map(|(f, p)| format!("{f}:{p}")),
+            "lag_seconds": lag_seconds,
+            "lag_bytes": lag_bytes,
+            "lag_events": events_behind,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let Some(file) = &status.file else {
+        bail!("no import named {:?} in this target yet", mapper.mapping().name);
+    };
+    println!(
+        "position      {file}:{} gtid {}",
+        status.pos.unwrap_or(0),
+        status.gtid.as_deref().unwrap_or("-")
+    );
+    println!(
+        "source head   {}",
+        head.map_or("unreachable".to_owned(), |(f, p)| format!("{f}:{p}"))
+    );
+    println!(
+        "snapshot      {}",
+        if status.snapshot_done { "done" } else { "not finished" }
+    );
+    println!(
+        "lag           {} s, {} events, {} bytes",
+        opt(lag_seconds),
+        opt(events_behind),
+        opt(lag_bytes)
+    );
+    println!("rows applied  {}", status.rows_applied);
+    println!("events        {}", status.events_applied);
+    println!(
+        "errors        {} {}",
+        status.errors,
+        status.last_error.as_deref().unwrap_or("")
+    );
+    Ok(())
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("?".to_owned(), |v| v.to_string())
+}

@@ -1,0 +1,257 @@
+//! The initial copy: every mapped table, chunked by primary key inside one consistent-snapshot transaction,
+//! written in batches, each batch committed with the chunk's progress so a killed snapshot resumes where it
+//! stopped.
+//!
+//! Where following starts: on MariaDB the snapshot's own binlog position (`binlog_snapshot_file/position`, read
+//! without any lock); on MySQL the position read just before the snapshot began, so following may replay a few
+//! changes already copied — harmless, because every change carries the row's full image and is applied as an
+//! upsert or delete. For the same reason a resumed snapshot keeps the first attempt's start position.
+
+use std::collections::BTreeMap;
+
+use mysql_async::prelude::Queryable as _;
+use mysql_async::{Conn, Value};
+use tokio::sync::mpsc;
+
+use crate::canonical::Mapper;
+use crate::decode::{ColumnInfo, DecodeError, normalize};
+use crate::mapping::{EntityKind, FieldError, Row, TableMapping};
+use crate::progress::Progress as Bar;
+use crate::source::{self, Source, SourceError};
+use crate::target::{Action, Op, Position, Progress, Target, TargetError};
+
+/// Rows per chunk read (and per target transaction).
+pub const DEFAULT_CHUNK: usize = 5_000;
+
+/// Snapshot failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A source query failed.
+    #[error("source query failed: {0}")]
+    Query(#[from] mysql_async::Error),
+    /// The target failed.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A value could not be decoded.
+    #[error("table {table}: {source}")]
+    Decode {
+        /// The table.
+        table: String,
+        /// The cause.
+        #[source]
+        source: DecodeError,
+    },
+    /// A row could not be mapped.
+    #[error(transparent)]
+    Map(#[from] FieldError),
+    /// The writer task ended early.
+    #[error("the target writer stopped")]
+    WriterGone,
+}
+
+/// Copies every mapped table, unless a finished snapshot is recorded. Returns the position to follow from.
+pub async fn run(source: &Source, target: &Target, mapper: &Mapper, chunk: usize) -> Result<Position, SnapshotError> {
+    let name = mapper.mapping().name.clone();
+    let status = target.status(&name).await?;
+    if status.snapshot_done {
+        tracing::info!("snapshot already finished; nothing to copy");
+        return Ok(position_of(&status));
+    }
+    let mut conn = source.connect().await?;
+    let info = source::preflight(&mut conn).await?;
+    // Raw column bytes (no conversion to the connection charset), TIMESTAMPs in UTC.
+    conn.query_drop("SET time_zone = '+00:00', character_set_results = NULL")
+        .await?;
+    let before = source::master_position(&mut conn).await?;
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await?;
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
+    let start = if info.is_mariadb {
+        mariadb_snapshot_position(&mut conn).await?
+    } else {
+        None
+    };
+    let start = start.unwrap_or(Position {
+        file: before.0,
+        pos: before.1,
+        gtid: None,
+    });
+    target.mark_snapshot(&name, Some(&start), false).await?;
+    let tables = ordered_tables(mapper);
+    let mut total = 0;
+    for table in &tables {
+        let count: Option<u64> = conn
+            .query_first(format!("SELECT COUNT(*) FROM `{}`", ident(table)))
+            .await?;
+        total += count.unwrap_or(0);
+    }
+    let mut bar = Bar::new(total);
+    let (tx, rx) = mpsc::channel::<(Vec<Op>, Progress)>(2);
+    let writer = tokio::spawn(write_all(target.clone(), name.clone(), rx));
+    for table in &tables {
+        bar.table(table);
+        let copied = copy_table(
+            &mut conn,
+            source.database(),
+            table,
+            mapper,
+            target,
+            chunk,
+            &tx,
+            &mut bar,
+        )
+        .await;
+        if let Err(e) = copied {
+            drop(tx);
+            let _ = writer.await;
+            return Err(e);
+        }
+    }
+    drop(tx);
+    writer.await.map_err(|_| SnapshotError::WriterGone)??;
+    conn.query_drop("COMMIT").await?;
+    bar.finish();
+    target.mark_snapshot(&name, None, true).await?;
+    Ok(position_of(&target.status(&name).await?))
+}
+
+fn position_of(status: &crate::target::Status) -> Position {
+    Position {
+        file: status.file.clone().unwrap_or_default(),
+        pos: status.pos.unwrap_or(4),
+        gtid: status.gtid.clone(),
+    }
+}
+
+async fn mariadb_snapshot_position(conn: &mut Conn) -> Result<Option<Position>, SnapshotError> {
+    let rows: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
+    let get = |key: &str| {
+        rows.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
+    let (Some(file), Some(pos)) = (get("Binlog_snapshot_file"), get("Binlog_snapshot_position")) else {
+        return Ok(None);
+    };
+    let Ok(pos) = pos.parse::<u64>() else {
+        return Ok(None);
+    };
+    let gtid: Option<Option<String>> = conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos)).await?;
+    Ok(Some(Position {
+        file,
+        pos,
+        gtid: gtid.flatten().filter(|g| !g.is_empty()),
+    }))
+}
+
+/// Conversations first, then customers and agents, then messages, so that messages find their conversation.
+fn ordered_tables(mapper: &Mapper) -> Vec<String> {
+    let mut tables: Vec<(u8, String)> = Vec::new();
+    for t in &mapper.mapping().tables {
+        let rank = match t.kind {
+            EntityKind::Conversation => 0,
+            EntityKind::Customer | EntityKind::Agent => 1,
+            EntityKind::Message => 2,
+        };
+        match tables.iter_mut().find(|(_, name)| *name == t.table) {
+            Some(entry) => entry.0 = entry.0.min(rank),
+            None => tables.push((rank, t.table.clone())),
+        }
+    }
+    tables.sort_by_key(|(rank, _)| *rank);
+    tables.into_iter().map(|(_, name)| name).collect()
+}
+
+/// Backquotes inside an identifier are doubled.
+pub fn ident(name: &str) -> String {
+    name.replace('`', "``")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_table(
+    conn: &mut Conn,
+    database: &str,
+    table: &str,
+    mapper: &Mapper,
+    target: &Target,
+    chunk: usize,
+    tx: &mpsc::Sender<(Vec<Op>, Progress)>,
+    bar: &mut Bar,
+) -> Result<(), SnapshotError> {
+    let columns = source::table_columns(conn, database, table).await?;
+    let mappings: Vec<&TableMapping> = mapper.mapping().for_table(table).collect();
+    let key = mappings.first().map(|m| m.key.clone()).unwrap_or_default();
+    let progress_key = format!("table:{table}");
+    let name = &mapper.mapping().name;
+    let mut last = target.snapshot_progress(name, &progress_key).await?.unwrap_or(i64::MIN);
+    let sql = format!(
+        "SELECT * FROM `{t}` WHERE `{k}` > ? ORDER BY `{k}` LIMIT {chunk}",
+        t = ident(table),
+        k = ident(&key)
+    );
+    loop {
+        let rows: Vec<mysql_async::Row> = conn.exec(&sql, (last,)).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let n = rows.len();
+        let mut ops = Vec::with_capacity(n * mappings.len());
+        for row in rows {
+            let row = decode_row(&row.unwrap(), &columns, mappings.first().copied(), table)?;
+            for m in &mappings {
+                let pk = m.pk(&row)?;
+                last = last.max(pk);
+                ops.push(Op {
+                    source: mapper.source_name(m),
+                    kind: m.kind,
+                    pk,
+                    action: Action::Upsert(mapper.map(m, &row)?),
+                });
+            }
+        }
+        let progress = Progress::Snapshot {
+            source: progress_key.clone(),
+            last_pk: last,
+        };
+        tx.send((ops, progress)).await.map_err(|_| SnapshotError::WriterGone)?;
+        bar.advance(n as u64);
+        if n < chunk {
+            return Ok(());
+        }
+    }
+}
+
+async fn write_all(
+    target: Target,
+    name: String,
+    mut rx: mpsc::Receiver<(Vec<Op>, Progress)>,
+) -> Result<(), SnapshotError> {
+    while let Some((ops, progress)) = rx.recv().await {
+        target.apply(&name, ops, &progress).await?;
+    }
+    Ok(())
+}
+
+/// Decodes a row of `columns` (in order), applying the mapping's per-column charset overrides.
+pub fn decode_row(
+    values: &[Value],
+    columns: &[ColumnInfo],
+    mapping: Option<&TableMapping>,
+    table: &str,
+) -> Result<Row, SnapshotError> {
+    let mut row = BTreeMap::new();
+    for (value, column) in values.iter().zip(columns) {
+        let reinterpret = mapping
+            .and_then(|m| m.columns.get(&column.name))
+            .and_then(|o| o.reinterpret);
+        let json = normalize(value, column, reinterpret).map_err(|source| SnapshotError::Decode {
+            table: table.to_owned(),
+            source,
+        })?;
+        row.insert(column.name.clone(), json);
+    }
+    Ok(row)
+}

@@ -1,0 +1,51 @@
+//! MySQL/MariaDB target: upserts with `ON DUPLICATE KEY UPDATE`, `foreign_key_checks` off on the importer's own
+//! sessions (messages may arrive before their conversation row; a placeholder fills the gap in the same
+//! transaction).
+
+use std::str::FromStr as _;
+
+use sqlx::Executor as _;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+
+const INSERT_IGNORE: &str = "INSERT IGNORE";
+
+const DDL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS import_checkpoint (name VARCHAR(191) NOT NULL PRIMARY KEY, file VARCHAR(255), \
+     pos BIGINT, gtid VARCHAR(1024), snapshot_done BIGINT NOT NULL, rows_applied BIGINT NOT NULL, \
+     events_applied BIGINT NOT NULL, last_event_at BIGINT, errors BIGINT NOT NULL, last_error TEXT) \
+     ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
+    "CREATE TABLE IF NOT EXISTS import_snapshot (name VARCHAR(191) NOT NULL, source VARCHAR(191) NOT NULL, \
+     last_pk BIGINT NOT NULL, PRIMARY KEY (name, source)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS import_rows (source VARCHAR(191) NOT NULL, pk BIGINT NOT NULL, \
+     canonical_id CHAR(36) CHARACTER SET ascii NOT NULL, PRIMARY KEY (source, pk)) \
+     ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS import_parties (source VARCHAR(191) NOT NULL, pk BIGINT NOT NULL, \
+     role VARCHAR(16) NOT NULL, external_id VARCHAR(191) NOT NULL, display_name VARCHAR(191), email VARCHAR(255), \
+     raw LONGTEXT NOT NULL, PRIMARY KEY (source, pk)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+];
+
+fn upsert_tail(_conflict: &str, columns: &[&str]) -> String {
+    let sets: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+    format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+}
+
+pub(super) async fn open(url: &str) -> Result<MySqlPool, sqlx::Error> {
+    let url = url.replacen("mariadb://", "mysql://", 1);
+    let options = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
+    let pool = MySqlPoolOptions::new()
+        .max_connections(2)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET SESSION foreign_key_checks = 0").await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    for statement in DDL {
+        sqlx::query(statement).execute(&pool).await?;
+    }
+    Ok(pool)
+}
+
+super::writer::impl_writer!(sqlx::MySql);

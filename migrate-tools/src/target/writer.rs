@@ -1,0 +1,421 @@
+//! The write path, written once and instantiated for each backend by [`impl_writer!`] (the same approach as the
+//! store's `queries.rs`: one copy of the SQL without sqlx's generic-executor bounds). A backend module provides
+//! `upsert_tail(conflict_column, columns)` and `INSERT_IGNORE`.
+
+/// Instantiates `apply`, `status`, `snapshot_progress`, `mark_snapshot`, `record_error`, `digests` and `count`
+/// for the sqlx database `$db`.
+macro_rules! impl_writer {
+    ($db:ty) => {
+        use crate::canonical::{ConversationRecord, MessageRecord, PartyRecord, Record};
+        use crate::mapping::EntityKind;
+        use crate::target::{Action, Op, Position, Progress, Status};
+
+        /// Rows per multi-row statement: far below both backends' placeholder limits.
+        const ROWS_PER_STATEMENT: usize = 200;
+
+        pub(super) async fn apply(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+            ops: Vec<Op>,
+            progress: &Progress,
+        ) -> Result<(), super::TargetError> {
+            let rows = ops.len() as i64;
+            let ops = compact(ops);
+            let mut tx = pool.begin().await?;
+            let mut conversations = Vec::new();
+            let mut messages = Vec::new();
+            let mut parties = Vec::new();
+            let mut keys = Vec::new();
+            for op in ops {
+                match op.action {
+                    Action::Delete { message_key } => delete(&mut tx, &op.source, op.kind, op.pk, message_key).await?,
+                    Action::Upsert(Record::Skipped) => {
+                        let key = crate::target::writer::message_key_of(&op.source, op.pk);
+                        delete(&mut tx, &op.source, op.kind, op.pk, Some(key)).await?;
+                    }
+                    Action::Upsert(record) => {
+                        keys.push((op.source.clone(), op.pk, record.canonical_id().to_owned()));
+                        match record {
+                            Record::Conversation(c) => conversations.push(c),
+                            Record::Message(m) => messages.push(m),
+                            Record::Party(p) => parties.push((op.source, op.pk, p)),
+                            Record::Skipped => {}
+                        }
+                    }
+                }
+            }
+            for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
+                write_conversations(&mut tx, chunk, false).await?;
+            }
+            for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+                let placeholders: Vec<ConversationRecord> = chunk.iter().map(|m| m.placeholder.clone()).collect();
+                write_conversations(&mut tx, &placeholders, true).await?;
+                write_messages(&mut tx, chunk).await?;
+            }
+            for chunk in parties.chunks(ROWS_PER_STATEMENT) {
+                write_parties(&mut tx, chunk).await?;
+            }
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                write_keys(&mut tx, chunk).await?;
+            }
+            write_progress(&mut tx, name, rows, progress).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        /// Keeps the last change per row: each carries the row's full state, so earlier ones are superseded, and
+        /// the rest may then be grouped by table without reordering two changes of one row.
+        fn compact(ops: Vec<Op>) -> Vec<Op> {
+            let mut last = std::collections::HashMap::with_capacity(ops.len());
+            for (i, op) in ops.iter().enumerate() {
+                last.insert((op.source.clone(), op.pk), i);
+            }
+            ops.into_iter()
+                .enumerate()
+                .filter(|(i, op)| last.get(&(op.source.clone(), op.pk)) == Some(i))
+                .map(|(_, op)| op)
+                .collect()
+        }
+
+        async fn delete(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            source: &str,
+            kind: EntityKind,
+            pk: i64,
+            message_key: Option<String>,
+        ) -> Result<(), sqlx::Error> {
+            match kind {
+                EntityKind::Message => {
+                    let key = message_key.unwrap_or_default();
+                    sqlx::query("DELETE FROM messages WHERE idempotency_key = ?").bind(key).execute(&mut **tx).await?;
+                }
+                EntityKind::Conversation => {
+                    sqlx::query(
+                        "DELETE FROM conversations WHERE id IN \
+                         (SELECT canonical_id FROM import_rows WHERE source = ? AND pk = ?)",
+                    )
+                    .bind(source)
+                    .bind(pk)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                EntityKind::Customer | EntityKind::Agent => {
+                    sqlx::query("DELETE FROM import_parties WHERE source = ? AND pk = ?")
+                        .bind(source)
+                        .bind(pk)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+            sqlx::query("DELETE FROM import_rows WHERE source = ? AND pk = ?")
+                .bind(source)
+                .bind(pk)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn write_conversations(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            rows: &[ConversationRecord],
+            only_if_missing: bool,
+        ) -> Result<(), sqlx::Error> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            const COLUMNS: [&str; 9] = [
+                "id", "channel", "account", "customer_id", "status", "department", "assigned_agent", "created_at",
+                "updated_at",
+            ];
+            let head = if only_if_missing { INSERT_IGNORE } else { "INSERT" };
+            let mut qb = sqlx::QueryBuilder::<$db>::new(format!("{head} INTO conversations ({}) ", COLUMNS.join(", ")));
+            qb.push_values(rows, |mut b, c| {
+                b.push_bind(c.id.clone())
+                    .push_bind(c.channel.clone())
+                    .push_bind(c.account.clone())
+                    .push_bind(c.customer_id.clone())
+                    .push_bind(c.status.clone())
+                    .push_bind(c.department.clone())
+                    .push_bind(c.assigned_agent.clone())
+                    .push_bind(c.created_at)
+                    .push_bind(c.updated_at);
+            });
+            if !only_if_missing {
+                qb.push(upsert_tail("id", &COLUMNS[1..]));
+            }
+            qb.build().execute(&mut **tx).await?;
+            Ok(())
+        }
+
+        /// A message whose sent time changed has a new id: the old row goes first, by its idempotency key.
+        async fn write_messages(tx: &mut sqlx::Transaction<'_, $db>, rows: &[MessageRecord]) -> Result<(), sqlx::Error> {
+            let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM messages WHERE idempotency_key IN (");
+            let mut list = qb.separated(", ");
+            for m in rows {
+                list.push_bind(m.idempotency_key.clone());
+            }
+            qb.push(")");
+            qb.build().execute(&mut **tx).await?;
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO messages (id, conversation_id, idempotency_key, fingerprint, direction, sender_role, \
+                 content_type, received_at, body) ",
+            );
+            qb.push_values(rows, |mut b, m| {
+                b.push_bind(m.id.clone())
+                    .push_bind(m.conversation_id.clone())
+                    .push_bind(m.idempotency_key.clone())
+                    .push_bind(m.fingerprint.clone())
+                    .push_bind(m.direction)
+                    .push_bind(m.sender_role)
+                    .push_bind(m.content_type)
+                    .push_bind(m.received_at)
+                    .push_bind(m.body.clone());
+            });
+            qb.build().execute(&mut **tx).await?;
+            Ok(())
+        }
+
+        async fn write_parties(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            rows: &[(String, i64, PartyRecord)],
+        ) -> Result<(), sqlx::Error> {
+            const COLUMNS: [&str; 7] = ["source", "pk", "role", "external_id", "display_name", "email", "raw"];
+            let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO import_parties ({}) ", COLUMNS.join(", ")));
+            qb.push_values(rows, |mut b, (source, pk, p)| {
+                b.push_bind(source.clone())
+                    .push_bind(*pk)
+                    .push_bind(p.role)
+                    .push_bind(p.external_id.clone())
+                    .push_bind(p.display_name.clone())
+                    .push_bind(p.email.clone())
+                    .push_bind(p.raw.clone());
+            });
+            qb.push(upsert_tail("source, pk", &COLUMNS[2..]));
+            qb.build().execute(&mut **tx).await?;
+            Ok(())
+        }
+
+        async fn write_keys(tx: &mut sqlx::Transaction<'_, $db>, rows: &[(String, i64, String)]) -> Result<(), sqlx::Error> {
+            let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO import_rows (source, pk, canonical_id) ");
+            qb.push_values(rows, |mut b, (source, pk, id)| {
+                b.push_bind(source.clone()).push_bind(*pk).push_bind(id.clone());
+            });
+            qb.push(upsert_tail("source, pk", &["canonical_id"]));
+            qb.build().execute(&mut **tx).await?;
+            Ok(())
+        }
+
+        async fn ensure_checkpoint_row(tx: &mut sqlx::Transaction<'_, $db>, name: &str) -> Result<(), sqlx::Error> {
+            sqlx::query(&format!(
+                "{INSERT_IGNORE} INTO import_checkpoint (name, snapshot_done, rows_applied, events_applied, errors) \
+                 VALUES (?, 0, 0, 0, 0)"
+            ))
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn write_progress(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            name: &str,
+            rows: i64,
+            progress: &Progress,
+        ) -> Result<(), sqlx::Error> {
+            ensure_checkpoint_row(tx, name).await?;
+            match progress {
+                Progress::None => {
+                    sqlx::query("UPDATE import_checkpoint SET rows_applied = rows_applied + ? WHERE name = ?")
+                        .bind(rows)
+                        .bind(name)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Progress::Snapshot { source, last_pk } => {
+                    sqlx::query("UPDATE import_checkpoint SET rows_applied = rows_applied + ? WHERE name = ?")
+                        .bind(rows)
+                        .bind(name)
+                        .execute(&mut **tx)
+                        .await?;
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO import_snapshot (name, source, last_pk) ");
+                    qb.push_values([(name, source, *last_pk)], |mut b, (n, s, p)| {
+                        b.push_bind(n.to_owned()).push_bind(s.clone()).push_bind(p);
+                    });
+                    qb.push(upsert_tail("name, source", &["last_pk"]));
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Progress::Binlog { position, events, event_time } => {
+                    sqlx::query(
+                        "UPDATE import_checkpoint SET file = ?, pos = ?, gtid = ?, rows_applied = rows_applied + ?, \
+                         events_applied = events_applied + ?, last_event_at = ? WHERE name = ?",
+                    )
+                    .bind(&position.file)
+                    .bind(position.pos as i64)
+                    .bind(&position.gtid)
+                    .bind(rows)
+                    .bind(*events as i64)
+                    .bind(*event_time)
+                    .bind(name)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+
+        pub(super) async fn status(pool: &sqlx::Pool<$db>, name: &str) -> Result<Status, super::TargetError> {
+            type Row = (Option<String>, Option<i64>, Option<String>, i64, i64, i64, Option<i64>, i64, Option<String>);
+            let row: Option<Row> = sqlx::query_as(
+                "SELECT file, pos, gtid, snapshot_done, rows_applied, events_applied, last_event_at, errors, last_error \
+                 FROM import_checkpoint WHERE name = ?",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map_or_else(Status::default, |r| Status {
+                file: r.0,
+                pos: r.1.map(|p| p as u64),
+                gtid: r.2,
+                snapshot_done: r.3 != 0,
+                rows_applied: r.4,
+                events_applied: r.5,
+                last_event_at: r.6,
+                errors: r.7,
+                last_error: r.8,
+            }))
+        }
+
+        pub(super) async fn snapshot_progress(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+            source: &str,
+        ) -> Result<Option<i64>, super::TargetError> {
+            let row: Option<(i64,)> = sqlx::query_as("SELECT last_pk FROM import_snapshot WHERE name = ? AND source = ?")
+                .bind(name)
+                .bind(source)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| r.0))
+        }
+
+        /// The start position is kept from the first attempt: following from the earliest snapshot start replays
+        /// changes over rows copied later, which converges because every change carries the row's full image.
+        pub(super) async fn mark_snapshot(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+            start: Option<&Position>,
+            done: bool,
+        ) -> Result<(), super::TargetError> {
+            let mut tx = pool.begin().await?;
+            ensure_checkpoint_row(&mut tx, name).await?;
+            if let Some(p) = start {
+                sqlx::query("UPDATE import_checkpoint SET file = ?, pos = ?, gtid = ? WHERE name = ? AND file IS NULL")
+                    .bind(&p.file)
+                    .bind(p.pos as i64)
+                    .bind(&p.gtid)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if done {
+                sqlx::query("UPDATE import_checkpoint SET snapshot_done = 1 WHERE name = ?")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        pub(super) async fn record_error(pool: &sqlx::Pool<$db>, name: &str, error: &str) -> Result<(), super::TargetError> {
+            let mut tx = pool.begin().await?;
+            ensure_checkpoint_row(&mut tx, name).await?;
+            sqlx::query("UPDATE import_checkpoint SET errors = errors + 1, last_error = ? WHERE name = ?")
+                .bind(error)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        pub(super) async fn digests(
+            pool: &sqlx::Pool<$db>,
+            source: &str,
+            kind: EntityKind,
+            lo: i64,
+            hi: i64,
+        ) -> Result<Vec<(i64, String)>, super::TargetError> {
+            let sql = match kind {
+                EntityKind::Message => {
+                    "SELECT r.pk, m.id, m.conversation_id, m.idempotency_key, m.direction, m.sender_role, \
+                     m.content_type, m.received_at, m.body FROM import_rows r LEFT JOIN messages m ON m.id = r.canonical_id \
+                     WHERE r.source = ? AND r.pk BETWEEN ? AND ? ORDER BY r.pk"
+                }
+                EntityKind::Conversation => {
+                    "SELECT r.pk, c.id, c.channel, c.account, c.customer_id, c.status, c.department, c.assigned_agent, \
+                     c.created_at, c.updated_at FROM import_rows r LEFT JOIN conversations c ON c.id = r.canonical_id \
+                     WHERE r.source = ? AND r.pk BETWEEN ? AND ? ORDER BY r.pk"
+                }
+                EntityKind::Customer | EntityKind::Agent => {
+                    "SELECT pk, role, external_id, display_name, email, raw FROM import_parties \
+                     WHERE source = ? AND pk BETWEEN ? AND ? ORDER BY pk"
+                }
+            };
+            let rows = sqlx::query(sql).bind(source).bind(lo).bind(hi).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(crate::target::writer::row_digest::<$db>(row)?);
+            }
+            Ok(out)
+        }
+
+        pub(super) async fn count(pool: &sqlx::Pool<$db>, source: &str, kind: EntityKind) -> Result<i64, super::TargetError> {
+            let sql = match kind {
+                EntityKind::Customer | EntityKind::Agent => "SELECT COUNT(*) FROM import_parties WHERE source = ?",
+                EntityKind::Message | EntityKind::Conversation => "SELECT COUNT(*) FROM import_rows WHERE source = ?",
+            };
+            let (n,): (i64,) = sqlx::query_as(sql).bind(source).fetch_one(pool).await?;
+            Ok(n)
+        }
+    };
+}
+
+pub(super) use impl_writer;
+
+use sqlx::{Column as _, Row as _};
+
+/// The idempotency key of a message row; the canonical mapper derives the same.
+pub(super) fn message_key_of(source: &str, pk: i64) -> String {
+    // source = "<mapping>:<table>/<kind>"
+    let table_part = source.rsplit_once('/').map_or(source, |(head, _)| head);
+    format!("import:{table_part}:{pk}")
+}
+
+/// Digest of a stored row: the selected columns after the pk, in the encoding of [`digest_fields`]. Columns named
+/// `*_at` are integers (microseconds); the rest text, which MySQL's binary collations deliver as bytes.
+pub(super) fn row_digest<DB>(row: &DB::Row) -> Result<(i64, String), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let pk: i64 = row.try_get(0)?;
+    let mut fields = Vec::with_capacity(row.columns().len());
+    for (i, column) in row.columns().iter().enumerate().skip(1) {
+        let value = if column.name().ends_with("_at") {
+            row.try_get::<Option<i64>, _>(i)?.map(|n| n.to_string())
+        } else {
+            match row.try_get::<Option<String>, _>(i) {
+                Ok(s) => s,
+                Err(_) => row
+                    .try_get::<Option<Vec<u8>>, _>(i)?
+                    .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            }
+        };
+        fields.push(value);
+    }
+    Ok((pk, crate::canonical::digest_fields(&fields)))
+}
