@@ -16,6 +16,8 @@ async fn main() -> anyhow::Result<()> {
             let outbound = protofuse::dispatch::Outbound {
                 adapters: &adapters,
                 kf: &kf,
+                triage: None,
+                events: None,
             };
             protofuse::dispatch::check_destinations(&config.dispatch, &outbound)?;
             println!("{}: ok", file.display());

@@ -78,10 +78,12 @@ impl Service {
         }
     }
 
-    /// A service whose messages are also queued for `dispatcher`'s destinations, in the same transaction.
-    pub fn with_dispatcher(store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> Self {
+    /// A service whose messages are also queued for `dispatcher`'s destinations, in the same transaction, and
+    /// whose events go to `events` (shared with the destinations that change conversations, such as triage).
+    pub fn with_dispatcher(store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>, events: EventBus) -> Self {
         Self {
             dispatcher: Some(dispatcher),
+            events,
             ..Self::new(store)
         }
     }
@@ -151,25 +153,7 @@ impl Service {
     /// → closed), and tells subscribers. Any move is allowed except out of `closed`; a move to the same status
     /// only updates department and agent, and publishes nothing.
     pub async fn change_status(&self, id: ConversationId, change: StatusChange) -> Result<Conversation, ServiceError> {
-        let current = self.conversation(id).await?;
-        if current.status == ConversationStatus::Closed {
-            return Err(ServiceError::ConversationClosed(id));
-        }
-        let (before, after) = self
-            .store
-            .change_status(id, &change, chrono::Utc::now())
-            .await?
-            .ok_or(ServiceError::ConversationNotFound(id))?;
-        if before.status != after.status {
-            tracing::info!(conversation = %id, from = before.status.as_str(), to = after.status.as_str(), "conversation status changed");
-            self.events.publish(Event::StatusChanged {
-                conversation_id: id,
-                customer_id: after.customer_id.clone(),
-                from: before.status,
-                to: after.status,
-            });
-        }
-        Ok(after)
+        change_status(self.store.as_ref(), &self.events, id, change).await
     }
 
     /// One conversation.
@@ -215,6 +199,37 @@ impl Service {
     pub fn store_backend(&self) -> &'static str {
         self.store.backend()
     }
+}
+
+/// [`Service::change_status`], for parts that hold the store and the event bus but not the service (the triage
+/// destination, which the service's own dispatcher owns).
+pub async fn change_status(
+    store: &dyn Store,
+    events: &EventBus,
+    id: ConversationId,
+    change: StatusChange,
+) -> Result<Conversation, ServiceError> {
+    let current = store
+        .conversation(id)
+        .await?
+        .ok_or(ServiceError::ConversationNotFound(id))?;
+    if current.status == ConversationStatus::Closed {
+        return Err(ServiceError::ConversationClosed(id));
+    }
+    let (before, after) = store
+        .change_status(id, &change, chrono::Utc::now())
+        .await?
+        .ok_or(ServiceError::ConversationNotFound(id))?;
+    if before.status != after.status {
+        tracing::info!(conversation = %id, from = before.status.as_str(), to = after.status.as_str(), "conversation status changed");
+        events.publish(Event::StatusChanged {
+            conversation_id: id,
+            customer_id: after.customer_id.clone(),
+            from: before.status,
+            to: after.status,
+        });
+    }
+    Ok(after)
 }
 
 /// Why the service is not ready.

@@ -183,3 +183,130 @@ fn a_rule_overrides_the_model_and_routes_by_longest_prefix() {
         assert_eq!(ruled.outcome().confidence, 1.0);
     }
 }
+
+/// Triage as a dispatcher destination, end to end over WeChat: "我要退货" is stored with intent refund and the
+/// after-sales department; "转人工" gets the transfer reply, the conversation is queued for a human and a
+/// subscriber hears it; with triage's breaker forced open, messages still reach the default route.
+#[tokio::test]
+async fn triage_runs_behind_its_fuse_and_queues_hand_offs() {
+    use std::time::Duration;
+
+    use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
+
+    use crate::support::receiver::{Mode as ReceiverMode, Receiver};
+
+    let crm = Receiver::start(ReceiverMode::Healthy).await;
+    let server = triage_dispatch_server(&crm).await;
+    let ws_url = format!("{}/rpc", server.base.replace("http://", "ws://"));
+    let ws = jsonrpsee::ws_client::WsClientBuilder::default()
+        .build(&ws_url)
+        .await
+        .unwrap();
+    let mut events: Subscription<Value> = ws
+        .subscribe(
+            "conversation.subscribe",
+            jsonrpsee::rpc_params![serde_json::json!({"customer": "u-human"})],
+            "conversation.unsubscribe",
+        )
+        .await
+        .unwrap();
+    let oa = Oa::plaintext("triaged", PLAIN_TOKEN);
+
+    post(&server, &oa, oa.request(&text_xml("u-refund", 11, "我要退货"))).await;
+    let refund = wait_for_triage(&server, "u-refund").await;
+    assert_eq!(refund["intent"], "refund", "{refund}");
+    assert!(
+        refund["department"].as_str().unwrap().starts_with("after-sales"),
+        "{refund}"
+    );
+
+    let (_, body) = post(&server, &oa, oa.request(&text_xml("u-human", 12, "转人工"))).await;
+    assert!(body.contains("transfer_customer_service"), "{body}");
+    let handoff = wait_for_triage(&server, "u-human").await;
+    assert_eq!(handoff["decision"], "handoff", "{handoff}");
+    let conversations = server.get_json("/v1/conversations?customer=u-human").await;
+    assert_eq!(conversations["items"][0]["status"], "queued");
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if event["type"] == "status_changed" {
+            assert_eq!(
+                (event["from"].as_str(), event["to"].as_str()),
+                (Some("bot"), Some("queued"))
+            );
+            break;
+        }
+    }
+
+    // Triage down: the message still reaches the default route, untriaged and not lost.
+    let forced = server
+        .client
+        .put(format!("http://{}/admin/destinations/triage/breaker", server.admin))
+        .json(&serde_json::json!({"override": "forced_open"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), 200);
+    post(&server, &oa, oa.request(&text_xml("u-later", 13, "我的快递到哪了"))).await;
+    let conversations = server.get_json("/v1/conversations?customer=u-later").await;
+    let id = conversations["items"][0]["id"].as_str().unwrap().to_owned();
+    let page = server.get_json(&format!("/v1/conversations/{id}/messages")).await;
+    let message_id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    crm.wait_for(&[message_id], Duration::from_secs(5)).await;
+    let page = server.get_json(&format!("/v1/conversations/{id}/messages")).await;
+    assert!(
+        page["items"][0].get("triage").is_none(),
+        "not triaged while the breaker is open"
+    );
+    server.shutdown().await;
+}
+
+/// A server whose WeChat messages go to the triage destination and to a `crm` webhook (the default route).
+async fn triage_dispatch_server(crm: &crate::support::receiver::Receiver) -> TestServer {
+    use protofuse::config::{DestinationConfig, DestinationKind, RouteConfig};
+
+    let destination = |name: &str, kind, url: Option<String>| DestinationConfig {
+        name: name.to_owned(),
+        kind,
+        url,
+        headers: Default::default(),
+        adapter: None,
+        account: None,
+        fuse: Default::default(),
+        retry: Default::default(),
+    };
+    TestServer::sqlite(|c| {
+        c.wechat.accounts.push(triage_account());
+        c.triage = shipped_triage(Vec::new());
+        c.dispatch.poll_interval = std::time::Duration::from_millis(50);
+        c.dispatch.destinations = vec![
+            destination("triage", DestinationKind::Triage, None),
+            destination("crm", DestinationKind::Webhook, Some(crm.url.clone())),
+        ];
+        c.dispatch.routes = vec![RouteConfig {
+            channels: vec!["wechat".to_owned()],
+            directions: vec!["inbound".to_owned()],
+            destinations: vec!["triage".to_owned(), "crm".to_owned()],
+            ..Default::default()
+        }];
+    })
+    .await
+}
+
+/// The triage outcome stored on the customer's first message, once the dispatcher has run triage.
+async fn wait_for_triage(server: &TestServer, customer: &str) -> Value {
+    for _ in 0..250 {
+        let conversations = server.get_json(&format!("/v1/conversations?customer={customer}")).await;
+        if let Some(id) = conversations["items"][0]["id"].as_str() {
+            let page = server.get_json(&format!("/v1/conversations/{id}/messages")).await;
+            if let Some(outcome) = page["items"][0].get("triage") {
+                return outcome.clone();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{customer}'s message was not triaged within 5 s");
+}

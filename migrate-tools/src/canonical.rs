@@ -227,6 +227,7 @@ impl Mapper {
             },
             metadata,
             idempotency_key: IdempotencyKey::parse(&key).ok_or_else(|| field_error(t, "key", "key too long"))?,
+            triage: None,
         };
         let body = serde_json::to_string(&message).unwrap_or_default();
         let customer = (role == Role::Customer).then(|| message.sender.external_id.clone());

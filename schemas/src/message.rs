@@ -121,6 +121,7 @@ impl Envelope {
             source: self.source,
             metadata: self.metadata,
             idempotency_key: self.idempotency_key,
+            triage: None,
         }
     }
 }
@@ -152,6 +153,9 @@ pub struct Message {
     pub metadata: Metadata,
     /// The key it was deduplicated on.
     pub idempotency_key: IdempotencyKey,
+    /// What built-in triage decided about it, once triage ran (absent before, and on messages triage skips).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triage: Option<crate::TriageOutcome>,
 }
 
 /// A message as a client posts it to the native API (`POST /v1/messages`). Optional fields take the defaults

@@ -76,6 +76,9 @@ pub enum DestinationKind {
     /// Send the message to the WeChat user through the customer-service API of the WeChat account `account`
     /// (which needs `app_id` and `app_secret`). Route agents' outbound messages on the `wechat` channel here.
     WechatKf,
+    /// Built-in triage (`[triage]`): stores intent, department and decision on each inbound customer text message
+    /// and queues the conversation for a human on a hand-off.
+    Triage,
 }
 
 /// One `[[dispatch.destinations]]`. Fields are flat (not a tagged enum) because serde cannot combine `flatten`

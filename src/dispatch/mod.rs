@@ -12,6 +12,7 @@ pub mod destination;
 pub mod fuse;
 mod retry;
 mod route;
+mod triage_step;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 pub use destination::{Delivery, DeliveryError, Destination, LegacyOutbound, Webhook, WechatKf};
 pub use fuse::{BreakerState, Fuse, FuseError, FuseSnapshot, Override, Trips};
 pub use route::Routes;
+pub use triage_step::TriageStep;
 
 use crate::config::{DestinationConfig, DestinationKind, DispatchConfig};
 use crate::store::Store;
@@ -50,6 +52,9 @@ pub enum DispatchError {
         /// The account named.
         account: String,
     },
+    /// A `triage` destination was configured but triage was not loaded.
+    #[error("dispatch.destinations `{0}`: triage is not loaded")]
+    TriageNotLoaded(String),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Http(#[source] reqwest::Error),
@@ -196,19 +201,24 @@ pub fn check_destinations(config: &DispatchConfig, outbound: &Outbound<'_>) -> R
         match d.kind {
             DestinationKind::Legacy => drop(legacy_outbound(d, outbound.adapters)?),
             DestinationKind::WechatKf => drop(kf_client(d, outbound.kf)?),
-            DestinationKind::Webhook => {}
+            DestinationKind::Webhook | DestinationKind::Triage => {}
         }
     }
     Ok(())
 }
 
-/// What outbound destinations are built from: the loaded legacy adapters and the WeChat customer-service clients.
+/// What destinations are built from: the loaded legacy adapters, the WeChat customer-service clients, triage
+/// (when loaded) and the event bus (for triage's status changes).
 #[derive(Clone, Copy)]
 pub struct Outbound<'a> {
     /// Legacy adapters (their `[outbound]` sections).
     pub adapters: &'a [protofuse_legacy::LegacyAdapter],
     /// Customer-service API clients by WeChat account.
     pub kf: &'a std::collections::HashMap<String, Arc<crate::wechat::kf::KfClient>>,
+    /// Built-in triage, if loaded.
+    pub triage: Option<&'a Arc<crate::triage::Triage>>,
+    /// The conversation event bus.
+    pub events: Option<&'a crate::events::EventBus>,
 }
 
 fn kf_client(
@@ -261,6 +271,12 @@ fn make_destination(
             let client = kf_client(d, outbound.kf)?;
             let account = d.account.clone().unwrap_or_default();
             Ok(Arc::new(WechatKf::new(account, client, store.clone())))
+        }
+        DestinationKind::Triage => {
+            let (Some(triage), Some(events)) = (outbound.triage, outbound.events) else {
+                return Err(DispatchError::TriageNotLoaded(d.name.clone()));
+            };
+            Ok(Arc::new(TriageStep::new(triage.clone(), store.clone(), events.clone())))
         }
     }
 }

@@ -69,6 +69,9 @@ pub enum StartError {
     /// The WeChat accounts could not be set up.
     #[error("cannot set up the wechat accounts")]
     Wechat(#[from] crate::wechat::WechatError),
+    /// Triage is configured but its model or knowledge base could not be loaded.
+    #[error("cannot load triage")]
+    Triage(#[source] crate::triage::TriageError),
     /// A dispatch destination could not be built.
     #[error(transparent)]
     Dispatch(#[from] crate::dispatch::DispatchError),
@@ -139,15 +142,19 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let adapters = crate::legacy::load_adapters(&config.legacy.adapters)?;
     let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
     let kf = crate::wechat::kf_clients(&config.wechat)?;
+    let triage = load_triage(config)?;
+    let events = crate::events::EventBus::new(crate::events::DEFAULT_CAPACITY);
     let outbound = crate::dispatch::Outbound {
         adapters: &adapters,
         kf: &kf,
+        triage: triage.as_ref(),
+        events: Some(&events),
     };
     let dispatcher = Arc::new(Dispatcher::build(&config.dispatch, &outbound, store.clone())?);
-    let service = Service::with_dispatcher(store, dispatcher.clone());
+    let service = Service::with_dispatcher(store, dispatcher.clone(), events);
     let wechat = Arc::new(crate::wechat::Wechat::build(
         &config.wechat,
-        &config.triage,
+        triage.as_ref(),
         service.clone(),
         &kf,
     )?);
@@ -193,6 +200,21 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         grace,
         dispatcher,
     })
+}
+
+/// Loads triage once if a WeChat account or a dispatch destination uses it.
+fn load_triage(config: &Config) -> Result<Option<Arc<crate::triage::Triage>>, StartError> {
+    let wanted = config.wechat.accounts.iter().any(|a| a.triage)
+        || config
+            .dispatch
+            .destinations
+            .iter()
+            .any(|d| d.kind == crate::config::DestinationKind::Triage);
+    if !wanted {
+        return Ok(None);
+    }
+    let triage = crate::triage::Triage::load(&config.triage).map_err(StartError::Triage)?;
+    Ok(Some(Arc::new(triage)))
 }
 
 /// The store settings of `config`.

@@ -16,7 +16,9 @@ mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, Timestamp};
+use protofuse_model::{
+    Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp, TriageOutcome,
+};
 
 pub use mysql::MysqlStore;
 pub use outbox::Outbox;
@@ -89,6 +91,10 @@ pub trait Store: Outbox + Send + Sync + 'static {
         change: &StatusChange,
         at: Timestamp,
     ) -> Result<Option<(Conversation, Conversation)>, StoreError>;
+
+    /// Records triage's outcome on a stored message (replacing an earlier one). Returns the updated message, or
+    /// `None` if there is no such message.
+    async fn set_triage(&self, id: MessageId, outcome: &TriageOutcome) -> Result<Option<Message>, StoreError>;
 
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;

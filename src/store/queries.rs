@@ -252,6 +252,28 @@ macro_rules! impl_store {
                 Ok(Some((before, after)))
             }
 
+            async fn set_triage(
+                &self,
+                id: MessageId,
+                outcome: &protofuse_model::TriageOutcome,
+            ) -> Result<Option<Message>, StoreError> {
+                let mut tx = self.writer.begin_with($begin).await?;
+                let body: Option<(codec::Text,)> = sqlx::query_as("SELECT body FROM messages WHERE id = ?")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((body,)) = body else { return Ok(None) };
+                let mut message = codec::decode_message(&body.0)?;
+                message.triage = Some(outcome.clone());
+                sqlx::query("UPDATE messages SET body = ? WHERE id = ?")
+                    .bind(codec::encode_message(&message))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(message))
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.reader).await?;
                 Ok(())

@@ -23,7 +23,6 @@ pub use config::{
 };
 pub use render::passive_reply;
 
-use crate::config::TriageConfig;
 use crate::respond::{Chain, Keywords, Responder, TriageResponder, Webhook};
 use crate::service::Service;
 use crate::triage::Triage;
@@ -42,6 +41,9 @@ pub enum WechatError {
     /// An account uses triage and the model or knowledge base cannot be loaded.
     #[error("cannot load triage")]
     Triage(#[source] crate::triage::TriageError),
+    /// An account uses triage but none was loaded.
+    #[error("a wechat account sets triage = true but triage was not loaded")]
+    TriageNotLoaded,
 }
 
 /// One account: its codec settings, its responder and its customer-service channel.
@@ -69,18 +71,16 @@ pub struct Wechat {
 impl Wechat {
     /// Builds the accounts of `section`; `service` stores the bots' replies; `kf` are the accounts'
     /// customer-service clients from [`kf_clients`] (shared with the dispatcher, so each account has one token
-    /// cache). Triage is loaded (once, shared) only when an account uses it.
+    /// cache). `triage` is the loaded triage, which accounts with `triage = true` put in their responder chain.
     pub fn build(
         section: &WechatSection,
-        triage: &TriageConfig,
+        triage: Option<&Arc<Triage>>,
         service: Service,
         kf: &HashMap<String, Arc<KfClient>>,
     ) -> Result<Self, WechatError> {
-        let triage = if section.accounts.iter().any(|a| a.triage) {
-            Some(Arc::new(Triage::load(triage).map_err(WechatError::Triage)?))
-        } else {
-            None
-        };
+        if triage.is_none() && section.accounts.iter().any(|a| a.triage) {
+            return Err(WechatError::TriageNotLoaded);
+        }
         let http = http_client(section)?;
         let mut accounts = HashMap::new();
         for config in &section.accounts {
@@ -93,7 +93,7 @@ impl Wechat {
                 config.handoff_kf_account.clone(),
                 &config.auto_replies,
             ))];
-            if let Some(triage) = triage.as_ref().filter(|_| config.triage) {
+            if let Some(triage) = triage.filter(|_| config.triage) {
                 chain.push(Box::new(TriageResponder::new(
                     triage.clone(),
                     config.handoff_kf_account.clone(),

@@ -32,6 +32,7 @@ pub(crate) fn message() -> Message {
         },
         metadata: serde_json::Map::new(),
         idempotency_key: IdempotencyKey::unique(),
+        triage: None,
     }
 }
 
