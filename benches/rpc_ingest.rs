@@ -5,62 +5,23 @@
 //! Run: `cargo bench --bench rpc_ingest` (env: `BENCH_SECONDS` per target, default 5; `BENCH_CONNECTIONS`,
 //! default 32 concurrent callers). Compare ratios to the baseline, not absolute figures across machines.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use protofuse::config::Config;
 use protofuse::store::Synchronous;
 use protofuse_grpc::pb;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-struct Outcome {
-    name: String,
-    requests: u64,
-    errors: u64,
-    seconds: f64,
-    latency: Histogram<u64>,
-}
-
-impl Outcome {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.seconds
-    }
-    fn p(&self, q: f64) -> f64 {
-        self.latency.value_at_quantile(q) as f64 / 1000.0
-    }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-async fn bare_hyper() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let _ = req.into_body().collect().await;
-                    Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}"))))
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
+use support::{Outcome, bare_hyper, env_or};
 
 /// protofuse with its HTTP and gRPC listeners on loopback ports; serves until the process exits.
 async fn protofuse(dir: &std::path::Path) -> (SocketAddr, SocketAddr) {

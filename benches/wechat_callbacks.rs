@@ -6,6 +6,8 @@
 //! Run: `cargo bench --bench wechat_callbacks` (env: `BENCH_SECONDS` per target, default 10;
 //! `BENCH_CONNECTIONS`, default 32). Signing and encrypting happen in the load generator, on the same cores.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,61 +15,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use protofuse::config::Config;
 use protofuse::wechat::{AccountConfig, AutoReply, MatchKind};
 use protofuse_wechat::crypto::{self, AesKey};
 use protofuse_wechat::{Mode, signature};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use support::{Outcome, bare_hyper, env_or};
 
 const TOKEN: &str = "benchtoken";
 const APP_ID: &str = "wxbench000000001";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
-
-struct Outcome {
-    name: &'static str,
-    requests: u64,
-    errors: u64,
-    seconds: f64,
-    latency: Histogram<u64>,
-}
-
-impl Outcome {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.seconds
-    }
-    fn p(&self, q: f64) -> f64 {
-        self.latency.value_at_quantile(q) as f64 / 1000.0
-    }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-async fn bare_hyper() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let _ = req.into_body().collect().await;
-                    Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from_static(b"success"))))
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
 
 fn account(name: &str, mode: Mode) -> AccountConfig {
     AccountConfig {
@@ -173,7 +134,7 @@ async fn load(name: &'static str, addr: SocketAddr, make: MakeRequest, connectio
         errors += failed;
     }
     Outcome {
-        name,
+        name: name.to_owned(),
         requests,
         errors,
         seconds: started.elapsed().as_secs_f64(),
