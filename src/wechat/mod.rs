@@ -38,9 +38,6 @@ pub enum WechatError {
     /// The HTTP client for webhooks and the WeChat API could not be built (TLS setup).
     #[error("cannot build the http client")]
     Http(#[source] reqwest::Error),
-    /// An account uses triage and the model or knowledge base cannot be loaded.
-    #[error("cannot load triage")]
-    Triage(#[source] crate::triage::TriageError),
     /// An account uses triage but none was loaded.
     #[error("a wechat account sets triage = true but triage was not loaded")]
     TriageNotLoaded,
