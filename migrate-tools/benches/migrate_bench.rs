@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/work/target-binlog cargo bench -p protofuse-migrate --bench migrate_bench
-//! MIGRATE_BENCH_ROWS=1000000 MIGRATE_BENCH_FOLLOW_ROWS=200000 (defaults)
+//! MIGRATE_BENCH_ROWS=1000000 MIGRATE_BENCH_FOLLOW_ROWS=200000 MIGRATE_BENCH_TARGETS=sqlite,mariadb (defaults)
 //! ```
 //!
 //! Uses the tests' private MariaDB (row binlog, FULL metadata) as the source and, for the MariaDB target, a
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::follow::{self, FollowOptions};
 use protofuse_migrate::mapping::Mapping;
-use protofuse_migrate::snapshot;
+use protofuse_migrate::snapshot::{self, SnapshotOptions};
 use protofuse_migrate::source::Source;
 use protofuse_migrate::target::Target;
 use sqlx::MySqlPool;
@@ -90,6 +90,15 @@ async fn seed(pool: &MySqlPool, rows: u64) {
     insert_messages(pool, 0, rows, 2_000).await;
 }
 
+/// `MIGRATE_BENCH_CHUNK` / `MIGRATE_BENCH_BATCH_ROWS` override the CLI's defaults.
+fn snapshot_options() -> SnapshotOptions {
+    let defaults = SnapshotOptions::default();
+    SnapshotOptions {
+        chunk: env_rows("MIGRATE_BENCH_CHUNK", defaults.chunk as u64) as usize,
+        batch_rows: env_rows("MIGRATE_BENCH_BATCH_ROWS", defaults.batch_rows as u64) as usize,
+    }
+}
+
 async fn bench_target(
     label: &str,
     source: &Source,
@@ -100,7 +109,9 @@ async fn bench_target(
 ) {
     let target = Target::open(target_url).await.unwrap();
     let started = Instant::now();
-    snapshot::run(source, &target, mapper, 5_000).await.unwrap();
+    snapshot::run(source, &target, mapper, &snapshot_options())
+        .await
+        .unwrap();
     let secs = started.elapsed().as_secs_f64();
     let copied = target.status("gofly").await.unwrap().rows_applied;
     println!(
@@ -144,6 +155,18 @@ async fn bench_target(
 async fn main() {
     let rows = env_rows("MIGRATE_BENCH_ROWS", 1_000_000);
     let server = mariadb::server().await;
+    // The tests' server is sized for many small tests (16 MB buffer pool, 8 MB redo log); a helpdesk's
+    // production database, source or target, has a buffer pool that holds its working set. Both are dynamic
+    // in MariaDB 10.9+.
+    let admin = MySqlPool::connect(&server.admin_url()).await.unwrap();
+    for setting in [
+        "SET GLOBAL innodb_buffer_pool_size = 1024 * 1024 * 1024",
+        "SET GLOBAL innodb_log_file_size = 512 * 1024 * 1024",
+    ] {
+        if let Err(e) = sqlx::raw_sql(setting).execute(&admin).await {
+            println!("note: {setting} failed ({e}); figures are for the small test server");
+        }
+    }
     let source_url = server.fresh_database().await;
     let pool = MySqlPool::connect(&source_url).await.unwrap();
     let started = Instant::now();
@@ -158,7 +181,13 @@ async fn main() {
     let source = Source::new(&source_url).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-    bench_target("sqlite", &source, &pool, &sqlite, &mapper, rows).await;
+    let targets = std::env::var("MIGRATE_BENCH_TARGETS").unwrap_or_else(|_| "sqlite,mariadb".to_owned());
+    if targets.contains("sqlite") {
+        bench_target("sqlite", &source, &pool, &sqlite, &mapper, rows).await;
+    }
+    if !targets.contains("mariadb") {
+        return;
+    }
     let mysql_target = server.fresh_database().await;
     // A second copy of the changes would double the follow backlog for the MariaDB run; it is measured on the
     // same (now longer) binlog from its own snapshot position, which is what an operator's run sees.

@@ -66,9 +66,22 @@ pub enum Command {
 /// Snapshot options.
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
-    /// Rows per chunk (and per target transaction).
+    /// Rows per source query.
     #[arg(long, default_value_t = crate::snapshot::DEFAULT_CHUNK)]
     pub chunk: usize,
+    /// Rows per target transaction (memory: about 2 KB per row in flight).
+    #[arg(long, default_value_t = crate::snapshot::DEFAULT_BATCH_ROWS)]
+    pub batch_rows: usize,
+}
+
+impl SnapshotArgs {
+    /// The snapshot's options.
+    pub fn options(&self) -> crate::snapshot::SnapshotOptions {
+        crate::snapshot::SnapshotOptions {
+            chunk: self.chunk,
+            batch_rows: self.batch_rows,
+        }
+    }
 }
 
 /// Follow options.

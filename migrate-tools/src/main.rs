@@ -49,12 +49,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
     match cli.command {
         Command::Snapshot(args) => {
-            let at = snapshot::run(&source, &target, &mapper, args.chunk).await?;
+            let at = snapshot::run(&source, &target, &mapper, &args.options()).await?;
             println!("snapshot finished; follow from {}:{}", at.file, at.pos);
         }
         Command::Follow(args) => follow::run(&source, &target, &mapper, &args.options()).await?,
         Command::Run { snapshot, follow } => {
-            snapshot::run(&source, &target, &mapper, snapshot.chunk).await?;
+            snapshot::run(&source, &target, &mapper, &snapshot.options()).await?;
             follow::run(&source, &target, &mapper, &follow.options()).await?;
         }
         Command::Status { json } => status(&source, &target, &mapper, json).await?,

@@ -13,9 +13,10 @@ use protofuse::store::PageRequest;
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::follow::{self, FollowOptions};
 use protofuse_migrate::mapping::Mapping;
+use protofuse_migrate::snapshot::{self, SnapshotOptions};
 use protofuse_migrate::source::{self, Source};
 use protofuse_migrate::target::Target;
-use protofuse_migrate::{snapshot, verify};
+use protofuse_migrate::verify;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use serde_json::json;
@@ -133,7 +134,17 @@ async fn snapshot_then_follow_a_live_writer_into_sqlite_verifies_clean() {
     let dir = tempfile::tempdir().unwrap();
     let target_url = format!("sqlite://{}", dir.path().join("store.db").display());
     let target = Target::open(&target_url).await.unwrap();
-    snapshot::run(&f.source, &target, &f.mapper, 400).await.unwrap();
+    snapshot::run(
+        &f.source,
+        &target,
+        &f.mapper,
+        &SnapshotOptions {
+            chunk: 400,
+            batch_rows: 1_200,
+        },
+    )
+    .await
+    .unwrap();
     assert_verified(&f, &target).await;
     assert_special_message(&target_url, &f.mapper, "v1").await;
 
@@ -233,7 +244,17 @@ async fn ddl_on_a_mapped_table_is_followed_or_stops_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let target_url = format!("sqlite://{}", dir.path().join("store.db").display());
     let target = Target::open(&target_url).await.unwrap();
-    snapshot::run(&f.source, &target, &f.mapper, 1_000).await.unwrap();
+    snapshot::run(
+        &f.source,
+        &target,
+        &f.mapper,
+        &SnapshotOptions {
+            chunk: 1_000,
+            batch_rows: 1_000,
+        },
+    )
+    .await
+    .unwrap();
     // A new column the mapping does not read: rows before and after it decode, the import goes on.
     sqlx::raw_sql("ALTER TABLE message ADD COLUMN extra_note VARCHAR(20) NULL")
         .execute(&f.pool)
@@ -339,7 +360,17 @@ async fn osticket_and_freescout_presets_import_and_follow() {
         let dir = tempfile::tempdir().unwrap();
         let target_url = format!("sqlite://{}", dir.path().join("store.db").display());
         let target = Target::open(&target_url).await.unwrap();
-        snapshot::run(&f.source, &target, &f.mapper, 1_000).await.unwrap();
+        snapshot::run(
+            &f.source,
+            &target,
+            &f.mapper,
+            &SnapshotOptions {
+                chunk: 1_000,
+                batch_rows: 1_000,
+            },
+        )
+        .await
+        .unwrap();
         assert_verified(&f, &target).await;
         for statement in live {
             sqlx::raw_sql(statement).execute(&f.pool).await.unwrap();

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::follow::{self, FollowOptions};
 use protofuse_migrate::mapping::Mapping;
+use protofuse_migrate::snapshot::{self, SnapshotOptions};
 use protofuse_migrate::source::{self, Source};
 use protofuse_migrate::target::Target;
-use protofuse_migrate::{snapshot, verify};
+use protofuse_migrate::verify;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use sqlx::MySqlPool;
@@ -57,7 +58,17 @@ async fn follow_survives_restart_killed_connection_and_rotation() {
     let target = Target::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
         .await
         .unwrap();
-    snapshot::run(&source, &target, &mapper, 100).await.unwrap();
+    snapshot::run(
+        &source,
+        &target,
+        &mapper,
+        &SnapshotOptions {
+            chunk: 100,
+            batch_rows: 100,
+        },
+    )
+    .await
+    .unwrap();
     let options = FollowOptions {
         server_id: 5101,
         heartbeat: Duration::from_millis(300),

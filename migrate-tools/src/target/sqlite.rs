@@ -14,9 +14,10 @@ const DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS import_snapshot (name TEXT NOT NULL, source TEXT NOT NULL, last_pk INTEGER NOT NULL, \
      PRIMARY KEY (name, source))",
     "CREATE TABLE IF NOT EXISTS import_rows (source TEXT NOT NULL, pk INTEGER NOT NULL, canonical_id TEXT NOT NULL, \
-     PRIMARY KEY (source, pk))",
+     PRIMARY KEY (source, pk)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS import_parties (source TEXT NOT NULL, pk INTEGER NOT NULL, role TEXT NOT NULL, \
-     external_id TEXT NOT NULL, display_name TEXT, email TEXT, raw TEXT NOT NULL, PRIMARY KEY (source, pk))",
+     external_id TEXT NOT NULL, display_name TEXT, email TEXT, raw TEXT NOT NULL, PRIMARY KEY (source, pk)) \
+     WITHOUT ROWID",
 ];
 
 fn upsert_tail(conflict: &str, columns: &[&str]) -> String {
@@ -26,11 +27,18 @@ fn upsert_tail(conflict: &str, columns: &[&str]) -> String {
 
 pub(super) async fn open(url: &str) -> Result<SqlitePool, sqlx::Error> {
     // NORMAL in WAL mode still survives a process crash (SIGKILL), which is what resumability needs; an fsync
-    // per batch would bound follow throughput by the disk.
+    // per batch would bound follow throughput by the disk. The importer writes far more than the server does:
+    // a 256 MB page cache keeps the indexes it inserts into in memory, and checkpointing every 256 MB of WAL
+    // instead of SQLite's 4 MB copies a hot index page to the database file once rather than once per commit
+    // (together 2.6x the snapshot rate of the defaults, migrate-tools/BENCHMARKS.md). The WAL is cut back to
+    // 64 MB after each checkpoint.
     let options = SqliteConnectOptions::from_str(url)?
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(false)
+        .pragma("cache_size", "-262144")
+        .pragma("wal_autocheckpoint", "65536")
+        .pragma("journal_size_limit", "67108864")
         .busy_timeout(std::time::Duration::from_secs(30));
     let pool = SqlitePoolOptions::new()
         .max_connections(2)

@@ -47,9 +47,18 @@ macro_rules! impl_writer {
             for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
                 write_conversations(&mut tx, chunk, false).await?;
             }
+            // One placeholder per conversation of the batch; foreign keys are off, so they may follow the rows
+            // that point at them within the transaction.
+            let mut seen: std::collections::HashSet<&str> = conversations.iter().map(|c| c.id.as_str()).collect();
+            let placeholders: Vec<ConversationRecord> = messages
+                .iter()
+                .filter(|m| seen.insert(m.placeholder.id.as_str()))
+                .map(|m| m.placeholder.clone())
+                .collect();
+            for chunk in placeholders.chunks(ROWS_PER_STATEMENT) {
+                write_conversations(&mut tx, chunk, true).await?;
+            }
             for chunk in messages.chunks(ROWS_PER_STATEMENT) {
-                let placeholders: Vec<ConversationRecord> = chunk.iter().map(|m| m.placeholder.clone()).collect();
-                write_conversations(&mut tx, &placeholders, true).await?;
                 write_messages(&mut tx, chunk).await?;
             }
             for chunk in parties.chunks(ROWS_PER_STATEMENT) {
