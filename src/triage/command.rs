@@ -50,6 +50,10 @@ pub enum TriageAction {
         /// Output directory.
         #[arg(long, default_value = "config/triage")]
         out: PathBuf,
+        /// Instead of training, print the grouped cross-validation table of the hyperparameter grid (training
+        /// split only) and the winning settings; writes nothing.
+        #[arg(long)]
+        search: bool,
     },
 }
 
@@ -74,7 +78,22 @@ pub enum CommandError {
 /// Runs the command and prints its result.
 pub fn run(args: TriageArgs) -> Result<(), CommandError> {
     match args.action {
-        Some(TriageAction::Train { data, out }) => {
+        Some(TriageAction::Train { data, search: true, .. }) => {
+            let table = train::search(&data, |row| {
+                eprintln!(
+                    "dim 2^{} lr {} l2 {:e} epochs {}: en {:.4} zh {:.4}",
+                    row.dim.trailing_zeros(),
+                    row.sgd.learning_rate,
+                    row.sgd.l2,
+                    row.sgd.epochs,
+                    row.en,
+                    row.zh
+                );
+            })?;
+            print!("{table}");
+            Ok(())
+        }
+        Some(TriageAction::Train { data, out, .. }) => {
             let metrics = train::train(&data, &out)?;
             print!("{}", train::summary(&metrics));
             println!("wrote {}/model.onnx, metrics.json, MODEL_CARD.md", out.display());

@@ -87,7 +87,7 @@ pub fn split(examples: Vec<Example>, seed: u64) -> Split {
     split
 }
 
-fn mix(seed: u64, s: &str) -> u64 {
+pub(super) fn mix(seed: u64, s: &str) -> u64 {
     s.bytes().fold(seed ^ 0x9e37_79b9_7f4a_7c15, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

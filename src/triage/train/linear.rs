@@ -15,7 +15,8 @@ pub struct Linear {
     pub b: Vec<f32>,
 }
 
-/// SGD settings. Chosen on the validation split, never on the test split.
+/// SGD settings. Chosen by grouped cross-validation on the training split (`train --search`), never on the test
+/// split.
 #[derive(Debug, Clone, Copy)]
 pub struct Sgd {
     /// Passes over the training set.
@@ -41,22 +42,38 @@ impl Linear {
 
     /// Fits on `(features, class)` pairs, deterministically for a given seed.
     pub fn fit(data: &[(SparseVec, usize)], dim: usize, classes: usize, sgd: Sgd) -> Self {
+        Self::fit_subset(data, (0..data.len()).collect(), dim, classes, sgd, |_, _| {})
+    }
+
+    /// Fits on the examples `subset` indexes (in that initial order), calling `after_epoch(epoch, model)` after
+    /// each pass (1-based). The learning rate depends only on the step, so the model after epoch `e` of a longer
+    /// run is exactly the model of an `e`-epoch run: cross-validation scores several epoch counts in one run.
+    pub fn fit_subset(
+        data: &[(SparseVec, usize)],
+        subset: Vec<usize>,
+        dim: usize,
+        classes: usize,
+        sgd: Sgd,
+        mut after_epoch: impl FnMut(usize, &Self),
+    ) -> Self {
         let mut model = Self {
             dim,
             classes,
             w: vec![0.0; dim * classes],
             b: vec![0.0; classes],
         };
-        let mut order: Vec<usize> = (0..data.len()).collect();
+        let mut order = subset;
+        let n = order.len().max(1) as f32;
         let mut rng = sgd.seed | 1;
         let mut step = 0usize;
-        for _ in 0..sgd.epochs {
+        for epoch in 1..=sgd.epochs {
             shuffle(&mut order, &mut rng);
             for &i in &order {
-                let lr = sgd.learning_rate / (1.0 + step as f32 / data.len() as f32);
+                let lr = sgd.learning_rate / (1.0 + step as f32 / n);
                 model.step(&data[i].0, data[i].1, lr, sgd.l2);
                 step += 1;
             }
+            after_epoch(epoch, &model);
         }
         model
     }
@@ -106,4 +123,34 @@ pub fn fit_temperature(scored: &[(Vec<f32>, usize)]) -> f32 {
         .map(|i| 0.05 * 10f32.powf(i as f32 / 60.0))
         .min_by(|a, b| nll(*a).total_cmp(&nll(*b)))
         .unwrap_or(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triage::features::features;
+
+    #[test]
+    fn an_epoch_checkpoint_is_the_shorter_run() {
+        let data: Vec<(SparseVec, usize)> = ["refund please", "where is it", "money back", "parcel late"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (features(t, 256), i % 2))
+            .collect();
+        let sgd = Sgd {
+            epochs: 5,
+            learning_rate: 1.0,
+            l2: 1e-4,
+            seed: 3,
+        };
+        let short = Linear::fit(&data, 256, 2, Sgd { epochs: 2, ..sgd });
+        let mut at_two = None;
+        let long = Linear::fit_subset(&data, vec![0, 1, 2, 3], 256, 2, sgd, |e, m| {
+            if e == 2 {
+                at_two = Some(m.w.clone());
+            }
+        });
+        assert_eq!(at_two, Some(short.w));
+        assert_eq!(long.w, Linear::fit(&data, 256, 2, sgd).w);
+    }
 }
