@@ -71,7 +71,7 @@ pub struct SnapshotArgs {
     pub chunk: usize,
     /// Rows per target transaction (memory: about 2 KB per row in flight).
     #[arg(long, default_value_t = crate::snapshot::DEFAULT_BATCH_ROWS)]
-    pub batch_rows: usize,
+    pub snapshot_batch_rows: usize,
 }
 
 impl SnapshotArgs {
@@ -79,7 +79,7 @@ impl SnapshotArgs {
     pub fn options(&self) -> crate::snapshot::SnapshotOptions {
         crate::snapshot::SnapshotOptions {
             chunk: self.chunk,
-            batch_rows: self.batch_rows,
+            batch_rows: self.snapshot_batch_rows,
         }
     }
 }
@@ -94,7 +94,7 @@ pub struct FollowArgs {
     #[arg(long, default_value_t = 1000)]
     pub heartbeat_ms: u64,
     /// Flush a target batch at this many row changes.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 20_000)]
     pub batch_rows: usize,
     /// Or this many milliseconds after its first change.
     #[arg(long, default_value_t = 200)]

@@ -184,7 +184,16 @@ async fn sigkill_at_random_points_then_restart_converges_into_mariadb() {
     let spawn = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_protofuse-migrate"))
             .args(args)
-            .args(["--server-id", "5002", "--heartbeat-ms", "300", "--chunk", "250"])
+            .args([
+                "--server-id",
+                "5002",
+                "--heartbeat-ms",
+                "300",
+                "--chunk",
+                "250",
+                "--snapshot-batch-rows",
+                "750",
+            ])
             .env("PROTOFUSE_MIGRATE_MAPPING", &mapping_path)
             .env("PROTOFUSE_MIGRATE_SOURCE", &f.source_url)
             .env("PROTOFUSE_MIGRATE_TARGET", &target_url)
