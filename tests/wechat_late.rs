@@ -82,6 +82,28 @@ async fn late_answers_go_out_through_the_customer_service_api() {
 }
 
 #[tokio::test]
+async fn shutdown_waits_for_a_late_answer_to_go_out_and_be_stored() {
+    let api = FakeWechatApi::start().await;
+    let backend = Backend::start(Duration::from_millis(1200)).await;
+    let mut server = late_server(&api, &backend).await;
+    let oa = Oa::plaintext("late", PLAIN_TOKEN);
+    let (status, body) = post(&server, &oa, oa.request(&text_xml("u-drain", 6101, "bye"))).await;
+    assert_eq!((status, body.as_str()), (200, "success"), "the budget elapsed first");
+    // The responder is still waiting for the backend; shutting down must not drop its answer.
+    server.stop().await;
+    assert_eq!(api.sent().len(), 1, "the late answer went out before shutdown returned");
+    let db = format!("sqlite://{}", server.dir().join("protofuse.db").display());
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let (bot, delivery): (i64, Option<String>) = sqlx::query_as(
+        "SELECT COUNT(*), MAX(json_extract(body, '$.metadata.delivery')) FROM messages WHERE sender_role = 'bot'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((bot, delivery.as_deref()), (1, Some("customer_service_api")));
+}
+
+#[tokio::test]
 async fn concurrent_token_failures_refresh_once() {
     let api = FakeWechatApi::start().await;
     let backend = Backend::start(Duration::from_millis(600)).await;

@@ -91,6 +91,7 @@ pub struct Running {
     others: Vec<JoinHandle<()>>,
     grace: Duration,
     dispatcher: Arc<Dispatcher>,
+    wechat: Arc<crate::wechat::Wechat>,
 }
 
 impl Running {
@@ -128,7 +129,9 @@ impl Running {
                 abort.abort();
             }
         }
-        // Ingress is closed: nothing new can be queued, so in-flight deliveries drain and the rest stays queued.
+        // Ingress is closed: late WeChat answers finish (they store replies, which queue deliveries), then
+        // in-flight deliveries drain and the rest stays queued.
+        self.wechat.drain(self.grace).await;
         self.dispatcher.shutdown().await;
     }
 }
@@ -171,7 +174,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         metrics,
         body_limit: config.server.body_limit_bytes,
         rpc: jsonrpc_http::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
-        wechat,
+        wechat: Arc::clone(&wechat),
     };
     let (stop_others, stopping) = watch::channel(false);
     let (grpc_addr, grpc_task) = grpc::spawn(&config.grpc, service.clone(), stopping.clone()).await?;
@@ -199,6 +202,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         others: vec![grpc_task, admin_task],
         grace,
         dispatcher,
+        wechat,
     })
 }
 

@@ -81,7 +81,8 @@ impl Wechat {
             return self.answers.recall(id);
         }
         let (tx, mut rx) = oneshot::channel();
-        tokio::spawn(respond(Arc::clone(account), self.service.clone(), outcome.message, tx));
+        self.responders
+            .spawn(respond(Arc::clone(account), self.service.clone(), outcome.message, tx));
         let answer = match tokio::time::timeout(self.budget, &mut rx).await {
             Ok(received) => received.ok().flatten(),
             Err(_) => {
@@ -95,6 +96,21 @@ impl Wechat {
             self.answers.remember(id, answer);
         }
         answer
+    }
+}
+
+impl Wechat {
+    /// Waits up to `deadline` for responders in flight, once ingress is closed: an answer that missed the
+    /// budget still goes out through the customer-service API and is stored, instead of dying with the process.
+    pub async fn drain(&self, deadline: Duration) {
+        self.responders.close();
+        if tokio::time::timeout(deadline, self.responders.wait()).await.is_err() {
+            tracing::warn!(
+                in_flight = self.responders.len(),
+                ?deadline,
+                "shutdown: WeChat answers still in flight were not sent"
+            );
+        }
     }
 }
 

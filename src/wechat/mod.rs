@@ -63,6 +63,8 @@ pub struct Wechat {
     budget: Duration,
     service: Service,
     answers: answer::Answered,
+    /// Responders in flight, so shutdown can let late answers go out and be stored.
+    responders: tokio_util::task::TaskTracker,
 }
 
 impl Wechat {
@@ -116,6 +118,7 @@ impl Wechat {
             budget: section.answer_budget,
             service,
             answers: answer::Answered::default(),
+            responders: tokio_util::task::TaskTracker::new(),
         })
     }
 

@@ -72,6 +72,11 @@ impl TestServer {
     }
 
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Shuts the server down but keeps its directory, so the store can be read afterwards.
+    pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
