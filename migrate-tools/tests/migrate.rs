@@ -31,6 +31,12 @@ struct Fixture {
     source: Source,
 }
 
+/// Snapshots `f`'s source into `target`: `chunk` rows per source query, `batch_rows` per target transaction.
+async fn copy(f: &Fixture, target: &Target, chunk: usize, batch_rows: usize) {
+    let options = SnapshotOptions { chunk, batch_rows };
+    snapshot::run(&f.source, target, &f.mapper, &options).await.unwrap();
+}
+
 async fn fixture(messages: u32, seed: u64) -> Fixture {
     let server = mariadb::server().await;
     let source_url = server.fresh_database().await;
@@ -134,17 +140,7 @@ async fn snapshot_then_follow_a_live_writer_into_sqlite_verifies_clean() {
     let dir = tempfile::tempdir().unwrap();
     let target_url = format!("sqlite://{}", dir.path().join("store.db").display());
     let target = Target::open(&target_url).await.unwrap();
-    snapshot::run(
-        &f.source,
-        &target,
-        &f.mapper,
-        &SnapshotOptions {
-            chunk: 400,
-            batch_rows: 1_200,
-        },
-    )
-    .await
-    .unwrap();
+    copy(&f, &target, 400, 1_200).await;
     assert_verified(&f, &target).await;
     assert_special_message(&target_url, &f.mapper, "v1").await;
 
@@ -253,17 +249,7 @@ async fn ddl_on_a_mapped_table_is_followed_or_stops_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let target_url = format!("sqlite://{}", dir.path().join("store.db").display());
     let target = Target::open(&target_url).await.unwrap();
-    snapshot::run(
-        &f.source,
-        &target,
-        &f.mapper,
-        &SnapshotOptions {
-            chunk: 1_000,
-            batch_rows: 1_000,
-        },
-    )
-    .await
-    .unwrap();
+    copy(&f, &target, 1_000, 1_000).await;
     // A new column the mapping does not read: rows before and after it decode, the import goes on.
     sqlx::raw_sql("ALTER TABLE message ADD COLUMN extra_note VARCHAR(20) NULL")
         .execute(&f.pool)
@@ -369,17 +355,7 @@ async fn osticket_and_freescout_presets_import_and_follow() {
         let dir = tempfile::tempdir().unwrap();
         let target_url = format!("sqlite://{}", dir.path().join("store.db").display());
         let target = Target::open(&target_url).await.unwrap();
-        snapshot::run(
-            &f.source,
-            &target,
-            &f.mapper,
-            &SnapshotOptions {
-                chunk: 1_000,
-                batch_rows: 1_000,
-            },
-        )
-        .await
-        .unwrap();
+        copy(&f, &target, 1_000, 1_000).await;
         assert_verified(&f, &target).await;
         for statement in live {
             sqlx::raw_sql(statement).execute(&f.pool).await.unwrap();
