@@ -25,7 +25,7 @@ pub const DEFAULT_CHUNK: usize = 5_000;
 
 /// Rows per target transaction. Each commit writes every page it dirtied, and a message insert dirties a
 /// random leaf of the by-conversation index, so small transactions rewrite the same index pages over and over:
-/// on SQLite, 50,000-row transactions copy 1.5–2× as fast as 5,000-row ones (migrate-tools/BENCHMARKS.md).
+/// on SQLite, 50,000-row transactions copied 1.6x as fast as 5,000-row ones (migrate-tools/BENCHMARKS.md).
 /// Costs about 100 MB of memory for rows in flight.
 pub const DEFAULT_BATCH_ROWS: usize = 50_000;
 

@@ -30,7 +30,7 @@ pub(super) async fn open(url: &str) -> Result<SqlitePool, sqlx::Error> {
     // per batch would bound follow throughput by the disk. The importer writes far more than the server does:
     // a 256 MB page cache keeps the indexes it inserts into in memory, and checkpointing every 256 MB of WAL
     // instead of SQLite's 4 MB copies a hot index page to the database file once rather than once per commit
-    // (together 2.6x the snapshot rate of the defaults, migrate-tools/BENCHMARKS.md). The WAL is cut back to
+    // (together 1.8x the snapshot rate of the defaults, migrate-tools/BENCHMARKS.md). The WAL is cut back to
     // 64 MB after each checkpoint.
     let options = SqliteConnectOptions::from_str(url)?
         .journal_mode(SqliteJournalMode::Wal)

@@ -391,7 +391,7 @@ macro_rules! impl_writer {
 
 pub(super) use impl_writer;
 
-/// Rows per multi-row statement: 1,000 rows write 1.5–2x as fast as 200 (fewer round trips and statement
+/// Rows per multi-row statement: 1,000 rows write 1.4–2x as fast as 200 (fewer round trips and statement
 /// executions; migrate-tools/BENCHMARKS.md), and 9,000 placeholders stay far below both backends' limits.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
