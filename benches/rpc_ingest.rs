@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -21,7 +20,7 @@ use protofuse_grpc::pb;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use support::{Outcome, bare_hyper, env_or};
+use support::{Outcome, bare_hyper, collect, env_or, histogram};
 
 /// protofuse with its HTTP and gRPC listeners on loopback ports; serves until the process exits.
 async fn protofuse(dir: &std::path::Path) -> (SocketAddr, SocketAddr) {
@@ -52,32 +51,6 @@ fn rpc_body(worker: u64, n: u64) -> Bytes {
     Bytes::from(format!(
         r#"{{"jsonrpc":"2.0","id":{n},"method":"message.send","params":{msg}}}"#
     ))
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()
-}
-
-async fn collect(
-    name: &str,
-    started: Instant,
-    workers: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64, u64)>>,
-) -> Outcome {
-    let mut latency = histogram();
-    let (mut requests, mut errors) = (0, 0);
-    for worker in workers {
-        let (hist, ok, failed) = worker.await.unwrap();
-        latency.add(hist).unwrap();
-        requests += ok;
-        errors += failed;
-    }
-    Outcome {
-        name: name.to_owned(),
-        requests,
-        errors,
-        seconds: started.elapsed().as_secs_f64(),
-        latency,
-    }
 }
 
 /// HTTP/1.1 keep-alive connections posting `body(worker, n)` to `path` back to back until the deadline.

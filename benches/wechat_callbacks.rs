@@ -10,21 +10,16 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 use protofuse::config::Config;
 use protofuse::wechat::{AccountConfig, AutoReply, MatchKind};
 use protofuse_wechat::crypto::{self, AesKey};
 use protofuse_wechat::{Mode, signature};
-use tokio::net::TcpStream;
-use tokio::time::Instant;
 
-use support::{Outcome, bare_hyper, env_or};
+use support::{bare_hyper, env_or, load};
 
 const TOKEN: &str = "benchtoken";
 const APP_ID: &str = "wxbench000000001";
@@ -94,54 +89,6 @@ fn callback(path: &str, safe: Option<&AesKey>, worker: u64, n: u64) -> Request<F
         .unwrap()
 }
 
-type MakeRequest = Arc<dyn Fn(u64, u64) -> Request<Full<Bytes>> + Send + Sync>;
-
-/// Keep-alive connections, each sending requests back to back for `seconds`.
-async fn load(name: &'static str, addr: SocketAddr, make: MakeRequest, connections: u64, seconds: u64) -> Outcome {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..connections {
-        let make = Arc::clone(&make);
-        workers.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-            let (mut ok, mut errors, mut n) = (0u64, 0u64, 0u64);
-            while Instant::now() < deadline {
-                n += 1;
-                let request = make(worker, n);
-                let sent = Instant::now();
-                let response = sender.send_request(request).await.unwrap();
-                let success = response.status().is_success();
-                let _ = response.into_body().collect().await;
-                hist.record(sent.elapsed().as_micros() as u64).unwrap();
-                if success { ok += 1 } else { errors += 1 }
-            }
-            (hist, ok, errors)
-        }));
-    }
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-    let (mut requests, mut errors) = (0, 0);
-    for worker in workers {
-        let (hist, ok, failed) = worker.await.unwrap();
-        latency.add(hist).unwrap();
-        requests += ok;
-        errors += failed;
-    }
-    Outcome {
-        name: name.to_owned(),
-        requests,
-        errors,
-        seconds: started.elapsed().as_secs_f64(),
-        latency,
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let seconds = env_or("BENCH_SECONDS", 10);
@@ -151,33 +98,25 @@ async fn main() {
     let addr = protofuse(dir.path()).await;
     let key = Arc::new(AesKey::from_encoding_aes_key(AES_KEY).unwrap());
 
-    let baseline_req: MakeRequest = Arc::new(|w, n| callback("/wechat/plain", None, w, n));
-    let plain_req: MakeRequest = Arc::new(|w, n| callback("/wechat/plain", None, w, n));
-    let safe_req: MakeRequest = Arc::new(move |w, n| callback("/wechat/safe", Some(&key), w, n));
+    let plain = |w, n| callback("/wechat/plain", None, w, n);
+    let safe = move |w, n| callback("/wechat/safe", Some(&key), w, n);
 
-    let _warmup = load("warmup", baseline_addr, Arc::clone(&baseline_req), connections, 1).await;
-    let baseline = load(
-        "bare hyper (baseline)",
-        baseline_addr,
-        baseline_req,
-        connections,
-        seconds,
-    )
-    .await;
+    let _warmup = load("warmup", baseline_addr, connections, 1, plain).await;
+    let baseline = load("bare hyper (baseline)", baseline_addr, connections, seconds, plain).await;
     let plain = load(
         "protofuse /wechat plaintext, answered",
         addr,
-        plain_req,
         connections,
         seconds,
+        plain,
     )
     .await;
     let safe = load(
         "protofuse /wechat safe mode, answered",
         addr,
-        safe_req,
         connections,
         seconds,
+        safe,
     )
     .await;
 

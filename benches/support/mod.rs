@@ -58,8 +58,6 @@ pub async fn bare_hyper() -> SocketAddr {
     addr
 }
 
-pub type MakeRequest = fn(u64, u64) -> Request<Full<Bytes>>;
-
 pub fn native(worker: u64, n: u64) -> Request<Full<Bytes>> {
     let body = format!(
         r#"{{"channel":"web","sender":{{"role":"customer","external_id":"bench-{worker}"}},"content":{{"type":"text","text":"where is my parcel? #{n}"}}}}"#
@@ -71,35 +69,18 @@ pub fn native(worker: u64, n: u64) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
-/// Keep-alive connections, each sending requests back to back for `seconds`.
-pub async fn load(name: &str, addr: SocketAddr, connections: u64, seconds: u64, make: MakeRequest) -> Outcome {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..connections {
-        workers.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-            let (mut ok, mut errors, mut n) = (0u64, 0u64, 0u64);
-            while Instant::now() < deadline {
-                n += 1;
-                let request = make(worker, n);
-                let sent = Instant::now();
-                let response = sender.send_request(request).await.unwrap();
-                let success = response.status().is_success();
-                let _ = response.into_body().collect().await;
-                hist.record(sent.elapsed().as_micros() as u64).unwrap();
-                if success { ok += 1 } else { errors += 1 }
-            }
-            (hist, ok, errors)
-        }));
-    }
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+/// A latency histogram in microseconds, up to a minute.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()
+}
+
+/// Merges the workers' (latency, successes, errors) into one outcome timed from `started`.
+pub async fn collect(
+    name: &str,
+    started: Instant,
+    workers: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64, u64)>>,
+) -> Outcome {
+    let mut latency = histogram();
     let (mut requests, mut errors) = (0, 0);
     for worker in workers {
         let (hist, ok, failed) = worker.await.unwrap();
@@ -114,4 +95,40 @@ pub async fn load(name: &str, addr: SocketAddr, connections: u64, seconds: u64, 
         seconds: started.elapsed().as_secs_f64(),
         latency,
     }
+}
+
+/// Keep-alive connections, each sending `make(connection, n)` back to back for `seconds`.
+pub async fn load<F>(name: &str, addr: SocketAddr, connections: u64, seconds: u64, make: F) -> Outcome
+where
+    F: Fn(u64, u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let make = std::sync::Arc::new(make);
+    let mut workers = Vec::new();
+    for worker in 0..connections {
+        let make = std::sync::Arc::clone(&make);
+        workers.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut hist = histogram();
+            let (mut ok, mut errors, mut n) = (0u64, 0u64, 0u64);
+            while Instant::now() < deadline {
+                n += 1;
+                let request = make(worker, n);
+                let sent = Instant::now();
+                let response = sender.send_request(request).await.unwrap();
+                let success = response.status().is_success();
+                let _ = response.into_body().collect().await;
+                hist.record(sent.elapsed().as_micros() as u64).unwrap();
+                if success { ok += 1 } else { errors += 1 }
+            }
+            (hist, ok, errors)
+        }));
+    }
+    collect(name, started, workers).await
 }
