@@ -3,7 +3,8 @@
 //! ```text
 //! CARGO_TARGET_DIR=/work/target-binlog cargo bench -p protofuse-migrate --bench migrate_bench
 //! MIGRATE_BENCH_ROWS=1000000 MIGRATE_BENCH_FOLLOW_ROWS=200000 MIGRATE_BENCH_TARGETS=sqlite,mariadb (defaults)
-//! MIGRATE_BENCH_CHUNK, MIGRATE_BENCH_BATCH_ROWS, MIGRATE_BENCH_FOLLOW_BATCH override the CLI's defaults
+//! MIGRATE_BENCH_CHUNK, _BATCH_ROWS and _FOLLOW_BATCH override the CLI's defaults; MIGRATE_BENCH_WRITERS=1,2 measures
+//! the MariaDB target once per writer count
 //! ```
 //!
 //! Uses the tests' private MariaDB (row binlog, FULL metadata) as the source and, for the MariaDB target, a
@@ -91,12 +92,25 @@ async fn seed(pool: &MySqlPool, rows: u64) {
     insert_messages(pool, 0, rows, 2_000).await;
 }
 
-/// `MIGRATE_BENCH_CHUNK` / `MIGRATE_BENCH_BATCH_ROWS` override the CLI's defaults.
-fn snapshot_options() -> SnapshotOptions {
+/// `MIGRATE_BENCH_CHUNK` / `_BATCH_ROWS` override the CLI's defaults.
+fn snapshot_options(writers: usize) -> SnapshotOptions {
     let defaults = SnapshotOptions::default();
     SnapshotOptions {
         chunk: env_rows("MIGRATE_BENCH_CHUNK", defaults.chunk as u64) as usize,
         batch_rows: env_rows("MIGRATE_BENCH_BATCH_ROWS", defaults.batch_rows as u64) as usize,
+        writers,
+    }
+}
+
+/// `MIGRATE_BENCH_WRITERS=1,2`: the MariaDB target is measured once per count, each into a fresh database, so
+/// the counts compare within one run.
+fn writer_counts() -> Vec<usize> {
+    let list = std::env::var("MIGRATE_BENCH_WRITERS").unwrap_or_default();
+    let counts: Vec<usize> = list.split(',').filter_map(|w| w.trim().parse().ok()).collect();
+    if counts.is_empty() {
+        vec![SnapshotOptions::default().writers]
+    } else {
+        counts
     }
 }
 
@@ -128,11 +142,12 @@ async fn bench_target(
     target_url: &str,
     mapper: &Mapper,
     rows: u64,
+    writers: usize,
 ) {
     let target = Target::open(target_url).await.unwrap();
     let scan = source_scan(source).await;
     let started = Instant::now();
-    snapshot::run(source, &target, mapper, &snapshot_options())
+    snapshot::run(source, &target, mapper, &snapshot_options(writers))
         .await
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
@@ -159,7 +174,7 @@ async fn bench_target(
     let before = target.status("gofly").await.unwrap();
     let started = Instant::now();
     let options = FollowOptions {
-        server_id: 6000 + u32::from(label.len() as u8),
+        server_id: 6000 + label.bytes().map(u32::from).sum::<u32>() % 1000,
         until_caught_up: true,
         batch_rows: env_rows("MIGRATE_BENCH_FOLLOW_BATCH", FollowOptions::default().batch_rows as u64) as usize,
         ..FollowOptions::default()
@@ -210,14 +225,18 @@ async fn main() {
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
     let targets = std::env::var("MIGRATE_BENCH_TARGETS").unwrap_or_else(|_| "sqlite,mariadb".to_owned());
     if targets.contains("sqlite") {
-        bench_target("sqlite", &source, &pool, &sqlite, &mapper, rows).await;
+        bench_target("sqlite", &source, &pool, &sqlite, &mapper, rows, 1).await;
     }
     if !targets.contains("mariadb") {
         return;
     }
-    let mysql_target = server.fresh_database().await;
     // A second copy of the changes would double the follow backlog for the MariaDB run; it is measured on the
     // same (now longer) binlog from its own snapshot position, which is what an operator's run sees.
-    bench_target("mariadb", &source, &pool, &mysql_target, &mapper, rows + 20_000_000).await;
+    for (i, writers) in writer_counts().into_iter().enumerate() {
+        let mysql_target = server.fresh_database().await;
+        let label = format!("mariadb ({writers} writers)");
+        let from = rows + 20_000_000 * (i as u64 + 1);
+        bench_target(&label, &source, &pool, &mysql_target, &mapper, from, writers).await;
+    }
     tokio::time::sleep(Duration::from_millis(10)).await;
 }

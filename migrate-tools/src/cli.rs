@@ -72,6 +72,9 @@ pub struct SnapshotArgs {
     /// Rows per target transaction (memory: about 2 KB per row in flight).
     #[arg(long, default_value_t = crate::snapshot::DEFAULT_BATCH_ROWS)]
     pub snapshot_batch_rows: usize,
+    /// Target transactions in flight at once (MySQL/MariaDB target; SQLite always writes one at a time).
+    #[arg(long, default_value_t = crate::snapshot::DEFAULT_WRITERS)]
+    pub writers: usize,
 }
 
 impl SnapshotArgs {
@@ -80,6 +83,7 @@ impl SnapshotArgs {
         crate::snapshot::SnapshotOptions {
             chunk: self.chunk,
             batch_rows: self.snapshot_batch_rows,
+            writers: self.writers,
         }
     }
 }

@@ -195,7 +195,7 @@ async fn write_batches(target: Target, name: String, mut rx: mpsc::Receiver<Batc
             }
             _ => 0,
         };
-        target.apply(&name, ops, &progress).await?;
+        target.apply(&name, &ops, &progress).await?;
         metrics::counter!("protofuse_migrate_rows_applied_total").increment(rows);
         metrics::counter!("protofuse_migrate_events_total").increment(events);
     }

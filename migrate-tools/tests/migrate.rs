@@ -33,7 +33,11 @@ struct Fixture {
 
 /// Snapshots `f`'s source into `target`: `chunk` rows per source query, `batch_rows` per target transaction.
 async fn copy(f: &Fixture, target: &Target, chunk: usize, batch_rows: usize) {
-    let options = SnapshotOptions { chunk, batch_rows };
+    let options = SnapshotOptions {
+        chunk,
+        batch_rows,
+        ..SnapshotOptions::default()
+    };
     snapshot::run(&f.source, target, &f.mapper, &options).await.unwrap();
 }
 
@@ -241,6 +245,56 @@ async fn sigkill_at_random_points_then_restart_converges_into_mariadb() {
     let target = Target::open(&target_url).await.unwrap();
     assert_verified(&f, &target).await;
     assert_special_message(&target_url, &f.mapper, "v1").await;
+}
+
+/// Four writers committing 200-row batches out of order, twice over the same rows (a resumed snapshot copies
+/// again from its watermark), leave the MariaDB target equal to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_snapshot_writers_into_mariadb_verify_clean_and_record_a_safe_watermark() {
+    let f = fixture(2_000, 31).await;
+    let target_url = mariadb::server().await.fresh_database().await;
+    let target = Target::open(&target_url).await.unwrap();
+    let options = SnapshotOptions {
+        chunk: 100,
+        batch_rows: 200,
+        writers: 4,
+    };
+    snapshot::run(&f.source, &target, &f.mapper, &options).await.unwrap();
+    assert_verified(&f, &target).await;
+    // A resume point was recorded, and it lies within the table (it may trail the end by the batches that were
+    // still in flight when the last ones began; the unit tests of `snapshot::writers` check it never passes an
+    // uncommitted batch).
+    let (max_pk,): (i64,) = sqlx::query_as("SELECT MAX(id) FROM message")
+        .fetch_one(&f.pool)
+        .await
+        .unwrap();
+    let recorded = target.snapshot_progress("gofly", "table:message").await.unwrap();
+    assert!(
+        recorded.is_some_and(|pk| pk > 0 && pk <= max_pk),
+        "{recorded:?} of {max_pk}"
+    );
+
+    // Copy everything again over the finished import, as a resumed snapshot would: nothing doubles.
+    let pool = MySqlPool::connect(&target_url).await.unwrap();
+    let (before,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql("UPDATE import_checkpoint SET snapshot_done = 0; DELETE FROM import_snapshot")
+        .execute(&pool)
+        .await
+        .unwrap();
+    snapshot::run(&f.source, &target, &f.mapper, &options).await.unwrap();
+    let (after,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (source,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM message")
+        .fetch_one(&f.pool)
+        .await
+        .unwrap();
+    assert_eq!((before, after), (source, source));
+    assert_verified(&f, &target).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

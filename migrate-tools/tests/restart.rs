@@ -65,6 +65,7 @@ async fn follow_survives_restart_killed_connection_and_rotation() {
         &SnapshotOptions {
             chunk: 100,
             batch_rows: 100,
+            ..SnapshotOptions::default()
         },
     )
     .await

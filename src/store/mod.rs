@@ -20,7 +20,7 @@ use protofuse_model::{
     Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp, TriageOutcome,
 };
 
-pub use mysql::MysqlStore;
+pub use mysql::{MysqlStore, is_deadlock};
 pub use outbox::Outbox;
 pub use sqlite::{SqliteStore, Synchronous};
 

@@ -74,7 +74,9 @@ impl MysqlStore {
     }
 }
 
-fn is_deadlock(e: &sqlx::Error) -> bool {
+/// Whether InnoDB rolled the transaction back as a deadlock victim (SQLSTATE 40001), so running it again is the
+/// remedy. Shared with the importer, which writes the same tables from parallel transactions.
+pub fn is_deadlock(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
 }
 

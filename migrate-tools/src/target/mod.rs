@@ -16,6 +16,9 @@ use std::time::Duration;
 use crate::canonical::Record;
 use crate::mapping::EntityKind;
 
+/// How often a batch is run again after losing a deadlock.
+const DEADLOCK_RETRIES: u32 = 5;
+
 /// One change to apply, keyed by (source, primary key).
 #[derive(Debug, Clone)]
 pub struct Op {
@@ -143,11 +146,33 @@ impl Target {
         }
     }
 
-    /// Applies `ops` and `progress` in one transaction.
-    pub async fn apply(&self, name: &str, ops: Vec<Op>, progress: &Progress) -> Result<(), TargetError> {
+    /// Applies `ops` and `progress` in one transaction. On MySQL a transaction InnoDB picks as a deadlock victim
+    /// is run again (parallel snapshot writers, or the server writing the same conversation, can lock rows in
+    /// opposite orders); it rolled back whole, so nothing is applied twice.
+    pub async fn apply(&self, name: &str, ops: &[Op], progress: &Progress) -> Result<(), TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::apply(pool, name, ops, progress).await,
-            Self::Mysql(pool) => mysql::apply(pool, name, ops, progress).await,
+            Self::Sqlite(pool) => Ok(sqlite::apply(pool, name, ops, progress).await?),
+            Self::Mysql(pool) => {
+                let mut attempt = 0;
+                loop {
+                    match mysql::apply(pool, name, ops, progress).await {
+                        Err(e) if protofuse::store::is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
+                            attempt += 1;
+                            tracing::debug!(attempt, "target batch was a deadlock victim; running it again");
+                        }
+                        applied => return Ok(applied?),
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many batches may be written at once: InnoDB runs transactions of separate connections in parallel,
+    /// SQLite has one writer.
+    pub fn max_writers(&self) -> usize {
+        match self {
+            Self::Sqlite(_) => 1,
+            Self::Mysql(_) => mysql::MAX_WRITERS,
         }
     }
 

@@ -1,6 +1,7 @@
 //! MySQL/MariaDB target: upserts with `ON DUPLICATE KEY UPDATE`, `foreign_key_checks` off on the importer's own
 //! sessions (messages may arrive before their conversation row; a placeholder fills the gap in the same
-//! transaction).
+//! transaction), READ COMMITTED like the store, so parallel batches take no gap locks on the unique keys they
+//! probe and insert into.
 
 use std::str::FromStr as _;
 
@@ -8,6 +9,9 @@ use sqlx::Executor as _;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 const INSERT_IGNORE: &str = "INSERT IGNORE";
+
+/// Parallel snapshot writers the pool allows (plus one connection for bookkeeping reads).
+pub(super) const MAX_WRITERS: usize = 4;
 
 const DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS import_checkpoint (name VARCHAR(191) NOT NULL PRIMARY KEY, file VARCHAR(255), \
@@ -29,14 +33,20 @@ fn upsert_tail(_conflict: &str, columns: &[&str]) -> String {
     format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
 }
 
+fn greatest_tail(_conflict: &str, column: &str) -> String {
+    format!(" ON DUPLICATE KEY UPDATE {column} = GREATEST({column}, VALUES({column}))")
+}
+
 pub(super) async fn open(url: &str) -> Result<MySqlPool, sqlx::Error> {
     let url = url.replacen("mariadb://", "mysql://", 1);
     let options = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
     let pool = MySqlPoolOptions::new()
-        .max_connections(2)
+        .max_connections(MAX_WRITERS as u32 + 1)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("SET SESSION foreign_key_checks = 0").await?;
+                conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await?;
                 Ok(())
             })
         })

@@ -25,6 +25,10 @@ fn upsert_tail(conflict: &str, columns: &[&str]) -> String {
     format!(" ON CONFLICT ({conflict}) DO UPDATE SET {}", sets.join(", "))
 }
 
+fn greatest_tail(conflict: &str, column: &str) -> String {
+    format!(" ON CONFLICT ({conflict}) DO UPDATE SET {column} = MAX({column}, excluded.{column})")
+}
+
 pub(super) async fn open(url: &str) -> Result<SqlitePool, sqlx::Error> {
     // NORMAL in WAL mode still survives a process crash (SIGKILL), which is what resumability needs; an fsync
     // per batch would bound follow throughput by the disk. The importer writes far more than the server does:

@@ -1,6 +1,7 @@
 //! The write path, written once and instantiated for each backend by [`impl_writer!`] (the same approach as the
 //! store's `queries.rs`: one copy of the SQL without sqlx's generic-executor bounds). A backend module provides
-//! `upsert_tail(conflict_column, columns)` and `INSERT_IGNORE`.
+//! `upsert_tail(conflict_columns, columns)`, `greatest_tail(conflict_columns, column)` (keep the larger value)
+//! and `INSERT_IGNORE`.
 
 /// Instantiates `apply`, `status`, `snapshot_progress`, `mark_snapshot`, `record_error`, `digests` and `count`
 /// for the sqlx database `$db`.
@@ -15,29 +16,31 @@ macro_rules! impl_writer {
         pub(super) async fn apply(
             pool: &sqlx::Pool<$db>,
             name: &str,
-            ops: Vec<Op>,
+            ops: &[Op],
             progress: &Progress,
-        ) -> Result<(), super::TargetError> {
+        ) -> Result<(), sqlx::Error> {
             let rows = ops.len() as i64;
             let ops = compact(ops);
             let mut tx = pool.begin().await?;
-            let mut conversations = Vec::new();
-            let mut messages = Vec::new();
-            let mut parties = Vec::new();
-            let mut keys = Vec::new();
+            let mut conversations: Vec<&ConversationRecord> = Vec::new();
+            let mut messages: Vec<&MessageRecord> = Vec::new();
+            let mut parties: Vec<(&str, i64, &PartyRecord)> = Vec::new();
+            let mut keys: Vec<(&str, i64, &str)> = Vec::new();
             for op in ops {
-                match op.action {
-                    Action::Delete { message_key } => delete(&mut tx, &op.source, op.kind, op.pk, message_key).await?,
+                match &op.action {
+                    Action::Delete { message_key } => {
+                        delete(&mut tx, &op.source, op.kind, op.pk, message_key.clone()).await?
+                    }
                     Action::Upsert(Record::Skipped) => {
                         let key = crate::target::writer::message_key_of(&op.source, op.pk);
                         delete(&mut tx, &op.source, op.kind, op.pk, Some(key)).await?;
                     }
                     Action::Upsert(record) => {
-                        keys.push((op.source.clone(), op.pk, record.canonical_id().to_owned()));
+                        keys.push((&op.source, op.pk, record.canonical_id()));
                         match record {
                             Record::Conversation(c) => conversations.push(c),
                             Record::Message(m) => messages.push(m),
-                            Record::Party(p) => parties.push((op.source, op.pk, p)),
+                            Record::Party(p) => parties.push((&op.source, op.pk, p)),
                             Record::Skipped => {}
                         }
                     }
@@ -49,10 +52,10 @@ macro_rules! impl_writer {
             // One placeholder per conversation of the batch; foreign keys are off, so they may follow the rows
             // that point at them within the transaction.
             let mut seen: std::collections::HashSet<&str> = conversations.iter().map(|c| c.id.as_str()).collect();
-            let placeholders: Vec<ConversationRecord> = messages
+            let placeholders: Vec<&ConversationRecord> = messages
                 .iter()
                 .filter(|m| seen.insert(m.placeholder.id.as_str()))
-                .map(|m| m.placeholder.clone())
+                .map(|m| &m.placeholder)
                 .collect();
             for chunk in statements(&placeholders, |_| 0) {
                 write_conversations(&mut tx, chunk, true).await?;
@@ -73,16 +76,15 @@ macro_rules! impl_writer {
 
         /// Keeps the last change per row: each carries the row's full state, so earlier ones are superseded, and
         /// the rest may then be grouped by table without reordering two changes of one row.
-        fn compact(ops: Vec<Op>) -> Vec<Op> {
+        fn compact(ops: &[Op]) -> impl Iterator<Item = &Op> {
             let mut last = std::collections::HashMap::with_capacity(ops.len());
             for (i, op) in ops.iter().enumerate() {
-                last.insert((op.source.clone(), op.pk), i);
+                last.insert((op.source.as_str(), op.pk), i);
             }
-            ops.into_iter()
+            ops.iter()
                 .enumerate()
-                .filter(|(i, op)| last.get(&(op.source.clone(), op.pk)) == Some(i))
+                .filter(move |(i, op)| last.get(&(op.source.as_str(), op.pk)) == Some(i))
                 .map(|(_, op)| op)
-                .collect()
         }
 
         async fn delete(
@@ -125,7 +127,7 @@ macro_rules! impl_writer {
 
         async fn write_conversations(
             tx: &mut sqlx::Transaction<'_, $db>,
-            rows: &[ConversationRecord],
+            rows: &[&ConversationRecord],
             only_if_missing: bool,
         ) -> Result<(), sqlx::Error> {
             if rows.is_empty() {
@@ -156,7 +158,7 @@ macro_rules! impl_writer {
         }
 
         /// A message whose sent time changed has a new id: the old row goes first, by its idempotency key.
-        async fn write_messages(tx: &mut sqlx::Transaction<'_, $db>, rows: &[MessageRecord]) -> Result<(), sqlx::Error> {
+        async fn write_messages(tx: &mut sqlx::Transaction<'_, $db>, rows: &[&MessageRecord]) -> Result<(), sqlx::Error> {
             let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM messages WHERE idempotency_key IN (");
             let mut list = qb.separated(", ");
             for m in rows {
@@ -185,12 +187,12 @@ macro_rules! impl_writer {
 
         async fn write_parties(
             tx: &mut sqlx::Transaction<'_, $db>,
-            rows: &[(String, i64, PartyRecord)],
+            rows: &[(&str, i64, &PartyRecord)],
         ) -> Result<(), sqlx::Error> {
             const COLUMNS: [&str; 7] = ["source", "pk", "role", "external_id", "display_name", "email", "raw"];
             let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO import_parties ({}) ", COLUMNS.join(", ")));
             qb.push_values(rows, |mut b, (source, pk, p)| {
-                b.push_bind(source.clone())
+                b.push_bind(source.to_string())
                     .push_bind(*pk)
                     .push_bind(p.role)
                     .push_bind(p.external_id.clone())
@@ -203,10 +205,10 @@ macro_rules! impl_writer {
             Ok(())
         }
 
-        async fn write_keys(tx: &mut sqlx::Transaction<'_, $db>, rows: &[(String, i64, String)]) -> Result<(), sqlx::Error> {
+        async fn write_keys(tx: &mut sqlx::Transaction<'_, $db>, rows: &[(&str, i64, &str)]) -> Result<(), sqlx::Error> {
             let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO import_rows (source, pk, canonical_id) ");
             qb.push_values(rows, |mut b, (source, pk, id)| {
-                b.push_bind(source.clone()).push_bind(*pk).push_bind(id.clone());
+                b.push_bind(source.to_string()).push_bind(*pk).push_bind(id.to_string());
             });
             qb.push(upsert_tail("source, pk", &["canonical_id"]));
             qb.build().execute(&mut **tx).await?;
@@ -249,7 +251,8 @@ macro_rules! impl_writer {
                     qb.push_values([(name, source, *last_pk)], |mut b, (n, s, p)| {
                         b.push_bind(n.to_owned()).push_bind(s.clone()).push_bind(p);
                     });
-                    qb.push(upsert_tail("name, source", &["last_pk"]));
+                    // Parallel writers may commit an older watermark after a newer one (see `snapshot::writers`).
+                    qb.push(greatest_tail("name, source", "last_pk"));
                     qb.build().execute(&mut **tx).await?;
                 }
                 Progress::Binlog { position, events, event_time } => {

@@ -7,6 +7,8 @@
 //! changes already copied — harmless, because every change carries the row's full image and is applied as an
 //! upsert or delete. For the same reason a resumed snapshot keeps the first attempt's start position.
 
+mod writers;
+
 use std::collections::BTreeMap;
 
 use mysql_async::prelude::Queryable as _;
@@ -29,6 +31,11 @@ pub const DEFAULT_CHUNK: usize = 5_000;
 /// Costs about 100 MB of memory for rows in flight.
 pub const DEFAULT_BATCH_ROWS: usize = 50_000;
 
+/// Target transactions in flight at once (MySQL/MariaDB; SQLite has one writer). A single connection keeps one
+/// server thread busy; two let InnoDB insert on both cores while the importer maps the next batch
+/// (migrate-tools/BENCHMARKS.md).
+pub const DEFAULT_WRITERS: usize = 2;
+
 /// How the snapshot reads and writes.
 #[derive(Debug, Clone, Copy)]
 pub struct SnapshotOptions {
@@ -36,6 +43,8 @@ pub struct SnapshotOptions {
     pub chunk: usize,
     /// Rows per target transaction (at least one chunk; a batch never spans two tables).
     pub batch_rows: usize,
+    /// Target transactions in flight at once (capped at what the target allows).
+    pub writers: usize,
 }
 
 impl Default for SnapshotOptions {
@@ -43,6 +52,7 @@ impl Default for SnapshotOptions {
         Self {
             chunk: DEFAULT_CHUNK,
             batch_rows: DEFAULT_BATCH_ROWS,
+            writers: DEFAULT_WRITERS,
         }
     }
 }
@@ -119,10 +129,16 @@ pub async fn run(
         total += count.unwrap_or(0);
     }
     let mut bar = Bar::new(total);
-    // Room for a whole next batch, so reading and mapping go on while the writer commits.
+    // Reading and mapping go on while the writers commit: the writers' queue holds a whole next batch.
     let batch_rows = options.batch_rows.max(chunk);
-    let (tx, rx) = mpsc::channel::<(Vec<Op>, Progress)>(batch_rows.div_ceil(chunk) + 1);
-    let writer = tokio::spawn(write_all(target.clone(), name.clone(), rx, batch_rows));
+    let (tx, rx) = mpsc::channel::<(Vec<Op>, Progress)>(2);
+    let writer = tokio::spawn(writers::write_all(
+        target.clone(),
+        name.clone(),
+        rx,
+        batch_rows,
+        options.writers,
+    ));
     for table in &tables {
         bar.table(table);
         let copied = copy_table(
@@ -138,8 +154,12 @@ pub async fn run(
         .await;
         if let Err(e) = copied {
             drop(tx);
-            let _ = writer.await;
-            return Err(e);
+            let written = writer.await.map_err(|_| SnapshotError::WriterGone).and_then(|r| r);
+            // When the reader stopped because the writer did, the writer's error is the cause.
+            return Err(match (e, written) {
+                (SnapshotError::WriterGone, Err(cause)) => cause,
+                (e, _) => e,
+            });
         }
     }
     drop(tx);
@@ -253,40 +273,6 @@ async fn copy_table(
         if n < chunk {
             return Ok(());
         }
-    }
-}
-
-/// Gathers chunks into transactions of about `batch_rows` rows. The progress of the last chunk covers the
-/// batch, since chunks of a table arrive in key order; a batch ends where a table does, because its progress
-/// names one table.
-async fn write_all(
-    target: Target,
-    name: String,
-    mut rx: mpsc::Receiver<(Vec<Op>, Progress)>,
-    batch_rows: usize,
-) -> Result<(), SnapshotError> {
-    let mut batch: Vec<Op> = Vec::new();
-    let mut covered = Progress::None;
-    while let Some((ops, progress)) = rx.recv().await {
-        if !batch.is_empty() && !same_source(&covered, &progress) {
-            target.apply(&name, std::mem::take(&mut batch), &covered).await?;
-        }
-        batch.extend(ops);
-        covered = progress;
-        if batch.len() >= batch_rows {
-            target.apply(&name, std::mem::take(&mut batch), &covered).await?;
-        }
-    }
-    if !batch.is_empty() {
-        target.apply(&name, batch, &covered).await?;
-    }
-    Ok(())
-}
-
-fn same_source(a: &Progress, b: &Progress) -> bool {
-    match (a, b) {
-        (Progress::Snapshot { source: x, .. }, Progress::Snapshot { source: y, .. }) => x == y,
-        _ => false,
     }
 }
 
