@@ -54,6 +54,10 @@ pub enum TriageAction {
         /// split only) and the winning settings; writes nothing.
         #[arg(long)]
         search: bool,
+        /// Instead of training, print the grouped cross-validation accuracy of the current settings and
+        /// features (training split only, seconds); writes nothing.
+        #[arg(long, conflicts_with = "search")]
+        cv: bool,
     },
 }
 
@@ -78,6 +82,10 @@ pub enum CommandError {
 /// Runs the command and prints its result.
 pub fn run(args: TriageArgs) -> Result<(), CommandError> {
     match args.action {
+        Some(TriageAction::Train { data, cv: true, .. }) => {
+            print!("{}", train::cross_validate(&data)?);
+            Ok(())
+        }
         Some(TriageAction::Train { data, search: true, .. }) => {
             let table = train::search(&data, |row| {
                 eprintln!(

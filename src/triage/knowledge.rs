@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::TriageError;
-use super::features::{SparseVec, features};
+use super::features::{SparseVec, similarity_features};
 
 /// Wider than the model's space: the index holds only a few hundred sparse questions, and fewer collisions
 /// keep unrelated questions near zero similarity.
@@ -72,14 +72,14 @@ impl Knowledge {
         let index = entries
             .iter()
             .enumerate()
-            .flat_map(|(i, e)| e.questions.iter().map(move |q| (i, features(q, KB_DIM))))
+            .flat_map(|(i, e)| e.questions.iter().map(move |q| (i, similarity_features(q, KB_DIM))))
             .collect();
         Self { entries, index }
     }
 
     /// Entries by best similarity, best first, one per entry, at most `limit`.
     pub fn best(&self, text: &str, limit: usize) -> Vec<Match<'_>> {
-        let query = features(text, KB_DIM);
+        let query = similarity_features(text, KB_DIM);
         let mut best = vec![0f32; self.entries.len()];
         for (i, q) in &self.index {
             best[*i] = best[*i].max(query.dot(q));

@@ -164,6 +164,18 @@ pub fn search(train: &[Example], labels: &[String], seed: u64, mut progress: imp
     (rows, winner)
 }
 
+/// One row: the out-of-fold accuracy of `sgd` at `dim` (the row `search` would print for these settings).
+pub fn evaluate(train: &[Example], labels: &[String], dim: usize, sgd: Sgd) -> Row {
+    let fold = folds(train, FOLDS, sgd.seed);
+    let index = |intent: &str| labels.iter().position(|l| l == intent).unwrap_or_default();
+    let x: Vec<(SparseVec, usize)> = train
+        .iter()
+        .map(|e| (features::features(&e.text, dim), index(&e.intent)))
+        .collect();
+    let oof = out_of_fold(&x, &fold, dim, labels.len(), sgd, &[sgd.epochs]);
+    score(train, &x, &fold, &oof[0], dim, sgd)
+}
+
 /// The winner: among rows within `TIE` of the best score, the smallest dimension, then fewest epochs, then the
 /// best score.
 pub fn choose(rows: &[Row]) -> usize {
