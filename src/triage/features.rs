@@ -20,6 +20,12 @@
 
 use unicode_normalization::UnicodeNormalization;
 
+/// The tokenizer's version, written into every trained model (`protofuse.features`) and checked when one is
+/// loaded: a model only means something over the features it was trained on, and a model trained before a
+/// tokenizer change would otherwise load and quietly misjudge. Raise it whenever [`features`] changes what it
+/// emits. 1: unit n-grams and char grams inside words; 2: also char grams across word joins and the length bucket.
+pub const VERSION: u32 = 2;
+
 /// 2^16 features × 10 intents × 4 bytes ≈ 2.6 MB of weights. Chosen by grouped cross-validation on the training
 /// split (`protofuse triage train --search`): over 2^14 it gains about a point of out-of-fold accuracy in Chinese
 /// (0.920 vs 0.910 at the best settings of each; 0.924 vs 0.910 with the cross-word grams and length bucket), where hash collisions among Han bi-/tri-grams cost most. The

@@ -9,7 +9,7 @@ use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, Tensor, Ty
 
 use super::TriageError;
 use super::features::SparseVec;
-use super::train::{META_DIM, META_LABELS, META_VERSION};
+use super::train::{META_DIM, META_FEATURES, META_LABELS, META_VERSION};
 
 /// A loaded model: the optimised tract plan and the metadata the trainer wrote.
 pub struct IntentModel {
@@ -61,6 +61,15 @@ impl IntentModel {
         let dim: usize = meta(META_DIM)
             .and_then(|d| d.parse().ok())
             .ok_or_else(|| invalid("no feature dimension in metadata"))?;
+        // Models from before the tokenizer was versioned carry no key: version 1.
+        let trained_on: u32 = meta(META_FEATURES).and_then(|v| v.parse().ok()).unwrap_or(1);
+        if trained_on != super::features::VERSION {
+            return Err(invalid(&format!(
+                "trained on tokenizer version {trained_on}, but this build computes version {}; retrain it with \
+                 `protofuse triage train`",
+                super::features::VERSION
+            )));
+        }
         let plan = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .and_then(|m| m.into_optimized())

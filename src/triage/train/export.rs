@@ -23,6 +23,8 @@ pub const META_LABELS: &str = "protofuse.labels";
 pub const META_VERSION: &str = "protofuse.version";
 /// The feature dimension.
 pub const META_DIM: &str = "protofuse.dim";
+/// The tokenizer version the model was trained on ([`crate::triage::features::VERSION`]).
+pub const META_FEATURES: &str = "protofuse.features";
 /// Input and output tensor names.
 pub const INPUT: &str = "features";
 /// The output tensor name.
@@ -68,6 +70,7 @@ pub(super) fn encode(model: &Linear, temperature: f32, labels: &[String], versio
             meta(META_LABELS, labels.join(",")),
             meta(META_VERSION, version.to_owned()),
             meta(META_DIM, model.dim.to_string()),
+            meta(META_FEATURES, crate::triage::features::VERSION.to_string()),
         ],
         ..ModelProto::default()
     }
@@ -122,5 +125,38 @@ fn value_info(name: &str, shape: &[i64]) -> ValueInfoProto {
             ..TypeProto::default()
         }),
         ..ValueInfoProto::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+    use tract_onnx::pb::ModelProto;
+
+    use super::{META_FEATURES, encode};
+    use crate::triage::model::IntentModel;
+    use crate::triage::train::linear::Linear;
+
+    #[test]
+    fn a_model_trained_on_another_tokenizer_version_is_refused() {
+        let model = Linear {
+            dim: 16,
+            classes: 2,
+            w: vec![0.0; 32],
+            b: vec![0.0; 2],
+        };
+        let bytes = encode(&model, 1.0, &["a".into(), "b".into()], "test");
+        assert!(IntentModel::from_bytes(&bytes).is_ok());
+
+        let mut proto = ModelProto::decode(bytes.as_slice()).unwrap();
+        proto.metadata_props.retain(|p| p.key != META_FEATURES);
+        let refused = IntentModel::from_bytes(&proto.encode_to_vec()).unwrap_err();
+        let refused = std::error::Error::source(&refused)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(
+            refused.contains("tokenizer version 1") && refused.contains("protofuse triage train"),
+            "{refused}"
+        );
     }
 }

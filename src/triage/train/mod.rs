@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use export::{INPUT, META_DIM, META_LABELS, META_VERSION, OUTPUT};
+pub use export::{INPUT, META_DIM, META_FEATURES, META_LABELS, META_VERSION, OUTPUT};
 
 use crate::triage::features::{self, DEFAULT_DIM, SparseVec};
 use data::Example;
@@ -191,7 +191,7 @@ pub fn train(data: &Path, out: &Path) -> Result<Metrics, TrainError> {
     }
     let (val_scored, test_scored) = (score(&model, &val_x), score(&model, &test_x));
     let temperature = linear::fit_temperature(&oof_scored);
-    let version = format!("lr{}-{digest:08x}", DEFAULT_DIM.trailing_zeros());
+    let version = format!("lr{}-f{}-{digest:08x}", DEFAULT_DIM.trailing_zeros(), features::VERSION);
     let count_groups = |set: &[Example]| {
         set.iter()
             .map(|e| &e.group)
