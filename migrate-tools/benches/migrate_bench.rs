@@ -135,17 +135,50 @@ async fn source_scan(source: &Source) -> f64 {
     rate
 }
 
-async fn bench_target(
-    label: &str,
-    source: &Source,
-    source_pool: &MySqlPool,
-    target_url: &str,
-    mapper: &Mapper,
-    rows: u64,
-    writers: usize,
-) {
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`; `None` where that is unreadable.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the parenthesised command name start with the state (field 3); utime and stime are
+    // fields 14 and 15, in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// What every target's run shares.
+struct Run<'a> {
+    source: &'a Source,
+    source_pool: &'a MySqlPool,
+    mapper: &'a Mapper,
+    /// The server's process id, to charge its CPU time to the rows copied.
+    server_pid: Option<String>,
+}
+
+/// CPU microseconds per row of the importer (this process) and the server since `before`. Wall-clock rates
+/// swing with whatever else the machine runs; CPU time per row barely does, so it compares builds on a busy
+/// machine.
+fn cpu_per_row(run: &Run<'_>, before: (Option<f64>, Option<f64>), rows: i64) -> String {
+    let per_row = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if rows > 0 => format!("{:.1}", (b - a) * 1e6 / rows as f64),
+        _ => "?".to_owned(),
+    };
+    let after = cpu_clocks(run);
+    format!(
+        "CPU per row: importer {} µs, server {} µs",
+        per_row(before.0, after.0),
+        per_row(before.1, after.1)
+    )
+}
+
+fn cpu_clocks(run: &Run<'_>) -> (Option<f64>, Option<f64>) {
+    (cpu_seconds("self"), run.server_pid.as_deref().and_then(cpu_seconds))
+}
+
+async fn bench_target(run: &Run<'_>, label: &str, target_url: &str, rows: u64, writers: usize) {
+    let (source, source_pool, mapper) = (run.source, run.source_pool, run.mapper);
     let target = Target::open(target_url).await.unwrap();
     let scan = source_scan(source).await;
+    let clocks = cpu_clocks(run);
     let started = Instant::now();
     snapshot::run(source, &target, mapper, &snapshot_options(writers))
         .await
@@ -155,9 +188,10 @@ async fn bench_target(
     let rate = copied as f64 / secs;
     println!(
         "{label}: snapshot {copied} rows in {secs:.1} s = {rate:.0} rows/s ({:.2}x the bare source scan, {:.1}x the \
-         3,600 rows/s yardstick)",
+         3,600 rows/s yardstick; {})",
         rate / scan,
-        rate / 3_600.0
+        rate / 3_600.0,
+        cpu_per_row(run, clocks, copied)
     );
 
     // Follow: changes written while the follower is stopped, then caught up: bulk inserts (1,000-row
@@ -172,6 +206,7 @@ async fn bench_target(
             .unwrap();
     }
     let before = target.status("gofly").await.unwrap();
+    let clocks = cpu_clocks(run);
     let started = Instant::now();
     let options = FollowOptions {
         server_id: 6000 + label.bytes().map(u32::from).sum::<u32>() % 1000,
@@ -187,9 +222,10 @@ async fn bench_target(
     let lag = after.last_event_at.map_or(0, |t| chrono::Utc::now().timestamp() - t);
     println!(
         "{label}: follow {events} events ({applied} row changes, {updates} one-row transactions) in {secs:.1} s = \
-         {:.0} events/s, {:.0} rows/s; backlog drained, lag behind the last source event {lag} s",
+         {:.0} events/s, {:.0} rows/s; backlog drained, lag behind the last source event {lag} s; {}",
         events as f64 / secs,
-        applied as f64 / secs
+        applied as f64 / secs,
+        cpu_per_row(run, clocks, applied)
     );
 }
 
@@ -223,9 +259,18 @@ async fn main() {
     let source = Source::new(&source_url).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let server_pid = std::fs::read_to_string(server.data_dir().with_file_name("mariadbd.pid"))
+        .ok()
+        .map(|pid| pid.trim().to_owned());
+    let run = Run {
+        source: &source,
+        source_pool: &pool,
+        mapper: &mapper,
+        server_pid,
+    };
     let targets = std::env::var("MIGRATE_BENCH_TARGETS").unwrap_or_else(|_| "sqlite,mariadb".to_owned());
     if targets.contains("sqlite") {
-        bench_target("sqlite", &source, &pool, &sqlite, &mapper, rows, 1).await;
+        bench_target(&run, "sqlite", &sqlite, rows, 1).await;
     }
     if !targets.contains("mariadb") {
         return;
@@ -236,7 +281,7 @@ async fn main() {
         let mysql_target = server.fresh_database().await;
         let label = format!("mariadb ({writers} writers)");
         let from = rows + 20_000_000 * (i as u64 + 1);
-        bench_target(&label, &source, &pool, &mysql_target, &mapper, from, writers).await;
+        bench_target(&run, &label, &mysql_target, from, writers).await;
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
 }

@@ -140,13 +140,13 @@ macro_rules! impl_writer {
             let head = if only_if_missing { INSERT_IGNORE } else { "INSERT" };
             let mut qb = sqlx::QueryBuilder::<$db>::new(format!("{head} INTO conversations ({}) ", COLUMNS.join(", ")));
             qb.push_values(rows, |mut b, c| {
-                b.push_bind(c.id.clone())
-                    .push_bind(c.channel.clone())
-                    .push_bind(c.account.clone())
-                    .push_bind(c.customer_id.clone())
-                    .push_bind(c.status.clone())
-                    .push_bind(c.department.clone())
-                    .push_bind(c.assigned_agent.clone())
+                b.push_bind(c.id.as_str())
+                    .push_bind(c.channel.as_str())
+                    .push_bind(c.account.as_str())
+                    .push_bind(c.customer_id.as_str())
+                    .push_bind(c.status.as_str())
+                    .push_bind(c.department.as_deref())
+                    .push_bind(c.assigned_agent.as_deref())
                     .push_bind(c.created_at)
                     .push_bind(c.updated_at);
             });
@@ -162,7 +162,7 @@ macro_rules! impl_writer {
             let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM messages WHERE idempotency_key IN (");
             let mut list = qb.separated(", ");
             for m in rows {
-                list.push_bind(m.idempotency_key.clone());
+                list.push_bind(m.idempotency_key.as_str());
             }
             qb.push(")");
             qb.build().execute(&mut **tx).await?;
@@ -171,15 +171,15 @@ macro_rules! impl_writer {
                  content_type, received_at, body) ",
             );
             qb.push_values(rows, |mut b, m| {
-                b.push_bind(m.id.clone())
-                    .push_bind(m.conversation_id.clone())
-                    .push_bind(m.idempotency_key.clone())
-                    .push_bind(m.fingerprint.clone())
+                b.push_bind(m.id.as_str())
+                    .push_bind(m.conversation_id.as_str())
+                    .push_bind(m.idempotency_key.as_str())
+                    .push_bind(m.fingerprint.as_str())
                     .push_bind(m.direction)
                     .push_bind(m.sender_role)
                     .push_bind(m.content_type)
                     .push_bind(m.received_at)
-                    .push_bind(m.body.clone());
+                    .push_bind(m.body.as_str());
             });
             qb.build().execute(&mut **tx).await?;
             Ok(())
@@ -192,13 +192,13 @@ macro_rules! impl_writer {
             const COLUMNS: [&str; 7] = ["source", "pk", "role", "external_id", "display_name", "email", "raw"];
             let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO import_parties ({}) ", COLUMNS.join(", ")));
             qb.push_values(rows, |mut b, (source, pk, p)| {
-                b.push_bind(source.to_string())
+                b.push_bind(*source)
                     .push_bind(*pk)
                     .push_bind(p.role)
-                    .push_bind(p.external_id.clone())
-                    .push_bind(p.display_name.clone())
-                    .push_bind(p.email.clone())
-                    .push_bind(p.raw.clone());
+                    .push_bind(p.external_id.as_str())
+                    .push_bind(p.display_name.as_deref())
+                    .push_bind(p.email.as_deref())
+                    .push_bind(p.raw.as_str());
             });
             qb.push(upsert_tail("source, pk", &COLUMNS[2..]));
             qb.build().execute(&mut **tx).await?;
@@ -208,7 +208,7 @@ macro_rules! impl_writer {
         async fn write_keys(tx: &mut sqlx::Transaction<'_, $db>, rows: &[(&str, i64, &str)]) -> Result<(), sqlx::Error> {
             let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO import_rows (source, pk, canonical_id) ");
             qb.push_values(rows, |mut b, (source, pk, id)| {
-                b.push_bind(source.to_string()).push_bind(*pk).push_bind(id.to_string());
+                b.push_bind(*source).push_bind(*pk).push_bind(*id);
             });
             qb.push(upsert_tail("source, pk", &["canonical_id"]));
             qb.build().execute(&mut **tx).await?;
