@@ -58,6 +58,10 @@ pub enum TriageAction {
         /// features (training split only, seconds); writes nothing.
         #[arg(long, conflicts_with = "search")]
         cv: bool,
+        /// Like `--cv`, and write the out-of-fold misclassifications to FILE as JSONL ({"text", "intent",
+        /// "predicted", "confidence", "group", "lang"}) for writing new seeds; writes no model.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["search", "cv"])]
+        cv_errors: Option<PathBuf>,
     },
 }
 
@@ -82,6 +86,14 @@ pub enum CommandError {
 /// Runs the command and prints its result.
 pub fn run(args: TriageArgs) -> Result<(), CommandError> {
     match args.action {
+        Some(TriageAction::Train {
+            data,
+            cv_errors: Some(file),
+            ..
+        }) => {
+            print!("{}", train::cv_errors(&data, &file)?);
+            Ok(())
+        }
         Some(TriageAction::Train { data, cv: true, .. }) => {
             print!("{}", train::cross_validate(&data)?);
             Ok(())

@@ -9,10 +9,12 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use crate::triage::features::{self, SparseVec};
 
 use super::data::{Example, mix};
-use super::linear::{Linear, Sgd};
+use super::linear::{Linear, Sgd, fit_temperature, softmax};
 
 /// Folds of the cross-validation.
 pub const FOLDS: usize = 5;
@@ -166,14 +168,63 @@ pub fn search(train: &[Example], labels: &[String], seed: u64, mut progress: imp
 
 /// One row: the out-of-fold accuracy of `sgd` at `dim` (the row `search` would print for these settings).
 pub fn evaluate(train: &[Example], labels: &[String], dim: usize, sgd: Sgd) -> Row {
+    evaluate_logits(train, labels, dim, sgd).0
+}
+
+/// The row of [`evaluate`] and the out-of-fold logits behind it (`None` for pinned examples).
+fn evaluate_logits(train: &[Example], labels: &[String], dim: usize, sgd: Sgd) -> (Row, Vec<Option<Vec<f32>>>) {
     let fold = folds(train, FOLDS, sgd.seed);
     let index = |intent: &str| labels.iter().position(|l| l == intent).unwrap_or_default();
     let x: Vec<(SparseVec, usize)> = train
         .iter()
         .map(|e| (features::features(&e.text, dim), index(&e.intent)))
         .collect();
-    let oof = out_of_fold(&x, &fold, dim, labels.len(), sgd, &[sgd.epochs]);
-    score(train, &x, &fold, &oof[0], dim, sgd)
+    let mut oof = out_of_fold(&x, &fold, dim, labels.len(), sgd, &[sgd.epochs]);
+    let logits = oof.swap_remove(0);
+    (score(train, &x, &fold, &logits, dim, sgd), logits)
+}
+
+/// One out-of-fold misclassification: a held-out first-batch training example and what the fold model that
+/// never saw its group predicted. A line of `protofuse triage train --cv-errors FILE`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Miss<'a> {
+    /// The message.
+    pub text: &'a str,
+    /// The gold intent.
+    pub intent: &'a str,
+    /// The predicted intent.
+    pub predicted: &'a str,
+    /// Probability of `predicted`, calibrated with a temperature fitted on the same out-of-fold predictions.
+    pub confidence: f32,
+    /// Seed group.
+    pub group: &'a str,
+    /// `zh` or `en`.
+    pub lang: &'a str,
+}
+
+/// The row of [`evaluate`] and every out-of-fold misclassification behind it, in data order. Training split
+/// only: nothing here sees validation or test.
+pub fn misses<'a>(train: &'a [Example], labels: &'a [String], dim: usize, sgd: Sgd) -> (Row, Vec<Miss<'a>>) {
+    let (row, logits) = evaluate_logits(train, labels, dim, sgd);
+    let index = |intent: &str| labels.iter().position(|l| l == intent).unwrap_or_default();
+    let scored: Vec<(&Example, Vec<f32>)> = train.iter().zip(logits).filter_map(|(e, l)| Some((e, l?))).collect();
+    let calibration: Vec<(Vec<f32>, usize)> = scored.iter().map(|(e, l)| (l.clone(), index(&e.intent))).collect();
+    let temperature = fit_temperature(&calibration);
+    let misses = scored
+        .iter()
+        .filter_map(|(e, l)| {
+            let (best, confidence) = super::argmax(&softmax(l, temperature));
+            (labels[best] != e.intent).then(|| Miss {
+                text: &e.text,
+                intent: &e.intent,
+                predicted: &labels[best],
+                confidence,
+                group: &e.group,
+                lang: &e.lang,
+            })
+        })
+        .collect();
+    (row, misses)
 }
 
 /// The winner: among rows within `TIE` of the best score, the smallest dimension, then fewest epochs, then the
@@ -277,5 +328,42 @@ mod tests {
         }
         assert_eq!(fold, folds(&examples, 5, 7));
         assert!((0..5).all(|f| fold.contains(&Some(f))));
+    }
+
+    #[test]
+    fn misses_are_the_held_out_errors() {
+        // Groups of four; every tenth group is written in the other intent's words, so the fold model that
+        // never saw it gets it wrong. The last five groups are pinned: trained on, never reported.
+        let words = ["want my money back refund", "where is my parcel tracking"];
+        let examples: Vec<Example> = (0..200)
+            .map(|i| {
+                let (group, intent) = (i / 4, (i / 4) % 2);
+                let written_as = if group % 10 == 3 { 1 - intent } else { intent };
+                Example {
+                    text: format!("{} {}", words[written_as], ["please", "now", "today", "thanks"][i % 4]),
+                    intent: ["refund", "logistics"][intent].to_owned(),
+                    lang: "en".to_owned(),
+                    group: format!("g{group}"),
+                    split: (i >= 180).then(|| "train".to_owned()),
+                }
+            })
+            .collect();
+        let labels = ["refund".to_owned(), "logistics".to_owned()];
+        let sgd = Sgd {
+            epochs: 3,
+            learning_rate: 1.0,
+            l2: 1e-4,
+            seed: 7,
+        };
+        let (row, misses) = misses(&examples, &labels, 1 << 10, sgd);
+        let groups: Vec<&str> = misses.iter().map(|m| m.group).collect();
+        assert_eq!(misses.len(), 20, "{groups:?}");
+        assert!(groups.iter().all(|g| ["g3", "g13", "g23", "g33", "g43"].contains(g)));
+        assert!(
+            misses
+                .iter()
+                .all(|m| m.predicted != m.intent && m.confidence > 0.5 && m.lang == "en")
+        );
+        assert!((row.en - 160.0 / 180.0).abs() < 1e-9);
     }
 }

@@ -142,6 +142,35 @@ pub fn cross_validate(data: &Path) -> Result<String, TrainError> {
     Ok(cv::table(&[row], usize::MAX))
 }
 
+/// `train --cv-errors FILE`: the same cross-validation as [`cross_validate`], and its out-of-fold
+/// misclassifications written to `file` as JSONL ([`cv::Miss`]: text, gold intent, predicted, confidence, group,
+/// lang), for writing new seeds from the training split's errors instead of validation's. Writes no model.
+pub fn cv_errors(data: &Path, file: &Path) -> Result<String, TrainError> {
+    let (examples, _) = read_dir(data)?;
+    let labels = labels(&examples);
+    let split = data::split(examples, SGD.seed);
+    if split.train.is_empty() {
+        return Err(TrainError::NotEnoughData("the training split is empty"));
+    }
+    let (row, misses) = cv::misses(&split.train, &labels, DEFAULT_DIM, SGD);
+    let mut jsonl = String::new();
+    let mut per_lang: BTreeMap<&str, usize> = BTreeMap::new();
+    for miss in &misses {
+        jsonl.push_str(&serde_json::to_string(miss).unwrap_or_default());
+        jsonl.push('\n');
+        *per_lang.entry(miss.lang).or_default() += 1;
+    }
+    std::fs::write(file, jsonl).map_err(|e| TrainError::Io(file.to_path_buf(), e))?;
+    let counts: Vec<String> = per_lang.iter().map(|(lang, n)| format!("{lang} {n}")).collect();
+    Ok(format!(
+        "{}wrote {} out-of-fold misclassifications ({}) to {}\n",
+        cv::table(&[row], usize::MAX),
+        misses.len(),
+        counts.join(", "),
+        file.display()
+    ))
+}
+
 fn labels(examples: &[Example]) -> Vec<String> {
     let mut labels: Vec<String> = Vec::new();
     for e in examples {
