@@ -107,13 +107,8 @@ pub struct Settings {
 /// `train --search`: the cross-validation table over the grid in [`cv`] and the winner, from the training split
 /// only (no model is written, nothing is measured on validation or test). `progress` sees each row as it comes.
 pub fn search(data: &Path, progress: impl FnMut(&cv::Row)) -> Result<String, TrainError> {
-    let (examples, _) = read_dir(data)?;
-    let labels = labels(&examples);
-    let split = data::split(examples, SGD.seed);
-    if split.train.is_empty() {
-        return Err(TrainError::NotEnoughData("the training split is empty"));
-    }
-    let (rows, winner) = cv::search(&split.train, &labels, SGD.seed, progress);
+    let (train, labels) = training_split(data)?;
+    let (rows, winner) = cv::search(&train, &labels, SGD.seed, progress);
     let w = &rows[winner];
     Ok(format!(
         "{}
@@ -132,13 +127,8 @@ winner (best min(en, zh); within {} of it: smallest dim, then fewest epochs): di
 /// training split only, as one row of the `--search` table. Seconds, where `--search` takes minutes: the way to
 /// compare a change of the features.
 pub fn cross_validate(data: &Path) -> Result<String, TrainError> {
-    let (examples, _) = read_dir(data)?;
-    let labels = labels(&examples);
-    let split = data::split(examples, SGD.seed);
-    if split.train.is_empty() {
-        return Err(TrainError::NotEnoughData("the training split is empty"));
-    }
-    let row = cv::evaluate(&split.train, &labels, DEFAULT_DIM, SGD);
+    let (train, labels) = training_split(data)?;
+    let row = cv::evaluate(&train, &labels, DEFAULT_DIM, SGD);
     Ok(cv::table(&[row], usize::MAX))
 }
 
@@ -146,13 +136,8 @@ pub fn cross_validate(data: &Path) -> Result<String, TrainError> {
 /// misclassifications written to `file` as JSONL ([`cv::Miss`]: text, gold intent, predicted, confidence, group,
 /// lang), for writing new seeds from the training split's errors instead of validation's. Writes no model.
 pub fn cv_errors(data: &Path, file: &Path) -> Result<String, TrainError> {
-    let (examples, _) = read_dir(data)?;
-    let labels = labels(&examples);
-    let split = data::split(examples, SGD.seed);
-    if split.train.is_empty() {
-        return Err(TrainError::NotEnoughData("the training split is empty"));
-    }
-    let (row, misses) = cv::misses(&split.train, &labels, DEFAULT_DIM, SGD);
+    let (train, labels) = training_split(data)?;
+    let (row, misses) = cv::misses(&train, &labels, DEFAULT_DIM, SGD);
     let mut jsonl = String::new();
     let mut per_lang: BTreeMap<&str, usize> = BTreeMap::new();
     for miss in &misses {
@@ -169,6 +154,18 @@ pub fn cv_errors(data: &Path, file: &Path) -> Result<String, TrainError> {
         counts.join(", "),
         file.display()
     ))
+}
+
+/// The training split of the data in `data` and the labels, for the commands that look at nothing else
+/// (`--search`, `--cv`, `--cv-errors`).
+fn training_split(data: &Path) -> Result<(Vec<Example>, Vec<String>), TrainError> {
+    let (examples, _) = read_dir(data)?;
+    let labels = labels(&examples);
+    let split = data::split(examples, SGD.seed);
+    if split.train.is_empty() {
+        return Err(TrainError::NotEnoughData("the training split is empty"));
+    }
+    Ok((split.train, labels))
 }
 
 fn labels(examples: &[Example]) -> Vec<String> {
