@@ -293,8 +293,8 @@ async fn triage_runs_behind_its_fuse_and_queues_hand_offs() {
     assert!(body.contains("transfer_customer_service"), "{body}");
     let handoff = wait_for_triage(&server, "u-human").await;
     assert_eq!(handoff["decision"], "handoff", "{handoff}");
-    let conversations = server.get_json("/v1/conversations?customer=u-human").await;
-    assert_eq!(conversations["items"][0]["status"], "queued");
+    // The status moves after the triage result is stored (a separate write), so wait for its event before
+    // reading the conversation back.
     loop {
         let event = tokio::time::timeout(Duration::from_secs(5), events.next())
             .await
@@ -309,6 +309,8 @@ async fn triage_runs_behind_its_fuse_and_queues_hand_offs() {
             break;
         }
     }
+    let conversations = server.get_json("/v1/conversations?customer=u-human").await;
+    assert_eq!(conversations["items"][0]["status"], "queued");
 
     // Triage down: the message still reaches the default route, untriaged and not lost.
     let forced = server
