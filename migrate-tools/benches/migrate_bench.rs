@@ -4,7 +4,8 @@
 //! CARGO_TARGET_DIR=/work/target-binlog cargo bench -p protofuse-migrate --bench migrate_bench
 //! MIGRATE_BENCH_ROWS=1000000 MIGRATE_BENCH_FOLLOW_ROWS=200000 MIGRATE_BENCH_TARGETS=sqlite,mariadb (defaults)
 //! MIGRATE_BENCH_CHUNK, _BATCH_ROWS and _FOLLOW_BATCH override the CLI's defaults; MIGRATE_BENCH_WRITERS=1,2 measures
-//! the MariaDB target once per writer count
+//! the MariaDB target once per writer count; MIGRATE_BENCH_NO_TARGET_BINLOG=1 opens the target as
+//! `--no-target-binlog` does; MIGRATE_BENCH_SERVER_SET="binlog_cache_size = 268435456" sets server variables
 //! ```
 //!
 //! Uses the tests' private MariaDB (row binlog, FULL metadata) as the source and, for the MariaDB target, a
@@ -20,7 +21,7 @@ use protofuse_migrate::follow::{self, FollowOptions};
 use protofuse_migrate::mapping::Mapping;
 use protofuse_migrate::snapshot::{self, SnapshotOptions};
 use protofuse_migrate::source::Source;
-use protofuse_migrate::target::Target;
+use protofuse_migrate::target::{Target, TargetOptions};
 use sqlx::MySqlPool;
 
 const SCHEMA: &[&str] = &[
@@ -176,7 +177,11 @@ fn cpu_clocks(run: &Run<'_>) -> (Option<f64>, Option<f64>) {
 
 async fn bench_target(run: &Run<'_>, label: &str, target_url: &str, rows: u64, writers: usize) {
     let (source, source_pool, mapper) = (run.source, run.source_pool, run.mapper);
-    let target = Target::open(target_url).await.unwrap();
+    // `MIGRATE_BENCH_NO_TARGET_BINLOG=1`: the importer's `--no-target-binlog`.
+    let options = TargetOptions {
+        binlog: std::env::var("MIGRATE_BENCH_NO_TARGET_BINLOG").is_err(),
+    };
+    let target = Target::open_with(target_url, options).await.unwrap();
     let scan = source_scan(source).await;
     let clocks = cpu_clocks(run);
     let started = Instant::now();
@@ -237,10 +242,20 @@ async fn main() {
     // production database, source or target, has a buffer pool that holds its working set. Both are dynamic
     // in MariaDB 10.9+.
     let admin = MySqlPool::connect(&server.admin_url()).await.unwrap();
-    for setting in [
-        "SET GLOBAL innodb_buffer_pool_size = 1024 * 1024 * 1024",
-        "SET GLOBAL innodb_log_file_size = 512 * 1024 * 1024",
-    ] {
+    let mut settings = vec![
+        "SET GLOBAL innodb_buffer_pool_size = 1024 * 1024 * 1024".to_owned(),
+        "SET GLOBAL innodb_log_file_size = 512 * 1024 * 1024".to_owned(),
+    ];
+    // `MIGRATE_BENCH_SERVER_SET="binlog_cache_size = 67108864; ..."`: more server variables, to measure tuning.
+    let extra = std::env::var("MIGRATE_BENCH_SERVER_SET").unwrap_or_default();
+    settings.extend(
+        extra
+            .split(';')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| format!("SET GLOBAL {}", s.trim())),
+    );
+    for setting in &settings {
+        println!("server: {setting}");
         if let Err(e) = sqlx::raw_sql(setting).execute(&admin).await {
             println!("note: {setting} failed ({e}); figures are for the small test server");
         }

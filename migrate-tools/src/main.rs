@@ -5,7 +5,7 @@ use clap::Parser as _;
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::cli::{Cli, Command, load_mapping};
 use protofuse_migrate::source::{self, Source};
-use protofuse_migrate::target::Target;
+use protofuse_migrate::target::{Target, TargetOptions};
 use protofuse_migrate::{follow, redact, snapshot, verify};
 
 #[tokio::main]
@@ -38,7 +38,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let mapper = Mapper::new(mapping);
     let source = Source::new(cli.source.as_deref().context("--source is required")?)?;
     let target_url = cli.target.as_deref().context("--target is required")?;
-    let target = Target::open(target_url)
+    let options = TargetOptions {
+        binlog: !cli.no_target_binlog,
+    };
+    let target = Target::open_with(target_url, options)
         .await
         .map_err(|e| anyhow::anyhow!(redact::text(&e.to_string(), target_url)))?;
     if let Some(addr) = cli.metrics_addr {

@@ -15,7 +15,7 @@ use protofuse_migrate::follow::{self, FollowOptions};
 use protofuse_migrate::mapping::Mapping;
 use protofuse_migrate::snapshot::{self, SnapshotOptions};
 use protofuse_migrate::source::{self, Source};
-use protofuse_migrate::target::Target;
+use protofuse_migrate::target::{Target, TargetOptions};
 use protofuse_migrate::verify;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
@@ -167,6 +167,50 @@ async fn snapshot_then_follow_a_live_writer_into_sqlite_verifies_clean() {
     assert_special_message(&target_url, &f.mapper, "v2").await;
     let status = target.status("gofly").await.unwrap();
     assert!(status.snapshot_done && status.events_applied > 0, "{status:?}");
+    assert_verify_sees_tampering(&f, &target, &target_url).await;
+}
+
+/// `verify` reports a stored message whose content differs from its source row, and a stored message no source
+/// row accounts for.
+async fn assert_verify_sees_tampering(f: &Fixture, target: &Target, target_url: &str) {
+    let store = sqlx::SqlitePool::connect(target_url).await.unwrap();
+    let prefix = "import:gofly:message:";
+    let (key,): (String,) = sqlx::query_as("SELECT idempotency_key FROM messages WHERE idempotency_key LIKE ? LIMIT 1")
+        .bind(format!("{prefix}%"))
+        .fetch_one(&store)
+        .await
+        .unwrap();
+    let changed: i64 = key[prefix.len()..].parse().unwrap();
+    sqlx::query("UPDATE messages SET body = REPLACE(body, 'visitor', 'vandal') WHERE idempotency_key = ?")
+        .bind(&key)
+        .execute(&store)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, idempotency_key, fingerprint, direction, sender_role, \
+         content_type, received_at, body) SELECT '00000000-0000-7000-8000-000000000000', conversation_id, ?, \
+         fingerprint, direction, sender_role, content_type, received_at, body FROM messages WHERE idempotency_key = ?",
+    )
+    .bind(format!("{prefix}999999999"))
+    .bind(&key)
+    .execute(&store)
+    .await
+    .unwrap();
+    let reports = verify::run(&f.source, target, &f.mapper).await.unwrap();
+    let messages = reports.iter().find(|r| r.source.ends_with("/message")).unwrap();
+    assert!(!messages.ok(), "{messages:?}");
+    assert_eq!(messages.target_rows, messages.source_rows + 1, "{messages:?}");
+    assert!(
+        messages.mismatched_chunks >= 1 && messages.sample_keys.contains(&changed),
+        "{messages:?}"
+    );
+    assert!(
+        reports
+            .iter()
+            .filter(|r| !r.source.ends_with("/message"))
+            .all(verify::TableReport::ok),
+        "{reports:?}"
+    );
 }
 
 /// The importer binary, killed with SIGKILL at random points while a writer keeps changing the source, and
@@ -245,6 +289,78 @@ async fn sigkill_at_random_points_then_restart_converges_into_mariadb() {
     let target = Target::open(&target_url).await.unwrap();
     assert_verified(&f, &target).await;
     assert_special_message(&target_url, &f.mapper, "v1").await;
+}
+
+/// `--no-target-binlog` keeps the importer's rows out of the target server's binlog (without it they are
+/// there), and a target user who may not turn binary logging off is told so before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_target_binlog_keeps_the_import_out_of_the_binlog_and_needs_the_privilege() {
+    let f = fixture(300, 41).await;
+    let server = mariadb::server().await;
+    let logged_url = server.fresh_database().await;
+    let unlogged_url = server.fresh_database().await;
+    let unlogged_options = TargetOptions { binlog: false };
+    let logged = Target::open(&logged_url).await.unwrap();
+    let unlogged = Target::open_with(&unlogged_url, unlogged_options).await.unwrap();
+    copy(&f, &logged, 100, 200).await;
+    copy(&f, &unlogged, 100, 200).await;
+    assert_verified(&f, &logged).await;
+    assert_verified(&f, &unlogged).await;
+
+    let database = |url: &str| url.rsplit('/').next().unwrap().to_owned();
+    let (logged_db, unlogged_db) = (database(&logged_url), database(&unlogged_url));
+    let tables = binlogged_tables(&f.pool).await;
+    for table in ["messages", "conversations", "import_rows", "import_checkpoint"] {
+        assert!(
+            tables.contains(&format!("{logged_db}.{table}")),
+            "{table} not in the binlog: {tables:?}"
+        );
+        assert!(
+            !tables.contains(&format!("{unlogged_db}.{table}")),
+            "{table} in the binlog"
+        );
+    }
+
+    let admin = MySqlPool::connect(&server.admin_url()).await.unwrap();
+    for statement in [
+        "CREATE USER IF NOT EXISTS 'plain_writer'@'%' IDENTIFIED BY 'pw'".to_owned(),
+        format!("GRANT ALL PRIVILEGES ON `{unlogged_db}`.* TO 'plain_writer'@'%'"),
+    ] {
+        sqlx::raw_sql(&statement).execute(&admin).await.unwrap();
+    }
+    let plain_url = format!("mysql://plain_writer:pw@127.0.0.1:{}/{unlogged_db}", server.port());
+    let refused = Target::open_with(&plain_url, unlogged_options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("--no-target-binlog") && refused.contains("BINLOG ADMIN"),
+        "{refused}"
+    );
+    Target::open(&plain_url).await.unwrap();
+}
+
+/// `db.table` of every table a row event in the server's binlogs touched (from the TABLE_MAP events).
+async fn binlogged_tables(pool: &MySqlPool) -> std::collections::BTreeSet<String> {
+    use sqlx::Row as _;
+    let logs = sqlx::raw_sql("SHOW BINARY LOGS").fetch_all(pool).await.unwrap();
+    let mut tables = std::collections::BTreeSet::new();
+    for log in logs {
+        let name: String = log.get(0);
+        let events = sqlx::raw_sql(&format!("SHOW BINLOG EVENTS IN '{name}'"))
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        for event in events {
+            // Info may end inside a multi-byte character (it is cut to a width).
+            let info: Vec<u8> = event.try_get_unchecked("Info").unwrap();
+            let (kind, info): (String, String) = (event.get("Event_type"), String::from_utf8_lossy(&info).into());
+            if let (true, Some((_, rest))) = (kind == "Table_map", info.split_once('(')) {
+                tables.insert(rest.trim_end_matches(')').to_owned());
+            }
+        }
+    }
+    tables
 }
 
 /// Four writers committing 200-row batches out of order, twice over the same rows (a resumed snapshot copies

@@ -1,7 +1,7 @@
 //! MySQL/MariaDB target: upserts with `ON DUPLICATE KEY UPDATE`, `foreign_key_checks` off on the importer's own
 //! sessions (messages may arrive before their conversation row; a placeholder fills the gap in the same
 //! transaction), READ COMMITTED like the store, so parallel batches take no gap locks on the unique keys they
-//! probe and insert into.
+//! probe and insert into; `sql_log_bin` off too when the operator asks for `--no-target-binlog`.
 
 use std::str::FromStr as _;
 
@@ -37,16 +37,28 @@ fn greatest_tail(_conflict: &str, column: &str) -> String {
     format!(" ON DUPLICATE KEY UPDATE {column} = GREATEST({column}, VALUES({column}))")
 }
 
-pub(super) async fn open(url: &str) -> Result<MySqlPool, sqlx::Error> {
+pub(super) async fn open(url: &str, binlog: bool) -> Result<MySqlPool, super::TargetError> {
     let url = url.replacen("mariadb://", "mysql://", 1);
     let options = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
+    if !binlog {
+        // Checked on a connection of its own first, so that a missing privilege is reported as such and not
+        // as a failure to connect.
+        let mut conn = sqlx::ConnectOptions::connect(&options).await?;
+        conn.execute("SET SESSION sql_log_bin = 0")
+            .await
+            .map_err(super::TargetError::BinlogOff)?;
+        sqlx::Connection::close(conn).await?;
+    }
     let pool = MySqlPoolOptions::new()
         .max_connections(MAX_WRITERS as u32 + 1)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute("SET SESSION foreign_key_checks = 0").await?;
                 conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
                     .await?;
+                if !binlog {
+                    conn.execute("SET SESSION sql_log_bin = 0").await?;
+                }
                 Ok(())
             })
         })

@@ -157,23 +157,19 @@ macro_rules! impl_writer {
             Ok(())
         }
 
-        /// A message whose sent time changed has a new id: the old row goes first, by its idempotency key.
+        /// Upserts on the idempotency key, which names the source row: a message whose sent time changed has a
+        /// new id (ids are time-ordered), and the update moves the row to it. A fresh row costs one insert, where
+        /// deleting by key first probed the unique index once more for every row of a snapshot.
         async fn write_messages(tx: &mut sqlx::Transaction<'_, $db>, rows: &[&MessageRecord]) -> Result<(), sqlx::Error> {
-            let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM messages WHERE idempotency_key IN (");
-            let mut list = qb.separated(", ");
-            for m in rows {
-                list.push_bind(m.idempotency_key.as_str());
-            }
-            qb.push(")");
-            qb.build().execute(&mut **tx).await?;
-            let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO messages (id, conversation_id, idempotency_key, fingerprint, direction, sender_role, \
-                 content_type, received_at, body) ",
-            );
+            const COLUMNS: [&str; 9] = [
+                "idempotency_key", "id", "conversation_id", "fingerprint", "direction", "sender_role", "content_type",
+                "received_at", "body",
+            ];
+            let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO messages ({}) ", COLUMNS.join(", ")));
             qb.push_values(rows, |mut b, m| {
-                b.push_bind(m.id.as_str())
+                b.push_bind(m.idempotency_key.as_str())
+                    .push_bind(m.id.as_str())
                     .push_bind(m.conversation_id.as_str())
-                    .push_bind(m.idempotency_key.as_str())
                     .push_bind(m.fingerprint.as_str())
                     .push_bind(m.direction)
                     .push_bind(m.sender_role)
@@ -181,6 +177,7 @@ macro_rules! impl_writer {
                     .push_bind(m.received_at)
                     .push_bind(m.body.as_str());
             });
+            qb.push(upsert_tail("idempotency_key", &COLUMNS[1..]));
             qb.build().execute(&mut **tx).await?;
             Ok(())
         }
@@ -381,12 +378,25 @@ macro_rules! impl_writer {
             Ok(out)
         }
 
+        /// Rows the target holds for `source`. Messages are counted in `messages` itself, by the idempotency-key
+        /// range of the source table, so a stored message that no source row accounts for shows as a difference.
         pub(super) async fn count(pool: &sqlx::Pool<$db>, source: &str, kind: EntityKind) -> Result<i64, super::TargetError> {
-            let sql = match kind {
-                EntityKind::Customer | EntityKind::Agent => "SELECT COUNT(*) FROM import_parties WHERE source = ?",
-                EntityKind::Message | EntityKind::Conversation => "SELECT COUNT(*) FROM import_rows WHERE source = ?",
+            let (n,): (i64,) = match kind {
+                EntityKind::Customer | EntityKind::Agent => {
+                    sqlx::query_as("SELECT COUNT(*) FROM import_parties WHERE source = ?").bind(source).fetch_one(pool).await?
+                }
+                EntityKind::Conversation => {
+                    sqlx::query_as("SELECT COUNT(*) FROM import_rows WHERE source = ?").bind(source).fetch_one(pool).await?
+                }
+                EntityKind::Message => {
+                    let (from, to) = crate::target::writer::message_key_range(source);
+                    sqlx::query_as("SELECT COUNT(*) FROM messages WHERE idempotency_key >= ? AND idempotency_key < ?")
+                        .bind(from)
+                        .bind(to)
+                        .fetch_one(pool)
+                        .await?
+                }
             };
-            let (n,): (i64,) = sqlx::query_as(sql).bind(source).fetch_one(pool).await?;
             Ok(n)
         }
     };
@@ -428,9 +438,20 @@ use sqlx::{Column as _, Row as _};
 
 /// The idempotency key of a message row; the canonical mapper derives the same.
 pub(super) fn message_key_of(source: &str, pk: i64) -> String {
-    // source = "<mapping>:<table>/<kind>"
+    format!("{}{pk}", message_key_prefix(source))
+}
+
+/// `import:<mapping>:<table>:` for source `<mapping>:<table>/<kind>`.
+fn message_key_prefix(source: &str) -> String {
     let table_part = source.rsplit_once('/').map_or(source, |(head, _)| head);
-    format!("import:{table_part}:{pk}")
+    format!("import:{table_part}:")
+}
+
+/// The idempotency keys of every message row of `source`, as a half-open range: `;` is the character after `:`.
+pub(super) fn message_key_range(source: &str) -> (String, String) {
+    let from = message_key_prefix(source);
+    let to = format!("{};", &from[..from.len() - 1]);
+    (from, to)
 }
 
 /// Digest of a stored row: the selected columns after the pk, in the encoding of [`digest_fields`]. Columns named
@@ -463,7 +484,24 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{BYTES_PER_STATEMENT, ROWS_PER_STATEMENT, statements};
+    use super::{BYTES_PER_STATEMENT, ROWS_PER_STATEMENT, message_key_of, message_key_range, statements};
+
+    #[test]
+    fn a_tables_message_keys_fall_in_its_range_and_no_other_tables() {
+        let (from, to) = message_key_range("gofly:message/message");
+        let inside = |key: &str| from.as_str() <= key && key < to.as_str();
+        for pk in [0, 7, 10, 99_999, i64::MAX] {
+            assert!(inside(&message_key_of("gofly:message/message", pk)), "{pk}");
+        }
+        for other in [
+            "gofly:message2/message",
+            "gofly:messages/message",
+            "gofly:mess/message",
+            "other:message/message",
+        ] {
+            assert!(!inside(&message_key_of(other, 1)), "{other}");
+        }
+    }
 
     #[test]
     fn statements_are_bounded_by_rows_and_by_bytes() {
