@@ -338,6 +338,19 @@ async fn no_target_binlog_keeps_the_import_out_of_the_binlog_and_needs_the_privi
         "{refused}"
     );
     Target::open(&plain_url).await.unwrap();
+    // The same through the binary's flag, before it reads anything; the password is not printed.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protofuse-migrate"))
+        .args(["--mapping", "preset:gofly", "--no-target-binlog", "snapshot"])
+        .env("PROTOFUSE_MIGRATE_SOURCE", &f.source_url)
+        .env("PROTOFUSE_MIGRATE_TARGET", &plain_url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--no-target-binlog"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(":pw@"), "{stderr}");
 }
 
 /// `db.table` of every table a row event in the server's binlogs touched (from the TABLE_MAP events).
