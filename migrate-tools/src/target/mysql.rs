@@ -10,6 +10,9 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 const INSERT_IGNORE: &str = "INSERT IGNORE";
 
+/// What `--no-target-binlog` runs on every importer session.
+const SKIP_BINLOG: &str = "SET SESSION sql_log_bin = 0";
+
 /// Parallel snapshot writers the pool allows (plus one connection for bookkeeping reads).
 pub(super) const MAX_WRITERS: usize = 4;
 
@@ -44,9 +47,7 @@ pub(super) async fn open(url: &str, binlog: bool) -> Result<MySqlPool, super::Ta
         // Checked on a connection of its own first, so that a missing privilege is reported as such and not
         // as a failure to connect.
         let mut conn = sqlx::ConnectOptions::connect(&options).await?;
-        conn.execute("SET SESSION sql_log_bin = 0")
-            .await
-            .map_err(super::TargetError::BinlogOff)?;
+        conn.execute(SKIP_BINLOG).await.map_err(super::TargetError::BinlogOff)?;
         sqlx::Connection::close(conn).await?;
     }
     let pool = MySqlPoolOptions::new()
@@ -57,7 +58,7 @@ pub(super) async fn open(url: &str, binlog: bool) -> Result<MySqlPool, super::Ta
                 conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
                     .await?;
                 if !binlog {
-                    conn.execute("SET SESSION sql_log_bin = 0").await?;
+                    conn.execute(SKIP_BINLOG).await?;
                 }
                 Ok(())
             })
