@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use protofuse::config::{Config, DestinationConfig, DestinationKind, FuseSettings, RouteConfig};
 use protofuse::dispatch::{DeliveryError, Fuse, FuseError};
-use protofuse::store::Synchronous;
+use protofuse_store::Synchronous;
 use support::{bare_hyper, env_or, load, native};
 
 /// A destination that accepts connections and never answers.

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use protofuse::config::Config;
-use protofuse::store::Synchronous;
+use protofuse_store::Synchronous;
 use support::{bare_hyper, env_or, load, native};
 
 async fn protofuse(dir: &std::path::Path, synchronous: Synchronous) -> SocketAddr {

@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use protofuse::config::Config;
-use protofuse::store::Synchronous;
 use protofuse_grpc::pb;
+use protofuse_store::Synchronous;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 

@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use crate::cli::DeadLetterAction;
-use crate::store::outbox::{DeadLetter, DeadLetterFilter};
-use crate::store::{Store, StoreError};
+use protofuse_store::outbox::{DeadLetter, DeadLetterFilter};
+use protofuse_store::{Store, StoreError};
 
 /// Why a dead-letter command failed.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,6 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML configuration, environment overrides and validation.
-//! - [`store`]: the conversation store (SQLite or MySQL/MariaDB) behind one trait.
 //! - [`legacy`]: loading the legacy REST adapter files and the HMAC replay guard.
 //! - [`events`]: the conversation event bus behind every protocol's subscriptions.
 //! - [`dispatch`]: the dispatcher: routes, per-destination fuses, outbox workers, dead letters.
@@ -16,7 +15,7 @@
 //! - [`cli`]: the `protofuse` command line.
 //!
 //! The path of a message: socket → [`server`] (decode with `protofuse_adapter`) → [`service::Service::send`]
-//! (validate) → [`store::Store::insert_message`] (idempotent write) → the acknowledgement back to the caller.
+//! (validate) → [`protofuse_store::Store::insert_message`] (idempotent write) → the acknowledgement back to the caller.
 
 pub mod cli;
 pub mod config;
@@ -27,7 +26,6 @@ pub mod legacy;
 pub mod respond;
 pub mod server;
 pub mod service;
-pub mod store;
 pub mod telemetry;
 pub mod triage;
 pub mod wechat;

@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::DeadLetters { config, action } => {
             let config = config::load(config.as_deref())?;
-            let store = protofuse::store::open(&protofuse::server::store_settings(&config))
+            let store = protofuse_store::open(&config.store)
                 .await
                 .context("opening the store")?;
             protofuse::dead_letters::run(store.as_ref(), action, &mut std::io::stdout().lock()).await?;

@@ -10,8 +10,8 @@ use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope
 
 use crate::dispatch::Dispatcher;
 use crate::events::{Event, EventBus, EventFilter, Subscription};
-use crate::store::{ConversationFilter, Page, PageRequest, StatusChange, Store, StoreError};
 use crate::telemetry::metric;
+use protofuse_store::{ConversationFilter, Page, PageRequest, StatusChange, Store, StoreError};
 
 /// Why an operation failed, classified by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use protofuse::store::{self, ConversationFilter, Order, PageRequest, Store, StoreError, StoreSettings, Synchronous};
 use protofuse_model::{
     Content, ConversationId, ConversationStatus, Direction, Envelope, IdempotencyKey, Party, Protocol, Role, Source,
 };
+use protofuse_store::{ConversationFilter, Order, PageRequest, Store, StoreConfig, StoreError, Synchronous};
 use tempfile::TempDir;
 
 use crate::support::mariadb;
@@ -26,8 +26,8 @@ impl Deref for Opened {
     }
 }
 
-fn settings(url: String) -> StoreSettings {
-    StoreSettings {
+fn settings(url: String) -> StoreConfig {
+    StoreConfig {
         url,
         max_connections: 4,
         acquire_timeout: Duration::from_secs(10),
@@ -38,7 +38,7 @@ fn settings(url: String) -> StoreSettings {
 pub async fn open_sqlite() -> Opened {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("nested/dir/store.db").display());
-    let store = store::open(&settings(url)).await.unwrap();
+    let store = protofuse_store::open(&settings(url)).await.unwrap();
     Opened {
         store: Arc::from(store),
         _dir: Some(dir),
@@ -47,7 +47,7 @@ pub async fn open_sqlite() -> Opened {
 
 pub async fn open_mysql() -> Opened {
     let url = mariadb::server().await.fresh_database().await;
-    let store = store::open(&settings(url)).await.unwrap();
+    let store = protofuse_store::open(&settings(url)).await.unwrap();
     Opened {
         store: Arc::from(store),
         _dir: None,
@@ -113,7 +113,7 @@ async fn status_changes_keep_unset_fields_and_closing_frees_the_slot(store: &dyn
         .unwrap()
         .message;
     let id = first.conversation_id;
-    let change = |status, department: Option<&str>, agent: Option<&str>| protofuse::store::StatusChange {
+    let change = |status, department: Option<&str>, agent: Option<&str>| protofuse_store::StatusChange {
         status,
         department: department.map(str::to_owned),
         assigned_agent: agent.map(str::to_owned),

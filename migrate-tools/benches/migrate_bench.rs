@@ -11,17 +11,15 @@
 //! Uses the tests' private MariaDB (row binlog, FULL metadata) as the source and, for the MariaDB target, a
 //! second database on the same server: both share the machine's two cores, so the figures are conservative.
 
-#[path = "../../tests/support/mariadb.rs"]
-mod mariadb;
-
+use protofuse_testkit::mariadb;
 use std::time::{Duration, Instant};
 
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::follow::{self, FollowOptions};
 use protofuse_migrate::mapping::Mapping;
+use protofuse_migrate::sink::{Target, TargetOptions};
 use protofuse_migrate::snapshot::{self, SnapshotOptions};
 use protofuse_migrate::source::Source;
-use protofuse_migrate::target::{Target, TargetOptions};
 use sqlx::MySqlPool;
 
 const SCHEMA: &[&str] = &[

@@ -5,63 +5,25 @@
 //! (table, primary key). The same row therefore always yields the same records, which makes every write an
 //! idempotent upsert and lets `verify` recompute what the target must hold.
 
-use chrono::FixedOffset;
+use chrono::{DateTime, FixedOffset};
 use protofuse_model::{
-    Content, ConversationId, ConversationStatus, Direction, IdempotencyKey, MediaRef, Message, MessageId, Party, Role,
-    Source,
+    Content, Conversation, ConversationId, ConversationStatus, Direction, IdempotencyKey, MediaRef, Message, MessageId,
+    Party, Role, Source,
 };
+use protofuse_store::import::{ConversationRow, MessageRow};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::mapping::{EntityKind, FieldError, Mapping, Row, TableMapping};
 
-/// A conversation row of the protofuse store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConversationRecord {
-    /// `conversations.id`.
-    pub id: String,
-    /// Channel.
-    pub channel: String,
-    /// The mapping name.
-    pub account: String,
-    /// Customer external id.
-    pub customer_id: String,
-    /// bot | queued | assigned | closed.
-    pub status: String,
-    /// Department.
-    pub department: Option<String>,
-    /// Assigned agent.
-    pub assigned_agent: Option<String>,
-    /// Microseconds since the epoch.
-    pub created_at: i64,
-    /// Microseconds since the epoch.
-    pub updated_at: i64,
-}
-
-/// A message row of the protofuse store.
+/// A message row of the protofuse store, with the conversation it needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageRecord {
-    /// `messages.id`.
-    pub id: String,
-    /// Its conversation.
-    pub conversation_id: String,
-    /// `import:<mapping>:<table>:<pk>`.
-    pub idempotency_key: String,
-    /// Hash of the body.
-    pub fingerprint: String,
-    /// inbound | outbound.
-    pub direction: &'static str,
-    /// Sender role.
-    pub sender_role: &'static str,
-    /// Content kind.
-    pub content_type: &'static str,
-    /// Microseconds since the epoch.
-    pub received_at: i64,
-    /// The canonical message as JSON.
-    pub body: String,
+    /// The row the store writes (columns computed by the store's codec).
+    pub row: MessageRow,
     /// Written only if the conversation does not exist yet, so the message is reachable through the API
     /// even when its conversation row arrives later (or is not mapped).
-    pub placeholder: ConversationRecord,
+    pub placeholder: ConversationRow,
 }
 
 /// A customer or agent.
@@ -83,7 +45,7 @@ pub struct PartyRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     /// A conversation.
-    Conversation(ConversationRecord),
+    Conversation(ConversationRow),
     /// A message.
     Message(MessageRecord),
     /// A customer or agent.
@@ -96,8 +58,8 @@ impl Record {
     /// The canonical id recorded in `import_rows` (empty for parties and skipped rows).
     pub fn canonical_id(&self) -> &str {
         match self {
-            Self::Conversation(c) => &c.id,
-            Self::Message(m) => &m.id,
+            Self::Conversation(c) => c.id(),
+            Self::Message(m) => m.row.id(),
             Self::Party(_) | Self::Skipped => "",
         }
     }
@@ -136,44 +98,37 @@ impl Mapper {
         }
     }
 
-    fn conversation(&self, t: &TableMapping, row: &Row) -> Result<ConversationRecord, FieldError> {
+    fn conversation(&self, t: &TableMapping, row: &Row) -> Result<ConversationRow, FieldError> {
         let key = match t.text("conversation_key", row) {
             Some(key) => key,
             None => t.pk(row)?.to_string(),
         };
         let created = t
             .time("created_at", row, self.zone)?
-            .map_or(0, |t| t.timestamp_micros());
-        let updated = t
-            .time("updated_at", row, self.zone)?
-            .map_or(created, |t| t.timestamp_micros());
+            .map_or(DateTime::UNIX_EPOCH, |t| t.to_utc());
+        let updated = t.time("updated_at", row, self.zone)?.map_or(created, |t| t.to_utc());
         let status = t.text("status", row).unwrap_or_else(|| "closed".to_owned());
-        if ConversationStatus::parse(&status).is_none() {
-            return Err(field_error(
-                t,
-                "status",
-                &format!("{status:?} is not bot|queued|assigned|closed"),
-            ));
-        }
-        Ok(ConversationRecord {
+        let status = ConversationStatus::parse(&status)
+            .ok_or_else(|| field_error(t, "status", &format!("{status:?} is not bot|queued|assigned|closed")))?;
+        Ok(ConversationRow::new(&Conversation {
             id: self.conversation_id(&t.table, &key),
             channel: t.text("channel", row).unwrap_or_else(|| self.mapping.channel.clone()),
-            account: self.mapping.name.clone(),
+            account: Some(self.mapping.name.clone()),
             customer_id: t.required_text("customer_id", row)?,
             status,
             department: t.text("department", row),
             assigned_agent: t.text("assigned_agent", row),
             created_at: created,
             updated_at: updated.max(created),
-        })
+        }))
     }
 
     /// The id of the conversation with `key` in conversation table `table`.
-    pub fn conversation_id(&self, table: &str, key: &str) -> String {
+    pub fn conversation_id(&self, table: &str, key: &str) -> ConversationId {
         let digest = hash(&["conversation", &self.mapping.name, table, key]);
         let mut bytes = [0_u8; 16];
         bytes.copy_from_slice(&digest[..16]);
-        uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
+        ConversationId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
     }
 
     fn message(&self, t: &TableMapping, row: &Row) -> Result<Record, FieldError> {
@@ -212,7 +167,7 @@ impl Mapper {
         let channel = t.text("channel", row).unwrap_or_else(|| self.mapping.channel.clone());
         let message = Message {
             id: MessageId::from_uuid(id),
-            conversation_id: ConversationId::from_uuid(uuid::Uuid::parse_str(&conversation_id).unwrap_or_default()),
+            conversation_id,
             channel: channel.clone(),
             direction,
             sender,
@@ -229,35 +184,32 @@ impl Mapper {
             idempotency_key: IdempotencyKey::parse(&key).ok_or_else(|| field_error(t, "key", "key too long"))?,
             triage: None,
         };
-        let body = serde_json::to_string(&message).unwrap_or_default();
         let customer = (role == Role::Customer).then(|| message.sender.external_id.clone());
-        let placeholder = self.placeholder(&conversation_id, channel, customer, sent_at.timestamp_micros());
+        let placeholder = self.placeholder(conversation_id, channel, customer, sent_at);
         Ok(Record::Message(MessageRecord {
-            id: id.to_string(),
-            conversation_id,
-            fingerprint: hex::encode(Sha256::digest(body.as_bytes())),
-            direction: direction.as_str(),
-            sender_role: role.as_str(),
-            content_type: message.content.kind(),
-            received_at: sent_at.timestamp_micros(),
-            body,
-            idempotency_key: key,
+            row: MessageRow::new(&message),
             placeholder,
         }))
     }
 
-    fn placeholder(&self, id: &str, channel: String, customer: Option<String>, micros: i64) -> ConversationRecord {
-        ConversationRecord {
-            id: id.to_owned(),
+    fn placeholder(
+        &self,
+        id: ConversationId,
+        channel: String,
+        customer: Option<String>,
+        at: protofuse_model::Timestamp,
+    ) -> ConversationRow {
+        ConversationRow::new(&Conversation {
+            id,
             channel,
-            account: self.mapping.name.clone(),
+            account: Some(self.mapping.name.clone()),
             customer_id: customer.unwrap_or_else(|| "unknown".to_owned()),
-            status: "closed".to_owned(),
+            status: ConversationStatus::Closed,
             department: None,
             assigned_agent: None,
-            created_at: micros,
-            updated_at: micros,
-        }
+            created_at: at,
+            updated_at: at,
+        })
     }
 }
 
@@ -366,27 +318,8 @@ impl Record {
     pub fn digest(&self) -> Option<String> {
         let s = |v: &str| Some(v.to_owned());
         let fields = match self {
-            Self::Message(m) => vec![
-                s(&m.id),
-                s(&m.conversation_id),
-                s(&m.idempotency_key),
-                s(m.direction),
-                s(m.sender_role),
-                s(m.content_type),
-                Some(m.received_at.to_string()),
-                s(&m.body),
-            ],
-            Self::Conversation(c) => vec![
-                s(&c.id),
-                s(&c.channel),
-                s(&c.account),
-                s(&c.customer_id),
-                s(&c.status),
-                c.department.clone(),
-                c.assigned_agent.clone(),
-                Some(c.created_at.to_string()),
-                Some(c.updated_at.to_string()),
-            ],
+            Self::Message(m) => m.row.stored_fields(),
+            Self::Conversation(c) => c.stored_fields(),
             Self::Party(p) => vec![
                 s(p.role),
                 s(&p.external_id),

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use crate::binlog::{self, BinlogError, Statement};
 use crate::canonical::Mapper;
 use crate::mapping::{FieldError, TableMapping};
+use crate::sink::{Action, Op, Position, Progress, Target, TargetError};
 use crate::source::{self, ServerInfo, Source, SourceError};
-use crate::target::{Action, Op, Position, Progress, Target, TargetError};
 
 /// How following behaves.
 #[derive(Debug, Clone)]

@@ -7,12 +7,12 @@
 //!   [`follow`]: the replica stream, batching and reconnects; [`binlog`]: table-map columns, row images, GTIDs, DDL.
 //! - [`charset`] and [`decode`]: one normalized form for every source value, from either path.
 //! - [`canonical`]: a normalized row to conversation/message/party records with derived ids.
-//! - [`target`]: the store's tables and the `import_*` bookkeeping, rows and checkpoint in one transaction.
+//! - [`sink`]: the store's tables and the `import_*` bookkeeping, rows and checkpoint in one transaction.
 //! - [`verify`]: counts and per-chunk checksums, source against target; [`progress`]: bar or log lines;
 //!   [`redact`]: credentials out of every message.
 //!
 //! A row's path: source row (SELECT or binlog image) → [`decode::normalize`] per column → [`mapping::Row`] →
-//! [`canonical::Mapper::map`] → [`target::Op`] → [`target::Target::apply`] (with the checkpoint).
+//! [`canonical::Mapper::map`] → [`sink::Op`] → [`sink::Target::apply`] (with the checkpoint).
 
 pub mod binlog;
 pub mod canonical;
@@ -23,7 +23,7 @@ pub mod follow;
 pub mod mapping;
 pub mod progress;
 pub mod redact;
+pub mod sink;
 pub mod snapshot;
 pub mod source;
-pub mod target;
 pub mod verify;

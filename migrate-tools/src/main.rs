@@ -4,8 +4,8 @@ use anyhow::{Context as _, bail};
 use clap::Parser as _;
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::cli::{Cli, Command, load_mapping};
+use protofuse_migrate::sink::{Target, TargetOptions};
 use protofuse_migrate::source::{self, Source};
-use protofuse_migrate::target::{Target, TargetOptions};
 use protofuse_migrate::{follow, redact, snapshot, verify};
 
 #[tokio::main]

@@ -9,9 +9,9 @@ use mysql_async::prelude::Queryable as _;
 use serde::Serialize;
 
 use crate::canonical::Mapper;
+use crate::sink::Target;
 use crate::snapshot::{SnapshotError, decode_row, ident};
 use crate::source::{self, Source};
-use crate::target::Target;
 
 /// Rows per compared chunk.
 pub const CHUNK: usize = 2_000;

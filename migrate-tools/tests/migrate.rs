@@ -2,21 +2,20 @@
 
 #[path = "support/gofly.rs"]
 mod gofly;
-#[path = "../../tests/support/mariadb.rs"]
-mod mariadb;
 #[path = "support/presets.rs"]
 mod presets;
 
+use protofuse_testkit::mariadb;
 use std::time::{Duration, Instant};
 
-use protofuse::store::PageRequest;
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::follow::{self, FollowOptions};
 use protofuse_migrate::mapping::Mapping;
+use protofuse_migrate::sink::{Target, TargetOptions};
 use protofuse_migrate::snapshot::{self, SnapshotOptions};
 use protofuse_migrate::source::{self, Source};
-use protofuse_migrate::target::{Target, TargetOptions};
 use protofuse_migrate::verify;
+use protofuse_store::PageRequest;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use serde_json::json;
@@ -95,16 +94,15 @@ fn options(server_id: u32) -> FollowOptions {
 
 /// Reads the special message (every type, mojibake repaired) back through protofuse's own `Store`.
 async fn assert_special_message(store_url: &str, mapper: &Mapper, visitor: &str) {
-    let store = protofuse::store::open(&protofuse::store::StoreSettings {
+    let store = protofuse_store::open(&protofuse_store::StoreConfig {
         url: store_url.to_owned(),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(10),
-        sqlite_synchronous: protofuse::store::Synchronous::Normal,
+        sqlite_synchronous: protofuse_store::Synchronous::Normal,
     })
     .await
     .unwrap();
-    let conversation = mapper.conversation_id("visitor", visitor);
-    let id = protofuse_model::ConversationId::from_uuid(uuid::Uuid::parse_str(&conversation).unwrap());
+    let id = mapper.conversation_id("visitor", visitor);
     let found = store
         .conversation(id)
         .await

@@ -3,17 +3,16 @@
 
 #[path = "support/gofly.rs"]
 mod gofly;
-#[path = "../../tests/support/mariadb.rs"]
-mod mariadb;
 
+use protofuse_testkit::mariadb;
 use std::time::{Duration, Instant};
 
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::follow::{self, FollowOptions};
 use protofuse_migrate::mapping::Mapping;
+use protofuse_migrate::sink::Target;
 use protofuse_migrate::snapshot::{self, SnapshotOptions};
 use protofuse_migrate::source::{self, Source};
-use protofuse_migrate::target::Target;
 use protofuse_migrate::verify;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;

@@ -23,7 +23,6 @@ pub use rpc::{AdminConfig, GrpcConfig, JsonRpcConfig};
 pub use triage::{RuleConfig, TriageConfig};
 pub use validate::ConfigIssue;
 
-use crate::store::Synchronous;
 use crate::telemetry::LogFormat;
 
 /// The whole configuration.
@@ -33,7 +32,7 @@ pub struct Config {
     /// The HTTP listener.
     pub server: ServerConfig,
     /// The conversation store.
-    pub store: StoreConfig,
+    pub store: protofuse_store::StoreConfig,
     /// Logging.
     pub log: LogConfig,
     /// Legacy REST adapters.
@@ -91,32 +90,6 @@ impl Default for ServerConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-        }
-    }
-}
-
-/// `[store]`: where conversations and messages are kept.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `sqlite://data/protofuse.db` (relative to the working directory) or `mysql://user:pass@host:3306/db`.
-    pub url: String,
-    /// Connection pool size (SQLite: readers; there is always exactly one writer).
-    pub max_connections: u32,
-    /// How long a request waits for a free connection before failing with 503.
-    #[serde(with = "humantime_serde")]
-    pub acquire_timeout: Duration,
-    /// SQLite only: `full` (fsync every commit; survives power loss) or `normal` (survives process crashes).
-    pub sqlite_synchronous: Synchronous,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            url: "sqlite://data/protofuse.db".to_owned(),
-            max_connections: 8,
-            acquire_timeout: Duration::from_secs(5),
-            sqlite_synchronous: Synchronous::Full,
         }
     }
 }

@@ -63,27 +63,14 @@ impl Config {
             "server.shutdown_grace",
             "must be greater than 0s".to_owned(),
         );
-        let store = &self.store;
-        let scheme_ok = ["sqlite:", "mysql:", "mariadb:"]
-            .iter()
-            .any(|s| store.url.starts_with(s));
-        check(
-            scheme_ok,
-            "store.url",
-            "must start with sqlite:, mysql: or mariadb:".to_owned(),
-        );
-        check(
-            (1..=1000).contains(&store.max_connections),
-            "store.max_connections",
-            format!("must be between 1 and 1000, got {}", store.max_connections),
-        );
-        check(
-            positive(store.acquire_timeout),
-            "store.acquire_timeout",
-            "must be greater than 0s".to_owned(),
+        issues.extend(
+            self.store
+                .issues()
+                .into_iter()
+                .map(|(key, message)| ConfigIssue::new(format!("store.{key}"), message)),
         );
         if let Err(e) = EnvFilter::try_new(&self.log.filter) {
-            check(false, "log.filter", format!("is not a valid filter: {e}"));
+            issues.push(ConfigIssue::new("log.filter", format!("is not a valid filter: {e}")));
         }
         issues.extend(super::rpc::issues(&self.grpc, &self.jsonrpc));
         issues.extend(self.wechat.issues());

@@ -143,12 +143,16 @@ pub type SharedDestination = Arc<dyn Destination>;
 pub struct WechatKf {
     account: String,
     client: Arc<crate::wechat::kf::KfClient>,
-    store: Arc<dyn crate::store::Store>,
+    store: Arc<dyn protofuse_store::Store>,
 }
 
 impl WechatKf {
     /// A destination for `account`'s customer-service API; `store` resolves the conversation's WeChat user.
-    pub fn new(account: String, client: Arc<crate::wechat::kf::KfClient>, store: Arc<dyn crate::store::Store>) -> Self {
+    pub fn new(
+        account: String,
+        client: Arc<crate::wechat::kf::KfClient>,
+        store: Arc<dyn protofuse_store::Store>,
+    ) -> Self {
         Self { account, client, store }
     }
 }

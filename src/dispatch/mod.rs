@@ -29,8 +29,8 @@ pub use route::Routes;
 pub use triage_step::TriageStep;
 
 use crate::config::{DestinationConfig, DestinationKind, DispatchConfig};
-use crate::store::Store;
 use crate::telemetry::metric;
+use protofuse_store::Store;
 use worker::{Lane, Timing};
 
 /// Why the dispatcher could not be built.

@@ -11,8 +11,8 @@ use protofuse_model::{Content, ConversationStatus, Direction, Message, Role, Tri
 use super::destination::{Delivery, DeliveryError, Destination};
 use crate::events::EventBus;
 use crate::service::{ServiceError, change_status};
-use crate::store::{Order, PageRequest, StatusChange, Store};
 use crate::triage::{ConversationContext, Triage};
+use protofuse_store::{Order, PageRequest, StatusChange, Store};
 
 /// Messages of the conversation read to judge repeated complaints and bot failures.
 const HISTORY: u32 = 20;

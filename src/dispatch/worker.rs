@@ -14,9 +14,9 @@ use super::destination::{Delivery, DeliveryError, SharedDestination};
 use super::fuse::{BreakerState, Fuse, FuseError};
 use super::retry::{RetryBudget, backoff};
 use crate::config::RetrySettings;
-use crate::store::Store;
-use crate::store::outbox::{Claimed, Settle, Settlement};
 use crate::telemetry::metric;
+use protofuse_store::Store;
+use protofuse_store::outbox::{Claimed, Settle, Settlement};
 
 /// Most deliveries claimed at once.
 const CLAIM_BATCH: usize = 64;

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::error::ApiError;
 use crate::dispatch::{Dispatcher, Override};
-use crate::store::outbox::{DeadLetter, DeadLetterFilter};
+use protofuse_store::outbox::{DeadLetter, DeadLetterFilter};
 
 #[derive(Clone)]
 struct Admin {
@@ -63,7 +63,7 @@ async fn authorize(State(admin): State<Admin>, request: Request, next: Next) -> 
     next.run(request).await
 }
 
-fn unavailable(e: &crate::store::StoreError) -> ApiError {
+fn unavailable(e: &protofuse_store::StoreError) -> ApiError {
     tracing::warn!(error = %e, "admin API: store failed");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,

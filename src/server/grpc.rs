@@ -23,7 +23,7 @@ use super::grpc_edge::{ApiKeys, EdgeLayer};
 use crate::config::GrpcConfig;
 use crate::events::{Event, EventFilter, Received};
 use crate::service::{Service, ServiceError};
-use crate::store::{ConversationFilter, Order, PageRequest};
+use protofuse_store::{ConversationFilter, Order, PageRequest};
 
 /// The generated service's implementation over the application service.
 pub(super) struct GrpcApi {

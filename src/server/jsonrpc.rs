@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use crate::events::{Event, EventFilter, Received};
 use crate::service::{Service, ServiceError};
-use crate::store::{ConversationFilter, Order, Page, PageRequest};
 use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use protofuse_model::{ConversationId, ConversationStatus, NewMessage, Protocol};
+use protofuse_store::{ConversationFilter, Order, Page, PageRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

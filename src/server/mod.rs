@@ -35,8 +35,8 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::service::Service;
-use crate::store::{self, StoreError, StoreSettings};
 use crate::telemetry;
+use protofuse_store::StoreError;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -141,9 +141,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     // Installs the recorder first: metric handles taken before it exists (the fuses take theirs when built)
     // would record nothing.
     let metrics = telemetry::metrics_handle();
-    let settings = store_settings(config);
     let adapters = crate::legacy::load_adapters(&config.legacy.adapters)?;
-    let store: Arc<dyn store::Store> = Arc::from(store::open(&settings).await?);
+    let store: Arc<dyn protofuse_store::Store> = Arc::from(protofuse_store::open(&config.store).await?);
     let kf = crate::wechat::kf_clients(&config.wechat)?;
     let triage = load_triage(config)?;
     let events = crate::events::EventBus::new(crate::events::DEFAULT_CAPACITY);
@@ -219,16 +218,6 @@ fn load_triage(config: &Config) -> Result<Option<Arc<crate::triage::Triage>>, St
     }
     let triage = crate::triage::Triage::load(&config.triage).map_err(StartError::Triage)?;
     Ok(Some(Arc::new(triage)))
-}
-
-/// The store settings of `config`.
-pub fn store_settings(config: &Config) -> StoreSettings {
-    StoreSettings {
-        url: config.store.url.clone(),
-        max_connections: config.store.max_connections,
-        acquire_timeout: config.store.acquire_timeout,
-        sqlite_synchronous: config.store.sqlite_synchronous,
-    }
 }
 
 /// The full HTTP application.

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::{AppState, body};
-use crate::store::{ConversationFilter, Order, Page, PageRequest};
+use protofuse_store::{ConversationFilter, Order, Page, PageRequest};
 
 /// Routes of the native API.
 pub(super) fn routes() -> axum::Router<AppState> {
@@ -51,7 +51,7 @@ async fn put_status(
     let bytes = body::read_limited(&headers, body, app.body_limit).await?;
     let request: StatusBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string()))?;
-    let change = crate::store::StatusChange {
+    let change = protofuse_store::StatusChange {
         status: request.status,
         department: request.department,
         assigned_agent: request.assigned_agent,

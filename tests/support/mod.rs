@@ -1,6 +1,5 @@
-//! Test support: a private MariaDB, and protofuse servers started in-process or as the real binary.
+//! Test support: protofuse servers started in-process or as the real binary; the rest (a private MariaDB,
+//! receivers, the WeChat signer) comes from `protofuse-testkit`.
 
-pub(crate) mod mariadb;
-pub(crate) mod receiver;
 pub(crate) mod server;
-pub(crate) mod wechat;
+pub(crate) use protofuse_testkit::{mariadb, receiver, wechat};

@@ -3,10 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use protofuse::config::Config;
 use protofuse::server::{self, Running};
@@ -83,34 +80,28 @@ impl TestServer {
     }
 }
 
-/// GETs `url` and parses the JSON answer, whatever its status.
-pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
-}
-
-/// The text of every message in a page of the native API.
-pub fn texts(page: &serde_json::Value) -> Vec<String> {
-    let items = page["items"].as_array().expect("a page has items");
-    items
-        .iter()
-        .map(|m| m["content"]["text"].as_str().unwrap_or("").to_owned())
-        .collect()
-}
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use protofuse_testkit::http::{get_json, texts};
 
 /// The built `protofuse` binary, run as a child process; killed on drop if still running.
-pub struct Binary {
-    pub child: Child,
-    pub base: String,
+pub struct Binary(pub protofuse_testkit::binary::Binary);
+
+impl std::ops::Deref for Binary {
+    type Target = protofuse_testkit::binary::Binary;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Binary {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Binary {
-    /// Runs `protofuse serve --config <repo>/config/default.toml` in `cwd`, listening on a free port (through
-    /// the documented environment override), and waits until `/readyz` answers 200.
+    /// Runs `protofuse serve --config <repo>/config/default.toml` in `cwd`, listening on free ports (through
+    /// the documented environment overrides), and waits until `/readyz` answers 200.
     pub async fn serve_default(cwd: &Path) -> Self {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
         Self::serve(&config, cwd).await
@@ -118,67 +109,12 @@ impl Binary {
 
     /// Runs `protofuse serve --config <config>` in `cwd` on free ports, and waits until it is ready.
     pub async fn serve(config: &Path, cwd: &Path) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_protofuse"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("PROTOFUSE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("PROTOFUSE__GRPC__LISTEN", format!("127.0.0.1:{}", free_port()))
-            .env("PROTOFUSE__ADMIN__LISTEN", format!("127.0.0.1:{}", free_port()))
-            .current_dir(cwd)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("protofuse binary starts");
-        let mut binary = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        binary.wait_ready().await;
-        binary
-    }
-
-    /// Waits for `/readyz`; a generous limit because CI machines may be busy, but an early exit fails at once
-    /// with the server's own words.
-    async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
-        for _ in 0..600 {
-            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = self.child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                }
-                panic!("protofuse serve exited with {status} before it was ready:\n{stderr}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("protofuse serve did not become ready within 30 s");
+        let exe = Path::new(env!("CARGO_BIN_EXE_protofuse"));
+        Self(protofuse_testkit::binary::Binary::serve(exe, config, cwd, &[]).await)
     }
 
     /// SIGKILL: no shutdown, no flush; what survives is what was committed.
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Sends SIGTERM.
-    pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill(self) {
+        self.0.kill();
     }
 }

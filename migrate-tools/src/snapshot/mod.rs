@@ -19,8 +19,8 @@ use crate::canonical::Mapper;
 use crate::decode::{ColumnInfo, DecodeError, normalize};
 use crate::mapping::{EntityKind, FieldError, Row, TableMapping};
 use crate::progress::Progress as Bar;
+use crate::sink::{Action, Op, Position, Progress, Target, TargetError};
 use crate::source::{self, Source, SourceError};
-use crate::target::{Action, Op, Position, Progress, Target, TargetError};
 
 /// Rows per source query.
 pub const DEFAULT_CHUNK: usize = 5_000;
@@ -170,7 +170,7 @@ pub async fn run(
     Ok(position_of(&target.status(&name).await?))
 }
 
-fn position_of(status: &crate::target::Status) -> Position {
+fn position_of(status: &crate::sink::Status) -> Position {
     Position {
         file: status.file.clone().unwrap_or_default(),
         pos: status.pos.unwrap_or(4),

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::SnapshotError;
-use crate::target::{Op, Progress, Target};
+use crate::sink::{Op, Progress, Target};
 
 /// A target transaction's worth of rows, numbered in source order.
 struct Batch {

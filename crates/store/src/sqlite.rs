@@ -9,30 +9,21 @@
 use std::str::FromStr;
 
 use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
-use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
-use super::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
-use super::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
-use super::{ConversationFilter, Inserted, Order, Page, PageRequest, Store, StoreError, StoreSettings, codec};
+use crate::codec;
+use crate::config::{StoreConfig, Synchronous};
+use crate::error::StoreError;
+use crate::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
+use crate::page::{ConversationFilter, Order, Page, PageRequest};
+use crate::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
+use crate::store::{Inserted, Store};
 
 /// Most writes committed in one transaction: bounds how long the first writer of a group waits for the rest.
 const MAX_GROUP: usize = 256;
 /// Writes queued for the writer task before callers wait for room (back-pressure instead of unbounded memory).
 const QUEUE: usize = 4096;
-
-/// How hard SQLite works to make a commit survive power loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Synchronous {
-    /// fsync on every commit: an acknowledged message survives a power cut. The default, because protofuse
-    /// acknowledges a message only after it is stored.
-    #[default]
-    Full,
-    /// fsync at WAL checkpoints only: survives a process crash, may lose the last commits on power loss.
-    Normal,
-}
 
 struct Write {
     envelope: Envelope,
@@ -53,7 +44,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database file named by `settings.url`, migrates it and starts the writer
     /// task (which ends when the last handle to the store is dropped).
-    pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+    pub async fn open(settings: &StoreConfig) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(&settings.url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -74,7 +65,7 @@ impl SqliteStore {
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("src/store/migrations/sqlite")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&writer)
             .await
             .map_err(StoreError::Migrate)?;

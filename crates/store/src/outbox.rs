@@ -4,12 +4,12 @@
 //! acknowledged can miss a delivery. Workers *claim* due rows with a lease (a token and an expiry), deliver them,
 //! and *settle* them: delete on success, push `due_at` on a retry or a deferral, move to `dead_letters` after the
 //! last attempt. A lease that expires (its worker crashed) makes the row claimable again, which is why delivery is
-//! at least once and carries an idempotency key. The SQL is written once, as in [`super::queries`].
+//! at least once and carries an idempotency key. The SQL is written once, as in `queries.rs`.
 
 use async_trait::async_trait;
 use protofuse_model::{Message, Timestamp};
 
-use super::StoreError;
+use crate::error::StoreError;
 
 /// A delivery claimed by a worker: deliver `message` to `destination`, then settle it with `token`.
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ pub struct DeadLetterFilter {
     pub destination: Option<String>,
 }
 
-/// The outbox operations; every [`super::Store`] implements them.
+/// The outbox operations; every [`crate::Store`] implements them.
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Claims up to `limit` deliveries for `destination` that are due at `now` and not leased, leasing them until
@@ -154,14 +154,14 @@ pub trait Outbox: Send + Sync {
 macro_rules! impl_outbox {
     ($store:ty, $db:ty, $begin:literal) => {
         #[async_trait::async_trait]
-        impl $crate::store::outbox::Outbox for $store {
+        impl $crate::outbox::Outbox for $store {
             async fn claim(
                 &self,
                 destination: &str,
                 now: Timestamp,
                 lease_until: Timestamp,
                 limit: u32,
-            ) -> Result<Vec<$crate::store::outbox::Claimed>, StoreError> {
+            ) -> Result<Vec<$crate::outbox::Claimed>, StoreError> {
                 let now = codec::to_micros(now);
                 let ids: Vec<(i64,)> = sqlx::query_as(
                     "SELECT id FROM outbox WHERE destination = ? AND due_at <= ? AND lease_until <= ? \
@@ -199,7 +199,7 @@ macro_rules! impl_outbox {
                 .await?;
                 rows.into_iter()
                     .map(|(id, destination, attempts, created_at, body)| {
-                        Ok($crate::store::outbox::Claimed {
+                        Ok($crate::outbox::Claimed {
                             id,
                             token,
                             destination: destination.0,
@@ -211,12 +211,8 @@ macro_rules! impl_outbox {
                     .collect()
             }
 
-            async fn settle(
-                &self,
-                settlements: &[$crate::store::outbox::Settle],
-                now: Timestamp,
-            ) -> Result<(), StoreError> {
-                use $crate::store::outbox::Settlement;
+            async fn settle(&self, settlements: &[$crate::outbox::Settle], now: Timestamp) -> Result<(), StoreError> {
+                use $crate::outbox::Settlement;
                 let now = codec::to_micros(now);
                 let mut tx = self.writer.begin_with($begin).await?;
                 for s in settlements {
@@ -293,10 +289,7 @@ macro_rules! impl_outbox {
                 Ok(())
             }
 
-            async fn outbox_depth(
-                &self,
-                now: Timestamp,
-            ) -> Result<Vec<$crate::store::outbox::OutboxDepth>, StoreError> {
+            async fn outbox_depth(&self, now: Timestamp) -> Result<Vec<$crate::outbox::OutboxDepth>, StoreError> {
                 let pending: Vec<(codec::Text, i64, i64, Option<i64>)> = sqlx::query_as(
                     "SELECT destination, COUNT(*), COUNT(CASE WHEN lease_until > ? THEN 1 END), MIN(created_at) \
                      FROM outbox GROUP BY destination",
@@ -308,7 +301,7 @@ macro_rules! impl_outbox {
                     sqlx::query_as("SELECT destination, COUNT(*) FROM dead_letters GROUP BY destination")
                         .fetch_all(&self.reader)
                         .await?;
-                let mut out: std::collections::BTreeMap<String, $crate::store::outbox::OutboxDepth> =
+                let mut out: std::collections::BTreeMap<String, $crate::outbox::OutboxDepth> =
                     std::collections::BTreeMap::new();
                 for (destination, count, leased, oldest) in pending {
                     let entry = out.entry(destination.0.clone()).or_default();
@@ -330,7 +323,7 @@ macro_rules! impl_outbox {
                 destination: Option<&str>,
                 after: i64,
                 limit: u32,
-            ) -> Result<Vec<$crate::store::outbox::DeadLetter>, StoreError> {
+            ) -> Result<Vec<$crate::outbox::DeadLetter>, StoreError> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "SELECT id, message_id, destination, attempts, last_error, created_at, dead_at \
                      FROM dead_letters WHERE id > ",
@@ -345,7 +338,7 @@ macro_rules! impl_outbox {
                 rows.into_iter().map(|r| dead_letter_from(r, None)).collect()
             }
 
-            async fn dead_letter(&self, id: i64) -> Result<Option<$crate::store::outbox::DeadLetter>, StoreError> {
+            async fn dead_letter(&self, id: i64) -> Result<Option<$crate::outbox::DeadLetter>, StoreError> {
                 let row: Option<(
                     i64,
                     codec::Text,
@@ -372,7 +365,7 @@ macro_rules! impl_outbox {
 
             async fn replay_dead_letters(
                 &self,
-                filter: &$crate::store::outbox::DeadLetterFilter,
+                filter: &$crate::outbox::DeadLetterFilter,
                 now: Timestamp,
             ) -> Result<u64, StoreError> {
                 let now = codec::to_micros(now);
@@ -394,10 +387,7 @@ macro_rules! impl_outbox {
                 Ok(moved)
             }
 
-            async fn discard_dead_letters(
-                &self,
-                filter: &$crate::store::outbox::DeadLetterFilter,
-            ) -> Result<u64, StoreError> {
+            async fn discard_dead_letters(&self, filter: &$crate::outbox::DeadLetterFilter) -> Result<u64, StoreError> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM dead_letters");
                 push_dead_filter(&mut qb, filter);
                 Ok(qb.build().execute(&self.writer).await?.rows_affected())
@@ -405,7 +395,7 @@ macro_rules! impl_outbox {
         }
 
         /// ` WHERE ...` for a dead-letter filter; an empty filter matches all.
-        fn push_dead_filter(qb: &mut sqlx::QueryBuilder<'_, $db>, filter: &$crate::store::outbox::DeadLetterFilter) {
+        fn push_dead_filter(qb: &mut sqlx::QueryBuilder<'_, $db>, filter: &$crate::outbox::DeadLetterFilter) {
             qb.push(" WHERE 1 = 1");
             if let Some(destination) = &filter.destination {
                 qb.push(" AND destination = ").push_bind(destination.clone());
@@ -426,28 +416,28 @@ macro_rules! impl_outbox {
     };
 }
 
-pub(super) use impl_outbox;
+pub(crate) use impl_outbox;
 
 /// A dead-letter row as sqlx decodes it.
-pub(super) type DeadLetterTuple = (
+pub(crate) type DeadLetterTuple = (
     i64,
-    super::codec::Text,
-    super::codec::Text,
+    crate::codec::Text,
+    crate::codec::Text,
     i64,
-    super::codec::Text,
+    crate::codec::Text,
     i64,
     i64,
 );
 
-pub(super) fn dead_letter_from(r: DeadLetterTuple, message: Option<Message>) -> Result<DeadLetter, StoreError> {
+pub(crate) fn dead_letter_from(r: DeadLetterTuple, message: Option<Message>) -> Result<DeadLetter, StoreError> {
     Ok(DeadLetter {
         id: r.0,
         message_id: r.1.0,
         destination: r.2.0,
         attempts: u32::try_from(r.3).unwrap_or(u32::MAX),
         last_error: r.4.0,
-        created_at: super::codec::from_micros(r.5)?,
-        dead_at: super::codec::from_micros(r.6)?,
+        created_at: crate::codec::from_micros(r.5)?,
+        dead_at: crate::codec::from_micros(r.6)?,
         message,
     })
 }

@@ -7,9 +7,13 @@ use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope
 use sqlx::Executor;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
-use super::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
-use super::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
-use super::{ConversationFilter, Inserted, Order, Page, PageRequest, Store, StoreError, StoreSettings, codec};
+use crate::codec;
+use crate::config::StoreConfig;
+use crate::error::StoreError;
+use crate::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
+use crate::page::{ConversationFilter, Order, Page, PageRequest};
+use crate::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
+use crate::store::{Inserted, Store};
 
 /// How often a write is retried when InnoDB picks it as a deadlock victim (concurrent first messages of one
 /// customer can lock the same unique keys in opposite orders).
@@ -25,7 +29,7 @@ pub struct MysqlStore {
 
 impl MysqlStore {
     /// Connects to the database named by `settings.url` (`mysql://` or `mariadb://`) and migrates it.
-    pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+    pub async fn open(settings: &StoreConfig) -> Result<Self, StoreError> {
         let url = settings.url.replacen("mariadb://", "mysql://", 1);
         let options = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
         let pool = MySqlPoolOptions::new()
@@ -42,7 +46,7 @@ impl MysqlStore {
             })
             .connect_with(options)
             .await?;
-        sqlx::migrate!("src/store/migrations/mysql")
+        sqlx::migrate!("./migrations/mysql")
             .run(&pool)
             .await
             .map_err(StoreError::Migrate)?;

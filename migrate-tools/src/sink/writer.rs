@@ -1,17 +1,20 @@
 //! The write path, written once and instantiated for each backend by [`impl_writer!`] (the same approach as the
-//! store's `queries.rs`: one copy of the SQL without sqlx's generic-executor bounds). A backend module provides
+//! store's `queries.rs`: one copy of the SQL without sqlx's generic-executor bounds). Conversations and messages
+//! are written by the store's bulk import API (`protofuse_store::import`), inside the importer's transaction; the
+//! SQL here is the importer's own bookkeeping (`import_*`). A backend module provides
 //! `upsert_tail(conflict_columns, columns)`, `greatest_tail(conflict_columns, column)` (keep the larger value)
 //! and `INSERT_IGNORE`.
 
 /// Instantiates `apply`, `status`, `snapshot_progress`, `mark_snapshot`, `record_error`, `digests` and `count`
-/// for the sqlx database `$db`.
+/// for the sqlx database `$db`, whose store writes are `protofuse_store::import::$store`.
 macro_rules! impl_writer {
-    ($db:ty) => {
-        use crate::canonical::{ConversationRecord, MessageRecord, PartyRecord, Record};
-        use crate::mapping::EntityKind;
-        use crate::target::{Action, Op, Position, Progress, Status};
+    ($db:ty, $store:ident) => {
+        use protofuse_store::import::$store as store;
+        use protofuse_store::import::{ConversationRow, MessageRow, statements};
 
-        use crate::target::writer::statements;
+        use crate::canonical::{MessageRecord, PartyRecord, Record};
+        use crate::mapping::EntityKind;
+        use crate::sink::{Action, Op, Position, Progress, Status};
 
         pub(super) async fn apply(
             pool: &sqlx::Pool<$db>,
@@ -22,7 +25,7 @@ macro_rules! impl_writer {
             let rows = ops.len() as i64;
             let ops = compact(ops);
             let mut tx = pool.begin().await?;
-            let mut conversations: Vec<&ConversationRecord> = Vec::new();
+            let mut conversations: Vec<&ConversationRow> = Vec::new();
             let mut messages: Vec<&MessageRecord> = Vec::new();
             let mut parties: Vec<(&str, i64, &PartyRecord)> = Vec::new();
             let mut keys: Vec<(&str, i64, &str)> = Vec::new();
@@ -32,7 +35,7 @@ macro_rules! impl_writer {
                         delete(&mut tx, &op.source, op.kind, op.pk, message_key.clone()).await?
                     }
                     Action::Upsert(Record::Skipped) => {
-                        let key = crate::target::writer::message_key_of(&op.source, op.pk);
+                        let key = crate::sink::writer::message_key_of(&op.source, op.pk);
                         delete(&mut tx, &op.source, op.kind, op.pk, Some(key)).await?;
                     }
                     Action::Upsert(record) => {
@@ -46,23 +49,18 @@ macro_rules! impl_writer {
                     }
                 }
             }
-            for chunk in statements(&conversations, |_| 0) {
-                write_conversations(&mut tx, chunk, false).await?;
-            }
+            store::upsert_conversations(&mut tx, &conversations).await?;
             // One placeholder per conversation of the batch; foreign keys are off, so they may follow the rows
             // that point at them within the transaction.
-            let mut seen: std::collections::HashSet<&str> = conversations.iter().map(|c| c.id.as_str()).collect();
-            let placeholders: Vec<&ConversationRecord> = messages
+            let mut seen: std::collections::HashSet<&str> = conversations.iter().map(|c| c.id()).collect();
+            let placeholders: Vec<&ConversationRow> = messages
                 .iter()
-                .filter(|m| seen.insert(m.placeholder.id.as_str()))
+                .filter(|m| seen.insert(m.placeholder.id()))
                 .map(|m| &m.placeholder)
                 .collect();
-            for chunk in statements(&placeholders, |_| 0) {
-                write_conversations(&mut tx, chunk, true).await?;
-            }
-            for chunk in statements(&messages, |m| m.body.len()) {
-                write_messages(&mut tx, chunk).await?;
-            }
+            store::insert_missing_conversations(&mut tx, &placeholders).await?;
+            let rows_of_messages: Vec<&MessageRow> = messages.iter().map(|m| &m.row).collect();
+            store::upsert_messages(&mut tx, &rows_of_messages).await?;
             for chunk in statements(&parties, |(_, _, p)| p.raw.len()) {
                 write_parties(&mut tx, chunk).await?;
             }
@@ -96,18 +94,18 @@ macro_rules! impl_writer {
         ) -> Result<(), sqlx::Error> {
             match kind {
                 EntityKind::Message => {
-                    let key = message_key.unwrap_or_default();
-                    sqlx::query("DELETE FROM messages WHERE idempotency_key = ?").bind(key).execute(&mut **tx).await?;
+                    store::delete_message(tx, &message_key.unwrap_or_default()).await?;
                 }
                 EntityKind::Conversation => {
-                    sqlx::query(
-                        "DELETE FROM conversations WHERE id IN \
-                         (SELECT canonical_id FROM import_rows WHERE source = ? AND pk = ?)",
-                    )
-                    .bind(source)
-                    .bind(pk)
-                    .execute(&mut **tx)
-                    .await?;
+                    let id: Option<(String,)> =
+                        sqlx::query_as("SELECT canonical_id FROM import_rows WHERE source = ? AND pk = ?")
+                            .bind(source)
+                            .bind(pk)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    if let Some((id,)) = id {
+                        store::delete_conversation(tx, &id).await?;
+                    }
                 }
                 EntityKind::Customer | EntityKind::Agent => {
                     sqlx::query("DELETE FROM import_parties WHERE source = ? AND pk = ?")
@@ -122,63 +120,6 @@ macro_rules! impl_writer {
                 .bind(pk)
                 .execute(&mut **tx)
                 .await?;
-            Ok(())
-        }
-
-        async fn write_conversations(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            rows: &[&ConversationRecord],
-            only_if_missing: bool,
-        ) -> Result<(), sqlx::Error> {
-            if rows.is_empty() {
-                return Ok(());
-            }
-            const COLUMNS: [&str; 9] = [
-                "id", "channel", "account", "customer_id", "status", "department", "assigned_agent", "created_at",
-                "updated_at",
-            ];
-            let head = if only_if_missing { INSERT_IGNORE } else { "INSERT" };
-            let mut qb = sqlx::QueryBuilder::<$db>::new(format!("{head} INTO conversations ({}) ", COLUMNS.join(", ")));
-            qb.push_values(rows, |mut b, c| {
-                b.push_bind(c.id.as_str())
-                    .push_bind(c.channel.as_str())
-                    .push_bind(c.account.as_str())
-                    .push_bind(c.customer_id.as_str())
-                    .push_bind(c.status.as_str())
-                    .push_bind(c.department.as_deref())
-                    .push_bind(c.assigned_agent.as_deref())
-                    .push_bind(c.created_at)
-                    .push_bind(c.updated_at);
-            });
-            if !only_if_missing {
-                qb.push(upsert_tail("id", &COLUMNS[1..]));
-            }
-            qb.build().execute(&mut **tx).await?;
-            Ok(())
-        }
-
-        /// Upserts on the idempotency key, which names the source row: a message whose sent time changed has a
-        /// new id (ids are time-ordered), and the update moves the row to it. A fresh row costs one insert, where
-        /// deleting by key first probed the unique index once more for every row of a snapshot.
-        async fn write_messages(tx: &mut sqlx::Transaction<'_, $db>, rows: &[&MessageRecord]) -> Result<(), sqlx::Error> {
-            const COLUMNS: [&str; 9] = [
-                "idempotency_key", "id", "conversation_id", "fingerprint", "direction", "sender_role", "content_type",
-                "received_at", "body",
-            ];
-            let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO messages ({}) ", COLUMNS.join(", ")));
-            qb.push_values(rows, |mut b, m| {
-                b.push_bind(m.idempotency_key.as_str())
-                    .push_bind(m.id.as_str())
-                    .push_bind(m.conversation_id.as_str())
-                    .push_bind(m.fingerprint.as_str())
-                    .push_bind(m.direction)
-                    .push_bind(m.sender_role)
-                    .push_bind(m.content_type)
-                    .push_bind(m.received_at)
-                    .push_bind(m.body.as_str());
-            });
-            qb.push(upsert_tail("idempotency_key", &COLUMNS[1..]));
-            qb.build().execute(&mut **tx).await?;
             Ok(())
         }
 
@@ -373,7 +314,7 @@ macro_rules! impl_writer {
             let rows = sqlx::query(sql).bind(source).bind(lo).bind(hi).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                out.push(crate::target::writer::row_digest::<$db>(row)?);
+                out.push(crate::sink::writer::row_digest::<$db>(row)?);
             }
             Ok(out)
         }
@@ -389,7 +330,7 @@ macro_rules! impl_writer {
                     sqlx::query_as("SELECT COUNT(*) FROM import_rows WHERE source = ?").bind(source).fetch_one(pool).await?
                 }
                 EntityKind::Message => {
-                    let (from, to) = crate::target::writer::message_key_range(source);
+                    let (from, to) = crate::sink::writer::message_key_range(source);
                     sqlx::query_as("SELECT COUNT(*) FROM messages WHERE idempotency_key >= ? AND idempotency_key < ?")
                         .bind(from)
                         .bind(to)
@@ -403,36 +344,6 @@ macro_rules! impl_writer {
 }
 
 pub(super) use impl_writer;
-
-/// Rows per multi-row statement: 1,000 rows write 1.4–2x as fast as 200 (fewer round trips and statement
-/// executions; migrate-tools/BENCHMARKS.md), and 9,000 placeholders stay far below both backends' limits.
-const ROWS_PER_STATEMENT: usize = 1_000;
-
-/// Bytes of large text per statement, so a statement fits MySQL 5.7's default 4 MB `max_allowed_packet`.
-const BYTES_PER_STATEMENT: usize = 2 << 20;
-
-/// Splits `rows` into multi-row statements of at most [`ROWS_PER_STATEMENT`] rows and, counting `size` of each,
-/// about [`BYTES_PER_STATEMENT`] bytes (a single larger row still gets its own statement).
-pub(super) fn statements<T>(rows: &[T], size: impl Fn(&T) -> usize) -> impl Iterator<Item = &[T]> {
-    let mut rest = rows;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0;
-        let mut n = 0;
-        while n < rest.len() && n < ROWS_PER_STATEMENT {
-            bytes += size(&rest[n]);
-            if n > 0 && bytes > BYTES_PER_STATEMENT {
-                break;
-            }
-            n += 1;
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Some(head)
-    })
-}
 
 use sqlx::{Column as _, Row as _};
 
@@ -484,7 +395,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{BYTES_PER_STATEMENT, ROWS_PER_STATEMENT, message_key_of, message_key_range, statements};
+    use super::{message_key_of, message_key_range};
 
     #[test]
     fn a_tables_message_keys_fall_in_its_range_and_no_other_tables() {
@@ -501,21 +412,5 @@ mod tests {
         ] {
             assert!(!inside(&message_key_of(other, 1)), "{other}");
         }
-    }
-
-    #[test]
-    fn statements_are_bounded_by_rows_and_by_bytes() {
-        let small = vec![10_usize; 2_500];
-        let sizes: Vec<usize> = statements(&small, |n| *n).map(<[usize]>::len).collect();
-        assert_eq!(sizes, [ROWS_PER_STATEMENT, ROWS_PER_STATEMENT, 500]);
-
-        let big = vec![BYTES_PER_STATEMENT / 3; 7];
-        let sizes: Vec<usize> = statements(&big, |n| *n).map(<[usize]>::len).collect();
-        assert_eq!(sizes, [3, 3, 1]);
-
-        let huge = vec![BYTES_PER_STATEMENT * 2; 2];
-        let sizes: Vec<usize> = statements(&huge, |n| *n).map(<[usize]>::len).collect();
-        assert_eq!(sizes, [1, 1], "an oversized row still goes, alone");
-        assert_eq!(statements(&[] as &[usize], |n| *n).count(), 0);
     }
 }

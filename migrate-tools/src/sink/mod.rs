@@ -1,9 +1,10 @@
 //! The target: the protofuse conversation store's own tables plus the importer's bookkeeping (`import_*`).
 //!
-//! The store's [`protofuse::store::Store`] trait only inserts, so the importer writes the same columns in the same
-//! formats itself (see `src/store/codec.rs`), on its own pool. [`protofuse::store::open`] runs first, so the
-//! protofuse migrations are applied; the `import_*` tables are created with `CREATE TABLE IF NOT EXISTS` rather
-//! than sqlx migrations, which would clash with the store's migration history in `_sqlx_migrations`.
+//! Conversations and messages are written through the store's bulk import API ([`protofuse_store::import`]),
+//! which computes every stored column with the store's own codec, on the importer's own pool and inside the
+//! importer's transaction. [`protofuse_store::open`] runs first, so the store's migrations are applied; the
+//! `import_*` tables are created with `CREATE TABLE IF NOT EXISTS` rather than sqlx migrations, which would
+//! clash with the store's migration history in `_sqlx_migrations`.
 //!
 //! Every [`Target::apply`] is one database transaction holding the rows and the checkpoint that covers them.
 
@@ -109,7 +110,7 @@ pub struct Status {
 pub enum TargetError {
     /// Opening the protofuse store (and its migrations) failed.
     #[error("cannot open the target store: {0}")]
-    Store(#[from] protofuse::store::StoreError),
+    Store(#[from] protofuse_store::StoreError),
     /// A database error.
     #[error("target database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -157,13 +158,12 @@ impl Target {
 
     /// [`Target::open`] with `options`.
     pub async fn open_with(url: &str, options: TargetOptions) -> Result<Self, TargetError> {
-        let settings = protofuse::store::StoreSettings {
-            url: url.to_owned(),
+        let settings = protofuse_store::StoreConfig {
             max_connections: 2,
             acquire_timeout: Duration::from_secs(30),
-            sqlite_synchronous: protofuse::store::Synchronous::Full,
+            ..protofuse_store::StoreConfig::for_url(url)
         };
-        drop(protofuse::store::open(&settings).await?);
+        drop(protofuse_store::open(&settings).await?);
         if url.starts_with("sqlite:") {
             if !options.binlog {
                 tracing::warn!("--no-target-binlog has no effect on a SQLite target");
@@ -186,7 +186,7 @@ impl Target {
                 let mut attempt = 0;
                 loop {
                     match mysql::apply(pool, name, ops, progress).await {
-                        Err(e) if protofuse::store::is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
+                        Err(e) if protofuse_store::is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
                             attempt += 1;
                             tracing::debug!(attempt, "target batch was a deadlock victim; running it again");
                         }

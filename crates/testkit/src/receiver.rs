@@ -2,8 +2,6 @@
 //! switched at run time (answer, fail, hang, answer slowly), and which dedupes deliveries by their
 //! `Idempotency-Key` the way a well-behaved backend does.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

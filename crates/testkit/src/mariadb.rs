@@ -18,7 +18,6 @@
 //! kills the server's process group and deletes the temp dir. The watchdog and
 //! the server run in process groups of their own, so a Ctrl-C aimed at the test
 //! run cannot take the watchdog down before it has cleaned up.
-#![allow(dead_code)]
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -36,8 +35,8 @@ use sqlx::{ConnectOptions as _, Connection as _};
 use tokio::sync::OnceCell;
 
 /// The account tests connect as; it has every privilege, including replication.
-pub(crate) const USER: &str = "protofuse";
-pub(crate) const PASSWORD: &str = "protofuse";
+pub const USER: &str = "protofuse";
+pub const PASSWORD: &str = "protofuse";
 /// `root` over the unix socket needs no password; over TCP it uses this one.
 const ADMIN_PASSWORD: &str = "protofuse";
 
@@ -120,12 +119,12 @@ static SERVER: OnceCell<MariaDb> = OnceCell::const_new();
 /// The runtime needs its time and IO drivers, as `#[tokio::test]` provides.
 ///
 /// Panics, with what to do about it, if the server cannot be started.
-pub(crate) async fn server() -> &'static MariaDb {
+pub async fn server() -> &'static MariaDb {
     SERVER.get_or_init(MariaDb::start).await
 }
 
 /// A running private server; see [`server`].
-pub(crate) struct MariaDb {
+pub struct MariaDb {
     port: u16,
     dir: PathBuf,
     socket: PathBuf,
@@ -141,24 +140,24 @@ pub(crate) struct MariaDb {
 
 impl MariaDb {
     /// The TCP port on `127.0.0.1`.
-    pub(crate) fn port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.port
     }
 
     /// The server's own unix socket (`root` connects here without a password).
-    pub(crate) fn socket_path(&self) -> &Path {
+    pub fn socket_path(&self) -> &Path {
         &self.socket
     }
 
     /// The data directory, where the binlog (`mariadb-bin.*`) lives.
-    pub(crate) fn data_dir(&self) -> PathBuf {
+    pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 
     /// Creates a fresh, empty database with a unique name and returns a URL
     /// for it usable by sqlx and `mysql_async`, e.g.
     /// `mysql://protofuse:protofuse@127.0.0.1:PORT/t_3`.
-    pub(crate) async fn fresh_database(&self) -> String {
+    pub async fn fresh_database(&self) -> String {
         let name = format!("t_{}", self.next_database.fetch_add(1, Ordering::Relaxed));
         let mut conn = self.root_connection().await;
         sqlx::raw_sql(&format!("CREATE DATABASE `{name}`"))
@@ -172,7 +171,7 @@ impl MariaDb {
 
     /// A URL for `root` over TCP, for what the test user may not do, such as
     /// granting privileges. It names no database.
-    pub(crate) fn admin_url(&self) -> String {
+    pub fn admin_url(&self) -> String {
         format!("mysql://root:{ADMIN_PASSWORD}@127.0.0.1:{}", self.port)
     }
 
@@ -181,7 +180,7 @@ impl MariaDb {
     /// server restart. Connections open at the time get errors; the binlog
     /// continues in a new file. Other tests in the same process see the
     /// restart too, so keep restarting tests in a test binary of their own.
-    pub(crate) async fn restart(&self) {
+    pub async fn restart(&self) {
         let mut server = self.server.lock().await;
         let mut conn = self.root_connection().await;
         // The server closes the connection as it goes down; the answer may be an error.

@@ -54,4 +54,4 @@ pub(super) async fn open(url: &str) -> Result<SqlitePool, sqlx::Error> {
     Ok(pool)
 }
 
-super::writer::impl_writer!(sqlx::Sqlite);
+super::writer::impl_writer!(sqlx::Sqlite, sqlite);

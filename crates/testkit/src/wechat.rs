@@ -2,8 +2,6 @@
 //! WeChat does, a fake WeChat API (`/cgi-bin/token`, `/cgi-bin/message/custom/send`) that can expire its
 //! token mid-test, and a webhook backend whose answers can be slowed down. Real sockets, no mocks.
 
-#![allow(dead_code)]
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -216,7 +214,6 @@ async fn custom_send(
 #[derive(Clone)]
 pub struct Backend {
     pub url: String,
-    delay: Arc<Mutex<Duration>>,
     calls: Arc<Mutex<Vec<Value>>>,
 }
 
@@ -226,9 +223,9 @@ impl Backend {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new()
             .route("/answer", post(answer))
-            .with_state((Arc::clone(&delay), Arc::clone(&calls)));
+            .with_state((delay, Arc::clone(&calls)));
         let url = format!("{}/answer", serve(app).await);
-        Self { url, delay, calls }
+        Self { url, calls }
     }
 
     pub fn calls(&self) -> Vec<Value> {

@@ -5,7 +5,7 @@
 //! provides a `reader` pool for queries and an inherent `insert` that runs the generated `write_one` inside a
 //! transaction of its choosing (SQLite: many per transaction; MySQL: one).
 
-/// Implements [`super::Store`] for `$store`, which has a `reader: sqlx::Pool<$db>` field and an inherent
+/// Implements [`crate::Store`] for `$store`, which has a `reader: sqlx::Pool<$db>` field and an inherent
 /// `async fn insert(&self, Envelope, Timestamp, Vec<String>) -> Result<Inserted, StoreError>`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal, $begin:literal) => {
@@ -17,7 +17,7 @@ macro_rules! impl_store {
             received_at: Timestamp,
             destinations: &[String],
         ) -> Result<Inserted, StoreError> {
-            let fingerprint = codec::fingerprint(&envelope);
+            let fingerprint = codec::envelope_fingerprint(&envelope);
             if let Some(found) = find_by_key(conn, envelope.idempotency_key.as_str()).await? {
                 return codec::replay(&fingerprint, &found);
             }
@@ -215,7 +215,7 @@ macro_rules! impl_store {
             async fn change_status(
                 &self,
                 id: ConversationId,
-                change: &super::StatusChange,
+                change: &$crate::StatusChange,
                 at: Timestamp,
             ) -> Result<Option<(Conversation, Conversation)>, StoreError> {
                 let sql = format!(
@@ -301,13 +301,14 @@ macro_rules! impl_store {
     };
 }
 
-pub(super) use impl_store;
+pub(crate) use impl_store;
 
-use super::codec::Text;
-use super::{PageRequest, StoreError, codec};
+use crate::codec::{self, Text};
+use crate::error::StoreError;
+use crate::page::PageRequest;
 
 /// A conversation row as sqlx decodes it (tuples need no `FromRow` derive per backend).
-pub(super) type ConversationTuple = (
+pub(crate) type ConversationTuple = (
     Text,
     Text,
     Option<Text>,
@@ -319,7 +320,7 @@ pub(super) type ConversationTuple = (
     i64,
 );
 
-pub(super) fn tuple_to_row(t: ConversationTuple) -> codec::ConversationRow {
+pub(crate) fn tuple_to_row(t: ConversationTuple) -> codec::ConversationRow {
     codec::ConversationRow {
         id: t.0.0,
         channel: t.1.0,
@@ -334,7 +335,7 @@ pub(super) fn tuple_to_row(t: ConversationTuple) -> codec::ConversationRow {
 }
 
 /// Drops the probe row fetched beyond the limit and derives the next cursor from the last row kept.
-pub(super) fn split_page<T>(
+pub(crate) fn split_page<T>(
     mut rows: Vec<T>,
     page: &PageRequest,
     id_of: impl Fn(&T) -> &String,

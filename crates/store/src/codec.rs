@@ -1,78 +1,108 @@
 //! Conversions between the canonical model and stored columns, shared by both backends.
 
 use chrono::{DateTime, Utc};
-use protofuse_model::{Conversation, ConversationStatus, Envelope, IdempotencyKey, Message, Timestamp};
+use protofuse_model::{
+    Content, Conversation, ConversationStatus, Direction, Envelope, IdempotencyKey, Message, Party, Timestamp,
+};
+use std::fmt::Write as _;
+
 use sha2::{Digest, Sha256};
 
-use super::StoreError;
+use crate::error::StoreError;
 
 /// Stored times are microseconds since the Unix epoch: one integer type that both backends index and compare
 /// alike, with no time-zone conversion in the driver.
-pub(super) fn to_micros(t: Timestamp) -> i64 {
+pub(crate) fn to_micros(t: Timestamp) -> i64 {
     t.timestamp_micros()
 }
 
-pub(super) fn from_micros(us: i64) -> Result<Timestamp, StoreError> {
+pub(crate) fn from_micros(us: i64) -> Result<Timestamp, StoreError> {
     DateTime::<Utc>::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt(format!("time {us} out of range")))
 }
 
-/// Identifies the content of an envelope, to tell a retry (same key, same content) from a reused key.
-pub(super) fn fingerprint(envelope: &Envelope) -> String {
-    // serde_json maps are ordered (no preserve_order feature), so equal envelopes serialize to equal bytes.
-    let bytes = serde_json::to_vec(envelope).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// Identifies what a message says and who says it, to tell a retry (same key, same fingerprint) from a reused
+/// key. Every writer of the store (the server's ingest and the importer) calls this one function, so a message
+/// imported from a legacy helpdesk and later posted again through an API with the same key is a duplicate.
+///
+/// It covers direction, the sender's role and id, and the content, and nothing a retry may legitimately change
+/// on the way: the transport (`source`), the display name, the sent time, metadata, or whether the caller named
+/// the conversation.
+pub fn fingerprint(direction: Direction, sender: &Party, content: &Content) -> String {
+    let mut hasher = Sha256::new();
+    for part in [direction.as_str(), sender.role.as_str(), sender.external_id.as_str()] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    // serde_json maps are ordered (no preserve_order feature), so equal contents serialize to equal bytes.
+    hasher.update(serde_json::to_vec(content).unwrap_or_default());
+    let digest = hasher.finalize();
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// [`fingerprint`] of an envelope.
+pub(crate) fn envelope_fingerprint(envelope: &Envelope) -> String {
+    fingerprint(envelope.direction, &envelope.sender, &envelope.content)
 }
 
 /// The value of `conversations.open_key`: one open conversation per (channel, account, customer).
-pub(super) fn open_key(channel: &str, account: Option<&str>, customer_id: &str) -> String {
+pub(crate) fn open_key(channel: &str, account: Option<&str>, customer_id: &str) -> String {
     IdempotencyKey::derive("open", &[channel, account.unwrap_or(""), customer_id])
         .as_str()
         .to_owned()
 }
 
 /// Answers a write whose key is already stored: the same content is a duplicate, other content a reused key.
-pub(super) fn replay(fingerprint: &str, found: &(String, String)) -> Result<super::Inserted, StoreError> {
-    if found.0 != fingerprint {
+///
+/// Rows written before [`fingerprint`] covered only what a message says carry a hash of other inputs (the whole
+/// envelope, or the imported body); for those the fingerprint is recomputed from the stored message itself, so
+/// their retries are still recognised.
+pub(crate) fn replay(fingerprint: &str, found: &(String, String)) -> Result<crate::store::Inserted, StoreError> {
+    let message = decode_message(&found.1)?;
+    if found.0 != fingerprint && self::fingerprint(message.direction, &message.sender, &message.content) != fingerprint
+    {
         return Err(StoreError::KeyReused);
     }
-    Ok(super::Inserted {
-        message: decode_message(&found.1)?,
+    Ok(crate::store::Inserted {
+        message,
         duplicate: true,
     })
 }
 
-pub(super) fn decode_message(body: &str) -> Result<Message, StoreError> {
+pub(crate) fn decode_message(body: &str) -> Result<Message, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("message body: {e}")))
 }
 
-pub(super) fn encode_message(message: &Message) -> String {
+pub(crate) fn encode_message(message: &Message) -> String {
     serde_json::to_string(message).unwrap_or_default()
 }
 
-pub(super) fn parse_uuid(text: &str) -> Result<uuid::Uuid, StoreError> {
+pub(crate) fn parse_uuid(text: &str) -> Result<uuid::Uuid, StoreError> {
     uuid::Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("id {text:?}: {e}")))
 }
 
-pub(super) fn parse_status(text: &str) -> Result<ConversationStatus, StoreError> {
+pub(crate) fn parse_status(text: &str) -> Result<ConversationStatus, StoreError> {
     ConversationStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("status {text:?}")))
 }
 
 /// The columns of a conversation row, as read by either backend.
-pub(super) struct ConversationRow {
-    pub(super) id: String,
-    pub(super) channel: String,
-    pub(super) account: Option<String>,
-    pub(super) customer_id: String,
-    pub(super) status: String,
-    pub(super) department: Option<String>,
-    pub(super) assigned_agent: Option<String>,
-    pub(super) created_at: i64,
-    pub(super) updated_at: i64,
+pub(crate) struct ConversationRow {
+    pub(crate) id: String,
+    pub(crate) channel: String,
+    pub(crate) account: Option<String>,
+    pub(crate) customer_id: String,
+    pub(crate) status: String,
+    pub(crate) department: Option<String>,
+    pub(crate) assigned_agent: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
 }
 
 impl ConversationRow {
-    pub(super) fn into_conversation(self) -> Result<Conversation, StoreError> {
+    pub(crate) fn into_conversation(self) -> Result<Conversation, StoreError> {
         Ok(Conversation {
             id: protofuse_model::ConversationId::from_uuid(parse_uuid(&self.id)?),
             channel: self.channel,
@@ -88,10 +118,10 @@ impl ConversationRow {
 }
 
 /// The select list matching [`ConversationRow`].
-pub(super) const CONVERSATION_COLUMNS: &str =
+pub(crate) const CONVERSATION_COLUMNS: &str =
     "id, channel, account, customer_id, status, department, assigned_agent, created_at, updated_at";
 
-pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
@@ -99,7 +129,7 @@ pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// the schema uses so ids and external ids compare byte for byte) as `VARBINARY`/`BLOB`, which sqlx refuses to
 /// decode as `String`; this type accepts either and checks the bytes are UTF-8.
 #[derive(Debug)]
-pub(super) struct Text(pub(super) String);
+pub(crate) struct Text(pub(crate) String);
 
 impl sqlx::Type<sqlx::MySql> for Text {
     fn type_info() -> sqlx::mysql::MySqlTypeInfo {

@@ -71,4 +71,4 @@ pub(super) async fn open(url: &str, binlog: bool) -> Result<MySqlPool, super::Ta
     Ok(pool)
 }
 
-super::writer::impl_writer!(sqlx::MySql);
+super::writer::impl_writer!(sqlx::MySql, mysql);

@@ -1,0 +1,55 @@
+//! [`StoreError`]: why the store could not do what was asked, and whether retrying may help.
+
+use protofuse_model::ConversationId;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The envelope names a conversation that does not exist.
+    #[error("conversation {0} not found")]
+    ConversationNotFound(ConversationId),
+    /// The idempotency key was stored before with different content.
+    #[error("idempotency key was already used for a different message")]
+    KeyReused,
+    /// The store URL names no supported backend.
+    #[error("store url must start with sqlite: or mysql:")]
+    UnsupportedUrl,
+    /// A stored row does not decode; the database was changed behind protofuse's back.
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+    /// Migrations could not be applied.
+    #[error("migrating the store failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The database failed or could not be reached. Usually transient.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// The SQLite writer task has stopped (the store is shutting down).
+    #[error("the store's writer has stopped")]
+    WriterGone,
+    /// The transaction holding this write (with others) failed to commit; nothing of it was stored.
+    #[error("group commit failed: {0}")]
+    GroupFailed(String),
+    /// Preparing the data directory failed.
+    #[error("cannot create data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+impl StoreError {
+    /// `true` when retrying later may succeed (the database is down, busy or timed out).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Database(_) | Self::GroupFailed(_) | Self::WriterGone)
+    }
+}

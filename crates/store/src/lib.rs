@@ -1,0 +1,42 @@
+//! `protofuse-store`: the conversation store, where accepted messages, their conversations and the
+//! dispatcher's outbox live. It is the only code that writes the store's tables; the server writes through
+//! [`Store`] and [`Outbox`], the importer through [`import`].
+//!
+//! One interface, two backends: SQLite (embedded default, a WAL-mode file) and MySQL/MariaDB (production).
+//! Both run the same SQL, written once (`queries.rs`, `outbox.rs`, `import.rs`), and are checked by the same
+//! test suite. Migrations are per backend (`migrations/{sqlite,mysql}/`) and applied by [`open`].
+//!
+//! Writing a message is idempotent on its idempotency key: the same key is stored once, and the caller learns
+//! whether its write was a duplicate; the same key with other content is refused ([`fingerprint`] tells them
+//! apart, the same way for every writer). The store never decides routing or status transitions; it records.
+//!
+//! # Layout
+//! - [`Store`] (`store.rs`): the contract; [`page`]-style types (`page.rs`); [`StoreError`] (`error.rs`);
+//!   [`StoreConfig`] (`config.rs`); [`open`] (`open.rs`).
+//! - `codec.rs`: rows ↔ model (times, ids, the stored body, the fingerprint, the open-conversation key).
+//! - `queries.rs`: the store's SQL once, instantiated per backend; `sqlite.rs` (one writer task, group
+//!   commit), `mysql.rs` (READ COMMITTED, deadlock retry).
+//! - [`outbox`]: claim, settle, release, dead letters.
+//! - [`import`]: bulk upserts for the importer, inside the importer's own transaction.
+
+mod codec;
+mod config;
+mod error;
+pub mod import;
+mod mysql;
+mod open;
+pub mod outbox;
+mod page;
+mod queries;
+mod sqlite;
+mod store;
+
+pub use codec::fingerprint;
+pub use config::{StoreConfig, Synchronous};
+pub use error::StoreError;
+pub use mysql::{MysqlStore, is_deadlock};
+pub use open::open;
+pub use outbox::Outbox;
+pub use page::{ConversationFilter, Order, Page, PageRequest};
+pub use sqlite::SqliteStore;
+pub use store::{Inserted, StatusChange, Store};

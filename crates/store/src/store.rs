@@ -1,0 +1,88 @@
+//! The [`Store`] trait: what every backend offers the application (idempotent message writes, reads, status
+//! changes, triage outcomes), with its request and result types.
+//!
+//! Owns the contract, not the SQL (`queries.rs` writes it once for both backends). Must never decide routing or
+//! status transitions: which moves are allowed is the application's rule, the store only records them.
+
+use async_trait::async_trait;
+use protofuse_model::{
+    Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp, TriageOutcome,
+};
+
+use crate::error::StoreError;
+use crate::outbox::Outbox;
+use crate::page::{ConversationFilter, Page, PageRequest};
+
+/// The conversation store. Implementations are cheap to share (`Arc`) and safe to call concurrently.
+#[async_trait]
+pub trait Store: Outbox + Send + Sync + 'static {
+    /// Stores `envelope` as a message received at `received_at`, resolving or opening its conversation.
+    /// Idempotent on the envelope's key: a second write of the same key stores nothing and returns the first
+    /// message with `duplicate: true`; the same key with different content is [`StoreError::KeyReused`].
+    async fn insert_message(&self, envelope: Envelope, received_at: Timestamp) -> Result<Inserted, StoreError> {
+        self.insert_routed(envelope, received_at, Vec::new()).await
+    }
+
+    /// [`Store::insert_message`], also queueing one outbox delivery per destination in the same transaction
+    /// (none for a duplicate: its deliveries were queued with the first write).
+    async fn insert_routed(
+        &self,
+        envelope: Envelope,
+        received_at: Timestamp,
+        destinations: Vec<String>,
+    ) -> Result<Inserted, StoreError>;
+
+    /// One conversation, if it exists.
+    async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError>;
+
+    /// A page of a conversation's messages in id (= arrival) order.
+    async fn messages(&self, conversation: ConversationId, page: PageRequest) -> Result<Page<Message>, StoreError>;
+
+    /// A page of conversations matching `filter`, newest first.
+    async fn conversations(
+        &self,
+        filter: &ConversationFilter,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, StoreError>;
+
+    /// Moves a conversation to `change.status`, setting its department and agent where given (a `None` keeps the
+    /// current value). Closing also frees the customer's "open conversation" slot, so their next message opens a
+    /// new one. Returns the conversation before and after, or `None` if it does not exist. Which transitions are
+    /// allowed is the service's rule, not the store's.
+    async fn change_status(
+        &self,
+        id: ConversationId,
+        change: &StatusChange,
+        at: Timestamp,
+    ) -> Result<Option<(Conversation, Conversation)>, StoreError>;
+
+    /// Records triage's outcome on a stored message (replacing an earlier one). Returns the updated message, or
+    /// `None` if there is no such message.
+    async fn set_triage(&self, id: MessageId, outcome: &TriageOutcome) -> Result<Option<Message>, StoreError>;
+
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// `sqlite` or `mysql`, for logs and metrics.
+    fn backend(&self) -> &'static str;
+}
+
+/// What [`Store::change_status`] sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The new status.
+    pub status: ConversationStatus,
+    /// The department now responsible, if it changes.
+    pub department: Option<String>,
+    /// The agent now assigned, if it changes.
+    pub assigned_agent: Option<String>,
+}
+
+/// The result of [`Store::insert_message`].
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    /// The stored message (the earlier one, for a duplicate).
+    pub message: Message,
+    /// `true` when the key had been stored before and nothing was written.
+    pub duplicate: bool,
+}
