@@ -153,8 +153,11 @@ impl Mapper {
             .time("sent_at", row, self.zone)?
             .ok_or_else(|| field_error(t, "sent_at", "is NULL and has no default"))?;
         let content = content(t, row)?;
-        let key = format!("import:{}:{}:{pk}", self.mapping.name, t.table);
-        let id = message_id(&key, sent_at);
+        let key = IdempotencyKey::imported(&self.mapping.name, &t.table, pk);
+        if key.as_str().len() > IdempotencyKey::MAX_LEN {
+            return Err(field_error(t, "key", "key too long"));
+        }
+        let id = message_id(key.as_str(), sent_at);
         let direction = if role == Role::Customer {
             Direction::Inbound
         } else {
@@ -181,7 +184,7 @@ impl Mapper {
                 raw: without_nulls(row),
             },
             metadata,
-            idempotency_key: IdempotencyKey::parse(&key).ok_or_else(|| field_error(t, "key", "key too long"))?,
+            idempotency_key: key,
             triage: None,
         };
         let customer = (role == Role::Customer).then(|| message.sender.external_id.clone());

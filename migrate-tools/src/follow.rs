@@ -519,7 +519,11 @@ impl<'a> Follower<'a> {
             kind: m.kind,
             pk,
             action: Action::Delete {
-                message_key: Some(format!("import:{}:{}:{pk}", self.mapper.mapping().name, m.table)),
+                message_key: Some(
+                    protofuse_model::IdempotencyKey::imported(&self.mapper.mapping().name, &m.table, pk)
+                        .as_str()
+                        .to_owned(),
+                ),
             },
         };
         match (before, after) {

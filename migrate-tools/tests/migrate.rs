@@ -4,6 +4,8 @@
 mod gofly;
 #[path = "support/presets.rs"]
 mod presets;
+#[path = "cases/server_seam.rs"]
+mod server_seam;
 
 use protofuse_testkit::mariadb;
 use std::time::{Duration, Instant};

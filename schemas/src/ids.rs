@@ -64,6 +64,9 @@ uuid_id!(
     ConversationId
 );
 
+/// The namespace of keys the importer assigns (`import:<mapping>:<table>:<pk>`).
+const IMPORT_SCOPE: &str = "import:";
+
 /// The key that makes storing a message idempotent: the same key is stored once.
 ///
 /// Adapters derive it from what identifies a delivery at its source (for WeChat: the account, the sender and
@@ -88,6 +91,19 @@ impl IdempotencyKey {
         let digest = hasher.finalize();
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         Self(format!("{scope}:{hex}"))
+    }
+
+    /// The key of the message imported from row `pk` of `table` by the importer's mapping `mapping`:
+    /// `import:<mapping>:<table>:<pk>`. Readable, so an operator can name it: during a cut-over, the legacy system
+    /// posting the same message through an API with this key gets a duplicate instead of a second copy (keys in
+    /// this namespace are matched as stored, not scoped by protocol; see [`IdempotencyKey::is_imported`]).
+    pub fn imported(mapping: &str, table: &str, pk: i64) -> Self {
+        Self(format!("{IMPORT_SCOPE}{mapping}:{table}:{pk}"))
+    }
+
+    /// Whether `key`, as a caller presented it, names a message of the importer's namespace.
+    pub fn is_imported(key: &str) -> bool {
+        key.starts_with(IMPORT_SCOPE)
     }
 
     /// A key that never collides: for deliveries whose source offers nothing to deduplicate on.

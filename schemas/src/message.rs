@@ -199,7 +199,10 @@ fn default_channel() -> String {
 impl NewMessage {
     /// Turns the posted form into an envelope from `protocol`. The idempotency key is, in order: `key_override`
     /// (a transport header), the body's `idempotency_key`, the `external_id`, or a unique key (no deduplication).
-    /// Keys are scoped by protocol and account so two callers cannot collide.
+    /// Keys are scoped by protocol and account so two callers cannot collide, except a key of the importer's
+    /// namespace (`import:<mapping>:<table>:<pk>`), which names an imported message as stored: a legacy system
+    /// still posting during a cut-over dedupes against what the importer copied. Such a key only ever matches
+    /// a message with the same content; other content is refused as a reused key, never overwrites.
     pub fn into_envelope(self, protocol: Protocol, key_override: Option<&str>) -> Result<Envelope, ValidationError> {
         let account = self.account.as_deref().unwrap_or("");
         let scope = protocol.as_str();
@@ -212,7 +215,11 @@ impl NewMessage {
                         reason: "must be 1 to 200 bytes",
                     });
                 }
-                IdempotencyKey::derive(scope, &[account, "key", key])
+                if IdempotencyKey::is_imported(key) {
+                    IdempotencyKey::parse(key).unwrap_or_else(IdempotencyKey::unique)
+                } else {
+                    IdempotencyKey::derive(scope, &[account, "key", key])
+                }
             }
             (None, Some(ext)) => IdempotencyKey::derive(scope, &[account, "external_id", ext]),
             (None, None) => IdempotencyKey::unique(),
@@ -275,6 +282,14 @@ mod tests {
             .into_envelope(Protocol::Rest, Some("h"))
             .unwrap();
         assert_ne!(a.idempotency_key, c.idempotency_key);
+    }
+
+    #[test]
+    fn an_imported_messages_key_is_matched_as_stored() {
+        let env = posted(json!({"idempotency_key": "import:gofly:message:17"}))
+            .into_envelope(Protocol::Rest, None)
+            .unwrap();
+        assert_eq!(env.idempotency_key, IdempotencyKey::imported("gofly", "message", 17));
     }
 
     #[test]

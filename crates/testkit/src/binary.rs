@@ -5,31 +5,36 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::http::free_port;
 
 /// The path of binary `bin` of workspace package `package`, in the same target directory and profile as the
-/// running test; built first with `cargo build` if it is not there (a test run of one package alone).
+/// running test, built (once per test process) with `cargo build`: a test run of one package alone does not
+/// build another package's binaries, and a binary left from an earlier build may be stale. When the workspace's
+/// tests built it already, this is a no-op of about a second.
 pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("the test binary knows its path");
     // target/<profile>/deps/<test> → target/<profile>/<bin>
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("tests run from target/<profile>/deps");
-    let path = profile_dir.join(bin);
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|b| b == bin) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "--package", package, "--bin", bin]);
+        build.args(["build", "--quiet", "--package", package, "--bin", bin]);
         if profile_dir.file_name().is_some_and(|p| p == "release") {
             build.arg("--release");
         }
         let status = build.status().expect("cargo runs");
         assert!(status.success(), "cargo build --package {package} --bin {bin} failed");
+        built.push(bin.to_owned());
     }
-    path
+    profile_dir.join(bin)
 }
 
 /// `protofuse serve`, run as a child process; killed on drop if still running.
