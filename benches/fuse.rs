@@ -10,8 +10,9 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use protofuse::config::{Config, DestinationConfig, DestinationKind, FuseSettings, RouteConfig};
+use protofuse::config::Config;
 use protofuse::dispatch::{DeliveryError, Fuse, FuseError};
+use protofuse::dispatch::{DestinationConfig, DestinationKind, FuseSettings, RouteConfig};
 use protofuse_store::Synchronous;
 use support::{bare_hyper, env_or, load, native};
 

@@ -9,7 +9,17 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use protofuse_legacy::LegacyAdapter;
+use serde::Deserialize;
 use tokio::time::Instant;
+
+/// `[legacy]`: legacy REST dialects, one adapter file each (see `config/adapters/` and the README).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LegacyConfig {
+    /// Adapter files to mount on the HTTP listener. Relative paths are relative to the directory of the
+    /// configuration file naming them. None by default: every route a legacy system can call is opted into.
+    pub adapters: Vec<std::path::PathBuf>,
+}
 
 /// Why the adapter files cannot be used: every problem, each naming its file, adapter and key.
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,38 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[log]`: what is logged and how.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (human-readable) or `json` (one object per line).
+    pub format: LogFormat,
+    /// Which events to log, in `RUST_LOG` syntax.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info,sqlx=warn".to_owned(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// Every broken rule of `[log]`.
+    pub(crate) fn issues(&self) -> Vec<crate::config::ConfigIssue> {
+        match EnvFilter::try_new(&self.filter) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![crate::config::ConfigIssue::new(
+                "log.filter",
+                format!("is not a valid filter: {e}"),
+            )],
+        }
+    }
+}
+
 /// Installs the global tracing subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info,sqlx=warn`); the
 /// `RUST_LOG` environment variable, when set, wins.
 pub fn init_logging(format: LogFormat, filter: &str) {

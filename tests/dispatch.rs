@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use protofuse::config::{Config, DestinationConfig, DestinationKind, FuseSettings, RetrySettings, RouteConfig};
+use protofuse::config::Config;
+use protofuse::dispatch::{DestinationConfig, DestinationKind, FuseSettings, RetrySettings, RouteConfig};
 use serde_json::{Value, json};
 
 use crate::support::receiver::{Mode, Receiver};

@@ -289,9 +289,9 @@ async fn the_outbound_adapter_is_a_dispatch_destination() {
     let server = TestServer::sqlite(|c| {
         c.legacy.adapters = vec![adapter_file.clone()];
         c.dispatch.poll_interval = Duration::from_millis(50);
-        c.dispatch.destinations = vec![protofuse::config::DestinationConfig {
+        c.dispatch.destinations = vec![protofuse::dispatch::DestinationConfig {
             name: "php-notify".to_owned(),
-            kind: protofuse::config::DestinationKind::Legacy,
+            kind: protofuse::dispatch::DestinationKind::Legacy,
             url: None,
             headers: Default::default(),
             adapter: Some("php-helpdesk".to_owned()),
@@ -299,7 +299,7 @@ async fn the_outbound_adapter_is_a_dispatch_destination() {
             fuse: Default::default(),
             retry: Default::default(),
         }];
-        c.dispatch.routes = vec![protofuse::config::RouteConfig {
+        c.dispatch.routes = vec![protofuse::dispatch::RouteConfig {
             channels: vec!["web".to_owned()],
             destinations: vec!["php-notify".to_owned()],
             ..Default::default()

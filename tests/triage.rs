@@ -337,7 +337,7 @@ async fn triage_runs_behind_its_fuse_and_queues_hand_offs() {
 
 /// A server whose WeChat messages go to the triage destination and to a `crm` webhook (the default route).
 async fn triage_dispatch_server(crm: &crate::support::receiver::Receiver) -> TestServer {
-    use protofuse::config::{DestinationConfig, DestinationKind, RouteConfig};
+    use protofuse::dispatch::{DestinationConfig, DestinationKind, RouteConfig};
 
     let destination = |name: &str, kind, url: Option<String>| DestinationConfig {
         name: name.to_owned(),

@@ -143,9 +143,9 @@ async fn agent_replies_reach_the_wechat_user_through_the_dispatcher() {
         c.wechat.api_base_url = base;
         c.wechat.accounts.push(account);
         c.dispatch.poll_interval = Duration::from_millis(50);
-        c.dispatch.destinations = vec![protofuse::config::DestinationConfig {
+        c.dispatch.destinations = vec![protofuse::dispatch::DestinationConfig {
             name: "wechat-kf".to_owned(),
-            kind: protofuse::config::DestinationKind::WechatKf,
+            kind: protofuse::dispatch::DestinationKind::WechatKf,
             url: None,
             headers: Default::default(),
             adapter: None,
@@ -153,7 +153,7 @@ async fn agent_replies_reach_the_wechat_user_through_the_dispatcher() {
             fuse: Default::default(),
             retry: Default::default(),
         }];
-        c.dispatch.routes = vec![protofuse::config::RouteConfig {
+        c.dispatch.routes = vec![protofuse::dispatch::RouteConfig {
             channels: vec!["wechat".to_owned()],
             directions: vec!["outbound".to_owned()],
             roles: vec!["agent".to_owned()],

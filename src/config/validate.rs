@@ -1,95 +1,27 @@
-//! Rules that types cannot express, checked all at once so an operator fixes every problem in one go.
+//! [`Config::validate`]: every component's rules, checked all at once so an operator fixes every problem in
+//! one go. Pure (no I/O), so `check-config` and start-up give the same answer.
 
-use std::fmt;
-use std::time::Duration;
-
-use tracing_subscriber::EnvFilter;
-
-use super::Config;
-
-/// One broken rule, with the key it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// Dotted key path, e.g. `server.body_limit_bytes` or `wechat.accounts[0].token`.
-    pub key: String,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
-
-impl ConfigIssue {
-    /// An issue with `key`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-const MIN_BODY_LIMIT: usize = 1024;
-const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
+use super::{Config, ConfigIssue};
 
 impl Config {
     /// Checks every rule; pure (no I/O), so it is safe to run from `check-config`.
     pub fn validate(&self) -> Result<(), Vec<ConfigIssue>> {
-        let mut issues = Vec::new();
-        let mut check = |ok: bool, key: &'static str, message: String| {
-            if !ok {
-                issues.push(ConfigIssue::new(key, message));
-            }
-        };
-        let server = &self.server;
-        check(
-            (MIN_BODY_LIMIT..=MAX_BODY_LIMIT).contains(&server.body_limit_bytes),
-            "server.body_limit_bytes",
-            format!(
-                "must be between {MIN_BODY_LIMIT} and {MAX_BODY_LIMIT}, got {}",
-                server.body_limit_bytes
-            ),
-        );
-        check(
-            positive(server.request_timeout),
-            "server.request_timeout",
-            "must be greater than 0s".to_owned(),
-        );
-        check(
-            positive(server.shutdown_grace),
-            "server.shutdown_grace",
-            "must be greater than 0s".to_owned(),
-        );
+        let mut issues = self.server.issues();
         issues.extend(
             self.store
                 .issues()
                 .into_iter()
                 .map(|(key, message)| ConfigIssue::new(format!("store.{key}"), message)),
         );
-        if let Err(e) = EnvFilter::try_new(&self.log.filter) {
-            issues.push(ConfigIssue::new("log.filter", format!("is not a valid filter: {e}")));
-        }
-        issues.extend(super::rpc::issues(&self.grpc, &self.jsonrpc));
+        issues.extend(self.log.issues());
+        issues.extend(crate::server::rpc_issues(&self.grpc, &self.jsonrpc));
         issues.extend(self.wechat.issues());
-        issues.extend(self.dispatch.issues().into_iter().map(|(k, m)| ConfigIssue::new(k, m)));
-        if !self.admin.listen.ip().is_loopback() && self.admin.token.is_none() {
-            issues.push(ConfigIssue::new(
-                "admin.token",
-                "required when admin.listen is not a loopback address: the admin API can replay and discard",
-            ));
-        }
+        issues.extend(self.dispatch.issues());
+        issues.extend(self.admin.issues());
         issues.extend(self.triage.issues());
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }
 }
-
-fn positive(d: Duration) -> bool {
-    !d.is_zero()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use failsafe::failure_policy::{self, ConsecutiveFailures, FailurePolicy as _, Or
 use failsafe::{Config as BreakerConfig, Instrument, StateMachine};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::config::{BreakerSettings, FuseSettings};
+use super::{BreakerSettings, FuseSettings};
 use crate::telemetry::metric;
 
 use super::retry::OpenPeriods;

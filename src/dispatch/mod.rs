@@ -8,6 +8,7 @@
 //! rows: delivered, retried later ([`retry`]), deferred (breaker open, no budget), or dead-lettered. Ingress only
 //! ever waits for the store, so a hanging destination costs ingress nothing.
 
+mod config;
 pub mod destination;
 pub mod fuse;
 mod retry;
@@ -23,12 +24,14 @@ use protofuse_model::Envelope;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+pub use config::{
+    BreakerSettings, DestinationConfig, DestinationKind, DispatchConfig, FuseSettings, RetrySettings, RouteConfig,
+};
 pub use destination::{Delivery, DeliveryError, Destination, LegacyOutbound, Webhook, WechatKf};
 pub use fuse::{BreakerState, Fuse, FuseError, FuseSnapshot, Override, Trips};
 pub use route::Routes;
 pub use triage_step::TriageStep;
 
-use crate::config::{DestinationConfig, DestinationKind, DispatchConfig};
 use crate::telemetry::metric;
 use protofuse_store::Store;
 use worker::{Lane, Timing};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng as _;
 
-use crate::config::RetrySettings;
+use crate::dispatch::RetrySettings;
 
 /// The delay before retry number `attempts` (1 = first retry): `initial * 2^(attempts-1)` capped at `max`, then
 /// "equal jitter" (half fixed, half random) so that deliveries failed together do not retry together.

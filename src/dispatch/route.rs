@@ -3,7 +3,7 @@
 
 use protofuse_model::Envelope;
 
-use crate::config::RouteConfig;
+use crate::dispatch::RouteConfig;
 
 /// The configured routes, in order.
 #[derive(Debug, Clone, Default)]

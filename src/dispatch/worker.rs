@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::destination::{Delivery, DeliveryError, SharedDestination};
 use super::fuse::{BreakerState, Fuse, FuseError};
 use super::retry::{RetryBudget, backoff};
-use crate::config::RetrySettings;
+use crate::dispatch::RetrySettings;
 use crate::telemetry::metric;
 use protofuse_store::Store;
 use protofuse_store::outbox::{Claimed, Settle, Settlement};

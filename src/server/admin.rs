@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{AppState, StartError, health};
-use crate::config::AdminConfig;
 use crate::dispatch::Dispatcher;
+use crate::server::AdminConfig;
 
 pub(super) async fn spawn(
     config: &AdminConfig,

@@ -20,8 +20,8 @@ use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 
 use super::grpc_edge::{ApiKeys, EdgeLayer};
-use crate::config::GrpcConfig;
 use crate::events::{Event, EventFilter, Received};
+use crate::server::GrpcConfig;
 use crate::service::{Service, ServiceError};
 use protofuse_store::{ConversationFilter, Order, PageRequest};
 

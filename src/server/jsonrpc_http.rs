@@ -10,7 +10,7 @@ use tower::layer::util::{Identity, Stack};
 
 use super::jsonrpc::module;
 use super::jsonrpc_notify::RunNotificationsLayer;
-use crate::config::JsonRpcConfig;
+use crate::server::JsonRpcConfig;
 use crate::service::Service;
 
 /// The `/rpc` endpoint: a jsonrpsee tower service per request (so each WebSocket gets its own connection id).

@@ -9,6 +9,7 @@
 mod admin;
 mod admin_api;
 mod body;
+mod config;
 pub mod error;
 mod grpc;
 mod grpc_edge;
@@ -31,6 +32,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+pub(crate) use config::rpc_issues;
+pub use config::{AdminConfig, GrpcConfig, JsonRpcConfig, ServerConfig};
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
@@ -212,7 +216,7 @@ fn load_triage(config: &Config) -> Result<Option<Arc<crate::triage::Triage>>, St
             .dispatch
             .destinations
             .iter()
-            .any(|d| d.kind == crate::config::DestinationKind::Triage);
+            .any(|d| d.kind == crate::dispatch::DestinationKind::Triage);
     if !wanted {
         return Ok(None);
     }

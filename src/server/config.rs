@@ -1,14 +1,48 @@
-//! `[grpc]`, `[jsonrpc]` and `[admin]`: the RPC listeners and the admin listener, with their limits.
+//! The listeners' sections: `[server]` (HTTP: REST, JSON-RPC, WeChat, legacy routes, health), `[grpc]`,
+//! `[jsonrpc]` and `[admin]`, with their limits, defaults (each with its reason) and validation rules.
 //!
-//! Kept apart from the HTTP sections so each protocol's knobs sit together; validation rules for them are here
-//! too and are merged into [`super::Config::validate`].
+//! Owns what the operator can set about listening; must never bind a socket (validation is pure).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigIssue;
+use crate::config::ConfigIssue;
+
+/// `[server]`: the HTTP listener serving the REST API, health and metrics.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Loopback by default: exposing it is a deliberate choice.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub body_limit_bytes: usize,
+    /// Longest a request may take end to end before it is answered 503.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish before the process exits anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// 1 MiB: far above any chat message, small enough that a flood of large bodies cannot exhaust memory.
+const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// Below the 30 s that most HTTP clients and proxies give up at, above any healthy store write.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Within the 30 s that orchestrators usually wait between SIGTERM and SIGKILL.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
 
 /// `[grpc]`: the gRPC listener (its own port; HTTP/2 only).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -35,7 +69,7 @@ impl Default for GrpcConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             api_keys: Vec::new(),
             max_message_bytes: DEFAULT_GRPC_MAX_MESSAGE_BYTES,
-            request_timeout: super::DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -90,7 +124,7 @@ impl Default for AdminConfig {
 }
 
 /// Issues in the RPC and admin sections.
-pub(super) fn issues(grpc: &GrpcConfig, jsonrpc: &JsonRpcConfig) -> Vec<ConfigIssue> {
+pub(crate) fn rpc_issues(grpc: &GrpcConfig, jsonrpc: &JsonRpcConfig) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
     let mut check = |ok: bool, key: &'static str, message: &str| {
         if !ok {
@@ -148,6 +182,45 @@ pub(super) fn issues(grpc: &GrpcConfig, jsonrpc: &JsonRpcConfig) -> Vec<ConfigIs
     issues
 }
 
+impl ServerConfig {
+    /// Every broken rule of `[server]`.
+    pub(crate) fn issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if !(MIN_BODY_LIMIT..=MAX_BODY_LIMIT).contains(&self.body_limit_bytes) {
+            issues.push(ConfigIssue::new(
+                "server.body_limit_bytes",
+                format!(
+                    "must be between {MIN_BODY_LIMIT} and {MAX_BODY_LIMIT}, got {}",
+                    self.body_limit_bytes
+                ),
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            issues.push(ConfigIssue::new("server.request_timeout", "must be greater than 0s"));
+        }
+        if self.shutdown_grace.is_zero() {
+            issues.push(ConfigIssue::new("server.shutdown_grace", "must be greater than 0s"));
+        }
+        issues
+    }
+}
+
+impl AdminConfig {
+    /// Every broken rule of `[admin]`.
+    pub(crate) fn issues(&self) -> Vec<ConfigIssue> {
+        if !self.listen.ip().is_loopback() && self.token.is_none() {
+            return vec![ConfigIssue::new(
+                "admin.token",
+                "required when admin.listen is not a loopback address: the admin API can replay and discard",
+            )];
+        }
+        Vec::new()
+    }
+}
+
+const MIN_BODY_LIMIT: usize = 1024;
+const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,7 +231,7 @@ mod tests {
             listen: "0.0.0.0:50051".parse().unwrap(),
             ..GrpcConfig::default()
         };
-        let keys: Vec<_> = issues(&grpc, &JsonRpcConfig::default())
+        let keys: Vec<_> = rpc_issues(&grpc, &JsonRpcConfig::default())
             .into_iter()
             .map(|i| i.key)
             .collect();
@@ -167,7 +240,7 @@ mod tests {
             max_batch_len: 0,
             ..JsonRpcConfig::default()
         };
-        let keys: Vec<_> = issues(&GrpcConfig::default(), &jsonrpc)
+        let keys: Vec<_> = rpc_issues(&GrpcConfig::default(), &jsonrpc)
             .into_iter()
             .map(|i| i.key)
             .collect();

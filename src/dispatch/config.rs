@@ -211,7 +211,7 @@ impl Default for RetrySettings {
 
 impl DispatchConfig {
     /// Every problem, each with its key.
-    pub(super) fn issues(&self) -> Vec<(String, String)> {
+    pub(crate) fn issues(&self) -> Vec<crate::config::ConfigIssue> {
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
@@ -270,7 +270,9 @@ impl DispatchConfig {
                 }
             }
         }
-        out
+        out.into_iter()
+            .map(|(key, message)| crate::config::ConfigIssue::new(key, message))
+            .collect()
     }
 }
 

@@ -1,0 +1,30 @@
+//! [`Config`]: the whole configuration, one field per component's section. Each section's type lives next to
+//! its component; this file only gathers them.
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener.
+    pub server: crate::server::ServerConfig,
+    /// The conversation store.
+    pub store: protofuse_store::StoreConfig,
+    /// Logging.
+    pub log: crate::telemetry::LogConfig,
+    /// Legacy REST adapters.
+    pub legacy: crate::legacy::LegacyConfig,
+    /// The gRPC listener.
+    pub grpc: crate::server::GrpcConfig,
+    /// JSON-RPC 2.0 at `/rpc` on the HTTP listener.
+    pub jsonrpc: crate::server::JsonRpcConfig,
+    /// The admin listener (health and metrics).
+    pub admin: crate::server::AdminConfig,
+    /// WeChat Official Accounts on `/wechat/{account}`.
+    pub wechat: crate::wechat::WechatSection,
+    /// The dispatcher: destinations, their fuses and routes.
+    pub dispatch: crate::dispatch::DispatchConfig,
+    /// Built-in triage: intent model, rules, routing, knowledge base, hand-off.
+    pub triage: crate::config::TriageConfig,
+}
