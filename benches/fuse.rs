@@ -57,7 +57,7 @@ async fn protofuse(dir: &std::path::Path, name: &str, destinations: Vec<Destinat
         ..RouteConfig::default()
     }];
     config.dispatch.destinations = destinations;
-    let running = protofuse::server::start(&config).await.unwrap();
+    let running = protofuse::app::start(&config).await.unwrap();
     let addr = running.local_addr();
     std::mem::forget(running); // serves until the process exits
     addr

@@ -23,7 +23,7 @@ async fn protofuse(dir: &std::path::Path, synchronous: Synchronous) -> SocketAdd
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.store.url = format!("sqlite://{}", dir.join(format!("{synchronous:?}.db")).display());
     config.store.sqlite_synchronous = synchronous;
-    let running = protofuse::server::start(&config).await.unwrap();
+    let running = protofuse::app::start(&config).await.unwrap();
     let addr = running.local_addr();
     std::mem::forget(running); // serves until the process exits
     addr

@@ -30,7 +30,7 @@ async fn protofuse(dir: &std::path::Path) -> (SocketAddr, SocketAddr) {
     config.admin.listen = "127.0.0.1:0".parse().unwrap();
     config.store.url = format!("sqlite://{}", dir.join("bench.db").display());
     config.store.sqlite_synchronous = Synchronous::Full;
-    let running = protofuse::server::start(&config).await.unwrap();
+    let running = protofuse::app::start(&config).await.unwrap();
     let addrs = (running.local_addr(), running.grpc_addr());
     std::mem::forget(running);
     addrs

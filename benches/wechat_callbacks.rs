@@ -15,7 +15,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use protofuse::config::Config;
-use protofuse::wechat::{AccountConfig, AutoReply, MatchKind};
+use protofuse::respond::{AutoReply, MatchKind};
+use protofuse::wechat::AccountConfig;
 use protofuse_wechat::crypto::{self, AesKey};
 use protofuse_wechat::{Mode, signature};
 
@@ -46,7 +47,7 @@ async fn protofuse(dir: &std::path::Path) -> SocketAddr {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.store.url = format!("sqlite://{}", dir.join("wechat.db").display());
     config.wechat.accounts = vec![account("plain", Mode::Plaintext), account("safe", Mode::Safe)];
-    let running = protofuse::server::start(&config).await.unwrap();
+    let running = protofuse::app::start(&config).await.unwrap();
     let addr = running.local_addr();
     std::mem::forget(running); // serves until the process exits
     addr

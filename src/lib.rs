@@ -5,20 +5,24 @@
 //! - [`legacy`]: loading the legacy REST adapter files and the HMAC replay guard.
 //! - [`events`]: the conversation event bus behind every protocol's subscriptions.
 //! - [`dispatch`]: the dispatcher: routes, per-destination fuses, outbox workers, dead letters.
-//! - [`service`]: the application service every protocol calls (send, get, list); the one place rules live.
+//! - [`service`]: the application service every protocol calls (send, get, list, change status).
+//! - [`conversation`]: the conversation status rules (closed is final), shared by the service and triage.
 //! - [`server`]: transports: the HTTP listener (REST API, JSON-RPC at `/rpc`, health, metrics), the gRPC
 //!   listener and the admin listener.
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
 //! - [`wechat`]: WeChat Official Accounts: accounts, answer budget, late delivery via the customer-service API.
 //! - [`respond`]: the [`respond::Responder`] seam that produces answers (keywords, webhook, triage).
 //! - [`triage`]: built-in AI triage: intent model (ONNX via tract), rules, routing, knowledge base, hand-off.
+//! - [`app`]: the one place the application is assembled from config (`serve` and `check-config`).
 //! - [`cli`]: the `protofuse` command line.
 //!
 //! The path of a message: socket → [`server`] (decode with `protofuse_adapter`) → [`service::Service::send`]
 //! (validate) → [`protofuse_store::Store::insert_message`] (idempotent write) → the acknowledgement back to the caller.
 
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod conversation;
 pub mod dead_letters;
 pub mod dispatch;
 pub mod events;

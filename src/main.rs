@@ -4,22 +4,14 @@
 use anyhow::Context;
 use clap::Parser;
 use protofuse::cli::{Cli, Command};
-use protofuse::{config, server, telemetry};
+use protofuse::{app, config, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::CheckConfig { file } => {
             let config = config::load(Some(&file))?;
-            let adapters = protofuse::legacy::load_adapters(&config.legacy.adapters)?;
-            let kf = protofuse::wechat::kf_clients(&config.wechat)?;
-            let outbound = protofuse::dispatch::Outbound {
-                adapters: &adapters,
-                kf: &kf,
-                triage: None,
-                events: None,
-            };
-            protofuse::dispatch::check_destinations(&config.dispatch, &outbound)?;
+            app::check(&config)?;
             println!("{}: ok", file.display());
             Ok(())
         }
@@ -35,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { config, log_format } => {
             let config = config::load(config.as_deref())?;
             telemetry::init_logging(log_format.unwrap_or(config.log.format), &config.log.filter);
-            let running = server::start(&config).await.context("starting the server")?;
+            let running = app::start(&config).await.context("starting the server")?;
             shutdown_signal().await;
             running.shutdown().await;
             Ok(())

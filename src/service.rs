@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use protofuse_adapter::IngestOutcome;
-use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, ValidationError};
+use protofuse_model::{Conversation, ConversationId, Envelope, Message, ValidationError};
 
-use crate::dispatch::Dispatcher;
+use protofuse_store::{ConversationFilter, Page, PageRequest, StatusChange, Store, StoreError};
+
+use crate::conversation::{Conversations, StatusError};
 use crate::events::{Event, EventBus, EventFilter, Subscription};
 use crate::telemetry::metric;
-use protofuse_store::{ConversationFilter, Page, PageRequest, StatusChange, Store, StoreError};
 
 /// Why an operation failed, classified by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,42 @@ impl ServiceError {
     }
 }
 
+/// What a caller should do about a [`ServiceError`]: the one classification every transport maps to its
+/// protocol's terms (HTTP status, gRPC code, JSON-RPC error), so no transport re-types the errors itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request is wrong; fix it (HTTP 422, gRPC INVALID_ARGUMENT).
+    Invalid,
+    /// What it names does not exist (HTTP 404, gRPC NOT_FOUND).
+    NotFound,
+    /// It conflicts with what is stored (HTTP 409, gRPC ALREADY_EXISTS or FAILED_PRECONDITION).
+    Conflict,
+    /// The service cannot serve it now; retry later (HTTP 503, gRPC UNAVAILABLE).
+    Unavailable,
+}
+
+impl ServiceError {
+    /// What the caller should do about it.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Invalid(_) => ErrorClass::Invalid,
+            Self::ConversationNotFound(_) => ErrorClass::NotFound,
+            Self::KeyReused | Self::ConversationClosed(_) => ErrorClass::Conflict,
+            Self::Unavailable(_) => ErrorClass::Unavailable,
+        }
+    }
+}
+
+impl From<StatusError> for ServiceError {
+    fn from(e: StatusError) -> Self {
+        match e {
+            StatusError::NotFound(id) => Self::ConversationNotFound(id),
+            StatusError::Closed(id) => Self::ConversationClosed(id),
+            StatusError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -58,39 +95,44 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+/// The service's port to the dispatcher: where a message goes, decided before its write so its deliveries are
+/// queued in the same transaction, and a nudge once they are committed. The dispatcher implements it; the
+/// service knows nothing else of it.
+pub trait Deliveries: Send + Sync + 'static {
+    /// The destinations `envelope` goes to.
+    fn route(&self, envelope: &Envelope) -> Vec<String>;
+    /// Deliveries for `destinations` were just committed.
+    fn wake(&self, destinations: &[String]);
+}
+
 /// The application service. Cheap to clone; share one per process.
 #[derive(Clone)]
 pub struct Service {
     store: Arc<dyn Store>,
-    dispatcher: Option<Arc<Dispatcher>>,
+    deliveries: Option<Arc<dyn Deliveries>>,
+    conversations: Conversations,
     draining: Arc<AtomicBool>,
     events: EventBus,
 }
 
 impl Service {
-    /// A service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// A service over `store` whose events go to `events`, which it shares with whoever else changes
+    /// conversations (the triage step, through [`Conversations`]).
+    pub fn new(store: Arc<dyn Store>, events: EventBus) -> Self {
         Self {
+            conversations: Conversations::new(store.clone(), events.clone()),
             store,
-            dispatcher: None,
+            deliveries: None,
             draining: Arc::new(AtomicBool::new(false)),
-            events: EventBus::new(crate::events::DEFAULT_CAPACITY),
-        }
-    }
-
-    /// A service whose messages are also queued for `dispatcher`'s destinations, in the same transaction, and
-    /// whose events go to `events` (shared with the destinations that change conversations, such as triage).
-    pub fn with_dispatcher(store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>, events: EventBus) -> Self {
-        Self {
-            dispatcher: Some(dispatcher),
             events,
-            ..Self::new(store)
         }
     }
 
-    /// The dispatcher, if any.
-    pub fn dispatcher(&self) -> Option<&Arc<Dispatcher>> {
-        self.dispatcher.as_ref()
+    /// This service, also queueing each message's deliveries in its own transaction.
+    #[must_use]
+    pub fn with_deliveries(mut self, deliveries: Arc<dyn Deliveries>) -> Self {
+        self.deliveries = Some(deliveries);
+        self
     }
 
     /// Live conversation events passing `filter`, from now on (see [`crate::events`]).
@@ -121,22 +163,32 @@ impl Service {
     /// Accepts a decoded message: validates it and stores it durably. Returns only after the write committed,
     /// so an acknowledgement built from the outcome never covers a message that could still be lost.
     pub async fn send(&self, envelope: Envelope) -> Result<IngestOutcome, ServiceError> {
+        self.send_with(envelope, &[]).await
+    }
+
+    /// [`Service::send`], delivering the message to `destinations` as well as to its routes' (a late WeChat
+    /// answer goes to its account's customer-service destination), in the same transaction.
+    pub async fn send_with(&self, envelope: Envelope, destinations: &[String]) -> Result<IngestOutcome, ServiceError> {
         envelope.validate()?;
         let protocol = envelope.source.protocol.as_str();
-        let destinations = self.dispatcher.as_ref().map(|d| d.route(&envelope)).unwrap_or_default();
-        let routed = !destinations.is_empty();
-        let inserted = if routed {
-            self.store
-                .insert_routed(envelope, chrono::Utc::now(), destinations.clone())
-                .await?
-        } else {
+        let mut routed = self.deliveries.as_ref().map(|d| d.route(&envelope)).unwrap_or_default();
+        for destination in destinations {
+            if !routed.contains(destination) {
+                routed.push(destination.clone());
+            }
+        }
+        let inserted = if routed.is_empty() {
             self.store.insert_message(envelope, chrono::Utc::now()).await?
+        } else {
+            self.store
+                .insert_routed(envelope, chrono::Utc::now(), routed.clone())
+                .await?
         };
-        if routed
+        if !routed.is_empty()
             && !inserted.duplicate
-            && let Some(d) = &self.dispatcher
+            && let Some(d) = &self.deliveries
         {
-            d.wake(&destinations);
+            d.wake(&routed);
         }
         let outcome = if inserted.duplicate { "duplicate" } else { "stored" };
         metrics::counter!(metric::MESSAGES_INGESTED, "protocol" => protocol, "outcome" => outcome).increment(1);
@@ -153,7 +205,7 @@ impl Service {
     /// → closed), and tells subscribers. Any move is allowed except out of `closed`; a move to the same status
     /// only updates department and agent, and publishes nothing.
     pub async fn change_status(&self, id: ConversationId, change: StatusChange) -> Result<Conversation, ServiceError> {
-        change_status(self.store.as_ref(), &self.events, id, change).await
+        Ok(self.conversations.change_status(id, change).await?)
     }
 
     /// One conversation.
@@ -199,37 +251,6 @@ impl Service {
     pub fn store_backend(&self) -> &'static str {
         self.store.backend()
     }
-}
-
-/// [`Service::change_status`], for parts that hold the store and the event bus but not the service (the triage
-/// destination, which the service's own dispatcher owns).
-pub async fn change_status(
-    store: &dyn Store,
-    events: &EventBus,
-    id: ConversationId,
-    change: StatusChange,
-) -> Result<Conversation, ServiceError> {
-    let current = store
-        .conversation(id)
-        .await?
-        .ok_or(ServiceError::ConversationNotFound(id))?;
-    if current.status == ConversationStatus::Closed {
-        return Err(ServiceError::ConversationClosed(id));
-    }
-    let (before, after) = store
-        .change_status(id, &change, chrono::Utc::now())
-        .await?
-        .ok_or(ServiceError::ConversationNotFound(id))?;
-    if before.status != after.status {
-        tracing::info!(conversation = %id, from = before.status.as_str(), to = after.status.as_str(), "conversation status changed");
-        events.publish(Event::StatusChanged {
-            conversation_id: id,
-            customer_id: after.customer_id.clone(),
-            from: before.status,
-            to: after.status,
-        });
-    }
-    Ok(after)
 }
 
 /// Why the service is not ready.

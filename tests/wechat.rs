@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use protofuse::wechat::{AccountConfig, AutoReply, MatchKind, WebhookConfig};
+use protofuse::respond::{AutoReply, MatchKind};
+use protofuse::wechat::{AccountConfig, WebhookConfig};
 use protofuse_wechat::Mode;
 use serde_json::{Value, json};
 

@@ -192,3 +192,76 @@ async fn agent_replies_reach_the_wechat_user_through_the_dispatcher() {
         json!({"touser": "u-kf", "msgtype": "text", "text": {"content": "您好，退货已受理"}})
     );
 }
+
+/// Issue 16: a late answer is stored first and then delivered by the account's customer-service destination
+/// like any delivery: a WeChat API that keeps refusing (errcode -1, "system busy") gets it retried by the
+/// dispatcher up to the destination's attempts, then it waits in the dead letters, and an operator's replay
+/// delivers it once the API recovers.
+#[tokio::test]
+async fn a_late_answer_the_api_keeps_refusing_is_retried_then_dead_lettered_and_replayed() {
+    let api = FakeWechatApi::start().await;
+    api.refuse_sends(Some(-1));
+    let backend = Backend::start(Duration::from_millis(600)).await;
+    let account = AccountConfig {
+        app_id: Some(FAKE_APP_ID.to_owned()),
+        app_secret: Some(FAKE_SECRET.to_owned()),
+        webhook: Some(WebhookConfig {
+            url: backend.url.clone(),
+            timeout: Duration::from_secs(10),
+        }),
+        auto_replies: Vec::new(),
+        ..plain_account("late")
+    };
+    let base = api.base.clone();
+    let server = TestServer::sqlite(move |c: &mut Config| {
+        c.wechat.api_base_url = base;
+        c.wechat.answer_budget = Duration::from_millis(200);
+        c.wechat.accounts.push(account);
+        c.dispatch.poll_interval = Duration::from_millis(50);
+        let mut kf = protofuse::dispatch::DestinationConfig::implicit_wechat_kf("late");
+        kf.name = "kf-late".to_owned();
+        kf.retry.max_attempts = 3;
+        kf.retry.backoff_initial = Duration::from_millis(10);
+        kf.retry.backoff_max = Duration::from_millis(40);
+        c.dispatch.destinations = vec![kf];
+    })
+    .await;
+    let oa = Oa::plaintext("late", PLAIN_TOKEN);
+    let (status, body) = post(&server, &oa, oa.request(&text_xml("u-refused", 9001, "anyone?"))).await;
+    assert_eq!((status, body.as_str()), (200, "success"), "the budget elapsed first");
+
+    let admin = |path: &str| format!("http://{}{path}", server.admin);
+    let dead = || async {
+        let r = server.client.get(admin("/admin/dead-letters")).send().await.unwrap();
+        r.json::<serde_json::Value>().await.unwrap()["items"].clone()
+    };
+    crate::dispatch::eventually(
+        "the late answer in the dead letters",
+        Duration::from_secs(10),
+        || async { dead().await.as_array().is_some_and(|items| items.len() == 1) },
+    )
+    .await;
+    let items = dead().await;
+    assert_eq!(items[0]["destination"], "kf-late");
+    assert_eq!(items[0]["attempts"], 3);
+    assert!(items[0]["last_error"].as_str().unwrap().contains("-1"), "{items}");
+    assert_eq!(api.refused_sends(), 3, "one call per attempt");
+    assert!(api.sent().is_empty());
+    let messages = history(&server, "u-refused", 2).await;
+    let bot: Vec<_> = messages.iter().filter(|m| m["sender"]["role"] == "bot").collect();
+    assert_eq!(bot.len(), 1, "stored before it was sent: {messages:?}");
+    assert_eq!(bot[0]["metadata"]["delivery"], "customer_service_api");
+
+    api.refuse_sends(None);
+    let replay = server
+        .client
+        .post(admin(&format!("/admin/dead-letters/{}/replay", items[0]["id"])))
+        .send()
+        .await
+        .unwrap();
+    assert!(replay.status().is_success(), "{}", replay.status());
+    wait_for_sent(&api, 1).await;
+    let expected = json!({"touser": "u-refused", "msgtype": "text", "text": {"content": "echo: anyone?"}});
+    assert_eq!(api.sent()[0]["body"], expected);
+    server.shutdown().await;
+}

@@ -110,6 +110,24 @@ pub struct DestinationConfig {
     pub retry: RetrySettings,
 }
 
+impl DestinationConfig {
+    /// The destination that sends WeChat account `account`'s customer-service messages when the configuration
+    /// names none for it: every account with an AppID and AppSecret has one, so a late answer always goes out
+    /// behind a fuse, with retries and dead letters. Named `wechat_kf:<account>`, with default fuse and retries.
+    pub fn implicit_wechat_kf(account: &str) -> Self {
+        Self {
+            name: format!("wechat_kf:{account}"),
+            kind: DestinationKind::WechatKf,
+            url: None,
+            headers: BTreeMap::new(),
+            adapter: None,
+            account: Some(account.to_owned()),
+            fuse: FuseSettings::default(),
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
 /// A destination's fuse: timeout, slow-call threshold, bulkhead and breaker.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -178,7 +178,7 @@ impl Destination for WechatKf {
                 self.account
             )));
         }
-        let body = kf_body(&conversation.customer_id, &message.content)?;
+        let body = kf_body(&conversation.customer_id, message)?;
         match self.client.send(&body).await {
             Ok(()) => Ok(()),
             Err(KfError::Api { errcode, errmsg }) if !KF_TRANSIENT.contains(&errcode) => Err(DeliveryError::Permanent(
@@ -189,26 +189,43 @@ impl Destination for WechatKf {
     }
 }
 
-/// The `message/custom/send` body for a canonical message's content.
-fn kf_body(open_id: &str, content: &protofuse_model::Content) -> Result<serde_json::Value, DeliveryError> {
+/// The `message/custom/send` body for a stored message: a bot reply carries the full answer in its metadata
+/// (news and music cards, which the stored content only summarises); anything else is sent from its content.
+fn kf_body(open_id: &str, message: &Message) -> Result<serde_json::Value, DeliveryError> {
     use protofuse_model::Content;
+    use protofuse_wechat::ReplyBody;
+    let answer = message
+        .metadata
+        .get("answer")
+        .and_then(|a| serde_json::from_value::<crate::respond::Answer>(a.clone()).ok());
     let media = |kind: &str, media: &protofuse_model::MediaRef| {
         media
             .media_id
-            .as_ref()
-            .map(|id| serde_json::json!({"touser": open_id, "msgtype": kind, kind: {"media_id": id}}))
+            .clone()
             .ok_or_else(|| DeliveryError::Permanent(format!("{kind} without a media_id cannot be sent")))
     };
-    match content {
-        Content::Text { text } => {
-            Ok(serde_json::json!({"touser": open_id, "msgtype": "text", "text": {"content": text}}))
+    let body = match (answer, &message.content) {
+        (Some(answer), _) => crate::wechat::reply_body(answer),
+        (None, Content::Text { text }) => ReplyBody::Text { content: text.clone() },
+        (None, Content::Image { media: m }) => ReplyBody::Image {
+            media_id: media("image", m)?,
+        },
+        (None, Content::Voice { media: m, .. }) => ReplyBody::Voice {
+            media_id: media("voice", m)?,
+        },
+        (None, Content::Video { media: m, .. }) => ReplyBody::Video {
+            media_id: media("video", m)?,
+            title: None,
+            description: None,
+        },
+        (None, other) => {
+            return Err(DeliveryError::Permanent(format!(
+                "{} content cannot be sent through the customer-service API",
+                other.kind()
+            )));
         }
-        Content::Image { media: m } => media("image", m),
-        Content::Voice { media: m, .. } => media("voice", m),
-        Content::Video { media: m, .. } => media("video", m),
-        other => Err(DeliveryError::Permanent(format!(
-            "{} content cannot be sent through the customer-service API",
-            other.kind()
-        ))),
-    }
+    };
+    protofuse_wechat::custom::message(open_id, &body).ok_or_else(|| {
+        DeliveryError::Permanent("a hand-off cannot be sent through the customer-service API".to_owned())
+    })
 }

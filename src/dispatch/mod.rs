@@ -16,7 +16,7 @@ mod route;
 mod triage_step;
 mod worker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,7 @@ pub use route::Routes;
 pub use triage_step::TriageStep;
 
 use crate::telemetry::metric;
+use crate::wechat::kf::KfClient;
 use protofuse_store::Store;
 use worker::{Lane, Timing};
 
@@ -66,6 +67,8 @@ pub enum DispatchError {
 /// The dispatcher. Build once, share with `Arc`.
 pub struct Dispatcher {
     lanes: BTreeMap<String, Arc<Lane>>,
+    /// WeChat account → the destination sending its customer-service messages (configured or implicit).
+    kf_destinations: HashMap<String, String>,
     routes: Routes,
     store: Arc<dyn Store>,
     timing: Timing,
@@ -103,8 +106,14 @@ impl Dispatcher {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(DispatchError::Http)?;
+        let destinations = with_implicit_kf(&config.destinations, outbound.kf);
+        let kf_destinations = destinations
+            .iter()
+            .filter(|d| d.kind == DestinationKind::WechatKf)
+            .filter_map(|d| Some((d.account.clone()?, d.name.clone())))
+            .collect();
         let mut lanes = BTreeMap::new();
-        for d in &config.destinations {
+        for d in &destinations {
             let destination = make_destination(d, outbound, &http, &store)?;
             let lane = Lane {
                 name: d.name.clone(),
@@ -116,15 +125,11 @@ impl Dispatcher {
             };
             lanes.insert(d.name.clone(), Arc::new(lane));
         }
-        let max_timeout = config
-            .destinations
-            .iter()
-            .map(|d| d.fuse.timeout)
-            .max()
-            .unwrap_or_default();
+        let max_timeout = destinations.iter().map(|d| d.fuse.timeout).max().unwrap_or_default();
         let (stop, _) = watch::channel(false);
         Ok(Self {
             lanes,
+            kf_destinations,
             routes: Routes::new(config.routes.clone()),
             store,
             timing: Timing {
@@ -152,12 +157,14 @@ impl Dispatcher {
         tasks.push(tokio::spawn(gauges(self.store.clone(), names, self.stop.subscribe())));
     }
 
-    /// The destinations a message goes to.
-    pub fn route(&self, envelope: &Envelope) -> Vec<String> {
-        self.routes.destinations(envelope)
+    /// WeChat account → the destination that sends its customer-service messages. The first `wechat_kf`
+    /// destination configured for an account, else the implicit `wechat_kf:<account>`.
+    pub fn kf_destinations(&self) -> &HashMap<String, String> {
+        &self.kf_destinations
     }
 
-    /// Tells the workers of `destinations` that new deliveries are waiting.
+    /// Tells the workers of `destinations` that new deliveries are waiting (new messages, replayed dead
+    /// letters).
     pub fn wake(&self, destinations: &[String]) {
         for name in destinations {
             if let Some(lane) = self.lanes.get(name) {
@@ -197,6 +204,16 @@ impl Dispatcher {
     }
 }
 
+impl crate::service::Deliveries for Dispatcher {
+    fn route(&self, envelope: &Envelope) -> Vec<String> {
+        self.routes.destinations(envelope)
+    }
+
+    fn wake(&self, destinations: &[String]) {
+        Dispatcher::wake(self, destinations);
+    }
+}
+
 /// Checks what configuration validation cannot see: that every legacy destination names a loaded adapter with
 /// an `[outbound]` section. `protofuse check-config` runs it; start-up fails the same way.
 pub fn check_destinations(config: &DispatchConfig, outbound: &Outbound<'_>) -> Result<(), DispatchError> {
@@ -211,22 +228,40 @@ pub fn check_destinations(config: &DispatchConfig, outbound: &Outbound<'_>) -> R
 }
 
 /// What destinations are built from: the loaded legacy adapters, the WeChat customer-service clients, triage
-/// (when loaded) and the event bus (for triage's status changes).
+/// (when loaded) and the conversation rules (for triage's hand-offs).
 #[derive(Clone, Copy)]
 pub struct Outbound<'a> {
     /// Legacy adapters (their `[outbound]` sections).
     pub adapters: &'a [protofuse_legacy::LegacyAdapter],
     /// Customer-service API clients by WeChat account.
-    pub kf: &'a std::collections::HashMap<String, Arc<crate::wechat::kf::KfClient>>,
+    pub kf: &'a HashMap<String, Arc<KfClient>>,
     /// Built-in triage, if loaded.
     pub triage: Option<&'a Arc<crate::triage::Triage>>,
-    /// The conversation event bus.
-    pub events: Option<&'a crate::events::EventBus>,
+    /// Status changes (triage's hand-offs), announced on the service's event bus.
+    pub conversations: Option<&'a crate::conversation::Conversations>,
+}
+
+/// The configured destinations, plus `wechat_kf:<account>` for each account with a customer-service client
+/// that no configured `wechat_kf` destination serves.
+fn with_implicit_kf(configured: &[DestinationConfig], kf: &HashMap<String, Arc<KfClient>>) -> Vec<DestinationConfig> {
+    let mut all = configured.to_vec();
+    let mut accounts: Vec<&String> = kf.keys().collect();
+    accounts.sort();
+    for account in accounts {
+        let served = configured
+            .iter()
+            .any(|d| d.kind == DestinationKind::WechatKf && d.account.as_deref() == Some(account.as_str()));
+        let name_taken = configured.iter().any(|d| d.name == format!("wechat_kf:{account}"));
+        if !served && !name_taken {
+            all.push(DestinationConfig::implicit_wechat_kf(account));
+        }
+    }
+    all
 }
 
 fn kf_client(
     d: &DestinationConfig,
-    kf: &std::collections::HashMap<String, Arc<crate::wechat::kf::KfClient>>,
+    kf: &HashMap<String, Arc<KfClient>>,
 ) -> Result<Arc<crate::wechat::kf::KfClient>, DispatchError> {
     let account = d.account.clone().unwrap_or_default();
     kf.get(&account).cloned().ok_or_else(|| DispatchError::NoWechatApi {
@@ -276,10 +311,14 @@ fn make_destination(
             Ok(Arc::new(WechatKf::new(account, client, store.clone())))
         }
         DestinationKind::Triage => {
-            let (Some(triage), Some(events)) = (outbound.triage, outbound.events) else {
+            let (Some(triage), Some(conversations)) = (outbound.triage, outbound.conversations) else {
                 return Err(DispatchError::TriageNotLoaded(d.name.clone()));
             };
-            Ok(Arc::new(TriageStep::new(triage.clone(), store.clone(), events.clone())))
+            Ok(Arc::new(TriageStep::new(
+                triage.clone(),
+                store.clone(),
+                conversations.clone(),
+            )))
         }
     }
 }

@@ -9,8 +9,7 @@ use async_trait::async_trait;
 use protofuse_model::{Content, ConversationStatus, Direction, Message, Role, TriageDecision};
 
 use super::destination::{Delivery, DeliveryError, Destination};
-use crate::events::EventBus;
-use crate::service::{ServiceError, change_status};
+use crate::conversation::{Conversations, StatusError};
 use crate::triage::{ConversationContext, Triage};
 use protofuse_store::{Order, PageRequest, StatusChange, Store};
 
@@ -21,13 +20,17 @@ const HISTORY: u32 = 20;
 pub struct TriageStep {
     triage: Arc<Triage>,
     store: Arc<dyn Store>,
-    events: EventBus,
+    conversations: Conversations,
 }
 
 impl TriageStep {
-    /// Triage with `triage`, recording into `store` and publishing status changes on `events`.
-    pub fn new(triage: Arc<Triage>, store: Arc<dyn Store>, events: EventBus) -> Self {
-        Self { triage, store, events }
+    /// Triage with `triage`, recording into `store` and queueing hand-offs through `conversations`.
+    pub fn new(triage: Arc<Triage>, store: Arc<dyn Store>, conversations: Conversations) -> Self {
+        Self {
+            triage,
+            store,
+            conversations,
+        }
     }
 
     /// What earlier triage outcomes of this conversation say: the customer's intents, oldest first, and how
@@ -90,8 +93,8 @@ impl Destination for TriageStep {
             department: Some(outcome.department.clone()),
             assigned_agent: None,
         };
-        match change_status(self.store.as_ref(), &self.events, message.conversation_id, change).await {
-            Ok(_) | Err(ServiceError::ConversationClosed(_) | ServiceError::ConversationNotFound(_)) => Ok(()),
+        match self.conversations.change_status(message.conversation_id, change).await {
+            Ok(_) | Err(StatusError::Closed(_) | StatusError::NotFound(_)) => Ok(()),
             Err(e) => Err(transient(&e)),
         }
     }

@@ -6,8 +6,34 @@
 use async_trait::async_trait;
 use protofuse_model::{Content, Message};
 
-use super::{Answer, RespondError, Responder};
-use crate::wechat::{AutoReply, MatchKind};
+use serde::Deserialize;
+
+use super::answer::Answer;
+use super::responder::{RespondError, Responder};
+
+/// How an auto-reply keyword is compared with the message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKind {
+    /// The whole text, trimmed, equals the keyword (ASCII case-insensitive).
+    #[default]
+    Exact,
+    /// The text contains the keyword (ASCII case-insensitive).
+    Contains,
+}
+
+/// One auto-reply rule (`[[wechat.accounts.auto_replies]]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoReply {
+    /// What to look for.
+    pub keyword: String,
+    /// How to compare.
+    #[serde(default, rename = "match")]
+    pub match_kind: MatchKind,
+    /// The text answered.
+    pub reply: String,
+}
 
 /// Hand-off keywords first, then auto-replies in order.
 #[derive(Debug, Clone, Default)]

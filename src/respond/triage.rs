@@ -11,7 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use protofuse_model::{Content, Message};
 
-use super::{Answer, RespondError, Responder};
+use super::answer::Answer;
+use super::responder::{RespondError, Responder};
 use crate::triage::{Action, ConversationContext, Decision, Triage};
 
 /// Triage answering text messages.

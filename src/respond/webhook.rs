@@ -10,7 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use protofuse_model::Message;
 
-use super::{Answer, RespondError, Responder};
+use super::answer::Answer;
+use super::responder::{RespondError, Responder};
 
 /// A backend reached over HTTP.
 #[derive(Debug, Clone)]

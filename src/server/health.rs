@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::AppState;
 use super::error::ApiError;
+use super::state::AppState;
 use crate::service::NotReady;
 
-pub(super) fn routes() -> axum::Router<AppState> {
+pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

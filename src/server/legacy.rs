@@ -14,7 +14,8 @@ use axum::routing::{MethodFilter, on};
 use protofuse_legacy::auth::Presented;
 use protofuse_legacy::{Class, LegacyAdapter, Reply};
 
-use super::{AppState, body};
+use super::body;
+use super::state::AppState;
 use crate::legacy::NonceGuard;
 use crate::service::ServiceError;
 

@@ -19,8 +19,9 @@ use protofuse_adapter::native;
 use protofuse_model::{ConversationId, ConversationStatus, Message};
 use serde::{Deserialize, Serialize};
 
+use super::body;
 use super::error::ApiError;
-use super::{AppState, body};
+use super::state::AppState;
 use protofuse_store::{ConversationFilter, Order, Page, PageRequest};
 
 /// Routes of the native API.

@@ -18,11 +18,12 @@ use protofuse_adapter::DecodeError;
 use protofuse_wechat::callback::{self, CallbackError, CallbackQuery};
 use protofuse_wechat::{SUCCESS, adapter::classify, secure};
 
+use super::body;
 use super::error::ApiError;
-use super::{AppState, body};
+use super::state::AppState;
 use crate::wechat::{self, Account};
 
-/// The routes, mounted by [`super::router`].
+/// The routes, mounted by the HTTP router (`http.rs`).
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/wechat/{account}", get(verify_url).post(receive))
 }

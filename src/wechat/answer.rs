@@ -1,65 +1,36 @@
 //! The answer budget: the responder runs in its own task; whatever it says within the budget is the passive
 //! reply, anything later goes out through the customer-service API. Either way the bot's reply is stored as an
-//! outbound message in the same conversation, so the history is complete.
+//! outbound message in the same conversation, so the history is complete; a late one is stored *with* a
+//! delivery to the account's customer-service destination in the same transaction, so the dispatcher sends it
+//! behind that destination's fuse, retries it and dead-letters it like any delivery.
 //!
-//! This module owns that race and the memory of passive answers given, so a retried delivery gets the same
-//! answer. It never runs the responder for a duplicate, and never lets an answer be lost between "too late
+//! This module owns that race. It never runs the responder for a duplicate (the memory of passive answers in
+//! `memory.rs` answers those), never sends anything itself, and never lets an answer be lost between "too late
 //! for the passive reply" and "sent later": the handler closes the channel before looking once more.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use protofuse_adapter::IngestOutcome;
-use protofuse_model::{
-    Content, Direction, Envelope, IdempotencyKey, Message, MessageId, Party, Protocol, Role, Source,
-};
+use protofuse_model::{Content, Direction, Envelope, IdempotencyKey, Message, Party, Protocol, Role, Source};
 use serde_json::json;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
-use super::{Account, Wechat};
+use super::accounts::{Account, Wechat};
 use crate::respond::Answer;
 use crate::service::Service;
 
-/// WeChat re-sends within about 15 s; a minute covers that and slow networks.
-const REMEMBER_FOR: Duration = Duration::from_secs(60);
-/// Past this many remembered answers, expired ones are swept on the next insert.
-const SWEEP_ABOVE: usize = 4096;
 /// The bots' sender id in stored replies.
 const BOT_ID: &str = "protofuse";
 
-/// Passive answers given recently, by inbound message.
-#[derive(Default)]
-pub(super) struct Answered(Mutex<HashMap<MessageId, (Instant, Answer)>>);
-
-impl Answered {
-    fn remember(&self, id: MessageId, answer: &Answer) {
-        let mut map = self.lock();
-        if map.len() > SWEEP_ABOVE {
-            map.retain(|_, (at, _)| at.elapsed() < REMEMBER_FOR);
-        }
-        map.insert(id, (Instant::now(), answer.clone()));
-    }
-
-    fn recall(&self, id: MessageId) -> Option<Answer> {
-        self.lock()
-            .get(&id)
-            .filter(|(at, _)| at.elapsed() < REMEMBER_FOR)
-            .map(|(_, answer)| answer.clone())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, (Instant, Answer)>> {
-        // The map is valid after any panic (inserts are atomic), so poisoning is ignored.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// How a bot reply reached the customer, recorded in the stored reply's metadata.
+/// How a bot reply reaches the customer, recorded in the stored reply's metadata.
 #[derive(Debug, Clone, Copy)]
 enum Delivery {
+    /// In the passive reply.
     Passive,
+    /// Queued for the account's customer-service destination.
     CustomerServiceApi,
+    /// Not sendable (a hand-off after the budget, or no customer-service credentials).
     Undelivered,
 }
 
@@ -128,37 +99,36 @@ async fn respond(account: Arc<Account>, service: Service, message: Message, tx: 
         answer.filter(|a| !(matches!(a, Answer::Handoff { .. }) && matches!(message.content, Content::Event { .. })));
     let Err(late) = tx.send(answer.clone()) else {
         if let Some(answer) = answer {
-            store_reply(&service, &message, &answer, Delivery::Passive).await;
+            store_reply(&service, &message, &answer, Delivery::Passive, &[]).await;
         }
         return;
     };
     let Some(answer) = late else { return };
-    let delivery = deliver_late(&account, &message, &answer).await;
-    store_reply(&service, &message, &answer, delivery).await;
-}
-
-async fn deliver_late(account: &Account, message: &Message, answer: &Answer) -> Delivery {
-    let account_name = account.settings.account();
-    let message_body = super::render::custom_message(&message.sender.external_id, answer);
-    let (Some(kf), Some(body)) = (&account.kf, message_body) else {
-        tracing::warn!(
-            account = account_name,
-            "answer missed the budget and cannot be sent later (hand-off, or no app_secret configured)"
-        );
-        return Delivery::Undelivered;
-    };
-    match kf.send(&body).await {
-        Ok(()) => Delivery::CustomerServiceApi,
-        Err(e) => {
-            tracing::warn!(account = account_name, error = %e, "late answer not delivered");
-            Delivery::Undelivered
+    let sendable = !matches!(answer, Answer::Handoff { .. });
+    match account.kf_destination.as_deref().filter(|_| sendable) {
+        Some(destination) => {
+            let to = [destination.to_owned()];
+            store_reply(&service, &message, &answer, Delivery::CustomerServiceApi, &to).await;
+        }
+        None => {
+            tracing::warn!(
+                account = account.settings().account(),
+                "answer missed the budget and cannot be sent later (hand-off, or no app_secret configured)"
+            );
+            store_reply(&service, &message, &answer, Delivery::Undelivered, &[]).await;
         }
     }
 }
 
-/// Stores the bot's reply in the inbound message's conversation; keyed on the inbound message, so it is
-/// stored once whatever happens.
-async fn store_reply(service: &Service, inbound: &Message, answer: &Answer, delivery: Delivery) {
+/// Stores the bot's reply in the inbound message's conversation, with deliveries to `destinations` in the same
+/// transaction; keyed on the inbound message, so it is stored (and sent) once whatever happens.
+async fn store_reply(
+    service: &Service,
+    inbound: &Message,
+    answer: &Answer,
+    delivery: Delivery,
+    destinations: &[String],
+) {
     let content = super::render::stored_content(answer);
     let mut source = Source::new(Protocol::Wechat);
     source.account.clone_from(&inbound.source.account);
@@ -181,7 +151,7 @@ async fn store_reply(service: &Service, inbound: &Message, answer: &Answer, deli
         metadata,
         idempotency_key: IdempotencyKey::derive("wechat-reply", &[&inbound.id.to_string()]),
     };
-    if let Err(e) = service.send(envelope).await {
+    if let Err(e) = service.send_with(envelope, destinations).await {
         tracing::warn!(error = %e, "bot reply not stored");
     }
 }

@@ -10,6 +10,7 @@ use protofuse_wechat::{Mode, WechatConfig, config::DEFAULT_MAX_BODY_BYTES, confi
 use serde::Deserialize;
 
 use crate::config::ConfigIssue;
+use crate::respond::{AutoReply, MatchKind};
 
 /// WeChat gives up after 5 s; answering within 4 s leaves a second for the network and the proxy in between.
 pub const DEFAULT_ANSWER_BUDGET: Duration = Duration::from_secs(4);
@@ -98,30 +99,6 @@ fn default_max_body_bytes() -> usize {
 
 fn default_replay_window_secs() -> u64 {
     DEFAULT_REPLAY_WINDOW_SECS
-}
-
-/// How an auto-reply keyword is compared with the message text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchKind {
-    /// The whole text, trimmed, equals the keyword (ASCII case-insensitive).
-    #[default]
-    Exact,
-    /// The text contains the keyword (ASCII case-insensitive).
-    Contains,
-}
-
-/// `[[wechat.accounts.auto_replies]]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AutoReply {
-    /// What to look for.
-    pub keyword: String,
-    /// How to compare.
-    #[serde(default, rename = "match")]
-    pub match_kind: MatchKind,
-    /// The text answered.
-    pub reply: String,
 }
 
 /// `[wechat.accounts.webhook]`.

@@ -1,4 +1,5 @@
-//! An [`Answer`] in WeChat's three forms: the passive reply XML, the customer-service API message, and the
+//! An [`Answer`] in WeChat's terms: the codec's reply body (rendered as passive reply XML here, or as a
+//! customer-service message by the `wechat_kf` destination through `protofuse_wechat::custom`), and the
 //! canonical content stored for the bot's reply.
 //!
 //! This module owns those mappings only. It renders through the codec (which escapes `]]>` and control
@@ -6,7 +7,6 @@
 
 use protofuse_model::{Content, MediaRef, Message, Timestamp};
 use protofuse_wechat::reply::{Article, Reply, ReplyBody};
-use serde_json::{Value, json};
 
 use crate::respond::Answer;
 
@@ -28,7 +28,8 @@ pub fn passive_reply(message: &Message, answer: Option<&Answer>, now: Timestamp)
     }
 }
 
-fn reply_body(answer: Answer) -> ReplyBody {
+/// The codec's reply body for `answer`: what a passive reply or a customer-service message says.
+pub(crate) fn reply_body(answer: Answer) -> ReplyBody {
     match answer {
         Answer::Text { text } => ReplyBody::Text { content: text },
         Answer::Image { media_id } => ReplyBody::Image { media_id },
@@ -68,43 +69,6 @@ fn reply_body(answer: Answer) -> ReplyBody {
         },
         Answer::Handoff { kf_account } => ReplyBody::TransferCustomerService { kf_account },
     }
-}
-
-/// The `message/custom/send` body for `answer`; `None` for a hand-off, which only a passive reply can express.
-pub(super) fn custom_message(open_id: &str, answer: &Answer) -> Option<Value> {
-    let (msgtype, payload) = match answer {
-        Answer::Text { text } => ("text", json!({"content": text})),
-        Answer::Image { media_id } => ("image", json!({"media_id": media_id})),
-        Answer::Voice { media_id } => ("voice", json!({"media_id": media_id})),
-        Answer::Video {
-            media_id,
-            title,
-            description,
-        } => (
-            "video",
-            json!({"media_id": media_id, "title": title, "description": description}),
-        ),
-        Answer::Music {
-            thumb_media_id,
-            title,
-            description,
-            music_url,
-            hq_music_url,
-        } => (
-            "music",
-            json!({"title": title, "description": description, "musicurl": music_url,
-                   "hqmusicurl": hq_music_url, "thumb_media_id": thumb_media_id}),
-        ),
-        Answer::News { articles } => {
-            let articles: Vec<_> = articles
-                .iter()
-                .map(|a| json!({"title": a.title, "description": a.description, "url": a.url, "picurl": a.pic_url}))
-                .collect();
-            ("news", json!({ "articles": articles }))
-        }
-        Answer::Handoff { .. } => return None,
-    };
-    Some(json!({"touser": open_id, "msgtype": msgtype, msgtype: payload}))
 }
 
 /// The canonical content of the stored bot reply; the full answer also goes to the reply's metadata.
@@ -156,7 +120,7 @@ mod tests {
     use crate::respond::NewsArticle;
 
     #[test]
-    fn customer_service_messages_have_the_documented_shapes() {
+    fn a_news_answer_is_stored_as_its_first_link() {
         let news = Answer::News {
             articles: vec![NewsArticle {
                 title: "Happy Day".into(),
@@ -165,20 +129,6 @@ mod tests {
                 pic_url: "PIC_URL".into(),
             }],
         };
-        assert_eq!(
-            custom_message("OPENID", &news),
-            Some(json!({"touser": "OPENID", "msgtype": "news", "news": {"articles": [
-                {"title": "Happy Day", "description": "Is Really A Happy Day", "url": "URL", "picurl": "PIC_URL"}
-            ]}}))
-        );
-        let image = Answer::Image {
-            media_id: "MEDIA_ID".into(),
-        };
-        assert_eq!(
-            custom_message("OPENID", &image),
-            Some(json!({"touser": "OPENID", "msgtype": "image", "image": {"media_id": "MEDIA_ID"}}))
-        );
-        assert_eq!(custom_message("OPENID", &Answer::Handoff { kf_account: None }), None);
         assert!(matches!(stored_content(&news), Content::Link { url, .. } if url == "URL"));
     }
 }

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
+use protofuse::app::{self, Running};
 use protofuse::config::Config;
-use protofuse::server::{self, Running};
 use tempfile::TempDir;
 
 /// A server running in this process, with its data in a temporary directory.
@@ -42,7 +42,7 @@ impl TestServer {
 
     /// Starts a server with `config` as given (e.g. a MySQL store).
     pub async fn start(config: &Config, dir: TempDir) -> Self {
-        let running = server::start(config).await.expect("server starts");
+        let running = app::start(config).await.expect("server starts");
         let base = format!("http://{}", running.local_addr());
         Self {
             base,

@@ -14,6 +14,7 @@
 //! - [`callback`]: the order of checks for one request, and the GET URL verification.
 //! - [`reply`]: passive reply XML and `success`.
 //! - [`secure`]: the encrypted reply envelope.
+//! - [`custom`]: the customer-service message body (`message/custom/send`), the one builder of it.
 //! - [`adapter`]: [`WechatAdapter`], the [`protofuse_adapter::Adapter`] implementation.
 //!
 //! # Invariants
@@ -24,14 +25,15 @@
 //!   every field that is not reproduced exactly by a canonical field is kept verbatim in `Source::raw`.
 //!
 //! # Not here
-//! Outbound customer-service messages (`/cgi-bin/message/custom/send`) and `access_token` handling need HTTP and
-//! shared state, so they belong to the application's sink, not to this codec. Deduplication is ingest's job:
+//! Sending customer-service messages and `access_token` handling need HTTP and shared state, so they belong to
+//! the application's `wechat_kf` destination; this codec only builds the body ([`custom`]). Deduplication is ingest's job:
 //! [`decode`] supplies the idempotency key and the adapter acknowledges duplicates with `success`.
 
 pub mod adapter;
 pub mod callback;
 pub mod config;
 pub mod crypto;
+pub mod custom;
 pub mod decode;
 pub mod reply;
 pub mod secure;

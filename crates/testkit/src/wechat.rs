@@ -128,6 +128,9 @@ struct ApiState {
     sent: Vec<Value>,
     rejected: usize,
     token_delay: Duration,
+    /// While set, every customer-service send is answered with this errcode.
+    refuse_with: Option<i64>,
+    refused_sends: usize,
 }
 
 /// A fake `api.weixin.qq.com`.
@@ -162,6 +165,17 @@ impl FakeWechatApi {
     /// Slows `/cgi-bin/token` down, so concurrent refreshers overlap.
     pub fn set_token_delay(&self, delay: Duration) {
         self.state.lock().unwrap().token_delay = delay;
+    }
+
+    /// Answers every customer-service send with `errcode` (-1: "system busy", which callers retry) until
+    /// called with `None`.
+    pub fn refuse_sends(&self, errcode: Option<i64>) {
+        self.state.lock().unwrap().refuse_with = errcode;
+    }
+
+    /// Sends refused by [`FakeWechatApi::refuse_sends`].
+    pub fn refused_sends(&self) -> usize {
+        self.state.lock().unwrap().refused_sends
     }
 
     pub fn tokens_issued(&self) -> usize {
@@ -204,6 +218,10 @@ async fn custom_send(
     if !state.issued.contains(&token) || state.expired.contains(&token) {
         state.rejected += 1;
         return Json(json!({"errcode": 42001, "errmsg": "access_token expired"}));
+    }
+    if let Some(errcode) = state.refuse_with {
+        state.refused_sends += 1;
+        return Json(json!({"errcode": errcode, "errmsg": "system busy"}));
     }
     state.sent.push(json!({"token": token, "body": body}));
     Json(json!({"errcode": 0, "errmsg": "ok"}))

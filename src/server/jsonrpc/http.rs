@@ -1,6 +1,6 @@
 //! The `/rpc` transport: the jsonrpsee server as a tower service on the axum router, so HTTP POST and the
 //! WebSocket upgrade share one URL and one port with REST; plus the HTTP detail of answering notifications with
-//! nothing. Must never: define methods (they are in `jsonrpc.rs`).
+//! nothing. Must never: define methods (they are in `methods.rs`).
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -8,21 +8,21 @@ use jsonrpsee::server::{BatchRequestConfig, ServerConfig, StopHandle, TowerServi
 use tower::ServiceExt;
 use tower::layer::util::{Identity, Stack};
 
-use super::jsonrpc::module;
-use super::jsonrpc_notify::RunNotificationsLayer;
+use super::methods::module;
+use super::notify::RunNotificationsLayer;
 use crate::server::JsonRpcConfig;
 use crate::service::Service;
 
 /// The `/rpc` endpoint: a jsonrpsee tower service per request (so each WebSocket gets its own connection id).
 #[derive(Clone)]
-pub(super) struct Endpoint {
+pub(crate) struct Endpoint {
     builder: TowerServiceBuilder<Stack<RunNotificationsLayer, Identity>, Identity>,
     methods: jsonrpsee::Methods,
     stop: StopHandle,
 }
 
 impl Endpoint {
-    pub(super) fn new(config: &JsonRpcConfig, service: Service, stop: StopHandle) -> Self {
+    pub(crate) fn new(config: &JsonRpcConfig, service: Service, stop: StopHandle) -> Self {
         let server_config = ServerConfig::builder()
             .max_request_body_size(config.max_request_bytes)
             .max_response_body_size(config.max_response_bytes)
@@ -43,13 +43,14 @@ impl Endpoint {
         }
     }
 
-    async fn call(self, request: axum::extract::Request) -> Response {
+    /// Serves one HTTP request or WebSocket upgrade on `/rpc`.
+    pub(crate) async fn call(self, request: axum::extract::Request) -> Response {
         let service = self.builder.build(self.methods, self.stop);
         match service.oneshot(request).await {
             Ok(response) => no_answer_for_notifications(response).await,
             Err(e) => {
                 tracing::error!(error = %e, "JSON-RPC transport failed");
-                super::error::ApiError::internal().into_response()
+                crate::server::error::ApiError::internal().into_response()
             }
         }
     }
@@ -68,18 +69,6 @@ async fn no_answer_for_notifications(response: jsonrpsee::server::HttpResponse) 
     match body.collect().await.map(http_body_util::Collected::to_bytes) {
         Ok(bytes) if bytes.as_ref() == b"null" => axum::http::StatusCode::NO_CONTENT.into_response(),
         Ok(bytes) => Response::from_parts(parts, Body::from(bytes)),
-        Err(_) => super::error::ApiError::internal().into_response(),
+        Err(_) => crate::server::error::ApiError::internal().into_response(),
     }
-}
-
-/// The `/rpc` route (POST and WebSocket upgrade).
-pub(super) fn routes() -> axum::Router<super::AppState> {
-    axum::Router::new().route(
-        "/rpc",
-        axum::routing::any(
-            |axum::extract::State(app): axum::extract::State<super::AppState>, request: axum::extract::Request| {
-                app.rpc.call(request)
-            },
-        ),
-    )
 }

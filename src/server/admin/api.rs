@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::error::ApiError;
 use crate::dispatch::{Dispatcher, Override};
+use crate::server::error::ApiError;
 use protofuse_store::outbox::{DeadLetter, DeadLetterFilter};
 
 #[derive(Clone)]

@@ -19,7 +19,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 
-use super::grpc_edge::{ApiKeys, EdgeLayer};
+use super::edge::{ApiKeys, EdgeLayer};
 use crate::events::{Event, EventFilter, Received};
 use crate::server::GrpcConfig;
 use crate::service::{Service, ServiceError};
@@ -203,15 +203,13 @@ impl ConversationService for GrpcApi {
 
 /// Binds `[grpc] listen` and serves until `stop` turns true; health turns NOT_SERVING first, then in-flight
 /// calls finish (the caller bounds that by the shutdown grace).
-pub(super) async fn spawn(
+pub(crate) async fn spawn(
     config: &GrpcConfig,
     service: Service,
     mut stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, JoinHandle<()>), super::StartError> {
-    let addr = config.listen;
-    let bind = |source| super::StartError::Bind { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(bind)?;
-    let addr = listener.local_addr().map_err(bind)?;
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
     let limit = config.max_message_bytes;
     let api = ConversationServiceServer::new(GrpcApi {
         service,

@@ -1,6 +1,6 @@
 //! The admin listener (`[admin] listen`): `/healthz`, `/readyz` and `/metrics` on a port operators can keep
 //! private (the same endpoints stay on the main HTTP listener for existing probes), and the operators' API under
-//! `/admin/` (see [`super::admin_api`]).
+//! `/admin/` (see `api.rs`).
 //!
 //! Must never: serve the customer-facing API.
 
@@ -11,23 +11,21 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{AppState, StartError, health};
 use crate::dispatch::Dispatcher;
 use crate::server::AdminConfig;
+use crate::server::AppState;
 
-pub(super) async fn spawn(
+pub(crate) async fn spawn(
     config: &AdminConfig,
     dispatcher: Arc<Dispatcher>,
     state: AppState,
     mut stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
-    let addr = config.listen;
-    let bind = |source| StartError::Bind { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(bind)?;
-    let addr = listener.local_addr().map_err(bind)?;
-    let app = health::routes()
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let app = crate::server::health::routes()
         .with_state(state)
-        .merge(super::admin_api::routes(dispatcher, config.token.as_deref()));
+        .merge(super::api::routes(dispatcher, config.token.as_deref()));
     let task = tokio::spawn(async move {
         let stopped = async move {
             let _ = stop.wait_for(|stopping| *stopping).await;

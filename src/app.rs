@@ -1,0 +1,233 @@
+//! The one place the application is assembled from its configuration. `protofuse serve` runs [`start`];
+//! `protofuse check-config` runs [`check`], which builds every part that can be built without opening the store
+//! or binding a port, so both commands refuse a configuration for the same reasons.
+//!
+//! The order: metrics recorder → legacy adapter files → WeChat customer-service clients → triage → store →
+//! event bus and conversation rules → dispatcher → service → WeChat accounts → listeners (HTTP, gRPC, admin).
+//! Shutdown runs it backwards: ingress closes, late WeChat answers finish, deliveries drain.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protofuse_store::{Store, StoreError};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::conversation::Conversations;
+use crate::dispatch::{DestinationKind, DispatchError, Dispatcher, Outbound};
+use crate::events::{DEFAULT_CAPACITY, EventBus};
+use crate::legacy::AdapterFilesError;
+use crate::server::{self, AppState};
+use crate::service::Service;
+use crate::triage::{Triage, TriageError};
+use crate::wechat::kf::KfClient;
+use crate::wechat::{Wechat, WechatError};
+
+/// Why the application could not start (or its configuration cannot work).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The store could not be opened or migrated.
+    #[error("cannot open the conversation store")]
+    Store(#[from] StoreError),
+    /// A legacy adapter file is missing or invalid.
+    #[error(transparent)]
+    Adapters(#[from] AdapterFilesError),
+    /// The listen address is taken or not allowed.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The WeChat accounts could not be set up.
+    #[error("cannot set up the wechat accounts")]
+    Wechat(#[from] WechatError),
+    /// Triage is configured but its model or knowledge base could not be loaded.
+    #[error("cannot load triage")]
+    Triage(#[source] TriageError),
+    /// A dispatch destination could not be built.
+    #[error(transparent)]
+    Dispatch(#[from] DispatchError),
+}
+
+/// What is built from the configuration alone, before the store opens.
+struct Parts {
+    adapters: Vec<protofuse_legacy::LegacyAdapter>,
+    kf: HashMap<String, Arc<KfClient>>,
+    triage: Option<Arc<Triage>>,
+}
+
+impl Parts {
+    fn build(config: &Config) -> Result<Self, StartError> {
+        Ok(Self {
+            adapters: crate::legacy::load_adapters(&config.legacy.adapters)?,
+            kf: crate::wechat::kf_clients(&config.wechat)?,
+            triage: load_triage(config)?,
+        })
+    }
+
+    fn outbound<'a>(&'a self, conversations: Option<&'a Conversations>) -> Outbound<'a> {
+        Outbound {
+            adapters: &self.adapters,
+            kf: &self.kf,
+            triage: self.triage.as_ref(),
+            conversations,
+        }
+    }
+}
+
+/// Everything `serve` would refuse before opening the store or binding: the configuration's rules (checked
+/// when it was loaded), the legacy adapter files, the WeChat clients, the triage model and knowledge base, and
+/// that every destination names something that exists.
+pub fn check(config: &Config) -> Result<(), StartError> {
+    let parts = Parts::build(config)?;
+    crate::dispatch::check_destinations(&config.dispatch, &parts.outbound(None))?;
+    Ok(())
+}
+
+/// Loads triage once if a WeChat account or a dispatch destination uses it.
+fn load_triage(config: &Config) -> Result<Option<Arc<Triage>>, StartError> {
+    let wanted = config.wechat.accounts.iter().any(|a| a.triage)
+        || config
+            .dispatch
+            .destinations
+            .iter()
+            .any(|d| d.kind == DestinationKind::Triage);
+    if !wanted {
+        return Ok(None);
+    }
+    let triage = Triage::load(&config.triage).map_err(StartError::Triage)?;
+    Ok(Some(Arc::new(triage)))
+}
+
+/// Builds the application from `config`, opens the store, binds every listener and serves in the background.
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    // Installs the recorder first: metric handles taken before it exists (the fuses take theirs when built)
+    // would record nothing.
+    let metrics = crate::telemetry::metrics_handle();
+    let parts = Parts::build(config)?;
+    let store: Arc<dyn Store> = Arc::from(protofuse_store::open(&config.store).await?);
+    let events = EventBus::new(DEFAULT_CAPACITY);
+    let conversations = Conversations::new(store.clone(), events.clone());
+    let dispatcher = Arc::new(Dispatcher::build(
+        &config.dispatch,
+        &parts.outbound(Some(&conversations)),
+        store.clone(),
+    )?);
+    let service = Service::new(store, events).with_deliveries(dispatcher.clone());
+    let wechat = Arc::new(Wechat::build(
+        &config.wechat,
+        parts.triage.as_ref(),
+        service.clone(),
+        dispatcher.kf_destinations(),
+    )?);
+    let (rpc_stop_handle, rpc_stop) = jsonrpsee::server::stop_channel();
+    let state = AppState {
+        service: service.clone(),
+        metrics,
+        body_limit: config.server.body_limit_bytes,
+        rpc: server::jsonrpc::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
+        wechat: Arc::clone(&wechat),
+    };
+    let bind = |addr| move |source| StartError::Bind { addr, source };
+    let (stop_others, stopping) = watch::channel(false);
+    let (grpc_addr, grpc_task) = server::grpc::spawn(&config.grpc, service.clone(), stopping.clone())
+        .await
+        .map_err(bind(config.grpc.listen))?;
+    let (admin_addr, admin_task) = server::admin::spawn(&config.admin, dispatcher.clone(), state.clone(), stopping)
+        .await
+        .map_err(bind(config.admin.listen))?;
+    let (stop, stopped) = oneshot::channel();
+    let grace = config.server.shutdown_grace;
+    let (addr, task) = server::http::spawn(
+        config.server.listen,
+        state,
+        config.server.request_timeout,
+        parts.adapters,
+        stopped,
+        grace,
+    )
+    .await
+    .map_err(bind(config.server.listen))?;
+    dispatcher.start();
+    tracing::info!(%addr, store = service.store_backend(), "serving HTTP");
+    Ok(Running {
+        addr,
+        service,
+        stop,
+        task,
+        grpc_addr,
+        admin_addr,
+        stop_others,
+        rpc_stop,
+        others: vec![grpc_task, admin_task],
+        grace,
+        dispatcher,
+        wechat,
+    })
+}
+
+/// The application serving in the background.
+pub struct Running {
+    addr: SocketAddr,
+    service: Service,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    grpc_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    /// Stops the gRPC and admin listeners and live subscriptions.
+    stop_others: watch::Sender<bool>,
+    rpc_stop: jsonrpsee::server::ServerHandle,
+    others: Vec<JoinHandle<()>>,
+    grace: Duration,
+    dispatcher: Arc<Dispatcher>,
+    wechat: Arc<Wechat>,
+}
+
+impl Running {
+    /// The bound HTTP address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The application service the listeners call, for in-process use (tests, embedding).
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The bound admin (health, metrics) address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Stops accepting, waits for in-flight requests up to the grace period, and returns.
+    pub async fn shutdown(self) {
+        self.service.start_draining();
+        let _ = self.stop_others.send(true);
+        let _ = self.rpc_stop.stop();
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        for task in self.others {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(self.grace, task).await.is_err() {
+                tracing::warn!("shutdown grace elapsed; closing remaining gRPC/admin connections");
+                abort.abort();
+            }
+        }
+        // Ingress is closed: late WeChat answers finish (they store replies, which queue deliveries), then
+        // in-flight deliveries drain and the rest stays queued.
+        self.wechat.drain(self.grace).await;
+        self.dispatcher.shutdown().await;
+    }
+}

@@ -1,0 +1,23 @@
+//! [`AppState`]: what every HTTP handler can reach. Built once by the application (`crate::app`).
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::service::Service;
+use crate::wechat::Wechat;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    /// The application service.
+    pub(crate) service: Service,
+    /// The Prometheus recorder, rendered at `/metrics`.
+    pub(crate) metrics: PrometheusHandle,
+    /// `[server] body_limit_bytes`.
+    pub(crate) body_limit: usize,
+    /// The `/rpc` endpoint.
+    pub(crate) rpc: super::jsonrpc::Endpoint,
+    /// The WeChat accounts.
+    pub(crate) wechat: Arc<Wechat>,
+}

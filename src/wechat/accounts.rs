@@ -1,0 +1,140 @@
+//! [`Wechat`]: the configured accounts, each with its codec settings, its responder chain (keywords → triage →
+//! webhook) and the destination that sends its customer-service messages; and the customer-service API clients
+//! ([`kf_clients`]) the dispatcher's `wechat_kf` destinations use.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protofuse_wechat::WechatSettings;
+
+use super::config::WechatSection;
+use super::kf::KfClient;
+use super::memory::Answered;
+use crate::respond::{Chain, Keywords, Responder, TriageResponder, Webhook};
+use crate::service::Service;
+use crate::triage::Triage;
+
+/// Why the WeChat accounts could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WechatError {
+    /// An account's callback keys are invalid (validation should have caught it first).
+    #[error("wechat account {0} is misconfigured")]
+    Account(String),
+    /// The HTTP client for webhooks and the WeChat API could not be built (TLS setup).
+    #[error("cannot build the http client")]
+    Http(#[source] reqwest::Error),
+    /// An account uses triage but none was loaded.
+    #[error("a wechat account sets triage = true but triage was not loaded")]
+    TriageNotLoaded,
+}
+
+/// One account: its codec settings, its responder and its customer-service channel.
+pub struct Account {
+    settings: WechatSettings,
+    pub(crate) responder: Arc<dyn Responder>,
+    /// The dispatcher destination that sends this account's customer-service messages, when it has an AppID
+    /// and AppSecret.
+    pub(crate) kf_destination: Option<String>,
+}
+
+impl Account {
+    /// The codec settings.
+    pub fn settings(&self) -> &WechatSettings {
+        &self.settings
+    }
+}
+
+/// Every configured account, and what answering them needs. Cheap to share behind an `Arc`.
+pub struct Wechat {
+    accounts: HashMap<String, Arc<Account>>,
+    pub(crate) budget: Duration,
+    pub(crate) service: Service,
+    pub(crate) answers: Answered,
+    /// Responders in flight, so shutdown can let late answers go out and be stored.
+    pub(crate) responders: tokio_util::task::TaskTracker,
+}
+
+impl Wechat {
+    /// Builds the accounts of `section`; `service` stores the bots' replies; `kf_destinations` names, per
+    /// account, the dispatcher destination that sends its customer-service messages (late answers go out
+    /// through it, behind its fuse, with retries and dead letters). `triage` is the loaded triage, which
+    /// accounts with `triage = true` put in their responder chain.
+    pub fn build(
+        section: &WechatSection,
+        triage: Option<&Arc<Triage>>,
+        service: Service,
+        kf_destinations: &HashMap<String, String>,
+    ) -> Result<Self, WechatError> {
+        if triage.is_none() && section.accounts.iter().any(|a| a.triage) {
+            return Err(WechatError::TriageNotLoaded);
+        }
+        let http = http_client(section)?;
+        let mut accounts = HashMap::new();
+        for config in &section.accounts {
+            let settings = config
+                .callback()
+                .validate()
+                .map_err(|_| WechatError::Account(config.account.clone()))?;
+            let mut chain: Vec<Box<dyn Responder>> = vec![Box::new(Keywords::new(
+                &config.handoff_keywords,
+                config.handoff_kf_account.clone(),
+                &config.auto_replies,
+            ))];
+            if let Some(triage) = triage.filter(|_| config.triage) {
+                chain.push(Box::new(TriageResponder::new(
+                    triage.clone(),
+                    config.handoff_kf_account.clone(),
+                )));
+            }
+            if let Some(webhook) = &config.webhook {
+                chain.push(Box::new(Webhook::new(
+                    http.clone(),
+                    webhook.url.clone(),
+                    webhook.timeout,
+                )));
+            }
+            let account = Account {
+                settings,
+                responder: Arc::new(Chain(chain)),
+                kf_destination: kf_destinations.get(&config.account).cloned(),
+            };
+            accounts.insert(config.account.clone(), Arc::new(account));
+        }
+        Ok(Self {
+            accounts,
+            budget: section.answer_budget,
+            service,
+            answers: Answered::default(),
+            responders: tokio_util::task::TaskTracker::new(),
+        })
+    }
+
+    /// The account named `name`.
+    pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
+        self.accounts.get(name)
+    }
+}
+
+fn http_client(section: &WechatSection) -> Result<reqwest::Client, WechatError> {
+    reqwest::Client::builder()
+        .timeout(section.api_timeout)
+        .build()
+        .map_err(WechatError::Http)
+}
+
+/// One customer-service API client per account that has an AppID and AppSecret.
+pub fn kf_clients(section: &WechatSection) -> Result<HashMap<String, Arc<KfClient>>, WechatError> {
+    let http = http_client(section)?;
+    let mut clients = HashMap::new();
+    for config in &section.accounts {
+        if let (Some(app_id), Some(secret)) = (&config.app_id, &config.app_secret)
+            && !secret.is_empty()
+        {
+            let client = KfClient::new(http.clone(), &section.api_base_url, app_id.clone(), secret.clone());
+            clients.insert(config.account.clone(), Arc::new(client));
+        }
+    }
+    Ok(clients)
+}
