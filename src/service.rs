@@ -28,7 +28,7 @@ pub enum ServiceError {
     #[error("idempotency key was already used for a different message")]
     KeyReused,
     /// The store is unreachable or failing; retry later.
-    #[error("the conversation store is unavailable")]
+    #[error("the conversation store is unavailable; retry later")]
     Unavailable(#[source] StoreError),
     /// The conversation is closed: a closed conversation never changes again (the customer's next message opens
     /// a new one).
@@ -50,15 +50,17 @@ impl ServiceError {
 }
 
 /// What a caller should do about a [`ServiceError`]: the one classification every transport maps to its
-/// protocol's terms (HTTP status, gRPC code, JSON-RPC error), so no transport re-types the errors itself.
+/// protocol's terms (HTTP status, gRPC code, legacy answer class), so no transport re-types the errors itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     /// The request is wrong; fix it (HTTP 422, gRPC INVALID_ARGUMENT).
     Invalid,
     /// What it names does not exist (HTTP 404, gRPC NOT_FOUND).
     NotFound,
-    /// It conflicts with what is stored (HTTP 409, gRPC ALREADY_EXISTS or FAILED_PRECONDITION).
-    Conflict,
+    /// Its idempotency key names something else (HTTP 409, gRPC ALREADY_EXISTS).
+    AlreadyExists,
+    /// What it names is in a state that refuses it (HTTP 409, gRPC FAILED_PRECONDITION).
+    FailedPrecondition,
     /// The service cannot serve it now; retry later (HTTP 503, gRPC UNAVAILABLE).
     Unavailable,
 }
@@ -69,7 +71,8 @@ impl ServiceError {
         match self {
             Self::Invalid(_) => ErrorClass::Invalid,
             Self::ConversationNotFound(_) => ErrorClass::NotFound,
-            Self::KeyReused | Self::ConversationClosed(_) => ErrorClass::Conflict,
+            Self::KeyReused => ErrorClass::AlreadyExists,
+            Self::ConversationClosed(_) => ErrorClass::FailedPrecondition,
             Self::Unavailable(_) => ErrorClass::Unavailable,
         }
     }
@@ -90,7 +93,11 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::ConversationNotFound(id) => Self::ConversationNotFound(id),
             StoreError::KeyReused => Self::KeyReused,
-            other => Self::Unavailable(other),
+            other => {
+                // Logged once here, with its cause; callers only learn that the store is unavailable.
+                tracing::warn!(error = %other, cause = ?std::error::Error::source(&other), "store unavailable");
+                Self::Unavailable(other)
+            }
         }
     }
 }

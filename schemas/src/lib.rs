@@ -11,6 +11,7 @@
 //! - [`source`]: where a message came from, including the fields no adapter could map.
 //! - [`message`]: [`Envelope`] (decoded, not stored yet), [`Message`] (stored) and [`NewMessage`] (the native API's input).
 //! - [`conversation`]: a customer's conversation and its status.
+//! - `values.rs`: [`Timestamp`] and [`Metadata`], the plain value types the others share.
 //! - [`triage`]: what built-in triage decided about a message ([`TriageOutcome`]).
 //!
 //! This crate never does I/O: no sockets, no database, no clock except where a caller asks for a new id.
@@ -23,6 +24,7 @@ pub mod party;
 pub mod schema;
 pub mod source;
 pub mod triage;
+mod values;
 
 pub use content::{Content, MediaRef};
 pub use conversation::{Conversation, ConversationStatus};
@@ -31,12 +33,8 @@ pub use message::{Direction, Envelope, Message, NewMessage, ValidationError};
 pub use party::{Party, Role};
 pub use source::{Protocol, Source};
 pub use triage::{HandoffReason, TriageDecision, TriageOutcome};
+pub use values::{Metadata, Timestamp};
 
 /// The version of the canonical schema these types describe.
 pub const SCHEMA_VERSION: &str = "v1";
 
-/// Instants in the model: UTC, serialized as RFC 3339.
-pub type Timestamp = chrono::DateTime<chrono::Utc>;
-
-/// Free-form key/value data carried along with a message.
-pub type Metadata = serde_json::Map<String, serde_json::Value>;

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use protofuse_adapter::{DecodeError, Rejection};
 use serde::Serialize;
 
-use crate::service::ServiceError;
+use crate::service::{ErrorClass, ServiceError};
 
 /// An error answered to an HTTP client.
 #[derive(Debug)]
@@ -105,19 +105,12 @@ impl From<DecodeError> for ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        match &e {
-            ServiceError::Invalid(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_message", e.to_string()),
-            ServiceError::ConversationNotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "conversation_not_found", e.to_string())
-            }
-            ServiceError::KeyReused => Self::new(StatusCode::CONFLICT, "idempotency_key_reused", e.to_string()),
-            ServiceError::ConversationClosed(_) => {
-                Self::new(StatusCode::CONFLICT, "conversation_closed", e.to_string())
-            }
-            ServiceError::Unavailable(source) => {
-                tracing::warn!(error = %source, cause = ?std::error::Error::source(source), "store unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
-            }
-        }
+        let status = match e.class() {
+            ErrorClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::AlreadyExists | ErrorClass::FailedPrecondition => StatusCode::CONFLICT,
+            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self::new(status, e.code(), e.to_string())
     }
 }

@@ -17,7 +17,7 @@ use protofuse_legacy::{Class, LegacyAdapter, Reply};
 use super::body;
 use super::state::AppState;
 use crate::legacy::NonceGuard;
-use crate::service::ServiceError;
+use crate::service::ErrorClass;
 
 struct Route {
     adapter: LegacyAdapter,
@@ -83,7 +83,9 @@ async fn handle(app: AppState, route: Arc<Route>, request: Request) -> Response 
     };
     match app.service.send(envelope).await {
         Ok(outcome) => render(adapter, Reply::Accepted(&outcome)),
-        Err(e @ ServiceError::Unavailable(_)) => refuse(adapter, Class::Unavailable, e.code(), &e.to_string()),
+        Err(e) if e.class() == ErrorClass::Unavailable => {
+            refuse(adapter, Class::Unavailable, e.code(), &e.to_string())
+        }
         Err(e) => refuse(adapter, Class::Invalid, e.code(), &e.to_string()),
     }
 }

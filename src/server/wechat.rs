@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use protofuse_adapter::DecodeError;
 use protofuse_wechat::callback::{self, CallbackError, CallbackQuery};
-use protofuse_wechat::{SUCCESS, adapter::classify, secure};
+use protofuse_wechat::{SUCCESS, classify::classify, secure};
 
 use super::body;
 use super::error::ApiError;

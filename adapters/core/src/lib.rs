@@ -1,27 +1,25 @@
 //! What every protofuse protocol adapter shares.
 //!
 //! An adapter is a pure codec between one protocol's wire form and the canonical model in `protofuse-model`:
-//! bytes in, [`Envelope`]s out, and an acknowledgement in the protocol's own terms back. Adapters never do I/O,
-//! never read the clock and never draw random numbers; the transport passes what they need in [`DecodeCx`], so
-//! decoding is deterministic, testable without sockets and fuzzable.
+//! bytes in, an `Envelope` out, and an acknowledgement in the protocol's own terms back. Adapters never do
+//! I/O, never read the clock and never draw random numbers; the transport passes the time and the account in,
+//! so decoding is deterministic, testable without sockets and fuzzable.
+//!
+//! There is deliberately no `Adapter` trait: the four ingress protocols have four different shapes (WeChat's
+//! answer depends on a responder racing a budget, gRPC and JSON-RPC decode through their frameworks), and a
+//! trait they could all implement would say nothing a reader does not see in the transport. What they share is
+//! here: one refusal vocabulary and one ingest result. The recipe every transport follows is in ARCHITECTURE.md
+//! ("Adding a protocol"): limit the body → decode with the protocol's codec (refusals as [`DecodeError`]) →
+//! `Service::send` → encode the [`IngestOutcome`] as the protocol's acknowledgement.
 //!
 //! # Layout
-//! - [`Adapter`]: the codec trait a protocol crate implements.
 //! - [`DecodeError`] and [`Rejection`]: why input was refused, and the HTTP-level class every transport maps it to.
+//! - [`IngestOutcome`]: what storing a decoded envelope produced, for the acknowledgement.
 //! - [`native`]: the canonical model's own JSON form, spoken by `POST /v1/messages`.
 
 pub mod native;
 
-use protofuse_model::{Envelope, Message, Protocol, Timestamp, ValidationError};
-
-/// What the transport knows that a pure decoder needs.
-#[derive(Debug, Clone, Copy)]
-pub struct DecodeCx<'a> {
-    /// The instant the request arrived; used for replay windows and as a fallback time.
-    pub now: Timestamp,
-    /// The account or tenant the request was addressed to (e.g. the `{account}` path segment), if any.
-    pub account: Option<&'a str>,
-}
+use protofuse_model::{Message, ValidationError};
 
 /// The result of storing a decoded envelope, which the adapter turns into its protocol's acknowledgement.
 #[derive(Debug, Clone)]
@@ -30,23 +28,6 @@ pub struct IngestOutcome {
     pub message: Message,
     /// `true` when the idempotency key had been stored before and nothing new was written.
     pub duplicate: bool,
-}
-
-/// A codec between one protocol and the canonical model.
-///
-/// Invariant: no I/O, no clock, no randomness; everything external arrives in the arguments.
-pub trait Adapter: Send + Sync + 'static {
-    /// What the transport hands over (e.g. query parameters plus body bytes).
-    type Inbound;
-    /// What the transport answers synchronously.
-    type Ack;
-
-    /// The protocol this adapter speaks.
-    fn protocol(&self) -> Protocol;
-    /// Decodes one request into zero or more envelopes (zero for protocol-level requests such as a ping).
-    fn decode(&self, request: Self::Inbound, cx: &DecodeCx<'_>) -> Result<Vec<Envelope>, DecodeError>;
-    /// The protocol's answer once the envelopes are stored.
-    fn ack(&self, outcome: &IngestOutcome) -> Self::Ack;
 }
 
 /// The class of a refusal, shared by every transport so they answer alike (HTTP status, gRPC code, ...).

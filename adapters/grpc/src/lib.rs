@@ -6,25 +6,12 @@
 //! The transport (sockets, interceptors, status codes for service errors) lives in `protofuse::server::grpc`.
 
 mod convert;
+/// Generated protobuf types, server and client for package `protofuse.v1`.
+pub mod pb;
 
 pub use convert::{
     decode_send, encode_content, encode_conversation, encode_message, encode_status, model_order, model_status,
 };
-
-/// Generated protobuf types, server and client for package `protofuse.v1`.
-#[allow(
-    unreachable_pub,
-    missing_docs,
-    clippy::all,
-    clippy::pedantic,
-    clippy::uninlined_format_args,
-    clippy::semicolon_if_nothing_returned,
-    clippy::too_many_lines,
-    clippy::needless_pass_by_value
-)]
-pub mod pb {
-    tonic::include_proto!("protofuse.v1");
-}
 
 /// The encoded `FileDescriptorSet` of every proto file, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/protofuse_v1_descriptor.bin"));

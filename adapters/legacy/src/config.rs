@@ -13,6 +13,7 @@ use crate::body::Format;
 use crate::charset::Charset;
 use crate::mapping::{self, FieldSpec, Transform};
 use crate::outbound::OutboundConfig;
+use crate::issue::Issue;
 use crate::response::ResponseConfig;
 
 /// An inbound adapter: a route, how to read its requests, and how to answer.
@@ -51,20 +52,6 @@ fn default_auth() -> AuthConfig {
     AuthConfig::None
 }
 
-/// A problem in an adapter file, with the key it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    /// The key path inside the file, e.g. `fields."sent_at".transform`.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for Issue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
 
 const RESERVED_PREFIXES: &[&str] = &["/v1/", "/wechat/", "/rpc", "/healthz", "/readyz", "/metrics"];
 

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod body;
 pub mod charset;
 pub mod config;
+mod issue;
 pub mod mapping;
 pub mod outbound;
 pub mod response;
@@ -29,6 +30,7 @@ mod sample;
 pub mod template;
 
 pub use adapter::{LegacyAdapter, Rendered, Reply};
-pub use config::{AdapterConfig, Issue};
+pub use config::AdapterConfig;
+pub use issue::Issue;
 pub use outbound::{Outbound, OutboundRequest};
 pub use response::Class;

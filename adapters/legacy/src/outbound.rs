@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::auth;
 use crate::charset::{self, Charset, CharsetError};
-use crate::config::Issue;
+use crate::issue::Issue;
 use crate::template::{Escape, Template};
 
 /// `[outbound]` of an adapter file.

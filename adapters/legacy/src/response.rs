@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::Issue;
+use crate::issue::Issue;
 use crate::template::{Escape, Template};
 
 /// The outcome classes a caller can be told apart.

@@ -15,7 +15,7 @@
 //! - [`reply`]: passive reply XML and `success`.
 //! - [`secure`]: the encrypted reply envelope.
 //! - [`custom`]: the customer-service message body (`message/custom/send`), the one builder of it.
-//! - [`adapter`]: [`WechatAdapter`], the [`protofuse_adapter::Adapter`] implementation.
+//! - [`classify`]: callback failures as the shared refusal classes (no decryption oracle).
 //!
 //! # Invariants
 //! - No I/O, no clock, no randomness: the time, the 16-byte random prefix and the reply nonce are arguments.
@@ -27,10 +27,10 @@
 //! # Not here
 //! Sending customer-service messages and `access_token` handling need HTTP and shared state, so they belong to
 //! the application's `wechat_kf` destination; this codec only builds the body ([`custom`]). Deduplication is ingest's job:
-//! [`decode`] supplies the idempotency key and the adapter acknowledges duplicates with `success`.
+//! [`decode`] supplies the idempotency key and the transport acknowledges duplicates with `success`.
 
-pub mod adapter;
 pub mod callback;
+pub mod classify;
 pub mod config;
 pub mod crypto;
 pub mod custom;
@@ -43,7 +43,6 @@ pub mod xml;
 #[cfg(test)]
 mod vectors;
 
-pub use adapter::{WechatAdapter, WechatCallback};
 pub use callback::{CallbackError, CallbackQuery};
 pub use config::{Cipher, ConfigIssue, Mode, WechatConfig, WechatSettings};
 pub use crypto::{AesKey, CryptoError};

@@ -55,23 +55,6 @@ pub(crate) fn open_key(channel: &str, account: Option<&str>, customer_id: &str) 
         .to_owned()
 }
 
-/// Answers a write whose key is already stored: the same content is a duplicate, other content a reused key.
-///
-/// Rows written before [`fingerprint`] covered only what a message says carry a hash of other inputs (the whole
-/// envelope, or the imported body); for those the fingerprint is recomputed from the stored message itself, so
-/// their retries are still recognised.
-pub(crate) fn replay(fingerprint: &str, found: &(String, String)) -> Result<crate::store::Inserted, StoreError> {
-    let message = decode_message(&found.1)?;
-    if found.0 != fingerprint && self::fingerprint(message.direction, &message.sender, &message.content) != fingerprint
-    {
-        return Err(StoreError::KeyReused);
-    }
-    Ok(crate::store::Inserted {
-        message,
-        duplicate: true,
-    })
-}
-
 pub(crate) fn decode_message(body: &str) -> Result<Message, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("message body: {e}")))
 }

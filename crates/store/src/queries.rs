@@ -19,7 +19,7 @@ macro_rules! impl_store {
         ) -> Result<Inserted, StoreError> {
             let fingerprint = codec::envelope_fingerprint(&envelope);
             if let Some(found) = find_by_key(conn, envelope.idempotency_key.as_str()).await? {
-                return codec::replay(&fingerprint, &found);
+                return $crate::queries::replay(&fingerprint, &found);
             }
             let now = codec::to_micros(received_at);
             let conversation = resolve_conversation(conn, &envelope, now).await?;
@@ -45,7 +45,7 @@ macro_rules! impl_store {
                     // A concurrent delivery of the same key committed first (MySQL waits for it on the key).
                     let found = find_by_key(conn, message.idempotency_key.as_str()).await?;
                     let found = found.ok_or_else(|| StoreError::Corrupt("duplicate key vanished".to_owned()))?;
-                    return codec::replay(&fingerprint, &found);
+                    return $crate::queries::replay(&fingerprint, &found);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -304,6 +304,7 @@ macro_rules! impl_store {
 pub(crate) use impl_store;
 
 use crate::codec::{self, Text};
+use crate::store::Inserted;
 use crate::error::StoreError;
 use crate::page::PageRequest;
 
@@ -348,3 +349,21 @@ pub(crate) fn split_page<T>(
     let last = rows.last().map(&id_of).map(|id| codec::parse_uuid(id)).transpose()?;
     Ok((rows, last))
 }
+
+/// Answers a write whose key is already stored: the same content is a duplicate, other content a reused key.
+///
+/// Rows written before [`fingerprint`] covered only what a message says carry a hash of other inputs (the whole
+/// envelope, or the imported body); for those the fingerprint is recomputed from the stored message itself, so
+/// their retries are still recognised.
+pub(crate) fn replay(fingerprint: &str, found: &(String, String)) -> Result<Inserted, StoreError> {
+    let message = codec::decode_message(&found.1)?;
+    if found.0 != fingerprint && codec::fingerprint(message.direction, &message.sender, &message.content) != fingerprint
+    {
+        return Err(StoreError::KeyReused);
+    }
+    Ok(Inserted {
+        message,
+        duplicate: true,
+    })
+}
+

@@ -40,14 +40,14 @@ fn greatest_tail(_conflict: &str, column: &str) -> String {
     format!(" ON DUPLICATE KEY UPDATE {column} = GREATEST({column}, VALUES({column}))")
 }
 
-pub(super) async fn open(url: &str, binlog: bool) -> Result<MySqlPool, super::TargetError> {
+pub(super) async fn open(url: &str, binlog: bool) -> Result<MySqlPool, super::error::TargetError> {
     let url = url.replacen("mariadb://", "mysql://", 1);
     let options = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
     if !binlog {
         // Checked on a connection of its own first, so that a missing privilege is reported as such and not
         // as a failure to connect.
         let mut conn = sqlx::ConnectOptions::connect(&options).await?;
-        conn.execute(SKIP_BINLOG).await.map_err(super::TargetError::BinlogOff)?;
+        conn.execute(SKIP_BINLOG).await.map_err(super::error::TargetError::BinlogOff)?;
         sqlx::Connection::close(conn).await?;
     }
     let pool = MySqlPoolOptions::new()

@@ -14,7 +14,7 @@ macro_rules! impl_writer {
 
         use crate::canonical::{MessageRecord, PartyRecord, Record};
         use crate::mapping::EntityKind;
-        use crate::sink::{Action, Op, Position, Progress, Status};
+        use crate::sink::batch::{Action, Op, Position, Progress, Status};
 
         pub(super) async fn apply(
             pool: &sqlx::Pool<$db>,
@@ -212,7 +212,7 @@ macro_rules! impl_writer {
             Ok(())
         }
 
-        pub(super) async fn status(pool: &sqlx::Pool<$db>, name: &str) -> Result<Status, super::TargetError> {
+        pub(super) async fn status(pool: &sqlx::Pool<$db>, name: &str) -> Result<Status, super::error::TargetError> {
             type Row = (Option<String>, Option<i64>, Option<String>, i64, i64, i64, Option<i64>, i64, Option<String>);
             let row: Option<Row> = sqlx::query_as(
                 "SELECT file, pos, gtid, snapshot_done, rows_applied, events_applied, last_event_at, errors, last_error \
@@ -238,7 +238,7 @@ macro_rules! impl_writer {
             pool: &sqlx::Pool<$db>,
             name: &str,
             source: &str,
-        ) -> Result<Option<i64>, super::TargetError> {
+        ) -> Result<Option<i64>, super::error::TargetError> {
             let row: Option<(i64,)> = sqlx::query_as("SELECT last_pk FROM import_snapshot WHERE name = ? AND source = ?")
                 .bind(name)
                 .bind(source)
@@ -254,7 +254,7 @@ macro_rules! impl_writer {
             name: &str,
             start: Option<&Position>,
             done: bool,
-        ) -> Result<(), super::TargetError> {
+        ) -> Result<(), super::error::TargetError> {
             let mut tx = pool.begin().await?;
             ensure_checkpoint_row(&mut tx, name).await?;
             if let Some(p) = start {
@@ -276,7 +276,7 @@ macro_rules! impl_writer {
             Ok(())
         }
 
-        pub(super) async fn record_error(pool: &sqlx::Pool<$db>, name: &str, error: &str) -> Result<(), super::TargetError> {
+        pub(super) async fn record_error(pool: &sqlx::Pool<$db>, name: &str, error: &str) -> Result<(), super::error::TargetError> {
             let mut tx = pool.begin().await?;
             ensure_checkpoint_row(&mut tx, name).await?;
             sqlx::query("UPDATE import_checkpoint SET errors = errors + 1, last_error = ? WHERE name = ?")
@@ -294,7 +294,7 @@ macro_rules! impl_writer {
             kind: EntityKind,
             lo: i64,
             hi: i64,
-        ) -> Result<Vec<(i64, String)>, super::TargetError> {
+        ) -> Result<Vec<(i64, String)>, super::error::TargetError> {
             let sql = match kind {
                 EntityKind::Message => {
                     "SELECT r.pk, m.id, m.conversation_id, m.idempotency_key, m.direction, m.sender_role, \
@@ -321,7 +321,7 @@ macro_rules! impl_writer {
 
         /// Rows the target holds for `source`. Messages are counted in `messages` itself, by the idempotency-key
         /// range of the source table, so a stored message that no source row accounts for shows as a difference.
-        pub(super) async fn count(pool: &sqlx::Pool<$db>, source: &str, kind: EntityKind) -> Result<i64, super::TargetError> {
+        pub(super) async fn count(pool: &sqlx::Pool<$db>, source: &str, kind: EntityKind) -> Result<i64, super::error::TargetError> {
             let (n,): (i64,) = match kind {
                 EntityKind::Customer | EntityKind::Agent => {
                     sqlx::query_as("SELECT COUNT(*) FROM import_parties WHERE source = ?").bind(source).fetch_one(pool).await?

@@ -7,7 +7,10 @@
 //! changes already copied — harmless, because every change carries the row's full image and is applied as an
 //! upsert or delete. For the same reason a resumed snapshot keeps the first attempt's start position.
 
+mod error;
 mod writers;
+
+pub use error::SnapshotError;
 
 use std::collections::BTreeMap;
 
@@ -16,11 +19,11 @@ use mysql_async::{Conn, Value};
 use tokio::sync::mpsc;
 
 use crate::canonical::Mapper;
-use crate::decode::{ColumnInfo, DecodeError, normalize};
-use crate::mapping::{EntityKind, FieldError, Row, TableMapping};
+use crate::decode::{ColumnInfo, normalize};
+use crate::mapping::{EntityKind, Row, TableMapping};
 use crate::progress::Progress as Bar;
-use crate::sink::{Action, Op, Position, Progress, Target, TargetError};
-use crate::source::{self, Source, SourceError};
+use crate::sink::{Action, Op, Position, Progress, Target};
+use crate::source::{self, Source};
 
 /// Rows per source query.
 pub const DEFAULT_CHUNK: usize = 5_000;
@@ -55,35 +58,6 @@ impl Default for SnapshotOptions {
             writers: DEFAULT_WRITERS,
         }
     }
-}
-
-/// Snapshot failures.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    /// The source failed.
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    /// A source query failed.
-    #[error("source query failed: {0}")]
-    Query(#[from] mysql_async::Error),
-    /// The target failed.
-    #[error(transparent)]
-    Target(#[from] TargetError),
-    /// A value could not be decoded.
-    #[error("table {table}: {source}")]
-    Decode {
-        /// The table.
-        table: String,
-        /// The cause.
-        #[source]
-        source: DecodeError,
-    },
-    /// A row could not be mapped.
-    #[error(transparent)]
-    Map(#[from] FieldError),
-    /// The writer task ended early.
-    #[error("the target writer stopped")]
-    WriterGone,
 }
 
 /// Copies every mapped table, unless a finished snapshot is recorded. Returns the position to follow from.

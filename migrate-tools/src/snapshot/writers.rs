@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::SnapshotError;
+use super::error::SnapshotError;
 use crate::sink::{Op, Progress, Target};
 
 /// A target transaction's worth of rows, numbered in source order.

@@ -22,7 +22,7 @@ use tonic_health::ServingStatus;
 use super::edge::{ApiKeys, EdgeLayer};
 use crate::events::{Event, EventFilter, Received};
 use crate::server::GrpcConfig;
-use crate::service::{Service, ServiceError};
+use crate::service::{ErrorClass, Service, ServiceError};
 use protofuse_store::{ConversationFilter, Order, PageRequest};
 
 /// The generated service's implementation over the application service.
@@ -32,15 +32,16 @@ pub(super) struct GrpcApi {
 }
 
 fn service_status(e: ServiceError) -> Status {
-    match e {
-        ServiceError::Invalid(v) => Status::invalid_argument(v.to_string()),
-        ServiceError::ConversationNotFound(_) => Status::not_found(e.to_string()),
-        ServiceError::KeyReused => Status::already_exists(e.to_string()),
-        ServiceError::ConversationClosed(_) => Status::failed_precondition(e.to_string()),
-        ServiceError::Unavailable(cause) => {
-            tracing::warn!(error = %cause, "gRPC call failed: store unavailable");
-            Status::unavailable("the conversation store is unavailable; retry later")
-        }
+    let message = match &e {
+        ServiceError::Invalid(v) => v.to_string(),
+        other => other.to_string(),
+    };
+    match e.class() {
+        ErrorClass::Invalid => Status::invalid_argument(message),
+        ErrorClass::NotFound => Status::not_found(message),
+        ErrorClass::AlreadyExists => Status::already_exists(message),
+        ErrorClass::FailedPrecondition => Status::failed_precondition(message),
+        ErrorClass::Unavailable => Status::unavailable(message),
     }
 }
 

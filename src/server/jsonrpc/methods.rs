@@ -42,20 +42,20 @@ fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
     error(jsonrpsee::types::error::INVALID_PARAMS_CODE, message)
 }
 
+/// The error object for `e`: its stable code's number in [`code`], and its message.
 fn service_error(e: ServiceError) -> ErrorObjectOwned {
-    match e {
-        ServiceError::Invalid(v) => error(code::INVALID_MESSAGE, v.to_string()),
-        ServiceError::ConversationNotFound(_) => error(code::CONVERSATION_NOT_FOUND, e.to_string()),
-        ServiceError::KeyReused => error(code::IDEMPOTENCY_KEY_REUSED, e.to_string()),
-        ServiceError::ConversationClosed(_) => error(code::CONVERSATION_CLOSED, e.to_string()),
-        ServiceError::Unavailable(cause) => {
-            tracing::warn!(error = %cause, "JSON-RPC call failed: store unavailable");
-            error(
-                code::STORE_UNAVAILABLE,
-                "the conversation store is unavailable; retry later",
-            )
-        }
-    }
+    let number = match e.code() {
+        "conversation_not_found" => code::CONVERSATION_NOT_FOUND,
+        "idempotency_key_reused" => code::IDEMPOTENCY_KEY_REUSED,
+        "store_unavailable" => code::STORE_UNAVAILABLE,
+        "conversation_closed" => code::CONVERSATION_CLOSED,
+        _ => code::INVALID_MESSAGE,
+    };
+    let message = match &e {
+        ServiceError::Invalid(v) => v.to_string(),
+        other => other.to_string(),
+    };
+    error(number, message)
 }
 
 /// Params by name, or one positional object.
