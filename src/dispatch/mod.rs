@@ -30,6 +30,7 @@ pub use triage_step::TriageStep;
 
 use crate::config::{DestinationConfig, DestinationKind, DispatchConfig};
 use crate::store::Store;
+use crate::store::outbox::Outbox;
 use crate::telemetry::metric;
 use worker::{Lane, Timing};
 
@@ -65,6 +66,8 @@ pub struct Dispatcher {
     lanes: BTreeMap<String, Arc<Lane>>,
     routes: Routes,
     store: Arc<dyn Store>,
+    /// The same store, seen only as the outbox the workers claim from and settle to.
+    outbox: Arc<dyn Outbox>,
     timing: Timing,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -123,6 +126,7 @@ impl Dispatcher {
         Ok(Self {
             lanes,
             routes: Routes::new(config.routes.clone()),
+            outbox: store.clone(),
             store,
             timing: Timing {
                 poll: config.poll_interval,
@@ -142,7 +146,7 @@ impl Dispatcher {
     pub fn start(&self) {
         let mut tasks = self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for lane in self.lanes.values() {
-            let task = worker::run(lane.clone(), self.store.clone(), self.timing, self.stop.subscribe());
+            let task = worker::run(lane.clone(), self.outbox.clone(), self.timing, self.stop.subscribe());
             tasks.push(tokio::spawn(task));
         }
         let names = self.lanes.keys().cloned().collect();

@@ -1,21 +1,28 @@
 //! One destination's worker: claims due deliveries from the outbox (never more than its fuse can start), runs
 //! each through the fuse, and settles the outcomes in batches. Settling is batched because on SQLite every
 //! commit is an fsync: one transaction per batch keeps delivery throughput off the disk's commit rate.
+//!
+//! It sees only the [`Outbox`] (claim, settle, release), never the rest of the store, and never writes a row it
+//! has not claimed. Its own timing (poll, probe spacing, drain) runs on tokio's clock, so tests drive it on a
+//! paused one; outbox timestamps stay on the wall clock the store and other processes share.
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::destination::{Delivery, DeliveryError, SharedDestination};
 use super::fuse::{BreakerState, Fuse, FuseError};
 use super::retry::{RetryBudget, backoff};
 use crate::config::RetrySettings;
-use crate::store::Store;
-use crate::store::outbox::{Claimed, Settle, Settlement};
+use crate::store::outbox::{Claimed, Outbox, Settle, Settlement};
 use crate::telemetry::metric;
 
 /// Most deliveries claimed at once.
@@ -51,9 +58,9 @@ pub(super) struct Timing {
 }
 
 /// Runs until `stop` turns true, then drains and returns.
-pub(super) async fn run(lane: Arc<Lane>, store: Arc<dyn Store>, timing: Timing, mut stop: watch::Receiver<bool>) {
+pub(super) async fn run(lane: Arc<Lane>, outbox: Arc<dyn Outbox>, timing: Timing, mut stop: watch::Receiver<bool>) {
     let (settled, settlements) = mpsc::channel(SETTLE_BATCH * 4);
-    let settler = tokio::spawn(settle_loop(store.clone(), settlements));
+    let settler = tokio::spawn(settle_loop(outbox.clone(), settlements));
     let mut inflight: JoinSet<uuid::Uuid> = JoinSet::new();
     let mut open_claims: HashMap<uuid::Uuid, usize> = HashMap::new();
     let mut last_probe: Option<Instant> = None;
@@ -67,7 +74,7 @@ pub(super) async fn run(lane: Arc<Lane>, store: Arc<dyn Store>, timing: Timing, 
         } else {
             let now = Utc::now();
             let lease_until = now + timing.lease;
-            match store.claim(&lane.name, now, lease_until, limit as u32).await {
+            match outbox.claim(&lane.name, now, lease_until, limit as u32).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(destination = %lane.name, error = %e, "claiming deliveries failed");
@@ -93,7 +100,7 @@ pub(super) async fn run(lane: Arc<Lane>, store: Arc<dyn Store>, timing: Timing, 
     drop(settled);
     let _ = settler.await;
     let unfinished: Vec<_> = open_claims.into_keys().collect();
-    if let Err(e) = store.release(&unfinished).await {
+    if let Err(e) = outbox.release(&unfinished).await {
         tracing::warn!(destination = %lane.name, error = %e, "releasing unfinished deliveries failed; their leases will expire");
     }
 }
@@ -200,12 +207,12 @@ async fn attempt(lane: &Lane, claim: &Claimed, poll: Duration) -> Settlement {
 
 /// Applies settlements in batches. A batch that cannot be written is retried a few times; if the store stays
 /// down, the rows' leases expire and they are delivered again (at least once, deduped by the receiver).
-async fn settle_loop(store: Arc<dyn Store>, mut settlements: mpsc::Receiver<Settle>) {
+async fn settle_loop(outbox: Arc<dyn Outbox>, mut settlements: mpsc::Receiver<Settle>) {
     let mut batch = Vec::with_capacity(SETTLE_BATCH);
     while settlements.recv_many(&mut batch, SETTLE_BATCH).await > 0 {
         for wait in [0, 100, 1000, 5000] {
             tokio::time::sleep(Duration::from_millis(wait)).await;
-            match store.settle(&batch, Utc::now()).await {
+            match outbox.settle(&batch, Utc::now()).await {
                 Ok(()) => break,
                 Err(e) => tracing::warn!(error = %e, settlements = batch.len(), "settling deliveries failed"),
             }
