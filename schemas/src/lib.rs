@@ -37,4 +37,3 @@ pub use values::{Metadata, Timestamp};
 
 /// The version of the canonical schema these types describe.
 pub const SCHEMA_VERSION: &str = "v1";
-

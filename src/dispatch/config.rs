@@ -167,7 +167,7 @@ pub struct BreakerSettings {
     pub consecutive_failures: u32,
     /// Failure rate (0..1) over the window that opens the breaker.
     pub failure_rate: f64,
-    /// The failure-rate window (whole seconds).
+    /// The failure-rate window (at least 1 s), kept as ten buckets that slide a tenth at a time.
     #[serde(with = "humantime_serde")]
     pub window: Duration,
     /// Calls in the window before the failure rate is judged.
@@ -305,7 +305,8 @@ fn fuse_issues(f: &FuseSettings, key: &dyn Fn(&str) -> String, out: &mut Vec<(St
     if !(0.0..=1.0).contains(&b.failure_rate) || b.failure_rate == 0.0 {
         out.push((key("fuse.breaker.failure_rate"), "must be in (0, 1]".to_owned()));
     }
-    // failsafe measures its window in whole seconds; a shorter one would divide by zero.
+    // A rate over less than a second of calls swings with every call; 1 s is also what configs were held to when
+    // the breaker counted its window in whole seconds.
     if b.window < Duration::from_secs(1) {
         out.push((key("fuse.breaker.window"), "must be at least 1s".to_owned()));
     }

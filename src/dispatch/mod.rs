@@ -35,6 +35,7 @@ pub use triage_step::TriageStep;
 use crate::telemetry::metric;
 use crate::wechat::kf::KfClient;
 use protofuse_store::Store;
+use protofuse_store::outbox::Outbox;
 use worker::{Lane, Timing};
 
 /// Why the dispatcher could not be built.
@@ -71,6 +72,8 @@ pub struct Dispatcher {
     kf_destinations: HashMap<String, String>,
     routes: Routes,
     store: Arc<dyn Store>,
+    /// The same store, seen only as the outbox the workers claim from and settle to.
+    outbox: Arc<dyn Outbox>,
     timing: Timing,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -131,6 +134,7 @@ impl Dispatcher {
             lanes,
             kf_destinations,
             routes: Routes::new(config.routes.clone()),
+            outbox: store.clone(),
             store,
             timing: Timing {
                 poll: config.poll_interval,
@@ -150,7 +154,7 @@ impl Dispatcher {
     pub fn start(&self) {
         let mut tasks = self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for lane in self.lanes.values() {
-            let task = worker::run(lane.clone(), self.store.clone(), self.timing, self.stop.subscribe());
+            let task = worker::run(lane.clone(), self.outbox.clone(), self.timing, self.stop.subscribe());
             tasks.push(tokio::spawn(task));
         }
         let names = self.lanes.keys().cloned().collect();

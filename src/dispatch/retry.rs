@@ -2,9 +2,10 @@
 //! bounded share of traffic while a destination struggles (a retry storm is what keeps a sick backend down).
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng as _;
+use tokio::time::Instant;
 
 use crate::dispatch::RetrySettings;
 
@@ -15,40 +16,58 @@ pub(super) fn backoff(settings: &RetrySettings, attempts: u32) -> Duration {
         settings.backoff_initial,
         settings.backoff_max,
         attempts.saturating_sub(1),
+        random_jitter,
     )
 }
 
-/// `initial * 2^step` capped at `max`, with equal jitter, at millisecond resolution.
-fn jittered(initial: Duration, max: Duration, step: u32) -> Duration {
-    let base = initial.saturating_mul(1u32 << step.min(30)).min(max);
-    let half = base / 2;
-    let jitter = rand::rng().random_range(0..=u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1));
-    half + Duration::from_millis(jitter)
+/// Draws the random half of an equal-jitter delay: given that half's length, how much of it to add. Passed in
+/// so that the breaker's policy stays free of randomness its tests cannot pin.
+pub(super) type Jitter = fn(Duration) -> Duration;
+
+/// Anything from zero to `half`, at millisecond resolution.
+pub(super) fn random_jitter(half: Duration) -> Duration {
+    let most = u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(rand::rng().random_range(0..=most))
 }
 
-/// The breaker's open periods: the same jittered doubling as retries. failsafe's own jittered backoffs count in
-/// whole seconds and refuse anything shorter; this keeps millisecond precision (tests and fast local backends
-/// want sub-second open periods).
+/// `initial * 2^step` capped at `max`, with equal jitter.
+fn jittered(initial: Duration, max: Duration, step: u32, jitter: Jitter) -> Duration {
+    let base = initial.saturating_mul(1u32 << step.min(30)).min(max);
+    let half = base / 2;
+    half + jitter(half)
+}
+
+/// The breaker's open periods: the same jittered doubling as retries, at millisecond precision (tests and fast
+/// local backends want sub-second open periods).
 #[derive(Debug, Clone)]
 pub(super) struct OpenPeriods {
     initial: Duration,
     max: Duration,
     step: u32,
+    jitter: Jitter,
 }
 
 impl OpenPeriods {
-    pub(super) fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max, step: 0 }
+    /// Starting at `initial`, doubling up to `max`.
+    pub(super) fn new(initial: Duration, max: Duration, jitter: Jitter) -> Self {
+        Self {
+            initial,
+            max,
+            step: 0,
+            jitter,
+        }
     }
-}
 
-impl Iterator for OpenPeriods {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let period = jittered(self.initial, self.max, self.step);
+    /// The next open period: each is twice the last, until `max`.
+    pub(super) fn next_period(&mut self) -> Duration {
+        let period = jittered(self.initial, self.max, self.step, self.jitter);
         self.step = self.step.saturating_add(1);
-        Some(period)
+        period
+    }
+
+    /// Back to `initial` (the destination recovered).
+    pub(super) fn reset(&mut self) {
+        self.step = 0;
     }
 }
 
@@ -137,5 +156,34 @@ mod tests {
         }
         let allowed = (0..100).filter(|_| budget.try_retry()).count();
         assert!((19..=20).contains(&allowed), "{allowed}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_refills_at_its_floor_on_tokio_time() {
+        let s = RetrySettings {
+            budget_ratio: 0.0,
+            budget_min_per_second: 10.0,
+            ..RetrySettings::default()
+        };
+        let budget = RetryBudget::new(&s);
+        while budget.try_retry() {}
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let allowed = std::iter::from_fn(|| budget.try_retry().then_some(())).count();
+        assert_eq!(allowed, 10);
+    }
+
+    #[test]
+    fn open_periods_double_up_to_the_max_and_start_again_on_reset() {
+        let full = |half: Duration| half;
+        let mut periods = OpenPeriods::new(Duration::from_millis(300), Duration::from_secs(1), full);
+        let ms = |periods: &mut OpenPeriods| periods.next_period().as_millis();
+        assert_eq!([ms(&mut periods), ms(&mut periods), ms(&mut periods)], [300, 600, 1000]);
+        periods.reset();
+        assert_eq!(ms(&mut periods), 300);
+        let mut random = OpenPeriods::new(Duration::from_secs(2), Duration::from_secs(2), random_jitter);
+        for _ in 0..100 {
+            let p = random.next_period();
+            assert!(p >= Duration::from_secs(1) && p <= Duration::from_secs(2), "{p:?}");
+        }
     }
 }

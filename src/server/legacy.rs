@@ -83,9 +83,7 @@ async fn handle(app: AppState, route: Arc<Route>, request: Request) -> Response 
     };
     match app.service.send(envelope).await {
         Ok(outcome) => render(adapter, Reply::Accepted(&outcome)),
-        Err(e) if e.class() == ErrorClass::Unavailable => {
-            refuse(adapter, Class::Unavailable, e.code(), &e.to_string())
-        }
+        Err(e) if e.class() == ErrorClass::Unavailable => refuse(adapter, Class::Unavailable, e.code(), &e.to_string()),
         Err(e) => refuse(adapter, Class::Invalid, e.code(), &e.to_string()),
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::{self, AuthError, Presented};
 use crate::body::{BodyError, Document};
-use crate::config::{AdapterConfig};
+use crate::config::AdapterConfig;
 use crate::issue::Issue;
 use crate::outbound::Outbound;
 use crate::response::{Class, Responses};

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use crate::auth::AuthConfig;
 use crate::body::Format;
 use crate::charset::Charset;
+use crate::issue::Issue;
 use crate::mapping::{self, FieldSpec, Transform};
 use crate::outbound::OutboundConfig;
-use crate::issue::Issue;
 use crate::response::ResponseConfig;
 
 /// An inbound adapter: a route, how to read its requests, and how to answer.
@@ -51,7 +51,6 @@ fn default_method() -> String {
 fn default_auth() -> AuthConfig {
     AuthConfig::None
 }
-
 
 const RESERVED_PREFIXES: &[&str] = &["/v1/", "/wechat/", "/rpc", "/healthz", "/readyz", "/metrics"];
 

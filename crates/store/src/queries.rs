@@ -304,9 +304,9 @@ macro_rules! impl_store {
 pub(crate) use impl_store;
 
 use crate::codec::{self, Text};
-use crate::store::Inserted;
 use crate::error::StoreError;
 use crate::page::PageRequest;
+use crate::store::Inserted;
 
 /// A conversation row as sqlx decodes it (tuples need no `FromRow` derive per backend).
 pub(crate) type ConversationTuple = (
@@ -366,4 +366,3 @@ pub(crate) fn replay(fingerprint: &str, found: &(String, String)) -> Result<Inse
         duplicate: true,
     })
 }
-

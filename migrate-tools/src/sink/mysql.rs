@@ -47,7 +47,9 @@ pub(super) async fn open(url: &str, binlog: bool) -> Result<MySqlPool, super::er
         // Checked on a connection of its own first, so that a missing privilege is reported as such and not
         // as a failure to connect.
         let mut conn = sqlx::ConnectOptions::connect(&options).await?;
-        conn.execute(SKIP_BINLOG).await.map_err(super::error::TargetError::BinlogOff)?;
+        conn.execute(SKIP_BINLOG)
+            .await
+            .map_err(super::error::TargetError::BinlogOff)?;
         sqlx::Connection::close(conn).await?;
     }
     let pool = MySqlPoolOptions::new()

@@ -1,58 +1,33 @@
-//! The per-destination fuse: a circuit breaker (failsafe's state machine and failure policies) plus what failsafe
-//! lacks: a bounded number of half-open probes, the timeout inside the breaker, slow calls counted as failures,
-//! a bulkhead with a bounded wait queue, operator overrides, and counters.
+//! The per-destination fuse: the async side of the circuit breaker. It owns what needs a runtime or shared state:
+//! the bulkhead (a semaphore with a bounded wait queue), the timeout inside the breaker, the slow-call threshold,
+//! the operator override, the counters and metrics, and the logging of transitions. The rules (when to open,
+//! for how long, how many probes) are [`policy`]'s, a pure state machine this wrapper keeps behind a mutex that
+//! is never held across an await.
 //!
-//! Why the timeout lives here: failsafe only learns an outcome when the wrapped future completes, so a call
-//! abandoned by an outer timeout would record nothing and a hanging backend would never trip the breaker.
+//! Why the timeout lives here: the breaker only learns an outcome when the wrapped call ends, so a call abandoned
+//! by an outer timeout would record nothing and a hanging backend would never trip the breaker.
+//!
+//! Time is tokio's ([`tokio::time::Instant`]), so tests run the whole fuse on a paused clock.
+
+mod policy;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use failsafe::failure_policy::{self, ConsecutiveFailures, FailurePolicy as _, OrElse, SuccessRateOverTimeWindow};
-use failsafe::{Config as BreakerConfig, Instrument, StateMachine};
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 
-use super::{BreakerSettings, FuseSettings};
+use super::FuseSettings;
 use crate::telemetry::metric;
 
-use super::retry::OpenPeriods;
+pub use policy::BreakerState;
+use policy::{Admit, Outcome, Policy, Ticket, Transition};
 
-type Policy = OrElse<SuccessRateOverTimeWindow<OpenPeriods>, ConsecutiveFailures<OpenPeriods>>;
-
-/// A breaker state, as operators see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    /// Calls flow.
-    Closed,
-    /// Calls fail fast.
-    Open,
-    /// A bounded number of probe calls test whether the destination recovered.
-    HalfOpen,
-}
-
-impl BreakerState {
-    const ALL: [Self; 3] = [Self::Closed, Self::Open, Self::HalfOpen];
-
-    /// The label value used in metrics and the admin API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Closed => "closed",
-            Self::Open => "open",
-            Self::HalfOpen => "half_open",
-        }
-    }
-
-    fn from_u8(v: u8) -> Self {
-        match v {
-            1 => Self::Open,
-            2 => Self::HalfOpen,
-            _ => Self::Closed,
-        }
-    }
-}
+use super::retry::random_jitter;
 
 /// An operator's override of the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -84,6 +59,24 @@ impl Override {
     }
 }
 
+impl BreakerState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Open,
+            2 => Self::HalfOpen,
+            _ => Self::Closed,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            Self::Closed => 0,
+            Self::Open => 1,
+            Self::HalfOpen => 2,
+        }
+    }
+}
+
 /// Why the fuse did not return the call's own result.
 #[derive(Debug, thiserror::Error)]
 pub enum FuseError<E> {
@@ -110,7 +103,7 @@ pub trait Trips {
 
 /// Call outcomes, as counted for operators.
 #[derive(Debug, Clone, Copy)]
-enum Outcome {
+enum Tally {
     Success,
     Failure,
     Timeout,
@@ -119,7 +112,7 @@ enum Outcome {
     RejectedFull,
 }
 
-const OUTCOMES: [&str; 6] = [
+const TALLIES: [&str; 6] = [
     "success",
     "failure",
     "timeout",
@@ -140,7 +133,7 @@ impl Counters {
     fn new(name: &str) -> Self {
         Self {
             counts: Default::default(),
-            metrics: OUTCOMES.map(|outcome| {
+            metrics: TALLIES.map(|outcome| {
                 metrics::counter!(metric::DESTINATION_CALLS, "destination" => name.to_owned(), "outcome" => outcome)
             }),
             duration: metrics::histogram!(metric::DESTINATION_CALL_SECONDS, "destination" => name.to_owned()),
@@ -163,57 +156,15 @@ pub struct FuseSnapshot {
     pub calls: std::collections::BTreeMap<&'static str, u64>,
 }
 
-/// Tracks failsafe's transitions in an atomic the fuse can read without locking, and reports them.
-#[derive(Clone)]
-struct Watch {
-    name: Arc<str>,
-    state: Arc<AtomicU8>,
-}
-
-impl Watch {
-    fn set(&self, to: BreakerState) {
-        let from = BreakerState::from_u8(self.state.swap(to as u8, Ordering::AcqRel));
-        if from != to {
-            if to == BreakerState::Open {
-                tracing::warn!(destination = %self.name, from = from.as_str(), "breaker opened");
-            } else {
-                tracing::info!(destination = %self.name, from = from.as_str(), to = to.as_str(), "breaker changed");
-            }
-            metrics::counter!(metric::BREAKER_TRANSITIONS, "destination" => self.name.to_string(), "to" => to.as_str())
-                .increment(1);
-        }
-        for s in BreakerState::ALL {
-            let value = if s == to { 1.0 } else { 0.0 };
-            metrics::gauge!(metric::BREAKER_STATE, "destination" => self.name.to_string(), "state" => s.as_str())
-                .set(value);
-        }
-    }
-}
-
-impl Instrument for Watch {
-    fn on_call_rejected(&self) {}
-
-    fn on_open(&self) {
-        self.set(BreakerState::Open);
-    }
-
-    fn on_half_open(&self) {
-        self.set(BreakerState::HalfOpen);
-    }
-
-    fn on_closed(&self) {
-        self.set(BreakerState::Closed);
-    }
-}
-
 /// One destination's fuse. Share it with `Arc`.
 pub struct Fuse {
     name: Arc<str>,
     settings: FuseSettings,
-    breaker: StateMachine<Policy, Watch>,
-    state: Arc<AtomicU8>,
+    policy: Mutex<Policy>,
+    /// The policy's state, mirrored under its lock so that readers (the worker, the admin API, the fast path)
+    /// need not take it.
+    state: AtomicU8,
     forced: AtomicU8,
-    probes: AtomicU32,
     slots: Semaphore,
     queued: AtomicUsize,
     counters: Counters,
@@ -228,36 +179,23 @@ impl std::fmt::Debug for Fuse {
     }
 }
 
-fn policy(b: &BreakerSettings) -> Policy {
-    let open = || OpenPeriods::new(b.open_initial, b.open_max);
-    failure_policy::success_rate_over_time_window(1.0 - b.failure_rate, b.min_calls, b.window, open())
-        .or_else(failure_policy::consecutive_failures(b.consecutive_failures, open()))
-}
+// === impl Fuse ===
 
 impl Fuse {
     /// A closed fuse for the destination `name`.
     pub fn new(name: &str, settings: FuseSettings) -> Self {
-        let name: Arc<str> = Arc::from(name);
-        let state = Arc::new(AtomicU8::new(BreakerState::Closed as u8));
-        let watch = Watch {
-            name: name.clone(),
-            state: state.clone(),
-        };
-        let breaker = BreakerConfig::new()
-            .failure_policy(policy(&settings.breaker))
-            .instrument(watch)
-            .build();
-        Self {
-            counters: Counters::new(&name),
+        let fuse = Self {
+            counters: Counters::new(name),
             slots: Semaphore::new(settings.concurrency as usize),
-            name,
+            name: Arc::from(name),
+            policy: Mutex::new(Policy::new(&settings.breaker, random_jitter)),
             settings,
-            breaker,
-            state,
+            state: AtomicU8::new(BreakerState::Closed.as_u8()),
             forced: AtomicU8::new(Override::Auto.as_u8()),
-            probes: AtomicU32::new(0),
             queued: AtomicUsize::new(0),
-        }
+        };
+        fuse.publish_gauges(BreakerState::Closed);
+        fuse
     }
 
     /// The destination's name.
@@ -265,7 +203,7 @@ impl Fuse {
         &self.name
     }
 
-    /// The breaker's state as last reported (an open breaker turns half-open when the next call asks).
+    /// The breaker's state as last decided (an open breaker turns half-open when the next call asks).
     pub fn state(&self) -> BreakerState {
         BreakerState::from_u8(self.state.load(Ordering::Acquire))
     }
@@ -280,7 +218,8 @@ impl Fuse {
         self.forced.store(to.as_u8(), Ordering::Release);
         tracing::warn!(destination = %self.name, r#override = ?to, "breaker override set by operator");
         if to != Override::ForcedOpen {
-            self.breaker.reset();
+            let transition = self.with_policy(Policy::reset);
+            self.report(transition);
         }
     }
 
@@ -305,62 +244,48 @@ impl Fuse {
     /// the timeout, counted a failure if slower than the slow-call threshold even when it succeeds.
     pub async fn call<T, E: Trips>(&self, call: impl Future<Output = Result<T, E>>) -> Result<T, FuseError<E>> {
         let forced = self.override_state();
-        if forced == Override::ForcedOpen || (forced == Override::Auto && self.fast_reject()) {
+        if forced == Override::ForcedOpen {
             return Err(self.reject_open());
         }
-        let _slot = self.slot().await?;
-        let _probe = match forced {
-            Override::ForcedClosed => None,
-            _ => Some(self.admit()?),
+        let judged = forced == Override::Auto;
+        // While not closed the breaker is asked before queueing, so an open one answers without taking a slot;
+        // while closed it is asked after, so a call that waited for its slot is refused if the breaker opened.
+        let early = if judged && self.state() != BreakerState::Closed {
+            Some(self.admit(Instant::now())?)
+        } else {
+            None
         };
+        let _slot = self.slot().await?;
         let started = Instant::now();
+        let pass = match early {
+            Some(pass) => pass,
+            None if judged => self.admit(started)?,
+            None => Pass::unjudged(self),
+        };
         let outcome = tokio::time::timeout(self.settings.timeout, call).await;
-        let elapsed = started.elapsed();
+        let finished = Instant::now();
+        let elapsed = finished - started;
         self.counters.duration.record(elapsed.as_secs_f64());
-        let record = forced != Override::ForcedClosed;
-        match outcome {
-            Ok(Ok(value)) if elapsed > self.settings.slow_call => {
-                self.count(Outcome::Slow);
-                if record {
-                    self.breaker.on_error();
-                }
-                Ok(value)
-            }
-            Ok(Ok(value)) => {
-                self.count(Outcome::Success);
-                if record {
-                    self.breaker.on_success();
-                }
-                Ok(value)
-            }
+        let (tally, verdict, result) = match outcome {
+            Ok(Ok(value)) if elapsed > self.settings.slow_call => (Tally::Slow, Outcome::Failure, Ok(value)),
+            Ok(Ok(value)) => (Tally::Success, Outcome::Success, Ok(value)),
             Ok(Err(e)) => {
-                self.count(Outcome::Failure);
-                if record {
-                    if e.trips() {
-                        self.breaker.on_error();
-                    } else {
-                        self.breaker.on_success();
-                    }
-                }
-                Err(FuseError::Failed(e))
+                let verdict = if e.trips() { Outcome::Failure } else { Outcome::Success };
+                (Tally::Failure, verdict, Err(FuseError::Failed(e)))
             }
-            Err(_) => {
-                self.count(Outcome::Timeout);
-                if record {
-                    self.breaker.on_error();
-                }
-                Err(FuseError::Timeout(self.settings.timeout))
-            }
-        }
-    }
-
-    /// `true` when the breaker is open and not yet due for a probe: answered without waiting for a slot.
-    fn fast_reject(&self) -> bool {
-        self.state() == BreakerState::Open && !self.breaker.is_call_permitted()
+            Err(_) => (
+                Tally::Timeout,
+                Outcome::Failure,
+                Err(FuseError::Timeout(self.settings.timeout)),
+            ),
+        };
+        self.count(tally);
+        pass.finish(finished, verdict);
+        result
     }
 
     fn reject_open<E>(&self) -> FuseError<E> {
-        self.count(Outcome::RejectedOpen);
+        self.count(Tally::RejectedOpen);
         FuseError::Open
     }
 
@@ -370,7 +295,7 @@ impl Fuse {
         }
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.settings.queue as usize {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            self.count(Outcome::RejectedFull);
+            self.count(Tally::RejectedFull);
             return Err(FuseError::Overloaded);
         }
         let slot = self.slots.acquire().await;
@@ -378,30 +303,63 @@ impl Fuse {
         slot.map_err(|_| FuseError::Overloaded)
     }
 
-    /// Asks the breaker; in half-open, also takes one of the bounded probe permits.
-    fn admit<E>(&self) -> Result<Probe<'_>, FuseError<E>> {
-        if !self.breaker.is_call_permitted() {
-            return Err(self.reject_open());
+    /// Asks the breaker for a call or a probe at `now`.
+    fn admit<E>(&self, now: Instant) -> Result<Pass<'_>, FuseError<E>> {
+        let (admit, transition) = self.with_policy(|p| p.admit(now));
+        self.report(transition);
+        match admit {
+            Admit::Call(ticket) | Admit::Probe(ticket) => Ok(Pass {
+                fuse: self,
+                ticket: Some(ticket),
+            }),
+            Admit::Reject { .. } => Err(self.reject_open()),
         }
-        if self.state() != BreakerState::HalfOpen {
-            return Ok(Probe(None));
-        }
-        let limit = self.settings.breaker.half_open_probes;
-        if self.probes.fetch_add(1, Ordering::AcqRel) >= limit {
-            self.probes.fetch_sub(1, Ordering::AcqRel);
-            return Err(self.reject_open());
-        }
-        Ok(Probe(Some(&self.probes)))
     }
 
-    fn count(&self, outcome: Outcome) {
-        self.counters.counts[outcome as usize].fetch_add(1, Ordering::Relaxed);
-        self.counters.metrics[outcome as usize].increment(1);
+    /// Runs `f` on the policy and mirrors its state, both under the lock, so the mirror never runs backwards.
+    fn with_policy<R>(&self, f: impl FnOnce(&mut Policy) -> R) -> R {
+        let mut policy = self.policy.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = f(&mut policy);
+        self.state.store(policy.state().as_u8(), Ordering::Release);
+        result
+    }
+
+    fn record(&self, now: Instant, ticket: Ticket, outcome: Outcome) {
+        let transition = self.with_policy(|p| p.on_outcome(now, ticket, outcome));
+        self.report(transition);
+    }
+
+    /// Logs a transition and publishes it as metrics (outside the policy's lock).
+    fn report(&self, transition: Option<Transition>) {
+        let Some(Transition { from, to }) = transition else {
+            return;
+        };
+        if to == BreakerState::Open {
+            tracing::warn!(destination = %self.name, from = from.as_str(), "breaker opened");
+        } else {
+            tracing::info!(destination = %self.name, from = from.as_str(), to = to.as_str(), "breaker changed");
+        }
+        metrics::counter!(metric::BREAKER_TRANSITIONS, "destination" => self.name.to_string(), "to" => to.as_str())
+            .increment(1);
+        self.publish_gauges(to);
+    }
+
+    fn publish_gauges(&self, current: BreakerState) {
+        for s in BreakerState::ALL {
+            let value = if s == current { 1.0 } else { 0.0 };
+            metrics::gauge!(metric::BREAKER_STATE, "destination" => self.name.to_string(), "state" => s.as_str())
+                .set(value);
+        }
+    }
+
+    fn count(&self, tally: Tally) {
+        self.counters.counts[tally as usize].fetch_add(1, Ordering::Relaxed);
+        self.counters.metrics[tally as usize].increment(1);
     }
 
     /// State and counters for operators.
     pub fn snapshot(&self) -> FuseSnapshot {
-        let calls = OUTCOMES
+        let calls = TALLIES
             .iter()
             .zip(&self.counters.counts)
             .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
@@ -416,13 +374,31 @@ impl Fuse {
     }
 }
 
-/// A half-open probe permit, returned when the probe ends however it ends.
-struct Probe<'a>(Option<&'a AtomicU32>);
+/// A call let through by the breaker, until its outcome is recorded. Dropped unrecorded (the caller gave up on
+/// the call, or the bulkhead refused it), a probe is reported `Excluded` so that its slot is freed.
+struct Pass<'a> {
+    fuse: &'a Fuse,
+    ticket: Option<Ticket>,
+}
 
-impl Drop for Probe<'_> {
+impl<'a> Pass<'a> {
+    /// A call the breaker does not judge (forced closed).
+    fn unjudged(fuse: &'a Fuse) -> Self {
+        Self { fuse, ticket: None }
+    }
+
+    fn finish(mut self, now: Instant, outcome: Outcome) {
+        if let Some(ticket) = self.ticket.take() {
+            self.fuse.record(now, ticket, outcome);
+        }
+    }
+}
+
+impl Drop for Pass<'_> {
     fn drop(&mut self) {
-        if let Some(probes) = self.0 {
-            probes.fetch_sub(1, Ordering::AcqRel);
+        // A cancelled closed-state call says nothing and holds nothing: skip the lock.
+        if let Some(ticket) = self.ticket.take().filter(|t| t.is_probe()) {
+            self.fuse.record(Instant::now(), ticket, Outcome::Excluded);
         }
     }
 }
