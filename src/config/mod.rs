@@ -7,7 +7,6 @@
 mod dispatch;
 mod load;
 mod rpc;
-mod triage;
 mod validate;
 
 use std::net::SocketAddr;
@@ -20,7 +19,6 @@ pub use dispatch::{
 };
 pub use load::{ConfigError, ENV_PREFIX, load};
 pub use rpc::{AdminConfig, GrpcConfig, JsonRpcConfig};
-pub use triage::{RuleConfig, TriageConfig};
 pub use validate::ConfigIssue;
 
 use crate::store::Synchronous;
@@ -48,8 +46,9 @@ pub struct Config {
     pub wechat: crate::wechat::WechatSection,
     /// The dispatcher: destinations, their fuses and routes.
     pub dispatch: DispatchConfig,
-    /// Built-in triage: intent model, rules, routing, knowledge base, hand-off.
-    pub triage: TriageConfig,
+    /// Built-in triage: intent model, rules, routing, knowledge base, hand-off (its section type and validation
+    /// live in `protofuse_triage`, next to the code).
+    pub triage: protofuse_triage::TriageConfig,
 }
 
 /// `[legacy]`: legacy REST dialects, one adapter file each (see `config/adapters/` and the README).

@@ -26,6 +26,13 @@ impl ConfigIssue {
     }
 }
 
+/// Triage validates its own section (`protofuse_triage`); its issues keep their keys (`triage.…`).
+impl From<protofuse_triage::ConfigIssue> for ConfigIssue {
+    fn from(issue: protofuse_triage::ConfigIssue) -> Self {
+        Self::new(issue.key, issue.message)
+    }
+}
+
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.message)
@@ -94,7 +101,7 @@ impl Config {
                 "required when admin.listen is not a loopback address: the admin API can replay and discard",
             ));
         }
-        issues.extend(self.triage.issues());
+        issues.extend(self.triage.issues().into_iter().map(ConfigIssue::from));
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }
 }

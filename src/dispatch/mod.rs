@@ -216,7 +216,7 @@ pub struct Outbound<'a> {
     /// Customer-service API clients by WeChat account.
     pub kf: &'a std::collections::HashMap<String, Arc<crate::wechat::kf::KfClient>>,
     /// Built-in triage, if loaded.
-    pub triage: Option<&'a Arc<crate::triage::Triage>>,
+    pub triage: Option<&'a Arc<protofuse_triage::Triage>>,
     /// The conversation event bus.
     pub events: Option<&'a crate::events::EventBus>,
 }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use protofuse_model::{Content, ConversationStatus, Direction, Message, Role, TriageDecision};
+use protofuse_triage::{ConversationContext, Triage};
 
 use super::destination::{Delivery, DeliveryError, Destination};
 use crate::events::EventBus;
 use crate::service::{ServiceError, change_status};
 use crate::store::{Order, PageRequest, StatusChange, Store};
-use crate::triage::{ConversationContext, Triage};
 
 /// Messages of the conversation read to judge repeated complaints and bot failures.
 const HISTORY: u32 = 20;

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use protofuse_model::{Content, Message};
+use protofuse_triage::{Action, ConversationContext, Decision, Triage};
 
 use super::{Answer, RespondError, Responder};
-use crate::triage::{Action, ConversationContext, Decision, Triage};
 
 /// Triage answering text messages.
 #[derive(Debug, Clone)]

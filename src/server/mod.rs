@@ -71,7 +71,7 @@ pub enum StartError {
     Wechat(#[from] crate::wechat::WechatError),
     /// Triage is configured but its model or knowledge base could not be loaded.
     #[error("cannot load triage")]
-    Triage(#[source] crate::triage::TriageError),
+    Triage(#[source] protofuse_triage::TriageError),
     /// A dispatch destination could not be built.
     #[error(transparent)]
     Dispatch(#[from] crate::dispatch::DispatchError),
@@ -207,7 +207,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 }
 
 /// Loads triage once if a WeChat account or a dispatch destination uses it.
-fn load_triage(config: &Config) -> Result<Option<Arc<crate::triage::Triage>>, StartError> {
+fn load_triage(config: &Config) -> Result<Option<Arc<protofuse_triage::Triage>>, StartError> {
     let wanted = config.wechat.accounts.iter().any(|a| a.triage)
         || config
             .dispatch
@@ -217,7 +217,7 @@ fn load_triage(config: &Config) -> Result<Option<Arc<crate::triage::Triage>>, St
     if !wanted {
         return Ok(None);
     }
-    let triage = crate::triage::Triage::load(&config.triage).map_err(StartError::Triage)?;
+    let triage = protofuse_triage::Triage::load(&config.triage).map_err(StartError::Triage)?;
     Ok(Some(Arc::new(triage)))
 }
 

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use protofuse_triage::Triage;
 use protofuse_wechat::WechatSettings;
 
 pub use config::{
@@ -25,7 +26,6 @@ pub use render::passive_reply;
 
 use crate::respond::{Chain, Keywords, Responder, TriageResponder, Webhook};
 use crate::service::Service;
-use crate::triage::Triage;
 use kf::KfClient;
 
 /// Why the WeChat accounts could not be set up.
