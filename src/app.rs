@@ -22,9 +22,9 @@ use crate::events::{DEFAULT_CAPACITY, EventBus};
 use crate::legacy::AdapterFilesError;
 use crate::server::{self, AppState};
 use crate::service::Service;
-use crate::triage::{Triage, TriageError};
 use crate::wechat::kf::KfClient;
 use crate::wechat::{Wechat, WechatError};
+use protofuse_triage::{Triage, TriageError};
 
 /// Why the application could not start (or its configuration cannot work).
 #[derive(Debug, thiserror::Error)]

@@ -34,8 +34,9 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
-    /// Triage a message (the decision and why), evaluate a labelled file, or train the intent model.
-    Triage(crate::triage::command::TriageArgs),
+    /// Triage a message (the decision and why) or evaluate a labelled file. Training is the separate
+    /// `protofuse-triage-train` tool.
+    Triage(crate::triage_cli::TriageArgs),
     /// List, inspect, replay or discard dead letters (deliveries that gave up), directly in the store named by
     /// the configuration. Safe while `serve` runs: a replayed delivery is picked up by its worker.
     DeadLetters {

@@ -12,7 +12,8 @@
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
 //! - [`wechat`]: WeChat Official Accounts: accounts, answer budget, late delivery via the customer-service API.
 //! - [`respond`]: the [`respond::Responder`] seam that produces answers (keywords, webhook, triage).
-//! - [`triage`]: built-in AI triage: intent model (ONNX via tract), rules, routing, knowledge base, hand-off.
+//! - [`triage_cli`]: `protofuse triage TEXT` and `protofuse triage eval FILE` over the `protofuse_triage` crate
+//!   (built-in AI triage: intent model, rules, routing, knowledge base, hand-off; training is not linked here).
 //! - [`app`]: the one place the application is assembled from config (`serve` and `check-config`).
 //! - [`cli`]: the `protofuse` command line.
 //!
@@ -31,5 +32,5 @@ pub mod respond;
 pub mod server;
 pub mod service;
 pub mod telemetry;
-pub mod triage;
+pub mod triage_cli;
 pub mod wechat;

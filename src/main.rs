@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
             protofuse::dead_letters::run(store.as_ref(), action, &mut std::io::stdout().lock()).await?;
             Ok(())
         }
-        Command::Triage(args) => Ok(protofuse::triage::command::run(args)?),
+        Command::Triage(args) => Ok(protofuse::triage_cli::run(args)?),
         Command::Serve { config, log_format } => {
             let config = config::load(config.as_deref())?;
             telemetry::init_logging(log_format.unwrap_or(config.log.format), &config.log.filter);

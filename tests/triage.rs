@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use protofuse::config::{RuleConfig, TriageConfig};
 use protofuse::wechat::AccountConfig;
+use protofuse_triage::{RuleConfig, TriageConfig};
 use protofuse_wechat::Mode;
 use serde_json::Value;
 
@@ -91,75 +91,6 @@ fn cli_eval_prints_accuracy_macro_f1_and_confusion() {
     );
 }
 
-#[test]
-fn cli_train_cv_errors_lists_the_held_out_misses_of_the_training_split() {
-    // Two intents in both languages, eight examples per seed group; every tenth group is written in the other
-    // intent's words, so a fold model that never saw it predicts the other intent. Those groups, and only
-    // those, can be misses.
-    let words = [
-        ["i want my money back, refund", "我要退款 退钱"],
-        ["where is my parcel, tracking", "快递到哪了 物流"],
-    ];
-    let intents = ["refund", "logistics"];
-    let tails = ["please", "now", "today", "thanks", "asap", "pls", "ok", "hi"];
-    let mut lines = Vec::new();
-    for (lang_index, lang) in ["en", "zh"].into_iter().enumerate() {
-        for group in 0..60 {
-            let intent = group % 2;
-            let written_as = if group % 10 == 3 { 1 - intent } else { intent };
-            for tail in tails {
-                lines.push(
-                    serde_json::json!({
-                        "text": format!("{} {tail}", words[written_as][lang_index]),
-                        "intent": intents[intent],
-                        "lang": lang,
-                        "group": format!("{lang}-g{group}"),
-                    })
-                    .to_string(),
-                );
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("train.jsonl"), lines.join("\n")).unwrap();
-    let misses_file = dir.path().join("misses.jsonl");
-    let data = dir.path().to_str().unwrap();
-    let text = cli(&[
-        "train",
-        "--data",
-        data,
-        "--out",
-        data,
-        "--cv-errors",
-        misses_file.to_str().unwrap(),
-    ]);
-
-    let misses: Vec<Value> = std::fs::read_to_string(&misses_file)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert!(!misses.is_empty(), "{text}");
-    assert!(
-        text.contains(&format!("wrote {} out-of-fold misclassifications", misses.len())),
-        "{text}"
-    );
-    for miss in &misses {
-        let group = miss["group"].as_str().unwrap();
-        let number: usize = group.rsplit_once("-g").unwrap().1.parse().unwrap();
-        assert_eq!(
-            number % 10,
-            3,
-            "only the groups written in the other intent's words: {miss}"
-        );
-        assert_ne!(miss["predicted"], miss["intent"], "{miss}");
-        assert!(miss["confidence"].as_f64().unwrap() > 0.5, "{miss}");
-        assert!(miss["text"].is_string() && miss["lang"].is_string(), "{miss}");
-    }
-    // A CV run writes no model, even with an output directory given.
-    assert!(!dir.path().join("model.onnx").exists());
-}
-
 /// A plaintext account answered by triage alone (no keyword table), with the shipped model and knowledge base.
 fn triage_account() -> AccountConfig {
     AccountConfig {
@@ -240,8 +171,8 @@ fn a_rule_overrides_the_model_and_routes_by_longest_prefix() {
         department: Some("after-sales/returns/damaged".to_owned()),
         priority: 10,
     };
-    let triage = protofuse::triage::Triage::load(&shipped_triage(vec![rule])).unwrap();
-    let ctx = protofuse::triage::ConversationContext::default();
+    let triage = protofuse_triage::Triage::load(&shipped_triage(vec![rule])).unwrap();
+    let ctx = protofuse_triage::ConversationContext::default();
     let model = triage.triage("快递到哪了", &ctx);
     assert_eq!((model.intent.as_str(), model.reason.as_str()), ("logistics", "model"));
     for text in ["包裹破损了还没签收", "the box arrived DAMAGED"] {

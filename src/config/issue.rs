@@ -27,3 +27,10 @@ impl fmt::Display for ConfigIssue {
         write!(f, "{}: {}", self.key, self.message)
     }
 }
+
+/// Triage validates its own section (`protofuse_triage`); its issues keep their keys (`triage.…`).
+impl From<protofuse_triage::ConfigIssue> for ConfigIssue {
+    fn from(issue: protofuse_triage::ConfigIssue) -> Self {
+        Self::new(issue.key, issue.message)
+    }
+}

@@ -7,10 +7,8 @@
 mod issue;
 mod load;
 mod sections;
-mod triage;
 mod validate;
 
 pub use issue::ConfigIssue;
 pub use load::{ConfigError, ENV_PREFIX, load};
 pub use sections::Config;
-pub use triage::{RuleConfig, TriageConfig};

@@ -26,5 +26,5 @@ pub struct Config {
     /// The dispatcher: destinations, their fuses and routes.
     pub dispatch: crate::dispatch::DispatchConfig,
     /// Built-in triage: intent model, rules, routing, knowledge base, hand-off.
-    pub triage: crate::config::TriageConfig,
+    pub triage: protofuse_triage::TriageConfig,
 }

@@ -18,7 +18,7 @@ impl Config {
         issues.extend(self.wechat.issues());
         issues.extend(self.dispatch.issues());
         issues.extend(self.admin.issues());
-        issues.extend(self.triage.issues());
+        issues.extend(self.triage.issues().into_iter().map(ConfigIssue::from));
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }
 }

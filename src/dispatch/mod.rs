@@ -240,7 +240,7 @@ pub struct Outbound<'a> {
     /// Customer-service API clients by WeChat account.
     pub kf: &'a HashMap<String, Arc<KfClient>>,
     /// Built-in triage, if loaded.
-    pub triage: Option<&'a Arc<crate::triage::Triage>>,
+    pub triage: Option<&'a Arc<protofuse_triage::Triage>>,
     /// Status changes (triage's hand-offs), announced on the service's event bus.
     pub conversations: Option<&'a crate::conversation::Conversations>,
 }

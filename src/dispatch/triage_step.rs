@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use protofuse_model::{Content, ConversationStatus, Direction, Message, Role, TriageDecision};
+use protofuse_triage::{ConversationContext, Triage};
 
 use super::destination::{Delivery, DeliveryError, Destination};
 use crate::conversation::{Conversations, StatusError};
-use crate::triage::{ConversationContext, Triage};
 use protofuse_store::{Order, PageRequest, StatusChange, Store};
 
 /// Messages of the conversation read to judge repeated complaints and bot failures.

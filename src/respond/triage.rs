@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use protofuse_model::{Content, Message};
+use protofuse_triage::{Action, ConversationContext, Decision, Triage};
 
 use super::answer::Answer;
 use super::responder::{RespondError, Responder};
-use crate::triage::{Action, ConversationContext, Decision, Triage};
 
 /// Triage answering text messages.
 #[derive(Debug, Clone)]

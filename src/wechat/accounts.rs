@@ -13,7 +13,7 @@ use super::kf::KfClient;
 use super::memory::Answered;
 use crate::respond::{Chain, Keywords, Responder, TriageResponder, Webhook};
 use crate::service::Service;
-use crate::triage::Triage;
+use protofuse_triage::Triage;
 
 /// Why the WeChat accounts could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -31,8 +31,8 @@ pub(super) struct GrpcApi {
     stop: watch::Receiver<bool>,
 }
 
-fn service_status(e: ServiceError) -> Status {
-    let message = match &e {
+fn service_status(e: &ServiceError) -> Status {
+    let message = match e {
         ServiceError::Invalid(v) => v.to_string(),
         other => other.to_string(),
     };
@@ -117,7 +117,7 @@ impl ConversationService for GrpcApi {
             ),
         };
         let envelope = decode_send(request.into_inner(), key.as_deref()).map_err(|e| decode_status(&e))?;
-        let outcome = self.service.send(envelope).await.map_err(service_status)?;
+        let outcome = self.service.send(envelope).await.map_err(|e| service_status(&e))?;
         Ok(Response::new(pb::SendMessageResponse {
             duplicate: outcome.duplicate,
             message: Some(encode_message(outcome.message)),
@@ -129,7 +129,7 @@ impl ConversationService for GrpcApi {
         request: Request<pb::GetConversationRequest>,
     ) -> Result<Response<pb::GetConversationResponse>, Status> {
         let id = conversation_id(&request.get_ref().conversation_id)?;
-        let conversation = self.service.conversation(id).await.map_err(service_status)?;
+        let conversation = self.service.conversation(id).await.map_err(|e| service_status(&e))?;
         Ok(Response::new(pb::GetConversationResponse {
             conversation: Some(encode_conversation(conversation)),
         }))
@@ -145,7 +145,7 @@ impl ConversationService for GrpcApi {
             .service
             .messages(conversation_id(&r.conversation_id)?, page)
             .await
-            .map_err(service_status)?;
+            .map_err(|e| service_status(&e))?;
         Ok(Response::new(pb::ListMessagesResponse {
             next_page_token: token(found.next_cursor),
             messages: found.items.into_iter().map(encode_message).collect(),
@@ -166,7 +166,7 @@ impl ConversationService for GrpcApi {
             .service
             .conversations(&filter, page)
             .await
-            .map_err(service_status)?;
+            .map_err(|e| service_status(&e))?;
         Ok(Response::new(pb::ListConversationsResponse {
             next_page_token: token(found.next_cursor),
             conversations: found.items.into_iter().map(encode_conversation).collect(),

@@ -43,7 +43,7 @@ fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
 }
 
 /// The error object for `e`: its stable code's number in [`code`], and its message.
-fn service_error(e: ServiceError) -> ErrorObjectOwned {
+fn service_error(e: &ServiceError) -> ErrorObjectOwned {
     let number = match e.code() {
         "conversation_not_found" => code::CONVERSATION_NOT_FOUND,
         "idempotency_key_reused" => code::IDEMPOTENCY_KEY_REUSED,
@@ -118,13 +118,13 @@ async fn send(p: Params<'static>, service: Arc<Service>) -> RpcResult {
     let envelope = posted
         .into_envelope(Protocol::Jsonrpc, None)
         .map_err(|e| error(code::INVALID_MESSAGE, e.to_string()))?;
-    let outcome = service.send(envelope).await.map_err(service_error)?;
+    let outcome = service.send(envelope).await.map_err(|e| service_error(&e))?;
     Ok(json!({ "duplicate": outcome.duplicate, "message": outcome.message }))
 }
 
 async fn get(p: Params<'static>, service: Arc<Service>) -> RpcResult {
     let IdParams { id } = params(&p)?;
-    let conversation = service.conversation(id).await.map_err(service_error)?;
+    let conversation = service.conversation(id).await.map_err(|e| service_error(&e))?;
     Ok(json!(conversation))
 }
 
@@ -137,7 +137,7 @@ async fn messages(p: Params<'static>, service: Arc<Service>) -> RpcResult {
     let found = service
         .messages(id, list.page(Order::Ascending)?)
         .await
-        .map_err(service_error)?;
+        .map_err(|e| service_error(&e))?;
     Ok(page_json(&found))
 }
 
@@ -157,7 +157,7 @@ async fn list(p: Params<'static>, service: Arc<Service>) -> RpcResult {
     let found = service
         .conversations(&filter, list.page(Order::Descending)?)
         .await
-        .map_err(service_error)?;
+        .map_err(|e| service_error(&e))?;
     Ok(page_json(&found))
 }
 

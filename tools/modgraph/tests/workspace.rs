@@ -46,7 +46,6 @@ fn every_crate_root_loads() {
 }
 
 #[test]
-#[ignore = "issue 16: cycles being removed; run with --ignored"]
 fn no_module_import_cycles() {
     let failures: String = reports()
         .iter()

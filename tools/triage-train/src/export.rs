@@ -1,12 +1,15 @@
 //! The trained model as ONNX: `features float[1,D] → MatMul W[D,C] → Add b[C] → Div T → Softmax →
 //! probabilities float[1,C]`. Labels, version and feature dimension travel in `metadata_props`, so the file
-//! alone is enough to serve it.
+//! alone is enough to serve it. The metadata keys belong to `protofuse_triage` (the reader); this module must never
+//! define keys of its own.
 
 use prost::Message as _;
 use tract_onnx::pb::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
     TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
 };
+
+use protofuse_triage::{META_DIM, META_FEATURES, META_LABELS, META_VERSION};
 
 use super::linear::Linear;
 
@@ -17,14 +20,6 @@ const ATTR_INT: i32 = 2;
 /// Opset 13: Softmax over one axis, which is what this graph means.
 const OPSET: i64 = 13;
 
-/// Metadata keys the server reads back.
-pub const META_LABELS: &str = "protofuse.labels";
-/// The model version string.
-pub const META_VERSION: &str = "protofuse.version";
-/// The feature dimension.
-pub const META_DIM: &str = "protofuse.dim";
-/// The tokenizer version the model was trained on ([`crate::triage::features::VERSION`]).
-pub const META_FEATURES: &str = "protofuse.features";
 /// Input and output tensor names.
 pub const INPUT: &str = "features";
 /// The output tensor name.
@@ -62,6 +57,8 @@ pub(super) fn encode(model: &Linear, temperature: f32, labels: &[String], versio
             domain: String::new(),
             version: OPSET,
         }],
+        // The command's name before training left the server binary; kept, so retraining reproduces the shipped
+        // model byte for byte.
         producer_name: "protofuse triage train".to_owned(),
         producer_version: env!("CARGO_PKG_VERSION").to_owned(),
         doc_string: "intent classifier: hashed character/word n-grams, multinomial logistic regression".to_owned(),
@@ -70,7 +67,7 @@ pub(super) fn encode(model: &Linear, temperature: f32, labels: &[String], versio
             meta(META_LABELS, labels.join(",")),
             meta(META_VERSION, version.to_owned()),
             meta(META_DIM, model.dim.to_string()),
-            meta(META_FEATURES, crate::triage::features::VERSION.to_string()),
+            meta(META_FEATURES, protofuse_triage::features::VERSION.to_string()),
         ],
         ..ModelProto::default()
     }
@@ -133,9 +130,10 @@ mod tests {
     use prost::Message as _;
     use tract_onnx::pb::ModelProto;
 
-    use super::{META_FEATURES, encode};
-    use crate::triage::model::IntentModel;
-    use crate::triage::train::linear::Linear;
+    use protofuse_triage::{IntentModel, META_FEATURES};
+
+    use super::encode;
+    use crate::linear::Linear;
 
     #[test]
     fn a_model_trained_on_another_tokenizer_version_is_refused() {

@@ -1,13 +1,14 @@
 //! Intent → department, with department paths resolved to the longest configured prefix: a route or rule may
-//! name `after-sales/returns/damaged`, and while only `after-sales/returns` exists that is where it goes.
+//! name `after-sales/returns/damaged`, and while only `after-sales/returns` exists that is where it goes. Must
+//! never invent a department: every answer is a configured one or the default.
 
 use std::collections::BTreeMap;
 
-use crate::config::TriageConfig;
+use crate::TriageConfig;
 
 /// The routing table.
 #[derive(Debug, Clone)]
-pub struct Routing {
+pub(crate) struct Routing {
     departments: Vec<String>,
     routes: BTreeMap<String, String>,
     default: String,
@@ -15,7 +16,7 @@ pub struct Routing {
 
 impl Routing {
     /// From `[triage]`.
-    pub fn new(config: &TriageConfig) -> Self {
+    pub(crate) fn new(config: &TriageConfig) -> Self {
         Self {
             departments: config.departments.clone(),
             routes: config.routes.clone(),
@@ -24,14 +25,14 @@ impl Routing {
     }
 
     /// The department for `intent`.
-    pub fn for_intent(&self, intent: &str) -> String {
+    pub(crate) fn for_intent(&self, intent: &str) -> String {
         self.routes
             .get(intent)
             .map_or_else(|| self.default.clone(), |target| self.resolve(target))
     }
 
     /// The longest configured department that is `target` or a path prefix of it, else the default.
-    pub fn resolve(&self, target: &str) -> String {
+    pub(crate) fn resolve(&self, target: &str) -> String {
         self.departments
             .iter()
             .filter(|d| {

@@ -1,11 +1,11 @@
 //! Operator rules from configuration: keywords or a regex → intent and/or department, matched before the model
-//! so a misroute can be fixed today without retraining.
+//! so a misroute can be fixed today without retraining. Must never consult the model: a rule decides alone.
 
 use regex::Regex;
 
 use super::TriageError;
 use super::features::normalize;
-use crate::config::RuleConfig;
+use crate::RuleConfig;
 
 /// One compiled rule.
 #[derive(Debug, Clone)]

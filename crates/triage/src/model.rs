@@ -1,4 +1,6 @@
-//! The ONNX intent model, loaded and run by tract.
+//! The ONNX intent model, loaded and run by tract, and the metadata keys a model file carries (the contract with
+//! the training tool, which writes them). Must never write or change a model; it refuses a model whose tokenizer
+//! version differs from this build's.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +11,15 @@ use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, Tensor, Ty
 
 use super::TriageError;
 use super::features::SparseVec;
-use super::train::{META_DIM, META_FEATURES, META_LABELS, META_VERSION};
+
+/// Metadata keys the server reads back.
+pub const META_LABELS: &str = "protofuse.labels";
+/// The model version string.
+pub const META_VERSION: &str = "protofuse.version";
+/// The feature dimension.
+pub const META_DIM: &str = "protofuse.dim";
+/// The tokenizer version the model was trained on ([`crate::features::VERSION`]).
+pub const META_FEATURES: &str = "protofuse.features";
 
 /// A loaded model: the optimised tract plan and the metadata the trainer wrote.
 pub struct IntentModel {
@@ -66,7 +76,7 @@ impl IntentModel {
         if trained_on != super::features::VERSION {
             return Err(invalid(&format!(
                 "trained on tokenizer version {trained_on}, but this build computes version {}; retrain it with \
-                 `protofuse triage train`",
+                 `protofuse-triage-train` (formerly `protofuse triage train`)",
                 super::features::VERSION
             )));
         }

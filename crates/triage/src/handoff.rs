@@ -1,9 +1,10 @@
 //! When a human takes over: asked for, angry, repeated complaints, too many bot failures, or a model that is
-//! not sure. Pure: the conversation's recent history comes in as [`ConversationContext`].
+//! not sure. Pure: the conversation's recent history comes in as [`ConversationContext`]; must never read the
+//! store itself (the caller fills the context).
 
 use protofuse_model::HandoffReason;
 
-use crate::config::TriageConfig;
+use crate::TriageConfig;
 
 /// What triage needs to know about the conversation so far (the caller reads it from the store).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,7 +17,7 @@ pub struct ConversationContext {
 
 /// The hand-off thresholds.
 #[derive(Debug, Clone)]
-pub struct HandoffPolicy {
+pub(crate) struct HandoffPolicy {
     below: f32,
     max_bot_failures: u32,
     max_complaints: u32,
@@ -25,7 +26,7 @@ pub struct HandoffPolicy {
 
 impl HandoffPolicy {
     /// From `[triage]`.
-    pub fn new(config: &TriageConfig) -> Self {
+    pub(crate) fn new(config: &TriageConfig) -> Self {
         Self {
             below: config.handoff_below,
             max_bot_failures: config.max_bot_failures,
@@ -40,7 +41,7 @@ impl HandoffPolicy {
 
     /// The reason to hand off regardless of what the bot could answer, if any. Checked before the
     /// knowledge base: an angry customer does not want an FAQ.
-    pub fn before_answer(
+    pub(crate) fn before_answer(
         &self,
         raw: &str,
         normalized: &str,
@@ -65,7 +66,7 @@ impl HandoffPolicy {
     }
 
     /// Whether a model decision is too unsure for the bot to act on.
-    pub fn too_unsure(&self, confidence: f32) -> bool {
+    pub(crate) fn too_unsure(&self, confidence: f32) -> bool {
         confidence < self.below
     }
 

@@ -1,61 +1,24 @@
-//! Labelled examples and the split by seed group.
+//! The split of labelled examples by seed group: train, validation, test. Must never put two examples of one
+//! group on different sides (reading the files is `protofuse_triage::eval::read_jsonl`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use serde::Deserialize;
-
-use super::TrainError;
-
-/// One line of a data file. `lang` and `group` are optional for evaluation files.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Example {
-    /// The customer's message.
-    pub text: String,
-    /// The intent id.
-    pub intent: String,
-    /// `zh` or `en`.
-    #[serde(default)]
-    pub lang: String,
-    /// The seed this example was written or derived from; the split never separates a group.
-    #[serde(default)]
-    pub group: String,
-    /// `train` pins the example to the training split (vocabulary examples that are no customer's phrasing
-    /// and must not be measured on).
-    #[serde(default)]
-    pub split: Option<String>,
-}
-
-/// Reads a JSONL file; every bad line is an error naming the file and line.
-pub fn read_jsonl(path: &Path) -> Result<Vec<Example>, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::Io(path.to_path_buf(), e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| TrainError::Line {
-                file: path.to_path_buf(),
-                line: i + 1,
-                source: e,
-            })
-        })
-        .collect()
-}
+pub(crate) use protofuse_triage::eval::Example;
 
 /// Train / validation (temperature, choices) / test (reported only).
 #[derive(Debug, Default)]
-pub struct Split {
+pub(crate) struct Split {
     /// Fits the weights.
-    pub train: Vec<Example>,
+    pub(crate) train: Vec<Example>,
     /// Fits the temperature and is where choices were made.
-    pub val: Vec<Example>,
+    pub(crate) val: Vec<Example>,
     /// Held out: only ever reported.
-    pub test: Vec<Example>,
+    pub(crate) test: Vec<Example>,
 }
 
 /// Splits by group, stratified by (language, intent): within each stratum the groups are ordered by a seeded
 /// hash and the first 15 % go to test, the next 15 % to validation. Every variant of a seed lands on the same side.
-pub fn split(examples: Vec<Example>, seed: u64) -> Split {
+pub(crate) fn split(examples: Vec<Example>, seed: u64) -> Split {
     let mut strata: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let pinned = |e: &Example| e.split.as_deref() == Some("train");
     for e in examples.iter().filter(|e| !pinned(e)) {

@@ -1,29 +1,42 @@
-//! `protofuse triage train`: data files → split by seed group → SGD with settings chosen by grouped
-//! cross-validation on the training split (`--search`, [`cv`]) → temperature on the out-of-fold predictions →
-//! figures on the held-out test split per language → `model.onnx`, `metrics.json`, `MODEL_CARD.md`.
+//! protofuse-triage-train: trains the triage intent model the server ships. Data files → split by seed group →
+//! SGD with settings chosen by grouped cross-validation on the training split (`--search`, `cv`) → temperature on
+//! the out-of-fold predictions → figures on the held-out test split per language → `model.onnx`, `metrics.json`,
+//! `MODEL_CARD.md`.
 //!
 //! Deterministic: the same data, seed and binary give the same bytes, so a retrained model can be diffed.
+//!
+//! Owns the training pipeline; the tokenizer, the model's metadata keys and the evaluation figures belong to
+//! `protofuse-triage`, which the server runs, so training and serving share one copy. Must never be linked into
+//! the server, and must never compute features or figures of its own.
+//!
+//! # Layout
+//! - `data`: the split by seed group (reading the files is `protofuse_triage::eval::read_jsonl`).
+//! - `linear`: multinomial logistic regression, SGD, softmax, the calibration temperature.
+//! - `cv`: grouped k-fold cross-validation and the hyperparameter search.
+//! - `export`: the ONNX file.
+//! - `card.md`: the model card's template.
 
-pub mod cv;
-pub mod data;
+mod cv;
+mod data;
 mod export;
-pub mod linear;
-pub mod metrics;
+mod linear;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use export::{INPUT, META_DIM, META_FEATURES, META_LABELS, META_VERSION, OUTPUT};
+pub use cv::Row;
+pub use export::{INPUT, OUTPUT};
+pub use linear::Sgd;
 
-use crate::triage::features::{self, DEFAULT_DIM, SparseVec};
 use data::Example;
-use linear::{Linear, Sgd, softmax};
-use metrics::{Confusion, Figures};
+use linear::{Linear, softmax};
+use protofuse_triage::eval::{self, Confusion, EvalError, Figures};
+use protofuse_triage::features::{self, DEFAULT_DIM, SparseVec};
 
-/// Settings chosen by `protofuse triage train --search` (grouped 5-fold CV on the training split, best
-/// min(en, zh) out-of-fold accuracy; see [`cv`] and the model card), never by the validation or test split.
+/// Settings chosen by `protofuse-triage-train --search` (grouped 5-fold CV on the training split, best
+/// min(en, zh) out-of-fold accuracy; see `cv` and the model card), never by the validation or test split.
 /// The feature dimension is [`DEFAULT_DIM`]. On the data of `lr14-ac9fe83c` (out-of-fold accuracy en / zh):
 /// the previous 2^14, 30 epochs, lr 1, L2 1e-6 scored 0.9214 / 0.9081; the best 2^14 setting 0.9242 / 0.9095;
 /// the best overall (2^16, 30 epochs, lr 2, L2 1e-4) 0.9300 / 0.9203; this one, within the 0.002 tie margin of
@@ -42,20 +55,12 @@ pub const SGD: Sgd = Sgd {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
-    /// A data file or output could not be read or written.
+    /// A data directory or output could not be read or written.
     #[error("{0}: {1}")]
     Io(PathBuf, #[source] std::io::Error),
-    /// A data line is not `{"text", "intent", ...}`.
-    #[error("{file}:{line}: not a labelled example")]
-    Line {
-        /// The file.
-        file: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// The parse error.
-        #[source]
-        source: serde_json::Error,
-    },
+    /// A data file could not be read, or a line is not `{"text", "intent", ...}`.
+    #[error(transparent)]
+    Read(#[from] EvalError),
     /// Nothing to train on, or a split came out empty.
     #[error("not enough data: {0}")]
     NotEnoughData(&'static str),
@@ -104,9 +109,9 @@ pub struct Settings {
     pub folds: usize,
 }
 
-/// `train --search`: the cross-validation table over the grid in [`cv`] and the winner, from the training split
+/// `train --search`: the cross-validation table over the grid in `cv` and the winner, from the training split
 /// only (no model is written, nothing is measured on validation or test). `progress` sees each row as it comes.
-pub fn search(data: &Path, progress: impl FnMut(&cv::Row)) -> Result<String, TrainError> {
+pub fn search(data: &Path, progress: impl FnMut(&Row)) -> Result<String, TrainError> {
     let (train, labels) = training_split(data)?;
     let (rows, winner) = cv::search(&train, &labels, SGD.seed, progress);
     let w = &rows[winner];
@@ -133,7 +138,7 @@ pub fn cross_validate(data: &Path) -> Result<String, TrainError> {
 }
 
 /// `train --cv-errors FILE`: the same cross-validation as [`cross_validate`], and its out-of-fold
-/// misclassifications written to `file` as JSONL ([`cv::Miss`]: text, gold intent, predicted, confidence, group,
+/// misclassifications written to `file` as JSONL (`cv::Miss`: text, gold intent, predicted, confidence, group,
 /// lang), for writing new seeds from the training split's errors instead of validation's. Writes no model.
 pub fn cv_errors(data: &Path, file: &Path) -> Result<String, TrainError> {
     let (train, labels) = training_split(data)?;
@@ -273,7 +278,7 @@ fn human_offset(human: usize, sets: &[Scored<'_>]) -> f32 {
         for (e, (l, truth)) in set.iter().zip(scored) {
             let mut l = l.clone();
             l[human] += offset;
-            if e.lang == lang && argmax(&l).0 == human {
+            if e.lang == lang && linear::argmax(&l).0 == human {
                 predicted += 1;
                 right += u32::from(*truth == human);
             }
@@ -308,7 +313,7 @@ fn read_dir(dir: &Path) -> Result<(Vec<Example>, u32), TrainError> {
         digest = bytes
             .iter()
             .fold(digest, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-        examples.extend(data::read_jsonl(file)?);
+        examples.extend(eval::read_jsonl(file)?);
     }
     if examples.is_empty() {
         return Err(TrainError::NotEnoughData("no examples in *.jsonl"));
@@ -336,7 +341,7 @@ fn by_language(
                     continue;
                 }
                 let probs = softmax(logits, temperature);
-                let (best, p) = argmax(&probs);
+                let (best, p) = linear::argmax(&probs);
                 confusion.add(*truth, best);
                 confidences.push((p, best == *truth));
             }
@@ -344,16 +349,6 @@ fn by_language(
             (lang, figures)
         })
         .collect()
-}
-
-/// Index and value of the largest probability.
-pub fn argmax(probs: &[f32]) -> (usize, f32) {
-    probs
-        .iter()
-        .copied()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap_or((0, 0.0))
 }
 
 fn write_outputs(out: &Path, model: &Linear, metrics: &Metrics) -> Result<(), TrainError> {

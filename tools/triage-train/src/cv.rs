@@ -1,40 +1,41 @@
 //! Grouped k-fold cross-validation over the training split, and the small hyperparameter search behind
-//! `protofuse triage train --search`.
+//! `protofuse-triage-train --search`.
 //!
 //! The validation split is a poor guide for choices: later seed batches were written from its errors. So the
 //! settings are chosen here, on the training split alone: its first-batch seed groups are dealt into folds
 //! (stratified by language and intent, never splitting a group), and each fold's model is trained on the other
 //! folds plus every pinned example (later batches, vocabulary) and measured on the fold's held-out first-batch
-//! groups only, the same kind of data as the test split. Deterministic: seeded order, no clock.
+//! groups only, the same kind of data as the test split. Deterministic: seeded order, no clock. Must never look at
+//! the validation or test split.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::triage::features::{self, SparseVec};
+use protofuse_triage::features::{self, SparseVec};
 
 use super::data::{Example, mix};
 use super::linear::{Linear, Sgd, fit_temperature, softmax};
 
 /// Folds of the cross-validation.
-pub const FOLDS: usize = 5;
+pub(crate) const FOLDS: usize = 5;
 
 /// The grid `--search` tries: every dimension × learning rate × L2, each scored after every epoch count in
 /// `EPOCHS` (one run per setting: the learning-rate schedule depends only on the step).
-pub const DIMS: [usize; 2] = [1 << 14, 1 << 16];
+pub(crate) const DIMS: [usize; 2] = [1 << 14, 1 << 16];
 /// Learning rates tried.
-pub const LEARNING_RATES: [f32; 3] = [0.5, 1.0, 2.0];
+pub(crate) const LEARNING_RATES: [f32; 3] = [0.5, 1.0, 2.0];
 /// L2 penalties tried.
-pub const L2S: [f32; 5] = [1e-6, 1e-5, 1e-4, 3e-4, 1e-3];
+pub(crate) const L2S: [f32; 5] = [1e-6, 1e-5, 1e-4, 3e-4, 1e-3];
 /// Epoch counts scored.
-pub const EPOCHS: [usize; 4] = [10, 20, 30, 50];
+pub(crate) const EPOCHS: [usize; 4] = [10, 20, 30, 50];
 /// Settings within this much of the best min(en, zh) CV accuracy count as tied (about the noise between settings);
 /// among them the smallest dimension wins (latency, size), then the fewest epochs, then the higher accuracy.
-pub const TIE: f64 = 0.002;
+pub(crate) const TIE: f64 = 0.002;
 
 /// The fold each training example is held out in; `None` for pinned examples (always trained on, never
 /// measured). Within each (language, intent) the groups are ordered by a seeded hash and dealt round-robin.
-pub fn folds(train: &[Example], k: usize, seed: u64) -> Vec<Option<usize>> {
+pub(crate) fn folds(train: &[Example], k: usize, seed: u64) -> Vec<Option<usize>> {
     let pinned = |e: &Example| e.split.as_deref() == Some("train");
     let mut strata: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for e in train.iter().filter(|e| !pinned(e)) {
@@ -68,7 +69,7 @@ type Held = Vec<(usize, Vec<f32>)>;
 /// Out-of-fold logits after each epoch count in `checkpoints`: `result[c][i]` is example `i`'s logits from the
 /// model that never saw its group (after `checkpoints[c]` epochs), `None` for pinned examples. Folds run on up to
 /// two threads; the result does not depend on the thread count.
-pub fn out_of_fold(
+pub(crate) fn out_of_fold(
     x: &[(SparseVec, usize)],
     fold: &[Option<usize>],
     dim: usize,
@@ -136,7 +137,12 @@ impl Row {
 }
 
 /// Runs the grid and returns every row (in grid order) and the index of the winner.
-pub fn search(train: &[Example], labels: &[String], seed: u64, mut progress: impl FnMut(&Row)) -> (Vec<Row>, usize) {
+pub(crate) fn search(
+    train: &[Example],
+    labels: &[String],
+    seed: u64,
+    mut progress: impl FnMut(&Row),
+) -> (Vec<Row>, usize) {
     let fold = folds(train, FOLDS, seed);
     let index = |intent: &str| labels.iter().position(|l| l == intent).unwrap_or_default();
     let mut rows = Vec::new();
@@ -167,7 +173,7 @@ pub fn search(train: &[Example], labels: &[String], seed: u64, mut progress: imp
 }
 
 /// One row: the out-of-fold accuracy of `sgd` at `dim` (the row `search` would print for these settings).
-pub fn evaluate(train: &[Example], labels: &[String], dim: usize, sgd: Sgd) -> Row {
+pub(crate) fn evaluate(train: &[Example], labels: &[String], dim: usize, sgd: Sgd) -> Row {
     evaluate_logits(train, labels, dim, sgd).0
 }
 
@@ -185,26 +191,26 @@ fn evaluate_logits(train: &[Example], labels: &[String], dim: usize, sgd: Sgd) -
 }
 
 /// One out-of-fold misclassification: a held-out first-batch training example and what the fold model that
-/// never saw its group predicted. A line of `protofuse triage train --cv-errors FILE`.
+/// never saw its group predicted. A line of `protofuse-triage-train --cv-errors FILE`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Miss<'a> {
+pub(crate) struct Miss<'a> {
     /// The message.
-    pub text: &'a str,
+    pub(crate) text: &'a str,
     /// The gold intent.
-    pub intent: &'a str,
+    pub(crate) intent: &'a str,
     /// The predicted intent.
-    pub predicted: &'a str,
+    pub(crate) predicted: &'a str,
     /// Probability of `predicted`, calibrated with a temperature fitted on the same out-of-fold predictions.
-    pub confidence: f32,
+    pub(crate) confidence: f32,
     /// Seed group.
-    pub group: &'a str,
+    pub(crate) group: &'a str,
     /// `zh` or `en`.
-    pub lang: &'a str,
+    pub(crate) lang: &'a str,
 }
 
 /// The row of [`evaluate`] and every out-of-fold misclassification behind it, in data order. Training split
 /// only: nothing here sees validation or test.
-pub fn misses<'a>(train: &'a [Example], labels: &'a [String], dim: usize, sgd: Sgd) -> (Row, Vec<Miss<'a>>) {
+pub(crate) fn misses<'a>(train: &'a [Example], labels: &'a [String], dim: usize, sgd: Sgd) -> (Row, Vec<Miss<'a>>) {
     let (row, logits) = evaluate_logits(train, labels, dim, sgd);
     let index = |intent: &str| labels.iter().position(|l| l == intent).unwrap_or_default();
     let scored: Vec<(&Example, Vec<f32>)> = train.iter().zip(logits).filter_map(|(e, l)| Some((e, l?))).collect();
@@ -213,7 +219,7 @@ pub fn misses<'a>(train: &'a [Example], labels: &'a [String], dim: usize, sgd: S
     let misses = scored
         .iter()
         .filter_map(|(e, l)| {
-            let (best, confidence) = super::argmax(&softmax(l, temperature));
+            let (best, confidence) = crate::linear::argmax(&softmax(l, temperature));
             (labels[best] != e.intent).then(|| Miss {
                 text: &e.text,
                 intent: &e.intent,
@@ -229,7 +235,7 @@ pub fn misses<'a>(train: &'a [Example], labels: &'a [String], dim: usize, sgd: S
 
 /// The winner: among rows within `TIE` of the best score, the smallest dimension, then fewest epochs, then the
 /// best score.
-pub fn choose(rows: &[Row]) -> usize {
+pub(crate) fn choose(rows: &[Row]) -> usize {
     let best = rows.iter().map(Row::score).fold(0.0, f64::max);
     (0..rows.len())
         .filter(|&i| rows[i].score() >= best - TIE)
@@ -256,7 +262,7 @@ fn score(
     for (((e, (_, truth)), f), l) in train.iter().zip(x).zip(fold).zip(logits) {
         let (Some(f), Some(l)) = (f, l) else { continue };
         let c = counts.entry((&e.lang, *f)).or_default();
-        c.0 += u32::from(super::argmax(l).0 == *truth);
+        c.0 += u32::from(crate::linear::argmax(l).0 == *truth);
         c.1 += 1;
     }
     let pooled = |lang: &str| {
@@ -282,7 +288,7 @@ fn score(
 }
 
 /// The search table as text, the winner marked `*`.
-pub fn table(rows: &[Row], winner: usize) -> String {
+pub(crate) fn table(rows: &[Row], winner: usize) -> String {
     let mut out = format!(
         "grouped {FOLDS}-fold CV on the training split (held-out first-batch groups; pinned batches always trained on)\n\
          {:<3}{:>6} {:>5} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8}\n",

@@ -1,18 +1,19 @@
-//! `protofuse triage`: one message's decision and why, `eval` on a labelled file, `train`.
+//! `protofuse triage`: one message's decision and why, and `eval` on a labelled file. Must never train:
+//! training is the separate `protofuse-triage-train` tool, which the server binary does not link.
 
 use std::path::{Path, PathBuf};
 
+use protofuse_triage::eval::{Confusion, EvalError, read_jsonl};
+use protofuse_triage::{Action, ConversationContext, Decision, Triage, TriageError};
 use serde_json::{Value, json};
 
-use super::train::{self, TrainError, metrics::Confusion};
-use super::{Action, ConversationContext, Decision, Triage, TriageError};
 use crate::config::{self, ConfigError};
 
-/// `protofuse triage [TEXT | eval FILE | train]`.
+/// `protofuse triage [TEXT | eval FILE]`.
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct TriageArgs {
-    /// `eval` or `train`; without one, triage TEXT.
+    /// `eval`; without it, triage TEXT.
     #[command(subcommand)]
     pub action: Option<TriageAction>,
     /// The customer message to triage.
@@ -42,27 +43,6 @@ pub enum TriageAction {
         #[arg(long, short, env = "PROTOFUSE_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Train the intent model from the data directory and write model.onnx, metrics.json and MODEL_CARD.md.
-    Train {
-        /// Directory of *.jsonl files with {"text", "intent", "lang", "group"}.
-        #[arg(long, default_value = "config/triage/data")]
-        data: PathBuf,
-        /// Output directory.
-        #[arg(long, default_value = "config/triage")]
-        out: PathBuf,
-        /// Instead of training, print the grouped cross-validation table of the hyperparameter grid (training
-        /// split only) and the winning settings; writes nothing.
-        #[arg(long)]
-        search: bool,
-        /// Instead of training, print the grouped cross-validation accuracy of the current settings and
-        /// features (training split only, seconds); writes nothing.
-        #[arg(long, conflicts_with = "search")]
-        cv: bool,
-        /// Like `--cv`, and write the out-of-fold misclassifications to FILE as JSONL ({"text", "intent",
-        /// "predicted", "confidence", "group", "lang"}) for writing new seeds; writes no model.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["search", "cv"])]
-        cv_errors: Option<PathBuf>,
-    },
 }
 
 /// Why a triage command failed.
@@ -75,50 +55,17 @@ pub enum CommandError {
     /// The model or knowledge base could not be loaded.
     #[error(transparent)]
     Triage(#[from] TriageError),
-    /// Reading data or training failed.
+    /// The labelled file could not be read.
     #[error(transparent)]
-    Train(#[from] TrainError),
+    Eval(#[from] EvalError),
     /// Neither a text nor a subcommand.
-    #[error("give a message to triage, or `eval FILE`, or `train`")]
+    #[error("give a message to triage, or `eval FILE`")]
     Usage,
 }
 
 /// Runs the command and prints its result.
 pub fn run(args: TriageArgs) -> Result<(), CommandError> {
     match args.action {
-        Some(TriageAction::Train {
-            data,
-            cv_errors: Some(file),
-            ..
-        }) => {
-            print!("{}", train::cv_errors(&data, &file)?);
-            Ok(())
-        }
-        Some(TriageAction::Train { data, cv: true, .. }) => {
-            print!("{}", train::cross_validate(&data)?);
-            Ok(())
-        }
-        Some(TriageAction::Train { data, search: true, .. }) => {
-            let table = train::search(&data, |row| {
-                eprintln!(
-                    "dim 2^{} lr {} l2 {:e} epochs {}: en {:.4} zh {:.4}",
-                    row.dim.trailing_zeros(),
-                    row.sgd.learning_rate,
-                    row.sgd.l2,
-                    row.sgd.epochs,
-                    row.en,
-                    row.zh
-                );
-            })?;
-            print!("{table}");
-            Ok(())
-        }
-        Some(TriageAction::Train { data, out, .. }) => {
-            let metrics = train::train(&data, &out)?;
-            print!("{}", train::summary(&metrics));
-            println!("wrote {}/model.onnx, metrics.json, MODEL_CARD.md", out.display());
-            Ok(())
-        }
         Some(TriageAction::Eval {
             file,
             json,
@@ -185,7 +132,7 @@ fn explain(d: &Decision) -> String {
 }
 
 fn eval(triage: &Triage, file: &Path, json: bool, errors: bool) -> Result<(), CommandError> {
-    let examples = train::data::read_jsonl(file)?;
+    let examples = read_jsonl(file)?;
     let mut labels: Vec<String> = triage.model().labels().to_vec();
     let decided: Vec<(String, String)> = examples
         .iter()

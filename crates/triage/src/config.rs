@@ -1,15 +1,41 @@
-//! `[triage]`: the built-in intent model, rules, routing, knowledge base and hand-off policy.
+//! `[triage]`: the built-in intent model, rules, routing, knowledge base and hand-off policy, and its validation.
 //!
 //! Paths are relative to the working directory (like `store.url`), so the defaults work from a checkout.
-//! Validation here is pure; the model and knowledge-base files are read (and their errors named) by
-//! `Triage::load`.
+//! Validation here is pure and never reads a file; the model and knowledge-base files are read (and their errors
+//! named) by `Triage::load`. The server embeds this section in its configuration and turns each [`ConfigIssue`]
+//! into its own issue type, keys unchanged.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::ConfigIssue;
+/// One broken rule of `[triage]`, with the full key path it concerns (`triage.handoff_below`,
+/// `triage.rules[0].regex`), as the server reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key path, starting at `triage`.
+    pub key: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl ConfigIssue {
+    /// An issue with `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
 
 /// Under this calibrated confidence a model decision goes to a human. Calibrated means a confidence of 0.45 is
 /// right about 45% of the time (held-out ECE ≈ 0.03, `config/triage/metrics.json`): more often wrong than right,
@@ -30,7 +56,7 @@ const DEFAULT_MAX_COMPLAINTS: u32 = 2;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TriageConfig {
-    /// The ONNX intent model written by `protofuse triage train`.
+    /// The ONNX intent model written by `protofuse-triage-train`.
     pub model: PathBuf,
     /// The knowledge base (TOML `[[entries]]` with `questions` and `answer`); none when unset.
     pub knowledge: Option<PathBuf>,
@@ -153,7 +179,7 @@ impl Default for TriageConfig {
 
 impl TriageConfig {
     /// Every broken rule of the section, keys named like `triage.rules[0].regex`.
-    pub(crate) fn issues(&self) -> Vec<ConfigIssue> {
+    pub fn issues(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         let mut issue = |key: String, message: &str| issues.push(ConfigIssue::new(key, message));
         for (key, value) in [

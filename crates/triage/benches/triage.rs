@@ -2,17 +2,16 @@
 //! model → routing → knowledge base → hand-off), against baselines measured in the same run: feature extraction
 //! alone and a rules-only pass. Also the model's size and load time.
 //!
-//! Run: `cargo bench --bench triage` (env: `BENCH_SECONDS` per target, default 5). Messages are the texts of
-//! `config/triage/data/train.jsonl`, cycled.
+//! Run: `cargo bench -p protofuse-triage --bench triage` (env: `BENCH_SECONDS` per target, default 5). Messages are
+//! the texts of `config/triage/data/train.jsonl`, cycled.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use protofuse::config::TriageConfig;
-use protofuse::triage::features::{DEFAULT_DIM, features, normalize};
-use protofuse::triage::{ConversationContext, Triage};
+use protofuse_triage::features::{DEFAULT_DIM, features, normalize};
+use protofuse_triage::{ConversationContext, Triage, TriageConfig};
 
 struct Outcome {
     name: &'static str,
@@ -46,7 +45,8 @@ fn measure(name: &'static str, texts: &[String], budget: Duration, mut f: impl F
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The repository root, where the shipped model and data live (this crate is `crates/triage`).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -70,7 +70,7 @@ fn main() {
     let n = texts.len();
     texts = (0..n).map(|i| texts[(i * 7919) % n].clone()).collect();
     let ctx = ConversationContext::default();
-    let rules_only = protofuse::triage::rules::Rules::compile(&config.rules).unwrap();
+    let rules_only = protofuse_triage::Rules::compile(&config.rules).unwrap();
     let outcomes = [
         measure("features only (baseline)", &texts, budget, |t| {
             black_box(features(t, DEFAULT_DIM));

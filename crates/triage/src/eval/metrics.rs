@@ -1,4 +1,5 @@
-//! Accuracy, macro-F1, per-label precision, confusion matrix and expected calibration error.
+//! Accuracy, macro-F1, per-label precision, confusion matrix and expected calibration error. Pure arithmetic over
+//! counts and confidences; must never see a model or a file.
 
 use std::fmt::Write as _;
 

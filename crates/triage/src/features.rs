@@ -1,4 +1,6 @@
-//! Text → hashed sparse features, the one tokenizer training and serving share.
+//! Text → hashed sparse features, the one tokenizer training and serving share. Training
+//! (`protofuse-triage-train`) calls these same functions; it must never grow a tokenizer of its own, and a change
+//! of what [`features`] emits must raise [`VERSION`].
 //!
 //! Chinese needs no word segmenter here: every Han character is a unit, Latin and digit runs are word units, and
 //! the features are unit uni-, bi- and (for Han) tri-grams plus character 3–5-grams inside Latin words (which
@@ -9,7 +11,7 @@
 //! features without them. Everything is hashed into a fixed dimension, so unseen words cost nothing.
 //!
 //! The cross-word grams and the length bucket were chosen by grouped cross-validation on the training split alone
-//! (`protofuse triage train --cv`; issue 8), at the settings of `SGD`, out-of-fold accuracy en / zh: without them
+//! (`protofuse-triage-train --cv`; issue 8), at the settings of `SGD`, out-of-fold accuracy en / zh: without them
 //! 0.9282 / 0.9196, with them 0.9324 / 0.9236 (the length bucket alone 0.9295 / 0.9232). Re-dealt folds and SGD
 //! order (three other seeds) agreed: en +0.005, +0.006, +0.005; zh +0.006, +0.004, +0.004. Tried and dropped, for
 //! gaining less than the fold noise (about 0.003 on the mean) or losing: light English suffix stripping (the char
@@ -27,9 +29,9 @@ use unicode_normalization::UnicodeNormalization;
 pub const VERSION: u32 = 2;
 
 /// 2^16 features × 10 intents × 4 bytes ≈ 2.6 MB of weights. Chosen by grouped cross-validation on the training
-/// split (`protofuse triage train --search`): over 2^14 it gains about a point of out-of-fold accuracy in Chinese
+/// split (`protofuse-triage-train --search`): over 2^14 it gains about a point of out-of-fold accuracy in Chinese
 /// (0.920 vs 0.910 at the best settings of each; 0.924 vs 0.910 with the cross-word grams and length bucket), where hash collisions among Han bi-/tri-grams cost most. The
-/// MatMul is memory-bound and 2.6 MB is out of L2, so watch p99 (`cargo bench --bench triage`). The server reads
+/// MatMul is memory-bound and 2.6 MB is out of L2, so watch p99 (`cargo bench -p protofuse-triage`). The server reads
 /// the dimension from the model's `protofuse.dim` metadata, so this constant only matters for training.
 pub const DEFAULT_DIM: usize = 1 << 16;
 

@@ -1,5 +1,6 @@
 //! The knowledge base: question/answer pairs from a TOML file, matched by cosine similarity of the same
-//! hashed features the model sees (so typos and mixed scripts still match).
+//! hashed features the model sees (so typos and mixed scripts still match). Reads its file once, in
+//! [`Knowledge::load`]; must never do I/O when matching.
 
 use std::path::Path;
 
@@ -23,34 +24,34 @@ struct KnowledgeFile {
 /// `[[entries]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Named in decisions.
-    pub id: String,
+    pub(crate) id: String,
     /// Ways customers ask it; the first is the one suggested.
-    pub questions: Vec<String>,
+    pub(crate) questions: Vec<String>,
     /// The bot's answer.
-    pub answer: String,
+    pub(crate) answer: String,
 }
 
 /// A match: the entry and how similar its closest question is.
 #[derive(Debug, Clone, Copy)]
-pub struct Match<'a> {
+pub(crate) struct Match<'a> {
     /// The entry.
-    pub entry: &'a Entry,
+    pub(crate) entry: &'a Entry,
     /// Cosine similarity in [0, 1].
-    pub similarity: f32,
+    pub(crate) similarity: f32,
 }
 
 /// The loaded knowledge base.
 #[derive(Debug, Clone, Default)]
-pub struct Knowledge {
+pub(crate) struct Knowledge {
     entries: Vec<Entry>,
     index: Vec<(usize, SparseVec)>,
 }
 
 impl Knowledge {
     /// Reads `path`; errors name the file.
-    pub fn load(path: &Path) -> Result<Self, TriageError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, TriageError> {
         let text = std::fs::read_to_string(path).map_err(|e| TriageError::Read(path.to_path_buf(), e))?;
         let file: KnowledgeFile =
             toml::from_str(&text).map_err(|e| TriageError::Knowledge(path.to_path_buf(), e.to_string()))?;
@@ -68,7 +69,7 @@ impl Knowledge {
     }
 
     /// Indexes `entries`.
-    pub fn new(entries: Vec<Entry>) -> Self {
+    pub(crate) fn new(entries: Vec<Entry>) -> Self {
         let index = entries
             .iter()
             .enumerate()
@@ -78,7 +79,7 @@ impl Knowledge {
     }
 
     /// Entries by best similarity, best first, one per entry, at most `limit`.
-    pub fn best(&self, text: &str, limit: usize) -> Vec<Match<'_>> {
+    pub(crate) fn best(&self, text: &str, limit: usize) -> Vec<Match<'_>> {
         let query = similarity_features(text, KB_DIM);
         let mut best = vec![0f32; self.entries.len()];
         for (i, q) in &self.index {

@@ -1,18 +1,19 @@
-//! Multinomial logistic regression over sparse features, trained with plain SGD.
+//! Multinomial logistic regression over sparse features, trained with plain SGD. Must never draw randomness
+//! from outside its seed: the same data and settings give the same weights, bit for bit.
 
-use crate::triage::features::SparseVec;
+use protofuse_triage::features::SparseVec;
 
 /// Weights feature-major (`w[f * classes + c]`), the layout of the ONNX MatMul's [D, C] initializer.
 #[derive(Debug, Clone)]
-pub struct Linear {
+pub(crate) struct Linear {
     /// Feature dimension.
-    pub dim: usize,
+    pub(crate) dim: usize,
     /// Number of classes.
-    pub classes: usize,
+    pub(crate) classes: usize,
     /// Weights, `dim * classes`.
-    pub w: Vec<f32>,
+    pub(crate) w: Vec<f32>,
     /// Biases, `classes`.
-    pub b: Vec<f32>,
+    pub(crate) b: Vec<f32>,
 }
 
 /// SGD settings. Chosen by grouped cross-validation on the training split (`train --search`), never on the test
@@ -31,7 +32,7 @@ pub struct Sgd {
 
 impl Linear {
     /// The logits of `x`.
-    pub fn logits(&self, x: &SparseVec) -> Vec<f32> {
+    pub(crate) fn logits(&self, x: &SparseVec) -> Vec<f32> {
         let mut out = self.b.clone();
         for (&f, &v) in x.indices.iter().zip(&x.values) {
             let row = &self.w[f as usize * self.classes..][..self.classes];
@@ -41,14 +42,14 @@ impl Linear {
     }
 
     /// Fits on `(features, class)` pairs, deterministically for a given seed.
-    pub fn fit(data: &[(SparseVec, usize)], dim: usize, classes: usize, sgd: Sgd) -> Self {
+    pub(crate) fn fit(data: &[(SparseVec, usize)], dim: usize, classes: usize, sgd: Sgd) -> Self {
         Self::fit_subset(data, (0..data.len()).collect(), dim, classes, sgd, |_, _| {})
     }
 
     /// Fits on the examples `subset` indexes (in that initial order), calling `after_epoch(epoch, model)` after
     /// each pass (1-based). The learning rate depends only on the step, so the model after epoch `e` of a longer
     /// run is exactly the model of an `e`-epoch run: cross-validation scores several epoch counts in one run.
-    pub fn fit_subset(
+    pub(crate) fn fit_subset(
         data: &[(SparseVec, usize)],
         subset: Vec<usize>,
         dim: usize,
@@ -92,7 +93,7 @@ impl Linear {
 }
 
 /// Softmax of `logits / temperature`.
-pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
+pub(crate) fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exp: Vec<f32> = logits.iter().map(|l| ((l - max) / temperature).exp()).collect();
     let sum: f32 = exp.iter().sum();
@@ -111,7 +112,7 @@ fn shuffle(order: &mut [usize], rng: &mut u64) {
 
 /// The temperature minimising negative log-likelihood on `(logits, class)` pairs (log-spaced grid search:
 /// one parameter, so a grid is exact enough and cannot diverge).
-pub fn fit_temperature(scored: &[(Vec<f32>, usize)]) -> f32 {
+pub(crate) fn fit_temperature(scored: &[(Vec<f32>, usize)]) -> f32 {
     let nll = |t: f32| -> f32 {
         scored
             .iter()
@@ -125,10 +126,20 @@ pub fn fit_temperature(scored: &[(Vec<f32>, usize)]) -> f32 {
         .unwrap_or(1.0)
 }
 
+/// Index and value of the largest probability.
+pub(crate) fn argmax(probs: &[f32]) -> (usize, f32) {
+    probs
+        .iter()
+        .copied()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::triage::features::features;
+    use protofuse_triage::features::features;
 
     #[test]
     fn an_epoch_checkpoint_is_the_shorter_run() {

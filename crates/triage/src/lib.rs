@@ -1,60 +1,45 @@
-//! Built-in triage: what does the customer want, which department handles it, can the bot answer, must a
-//! human take over? Synchronous and pure after [`Triage::load`]: no I/O, no network, well under a millisecond.
+//! protofuse-triage: built-in triage, serving only. What does the customer want, which department handles it, can
+//! the bot answer, must a human take over? Synchronous and pure after [`Triage::load`]: no I/O, no network, well
+//! under a millisecond.
+//!
+//! Owns the one tokenizer ([`features`], which the training tool `protofuse-triage-train` calls too), loading and
+//! running the ONNX intent model, the `[triage]` configuration and its validation, and the evaluation figures that
+//! `protofuse triage eval` and training share ([`eval`]). Must never train, write a model, depend on the
+//! `protofuse` server crate, or do I/O after [`Triage::load`] (reading an evaluation file is the caller's choice).
 //!
 //! # Layout
 //! - [`features`]: the one tokenizer (normalisation, hashed n-grams) shared by training and serving.
-//! - [`model`]: the ONNX intent model run by tract, returning calibrated probabilities.
-//! - [`rules`]: operator rules from config, matched first.
-//! - [`routing`]: intent → department, longest configured prefix.
-//! - [`knowledge`]: the question/answer base and its similarity search.
-//! - [`handoff`]: when a human takes over, given the conversation's recent history.
-//! - [`train`]: the training pipeline behind `protofuse triage train`.
-//! - [`command`]: the `protofuse triage` subcommands.
+//! - `model`: the ONNX intent model run by tract, returning calibrated probabilities ([`IntentModel`]).
+//! - `rules`: operator rules from config, matched first ([`Rules`]).
+//! - `routing`: intent → department, longest configured prefix.
+//! - `knowledge`: the question/answer base and its similarity search.
+//! - `handoff`: when a human takes over, given the conversation's recent history ([`ConversationContext`]).
+//! - `config`: `[triage]` ([`TriageConfig`], [`RuleConfig`]) and its validation ([`ConfigIssue`]).
+//! - [`eval`]: labelled JSONL examples and the figures (accuracy, macro-F1, confusion, ECE).
 
-pub mod command;
+mod config;
+mod error;
+pub mod eval;
 pub mod features;
-pub mod handoff;
-pub mod knowledge;
-pub mod model;
-pub mod routing;
-pub mod rules;
-pub mod train;
-
-use std::path::PathBuf;
+mod handoff;
+mod knowledge;
+mod model;
+mod routing;
+mod rules;
 
 use protofuse_model::{HandoffReason, TriageDecision, TriageOutcome};
 use serde::Serialize;
 
+pub use config::{ConfigIssue, RuleConfig, TriageConfig};
+pub use error::TriageError;
 pub use handoff::ConversationContext;
+pub use model::{IntentModel, META_DIM, META_FEATURES, META_LABELS, META_VERSION};
+pub use rules::{Rule, Rules};
 
-use crate::config::TriageConfig;
 use features::normalize;
 use handoff::HandoffPolicy;
 use knowledge::Knowledge;
-use model::IntentModel;
 use routing::Routing;
-use rules::Rules;
-
-/// Why triage could not be set up (or, for [`TriageError::Run`], why one inference failed).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TriageError {
-    /// A model or knowledge-base file could not be read.
-    #[error("cannot read {0}")]
-    Read(PathBuf, #[source] std::io::Error),
-    /// The model file is not a triage model tract can run.
-    #[error("model {0} is not a usable triage model")]
-    Model(String, #[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The knowledge base does not parse.
-    #[error("knowledge base {0}: {1}")]
-    Knowledge(PathBuf, String),
-    /// A rule's regex does not compile (validation should have caught it).
-    #[error("rule {0}: invalid regex")]
-    Rule(String, #[source] regex::Error),
-    /// Inference failed.
-    #[error("inference failed")]
-    Run(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
 
 /// An intent and its calibrated probability.
 #[derive(Debug, Clone, PartialEq, Serialize)]

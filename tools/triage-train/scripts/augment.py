@@ -6,7 +6,7 @@ Written for protofuse (Apache-2.0). Deterministic: the same seeds give byte-iden
 train.jsonl can be regenerated and diffed. Every variant keeps its seed's `group`, which is what the training
 tool splits on, so no variant of a held-out seed is ever trained on.
 
-    python3 config/triage/data/augment.py   # rewrites config/triage/data/train.jsonl
+    python3 tools/triage-train/scripts/augment.py   # rewrites config/triage/data/train.jsonl
 """
 import json
 import os
@@ -15,6 +15,9 @@ import random
 import lexicon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The seeds and train.jsonl stay with the shipped model (the training tool's default --data); the scripts live
+# with the tool.
+DATA = os.path.normpath(os.path.join(HERE, "..", "..", "..", "config", "triage", "data"))
 VARIANTS = 13
 
 ZH_PREFIX = ["你好，", "在吗 ", "亲，", "您好 ", "hi ", "喂 ", "请问", "那个", "麻烦问下", "客服，", "hello ",
@@ -125,7 +128,7 @@ def main():
     out = []
     for lang in ("zh", "en"):
         counters = {}
-        for intent, seed in seeds(os.path.join(HERE, f"seeds_{lang}.txt")):
+        for intent, seed in seeds(os.path.join(DATA, f"seeds_{lang}.txt")):
             counters[intent] = counters.get(intent, 0) + 1
             group = f"{lang}-{intent}-{counters[intent]:03}"
             seen = {seed}
@@ -153,7 +156,7 @@ def main():
 
     for lang in ("zh", "en"):
         counters = {}
-        for intent, seed in seeds(os.path.join(HERE, f"seeds_{lang}_more.txt")):
+        for intent, seed in seeds(os.path.join(DATA, f"seeds_{lang}_more.txt")):
             if seed.lower() in written:
                 continue
             counters[intent] = counters.get(intent, 0) + 1
@@ -171,7 +174,7 @@ def main():
                 add(word, intent, lang, f"{lang}-{intent}-lexicon")
                 for _ in range(12):
                     add(variant(rng, word, lang), intent, lang, f"{lang}-{intent}-lexicon")
-    with open(os.path.join(HERE, "train.jsonl"), "w", encoding="utf-8") as f:
+    with open(os.path.join(DATA, "train.jsonl"), "w", encoding="utf-8") as f:
         for row in out:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     print(f"{len(out)} examples")
