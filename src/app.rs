@@ -3,7 +3,7 @@
 //! or binding a port, so both commands refuse a configuration for the same reasons.
 //!
 //! The order: metrics recorder → legacy adapter files → WeChat customer-service clients → triage → store →
-//! event bus and conversation rules → dispatcher → service → WeChat accounts → listeners (HTTP, gRPC, admin).
+//! event bus, conversation rules and triage decisions → dispatcher → service → WeChat accounts → listeners (HTTP, gRPC, admin).
 //! Shutdown runs it backwards: ingress closes, late WeChat answers finish, deliveries drain.
 
 use std::collections::HashMap;
@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::conversation::Conversations;
+use crate::decisions::Decisions;
 use crate::dispatch::{DestinationKind, DispatchError, Dispatcher, Outbound};
 use crate::events::{DEFAULT_CAPACITY, EventBus};
 use crate::legacy::AdapterFilesError;
@@ -72,11 +73,15 @@ impl Parts {
         })
     }
 
-    fn outbound<'a>(&'a self, conversations: Option<&'a Conversations>) -> Outbound<'a> {
+    fn outbound<'a>(
+        &'a self,
+        decisions: Option<&'a Arc<Decisions>>,
+        conversations: Option<&'a Conversations>,
+    ) -> Outbound<'a> {
         Outbound {
             adapters: &self.adapters,
             kf: &self.kf,
-            triage: self.triage.as_ref(),
+            triage: decisions,
             conversations,
         }
     }
@@ -87,7 +92,7 @@ impl Parts {
 /// that every destination names something that exists.
 pub fn check(config: &Config) -> Result<(), StartError> {
     let parts = Parts::build(config)?;
-    crate::dispatch::check_destinations(&config.dispatch, &parts.outbound(None))?;
+    crate::dispatch::check_destinations(&config.dispatch, &parts.outbound(None, None))?;
     Ok(())
 }
 
@@ -115,15 +120,16 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let store: Arc<dyn Store> = Arc::from(protofuse_store::open(&config.store).await?);
     let events = EventBus::new(DEFAULT_CAPACITY);
     let conversations = Conversations::new(store.clone(), events.clone());
+    let decisions = (parts.triage.clone()).map(|t| Arc::new(Decisions::new(t, store.clone())));
     let dispatcher = Arc::new(Dispatcher::build(
         &config.dispatch,
-        &parts.outbound(Some(&conversations)),
+        &parts.outbound(decisions.as_ref(), Some(&conversations)),
         store.clone(),
     )?);
     let service = Service::new(store, events).with_deliveries(dispatcher.clone());
     let wechat = Arc::new(Wechat::build(
         &config.wechat,
-        parts.triage.as_ref(),
+        decisions.as_ref(),
         service.clone(),
         dispatcher.kf_destinations(),
     )?);

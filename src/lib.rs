@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod conversation;
 pub mod dead_letters;
+pub mod decisions;
 pub mod dispatch;
 pub mod events;
 pub mod legacy;

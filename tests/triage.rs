@@ -312,3 +312,54 @@ async fn wait_for_triage(server: &TestServer, customer: &str) -> Value {
     }
     panic!("{customer}'s message was not triaged within 5 s");
 }
+
+/// Issue 16: one triage decision per message. The WeChat responder and the dispatcher's triage step get the same
+/// decision, made once with the conversation's history: after a first complaint, the second one is handed off in
+/// the passive reply itself (the responder used to see each message alone and answered with text, while the
+/// triage step, which read the history, queued a hand-off the customer was never told about).
+#[tokio::test]
+async fn the_reply_and_the_stored_outcome_are_one_decision_made_with_the_history() {
+    use crate::support::receiver::{Mode as ReceiverMode, Receiver};
+
+    let crm = Receiver::start(ReceiverMode::Healthy).await;
+    let server = triage_dispatch_server(&crm).await;
+    let oa = Oa::plaintext("triaged", PLAIN_TOKEN);
+
+    let (_, first) = post(&server, &oa, oa.request(&text_xml("u-repeat", 21, "你们的服务太差了"))).await;
+    assert!(!first.contains("transfer_customer_service"), "{first}");
+    let outcome = wait_for_triage(&server, "u-repeat").await;
+    assert_eq!(
+        (outcome["intent"].as_str(), outcome["decision"].as_str()),
+        (Some("complaint"), Some("default_reply"))
+    );
+
+    let (_, second) = post(
+        &server,
+        &oa,
+        oa.request(&text_xml("u-repeat", 22, "投诉你们的客服态度")),
+    )
+    .await;
+    assert!(second.contains("transfer_customer_service"), "{second}");
+    let conversations = server.get_json("/v1/conversations?customer=u-repeat").await;
+    let id = conversations["items"][0]["id"].as_str().unwrap().to_owned();
+    let mut stored = Value::Null;
+    for _ in 0..250 {
+        let page = server.get_json(&format!("/v1/conversations/{id}/messages")).await;
+        let customer: Vec<&Value> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["sender"]["role"] == "customer")
+            .collect();
+        if let Some(outcome) = customer.get(1).and_then(|m| m.get("triage")) {
+            stored = outcome.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        stored["decision"], "handoff",
+        "the stored outcome is the decision the reply came from: {stored}"
+    );
+    server.shutdown().await;
+}

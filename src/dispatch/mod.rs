@@ -239,8 +239,8 @@ pub struct Outbound<'a> {
     pub adapters: &'a [protofuse_legacy::LegacyAdapter],
     /// Customer-service API clients by WeChat account.
     pub kf: &'a HashMap<String, Arc<KfClient>>,
-    /// Built-in triage, if loaded.
-    pub triage: Option<&'a Arc<protofuse_triage::Triage>>,
+    /// Built-in triage's decisions, if triage is loaded.
+    pub triage: Option<&'a Arc<crate::decisions::Decisions>>,
     /// Status changes (triage's hand-offs), announced on the service's event bus.
     pub conversations: Option<&'a crate::conversation::Conversations>,
 }

@@ -16,6 +16,9 @@ pub enum RespondError {
     /// The backend answered with an error status.
     #[error("responder backend answered {0}")]
     Status(u16),
+    /// Triage could not read the conversation's history.
+    #[error("triage could not decide")]
+    Triage(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The backend's answer is not the documented JSON.
     #[error("responder backend answered malformed json")]
     Malformed(#[source] serde_json::Error),

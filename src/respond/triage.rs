@@ -3,29 +3,31 @@
 //! reply becomes text unless it is configured empty (then the next responder in the chain, e.g. a webhook,
 //! gets its turn).
 //!
-//! The conversation's history is not read here (a responder never touches the store), so hand-off on repeated
-//! complaints or bot failures needs the caller to pass a context; this responder sees each message alone.
+//! The decision comes from `crate::decisions`: made once per message, from the conversation's recent history
+//! (so repeated complaints and bot failures hand off here too), and the same one the dispatcher's triage step
+//! records.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use protofuse_model::{Content, Message};
-use protofuse_triage::{Action, ConversationContext, Decision, Triage};
+use protofuse_triage::{Action, Decision};
 
 use super::answer::Answer;
 use super::responder::{RespondError, Responder};
+use crate::decisions::Decisions;
 
 /// Triage answering text messages.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TriageResponder {
-    triage: Arc<Triage>,
+    decisions: Arc<Decisions>,
     kf_account: Option<String>,
 }
 
 impl TriageResponder {
-    /// Hands off to `kf_account` when set.
-    pub fn new(triage: Arc<Triage>, kf_account: Option<String>) -> Self {
-        Self { triage, kf_account }
+    /// Answers from `decisions`; hands off to `kf_account` when set.
+    pub fn new(decisions: Arc<Decisions>, kf_account: Option<String>) -> Self {
+        Self { decisions, kf_account }
     }
 
     /// The answer for a decision.
@@ -54,15 +56,11 @@ impl Responder for TriageResponder {
         let Content::Text { text } = &message.content else {
             return Ok(None);
         };
-        let decision = self.triage.triage(text, &ConversationContext::default());
-        tracing::info!(
-            message = %message.id,
-            intent = %decision.intent,
-            confidence = decision.confidence,
-            department = %decision.department,
-            reason = %decision.reason,
-            "triaged"
-        );
+        let decision = self
+            .decisions
+            .decide(message, text)
+            .await
+            .map_err(|e| RespondError::Triage(Box::new(e)))?;
         Ok(self.answer(&decision))
     }
 }

@@ -11,9 +11,9 @@ use protofuse_wechat::WechatSettings;
 use super::config::WechatSection;
 use super::kf::KfClient;
 use super::memory::Answered;
+use crate::decisions::Decisions;
 use crate::respond::{Chain, Keywords, Responder, TriageResponder, Webhook};
 use crate::service::Service;
-use protofuse_triage::Triage;
 
 /// Why the WeChat accounts could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -59,11 +59,11 @@ pub struct Wechat {
 impl Wechat {
     /// Builds the accounts of `section`; `service` stores the bots' replies; `kf_destinations` names, per
     /// account, the dispatcher destination that sends its customer-service messages (late answers go out
-    /// through it, behind its fuse, with retries and dead letters). `triage` is the loaded triage, which
+    /// through it, behind its fuse, with retries and dead letters). `triage` is built-in triage's decisions, which
     /// accounts with `triage = true` put in their responder chain.
     pub fn build(
         section: &WechatSection,
-        triage: Option<&Arc<Triage>>,
+        triage: Option<&Arc<Decisions>>,
         service: Service,
         kf_destinations: &HashMap<String, String>,
     ) -> Result<Self, WechatError> {

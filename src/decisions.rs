@@ -1,0 +1,101 @@
+//! One triage decision per message. Built-in triage is consulted in two places: a WeChat account's responder
+//! (which needs the answer within the passive-reply budget) and the dispatcher's triage step (which records the
+//! outcome and queues hand-offs). Both ask [`Decisions::decide`], which computes the decision once per message,
+//! from the conversation's recent history, and gives every caller the same one, so the answer the customer got
+//! and the outcome stored (and the hand-off queued) can never disagree.
+//!
+//! Owns the single-flight and the history read that builds the context. Must never write the store (the triage
+//! step records the outcome) or answer anyone (responders do).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protofuse_model::{Message, MessageId, TriageDecision};
+use protofuse_store::{Order, PageRequest, Store, StoreError};
+use protofuse_triage::{ConversationContext, Decision, Triage};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+/// Messages of the conversation read to judge repeated complaints and bot failures.
+const HISTORY: u32 = 20;
+/// How long a decision is kept for the other caller: the responder and the triage step both run within
+/// moments of the message being stored; a minute covers a busy dispatcher queue.
+const KEEP_FOR: Duration = Duration::from_secs(60);
+/// Past this many kept decisions, expired ones are swept on the next insert.
+const SWEEP_ABOVE: usize = 4096;
+
+type Slot = Arc<OnceCell<Arc<Decision>>>;
+
+/// Triage decisions, one per message. Share one per process.
+pub struct Decisions {
+    triage: Arc<Triage>,
+    store: Arc<dyn Store>,
+    recent: Mutex<HashMap<MessageId, (Instant, Slot)>>,
+}
+
+impl Decisions {
+    /// Decisions made by `triage`, with history read from `store`.
+    pub fn new(triage: Arc<Triage>, store: Arc<dyn Store>) -> Self {
+        Self {
+            triage,
+            store,
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The decision for `message`, whose text is `text`: computed by the first caller, shared with the rest.
+    pub async fn decide(&self, message: &Message, text: &str) -> Result<Arc<Decision>, StoreError> {
+        let slot = self.slot(message.id);
+        let decision = slot
+            .get_or_try_init(|| async {
+                let context = self.context(message).await?;
+                let decision = self.triage.triage(text, &context);
+                tracing::info!(
+                    message = %message.id,
+                    intent = %decision.intent,
+                    confidence = decision.confidence,
+                    department = %decision.department,
+                    reason = %decision.reason,
+                    "triaged"
+                );
+                Ok::<_, StoreError>(Arc::new(decision))
+            })
+            .await?;
+        Ok(decision.clone())
+    }
+
+    fn slot(&self, id: MessageId) -> Slot {
+        // The map is valid after any panic (inserts are atomic), so poisoning is ignored.
+        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() > SWEEP_ABOVE {
+            recent.retain(|_, (at, _)| at.elapsed() < KEEP_FOR);
+        }
+        recent
+            .entry(id)
+            .or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new())))
+            .1
+            .clone()
+    }
+
+    /// What earlier triage outcomes of this conversation say: the customer's intents, oldest first, and how
+    /// often the bot could only suggest or give the default reply.
+    async fn context(&self, message: &Message) -> Result<ConversationContext, StoreError> {
+        let page = PageRequest {
+            after: None,
+            limit: HISTORY,
+            order: Order::Descending,
+        };
+        let recent = self.store.messages(message.conversation_id, page).await?;
+        let mut ctx = ConversationContext::default();
+        for earlier in recent.items.iter().rev().filter(|m| m.id != message.id) {
+            if let Some(outcome) = &earlier.triage {
+                ctx.recent_intents.push(outcome.intent.clone());
+                if matches!(outcome.decision, TriageDecision::Suggest | TriageDecision::DefaultReply) {
+                    ctx.bot_failures += 1;
+                }
+            }
+        }
+        Ok(ctx)
+    }
+}
