@@ -300,11 +300,21 @@ async fn triage_dispatch_server(crm: &crate::support::receiver::Receiver) -> Tes
 
 /// The triage outcome stored on the customer's first message, once the dispatcher has run triage.
 async fn wait_for_triage(server: &TestServer, customer: &str) -> Value {
+    wait_for_triage_of(server, customer, 0).await
+}
+
+/// The stored triage outcome of `customer`'s `nth` own message (0 = the first), once the triage step recorded it.
+async fn wait_for_triage_of(server: &TestServer, customer: &str, nth: usize) -> Value {
     for _ in 0..250 {
         let conversations = server.get_json(&format!("/v1/conversations?customer={customer}")).await;
         if let Some(id) = conversations["items"][0]["id"].as_str() {
             let page = server.get_json(&format!("/v1/conversations/{id}/messages")).await;
-            if let Some(outcome) = page["items"][0].get("triage") {
+            let mut own = page["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["sender"]["role"] == "customer");
+            if let Some(outcome) = own.nth(nth).and_then(|m| m.get("triage")) {
                 return outcome.clone();
             }
         }
@@ -340,23 +350,7 @@ async fn the_reply_and_the_stored_outcome_are_one_decision_made_with_the_history
     )
     .await;
     assert!(second.contains("transfer_customer_service"), "{second}");
-    let conversations = server.get_json("/v1/conversations?customer=u-repeat").await;
-    let id = conversations["items"][0]["id"].as_str().unwrap().to_owned();
-    let mut stored = Value::Null;
-    for _ in 0..250 {
-        let page = server.get_json(&format!("/v1/conversations/{id}/messages")).await;
-        let customer: Vec<&Value> = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["sender"]["role"] == "customer")
-            .collect();
-        if let Some(outcome) = customer.get(1).and_then(|m| m.get("triage")) {
-            stored = outcome.clone();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let stored = wait_for_triage_of(&server, "u-repeat", 1).await;
     assert_eq!(
         stored["decision"], "handoff",
         "the stored outcome is the decision the reply came from: {stored}"
