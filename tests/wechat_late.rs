@@ -13,6 +13,11 @@ use serde_json::json;
 
 /// A server whose `late` account answers through `backend` (slow) within a 300 ms budget.
 async fn late_server(api: &FakeWechatApi, backend: &Backend) -> TestServer {
+    late_server_with(api, backend, |_| {}).await
+}
+
+/// [`late_server`], with `tweak` applied to the configuration last.
+async fn late_server_with(api: &FakeWechatApi, backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
     let account = AccountConfig {
         app_id: Some(FAKE_APP_ID.to_owned()),
         app_secret: Some(FAKE_SECRET.to_owned()),
@@ -28,6 +33,7 @@ async fn late_server(api: &FakeWechatApi, backend: &Backend) -> TestServer {
         c.wechat.api_base_url = base;
         c.wechat.answer_budget = Duration::from_millis(300);
         c.wechat.accounts.push(account);
+        tweak(c);
     })
     .await
 }
@@ -202,21 +208,7 @@ async fn a_late_answer_the_api_keeps_refusing_is_retried_then_dead_lettered_and_
     let api = FakeWechatApi::start().await;
     api.refuse_sends(Some(-1));
     let backend = Backend::start(Duration::from_millis(600)).await;
-    let account = AccountConfig {
-        app_id: Some(FAKE_APP_ID.to_owned()),
-        app_secret: Some(FAKE_SECRET.to_owned()),
-        webhook: Some(WebhookConfig {
-            url: backend.url.clone(),
-            timeout: Duration::from_secs(10),
-        }),
-        auto_replies: Vec::new(),
-        ..plain_account("late")
-    };
-    let base = api.base.clone();
-    let server = TestServer::sqlite(move |c: &mut Config| {
-        c.wechat.api_base_url = base;
-        c.wechat.answer_budget = Duration::from_millis(200);
-        c.wechat.accounts.push(account);
+    let server = late_server_with(&api, &backend, |c| {
         c.dispatch.poll_interval = Duration::from_millis(50);
         let mut kf = protofuse::dispatch::DestinationConfig::implicit_wechat_kf("late");
         kf.name = "kf-late".to_owned();

@@ -7,6 +7,7 @@ use std::path::Path;
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::mapping::Mapping;
 use protofuse_testkit::binary::{Binary, workspace_binary};
+use protofuse_testkit::http::get_json;
 use protofuse_testkit::mariadb;
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
@@ -75,14 +76,7 @@ async fn a_conversation_imported_open_receives_the_customers_next_message() {
         imported.as_str(),
         "joined the imported conversation"
     );
-    let listed: Value = client
-        .get(server.url("/v1/conversations?customer=v-open"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = get_json(&client, &server.url("/v1/conversations?customer=v-open")).await;
     assert_eq!(
         listed["items"].as_array().unwrap().len(),
         1,
@@ -111,14 +105,11 @@ async fn an_imported_message_posted_again_with_its_key_is_a_duplicate() {
     let conversation = Mapper::new(Mapping::parse(&super::gofly::mapping()).unwrap())
         .conversation_id("visitor", "v-open")
         .to_string();
-    let page: Value = client
-        .get(server.url(&format!("/v1/conversations/{conversation}/messages")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = get_json(
+        &client,
+        &server.url(&format!("/v1/conversations/{conversation}/messages")),
+    )
+    .await;
     let imported = &page["items"][0];
     assert_eq!(imported["idempotency_key"], "import:gofly:message:1");
 
