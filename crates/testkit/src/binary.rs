@@ -26,7 +26,7 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     if !built.iter().any(|b| b == bin) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "--package", package, "--bin", bin]);
+        build.args(["build", "--quiet", "--locked", "--package", package, "--bin", bin]);
         if profile_dir.file_name().is_some_and(|p| p == "release") {
             build.arg("--release");
         }
