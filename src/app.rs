@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protofuse_store::{Store, StoreError};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::conversation::Conversations;
 use crate::decisions::Decisions;
@@ -134,72 +135,130 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         dispatcher.kf_destinations(),
     )?);
     let (rpc_stop_handle, rpc_stop) = jsonrpsee::server::stop_channel();
+    let auth = Arc::new(Authenticator::new(&config.api));
     let state = AppState {
         service: service.clone(),
         metrics,
         body_limit: config.server.body_limit_bytes,
         rpc: server::jsonrpc::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
         wechat: Arc::clone(&wechat),
+        auth: auth.clone(),
     };
     let bind = |addr| move |source| StartError::Bind { addr, source };
-    let (stop_others, stopping) = watch::channel(false);
-    let (grpc_addr, grpc_task) = server::grpc::spawn(&config.grpc, service.clone(), stopping.clone())
-        .await
-        .map_err(bind(config.grpc.listen))?;
-    let (admin_addr, admin_task) = server::admin::spawn(&config.admin, dispatcher.clone(), state.clone(), stopping)
-        .await
-        .map_err(bind(config.admin.listen))?;
-    let (stop, stopped) = oneshot::channel();
-    let grace = config.server.shutdown_grace;
-    let (addr, task) = server::http::spawn(
-        config.server.listen,
-        state,
-        config.server.request_timeout,
-        parts.adapters,
-        stopped,
-        grace,
-    )
-    .await
-    .map_err(bind(config.server.listen))?;
+    let (stop, stopping) = watch::channel(false);
+    let (draining_tx, draining) = watch::channel(false);
+    let (grpc_addr, grpc_task) =
+        server::grpc::spawn(&config.grpc, service.clone(), auth, draining, stopping.clone())
+            .await
+            .map_err(bind(config.grpc.listen))?;
+    let (admin_addr, admin_task) =
+        server::admin::spawn(&config.admin, dispatcher.clone(), state.clone(), stopping.clone())
+            .await
+            .map_err(bind(config.admin.listen))?;
+    let listeners = spawn_http(config, &state, parts.adapters, &stopping).await?;
+    let upkeep = tokio::spawn(server::observe::upkeep(crate::telemetry::metrics_handle(), stopping));
     dispatcher.start();
-    tracing::info!(%addr, store = service.store_backend(), "serving HTTP");
+    tracing::info!(addr = %listeners.public, api = %listeners.api, store = service.store_backend(), "serving");
     Ok(Running {
-        addr,
+        addr: listeners.public,
+        api_addr: listeners.api,
         service,
         stop,
-        task,
+        draining: draining_tx,
+        tasks: listeners.tasks.into_iter().chain([grpc_task, admin_task, upkeep]).collect(),
         grpc_addr,
         admin_addr,
-        stop_others,
         rpc_stop,
-        others: vec![grpc_task, admin_task],
-        grace,
+        grace: config.server.shutdown_grace,
+        drain_delay: config.server.drain_delay,
         dispatcher,
         wechat,
+    })
+}
+
+/// The HTTP listeners as bound.
+struct HttpListeners {
+    public: SocketAddr,
+    api: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The public listener and, when `[api] listen` is set, the API's own; otherwise the API is served on the
+/// public listener.
+async fn spawn_http(
+    config: &Config,
+    state: &AppState,
+    adapters: Vec<protofuse_legacy::LegacyAdapter>,
+    stopping: &watch::Receiver<bool>,
+) -> Result<HttpListeners, StartError> {
+    use server::http;
+    let server = &config.server;
+    let limits = server::Limits {
+        header_read_timeout: server.header_read_timeout,
+        idle_timeout: server.idle_timeout,
+        max_connections: server.max_connections,
+        max_connections_per_client: server.max_connections_per_client,
+    };
+    let bind = |addr| move |source| StartError::Bind { addr, source };
+    let app = |routes| http::application(routes, state.clone(), server.request_timeout);
+    let grace = server.shutdown_grace;
+    let public_routes = http::public_routes(adapters);
+    let Some(api_listen) = config.api.listen else {
+        let routes = http::health_routes(true)
+            .merge(public_routes)
+            .merge(http::api_routes(state));
+        let (public, task) = http::spawn(server.listen, app(routes), limits, stopping.clone(), grace, "http")
+            .await
+            .map_err(bind(server.listen))?;
+        return Ok(HttpListeners {
+            public,
+            api: public,
+            tasks: vec![task],
+        });
+    };
+    let routes = http::health_routes(false).merge(public_routes);
+    let (public, public_task) = http::spawn(server.listen, app(routes), limits, stopping.clone(), grace, "public")
+        .await
+        .map_err(bind(server.listen))?;
+    let routes = http::health_routes(true).merge(http::api_routes(state));
+    let (api, api_task) = http::spawn(api_listen, app(routes), limits, stopping.clone(), grace, "api")
+        .await
+        .map_err(bind(api_listen))?;
+    Ok(HttpListeners {
+        public,
+        api,
+        tasks: vec![public_task, api_task],
     })
 }
 
 /// The application serving in the background.
 pub struct Running {
     addr: SocketAddr,
+    api_addr: SocketAddr,
     service: Service,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    /// Stops every listener and live subscriptions.
+    stop: watch::Sender<bool>,
+    /// Turns gRPC health to NOT_SERVING for the drain delay.
+    draining: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
     grpc_addr: SocketAddr,
     admin_addr: SocketAddr,
-    /// Stops the gRPC and admin listeners and live subscriptions.
-    stop_others: watch::Sender<bool>,
     rpc_stop: jsonrpsee::server::ServerHandle,
-    others: Vec<JoinHandle<()>>,
     grace: Duration,
+    drain_delay: Duration,
     dispatcher: Arc<Dispatcher>,
     wechat: Arc<Wechat>,
 }
 
 impl Running {
-    /// The bound HTTP address (useful with port 0).
+    /// The bound public HTTP address (useful with port 0); the API's too unless `[api] listen` is set.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound API address (`/v1`, `/rpc`): `[api] listen`, or the public listener's.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
     }
 
     /// The application service the listeners call, for in-process use (tests, embedding).
@@ -217,17 +276,23 @@ impl Running {
         self.admin_addr
     }
 
-    /// Stops accepting, waits for in-flight requests up to the grace period, and returns.
+    /// Drains and stops: readiness (`/readyz`, gRPC health) turns not-serving while requests are still served
+    /// for the drain delay, so load balancers stop sending; then the listeners stop accepting and requests in
+    /// flight finish within the grace period; then late WeChat answers are stored and deliveries drain.
     pub async fn shutdown(self) {
         self.service.start_draining();
-        let _ = self.stop_others.send(true);
+        let _ = self.draining.send(true);
+        if !self.drain_delay.is_zero() {
+            tracing::info!(delay = ?self.drain_delay, "draining: not ready, still serving");
+            tokio::time::sleep(self.drain_delay).await;
+        }
+        let _ = self.stop.send(true);
         let _ = self.rpc_stop.stop();
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-        for task in self.others {
+        for task in self.tasks {
             let abort = task.abort_handle();
-            if tokio::time::timeout(self.grace, task).await.is_err() {
-                tracing::warn!("shutdown grace elapsed; closing remaining gRPC/admin connections");
+            // Each listener bounds its own drain by the grace period; this only guards against one that hangs.
+            if tokio::time::timeout(self.grace + Duration::from_secs(1), task).await.is_err() {
+                tracing::warn!("a listener did not stop within the grace period; closing it");
                 abort.abort();
             }
         }

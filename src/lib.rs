@@ -21,6 +21,7 @@
 //! (validate) → [`protofuse_store::Store::insert_message`] (idempotent write) → the acknowledgement back to the caller.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod conversation;

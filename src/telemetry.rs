@@ -32,6 +32,10 @@ pub mod metric {
     pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "protofuse_outbox_oldest_age_seconds";
     /// Gauge, label `destination`: dead letters.
     pub const DEAD_LETTERS: &str = "protofuse_dead_letters";
+    /// Counter, label `listener`: connections closed at once because a connection limit was reached.
+    pub const CONNECTIONS_REFUSED: &str = "protofuse_connections_refused_total";
+    /// Counter, labels `key`, `outcome` (`unauthenticated` | `forbidden` | `rate_limited`): API refusals.
+    pub const API_REFUSALS: &str = "protofuse_api_refusals_total";
 }
 
 /// Latency buckets in seconds: fine below 10 ms where a healthy ingest lands, coarse up to request timeouts.

@@ -151,7 +151,13 @@ async fn page_and_read(grpc: &mut ConversationServiceClient<Channel>, conversati
 #[tokio::test]
 async fn refusals_have_their_codes_and_the_server_keeps_serving() {
     let server = TestServer::sqlite(|c| {
-        c.grpc.api_keys = vec!["s3cret".to_owned()];
+        c.api.keys = vec![protofuse::auth::ApiKeyConfig {
+            id: "test".to_owned(),
+            sha256: protofuse::auth::digest_hex("s3cret"),
+            scopes: vec![protofuse::auth::Scope::Read, protofuse::auth::Scope::Write],
+            rate_per_second: None,
+            burst: None,
+        }];
         c.grpc.request_timeout = Duration::from_millis(300);
     })
     .await;

@@ -15,6 +15,8 @@ pub struct Config {
     pub log: crate::telemetry::LogConfig,
     /// Legacy REST adapters.
     pub legacy: crate::legacy::LegacyConfig,
+    /// The API's listener and who may call it.
+    pub api: crate::auth::ApiConfig,
     /// The gRPC listener.
     pub grpc: crate::server::GrpcConfig,
     /// JSON-RPC 2.0 at `/rpc` on the HTTP listener.

@@ -19,7 +19,55 @@ impl Config {
         issues.extend(self.dispatch.issues());
         issues.extend(self.admin.issues());
         issues.extend(self.triage.issues().into_iter().map(ConfigIssue::from));
+        issues.extend(self.api.issues());
+        issues.extend(self.exposure_issues());
         if issues.is_empty() { Ok(()) } else { Err(issues) }
+    }
+
+    /// What must not face a network beyond this machine: the API and gRPC without keys, an API listener that
+    /// is also the public one, and a WeChat account whose credentials are the documentation's public sample
+    /// (anyone could sign callbacks for it).
+    fn exposure_issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let api_listen = self.api.listen.unwrap_or(self.server.listen);
+        if self.api.keys.is_empty() && !api_listen.ip().is_loopback() {
+            let on = if self.api.listen.is_some() { "api.listen" } else { "server.listen (which serves the API while api.listen is unset)" };
+            issues.push(ConfigIssue::new(
+                "api.keys",
+                format!(
+                    "required when the API (/v1, /rpc) listens on a non-loopback address ({on} = {api_listen}): \
+                     configure [[api.keys]] (`protofuse api-key new`), or serve the API on loopback with api.listen"
+                ),
+            ));
+        }
+        if self.api.keys.is_empty() && !self.grpc.listen.ip().is_loopback() {
+            issues.push(ConfigIssue::new(
+                "api.keys",
+                format!("required when grpc.listen is not a loopback address ({})", self.grpc.listen),
+            ));
+        }
+        if self.api.listen == Some(self.server.listen) {
+            issues.push(ConfigIssue::new(
+                "api.listen",
+                "must differ from server.listen; leave it unset to serve the API on the same listener",
+            ));
+        }
+        if !self.server.listen.ip().is_loopback() {
+            for (i, account) in self.wechat.accounts.iter().enumerate() {
+                if account.uses_public_sample_credentials() {
+                    issues.push(ConfigIssue::new(
+                        format!("wechat.accounts[{i}]"),
+                        format!(
+                            "account `{}` uses the public sample credentials of WeChat's documentation, which anyone \
+                             can sign callbacks with; it is refused on a non-loopback server.listen ({}): remove it \
+                             or replace its token and keys with your own",
+                            account.account, self.server.listen
+                        ),
+                    ));
+                }
+            }
+        }
+        issues
     }
 }
 #[cfg(test)]

@@ -24,6 +24,20 @@ pub struct ServerConfig {
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish before the process exits anyway.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// On SIGINT/SIGTERM, how long `/readyz` (and gRPC health) answer not-serving while requests are still
+    /// served, so load balancers stop sending before the listeners close.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
+    /// Longest a client may take to send a request's headers; a slower one is disconnected.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Longest a connection may stay open with no request in flight (keep-alive, or nothing sent at all).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once on each HTTP listener (public, API); more are closed at once.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address on each HTTP listener.
+    pub max_connections_per_client: usize,
 }
 
 /// 1 MiB: far above any chat message, small enough that a flood of large bodies cannot exhaust memory.
@@ -32,6 +46,17 @@ const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Within the 30 s that orchestrators usually wait between SIGTERM and SIGKILL.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+/// Long enough for a load balancer polling `/readyz` every second or two to take the node out of rotation.
+const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(3);
+/// A real client sends its headers in one round trip; ten seconds covers a slow mobile link.
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longer than typical proxies' own keep-alive (nginx 60 s upstream default is 60 s idle), so the proxy closes
+/// first and never sends on a connection we just closed.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Below a default 1,024-descriptor limit, leaving room for the store, the log and outbound calls.
+const DEFAULT_MAX_CONNECTIONS: usize = 768;
+/// A proxy in front fans many users into few addresses; a direct client rarely needs more than a few.
+const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -40,6 +65,11 @@ impl Default for ServerConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
         }
     }
 }
@@ -50,9 +80,6 @@ impl Default for ServerConfig {
 pub struct GrpcConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Accepted API keys (`authorization: Bearer <key>` or `x-api-key` metadata). Empty: no authentication,
-    /// which is allowed only while `listen` is a loopback address.
-    pub api_keys: Vec<String>,
     /// Largest request or response message, in bytes; larger requests get RESOURCE_EXHAUSTED.
     pub max_message_bytes: usize,
     /// Longest a unary call may take, whatever deadline the client sets (a shorter client deadline wins).
@@ -67,12 +94,16 @@ impl Default for GrpcConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            api_keys: Vec::new(),
             max_message_bytes: DEFAULT_GRPC_MAX_MESSAGE_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
+
+/// Below common proxies' 60 s idle cut-off, so a quiet subscription is not dropped by a proxy in between.
+const DEFAULT_WS_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Two missed pings: a peer that answers neither is gone.
+const DEFAULT_WS_INACTIVE_LIMIT: Duration = Duration::from_secs(65);
 
 /// `[jsonrpc]`: JSON-RPC 2.0 at `/rpc` on the HTTP listener (HTTP POST and WebSocket upgrade).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -88,6 +119,13 @@ pub struct JsonRpcConfig {
     pub max_connections: u32,
     /// Most live subscriptions on one WebSocket connection.
     pub max_subscriptions_per_connection: u32,
+    /// How often an open WebSocket is pinged.
+    #[serde(with = "humantime_serde")]
+    pub ws_ping_interval: Duration,
+    /// A WebSocket whose peer answers nothing (no pong, no message) for this long is closed: a dead or stalled
+    /// client does not hold a connection slot.
+    #[serde(with = "humantime_serde")]
+    pub ws_inactive_limit: Duration,
 }
 
 impl Default for JsonRpcConfig {
@@ -98,6 +136,8 @@ impl Default for JsonRpcConfig {
             max_batch_len: 50,
             max_connections: 1024,
             max_subscriptions_per_connection: 64,
+            ws_ping_interval: DEFAULT_WS_PING_INTERVAL,
+            ws_inactive_limit: DEFAULT_WS_INACTIVE_LIMIT,
         }
     }
 }
@@ -135,16 +175,6 @@ pub(crate) fn rpc_issues(grpc: &GrpcConfig, jsonrpc: &JsonRpcConfig) -> Vec<Conf
         }
     };
     check(
-        !grpc.api_keys.is_empty() || grpc.listen.ip().is_loopback(),
-        "grpc.api_keys",
-        "must not be empty when grpc.listen is not a loopback address",
-    );
-    check(
-        grpc.api_keys.iter().all(|k| !k.is_empty() && k.is_ascii()),
-        "grpc.api_keys",
-        "keys must be non-empty ASCII",
-    );
-    check(
         (1024..=64 * 1024 * 1024).contains(&grpc.max_message_bytes),
         "grpc.max_message_bytes",
         "must be between 1024 and 67108864",
@@ -175,6 +205,11 @@ pub(crate) fn rpc_issues(grpc: &GrpcConfig, jsonrpc: &JsonRpcConfig) -> Vec<Conf
         "must be at least 1",
     );
     check(
+        !jsonrpc.ws_ping_interval.is_zero() && jsonrpc.ws_inactive_limit > jsonrpc.ws_ping_interval,
+        "jsonrpc.ws_inactive_limit",
+        "ws_ping_interval must be positive and ws_inactive_limit longer than it",
+    );
+    check(
         jsonrpc.max_subscriptions_per_connection >= 1,
         "jsonrpc.max_subscriptions_per_connection",
         "must be at least 1",
@@ -201,6 +236,20 @@ impl ServerConfig {
         if self.shutdown_grace.is_zero() {
             issues.push(ConfigIssue::new("server.shutdown_grace", "must be greater than 0s"));
         }
+        for (key, d) in [
+            ("server.header_read_timeout", self.header_read_timeout),
+            ("server.idle_timeout", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                issues.push(ConfigIssue::new(key, "must be greater than 0s"));
+            }
+        }
+        if self.max_connections == 0 || self.max_connections_per_client == 0 {
+            issues.push(ConfigIssue::new(
+                "server.max_connections",
+                "max_connections and max_connections_per_client must be at least 1",
+            ));
+        }
         issues
     }
 }
@@ -226,16 +275,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exposed_grpc_needs_keys() {
-        let grpc = GrpcConfig {
-            listen: "0.0.0.0:50051".parse().unwrap(),
-            ..GrpcConfig::default()
-        };
-        let keys: Vec<_> = rpc_issues(&grpc, &JsonRpcConfig::default())
-            .into_iter()
-            .map(|i| i.key)
-            .collect();
-        assert_eq!(keys, ["grpc.api_keys"]);
+    fn rpc_limits_are_checked_with_their_keys() {
         let jsonrpc = JsonRpcConfig {
             max_batch_len: 0,
             ..JsonRpcConfig::default()

@@ -14,11 +14,22 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::service::NotReady;
 
-pub(crate) fn routes() -> axum::Router<AppState> {
-    axum::Router::new()
+/// `/healthz` and `/readyz`, plus `/metrics` when `with_metrics` (not on the public listener: metrics reveal
+/// traffic volumes).
+pub(crate) fn routes_with(with_metrics: bool) -> axum::Router<AppState> {
+    let probes = axum::Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    if with_metrics {
+        probes.route("/metrics", get(metrics))
+    } else {
+        probes
+    }
+}
+
+/// All three endpoints.
+pub(crate) fn routes() -> axum::Router<AppState> {
+    routes_with(true)
 }
 
 async fn healthz() -> Response {

@@ -12,6 +12,7 @@
 //! Assembly and shutdown order are `crate::app`'s.
 
 pub(crate) mod admin;
+mod auth;
 mod body;
 mod config;
 pub mod error;
@@ -20,11 +21,13 @@ mod health;
 pub(crate) mod http;
 pub mod jsonrpc;
 mod legacy;
-mod observe;
+mod listen;
+pub(crate) mod observe;
 mod rest;
 mod state;
 mod wechat;
 
 pub(crate) use config::rpc_issues;
 pub use config::{AdminConfig, GrpcConfig, JsonRpcConfig, ServerConfig};
+pub(crate) use listen::Limits;
 pub(crate) use state::AppState;

@@ -40,10 +40,12 @@ pub(super) async fn deadline(State(limit): State<Duration>, request: Request, ne
 
 /// Folds recorded histogram samples into the Prometheus recorder's state; without it they accumulate until the
 /// next scrape.
-pub(super) async fn upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) {
+pub(crate) async fn upkeep(handle: metrics_exporter_prometheus::PrometheusHandle, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tick.tick().await;
-        handle.run_upkeep();
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tick.tick() => handle.run_upkeep(),
+            _ = stop.changed() => {}
+        }
     }
 }

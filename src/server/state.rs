@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::Authenticator;
 use crate::service::Service;
 use crate::wechat::Wechat;
 
@@ -20,4 +21,6 @@ pub(crate) struct AppState {
     pub(crate) rpc: super::jsonrpc::Endpoint,
     /// The WeChat accounts.
     pub(crate) wechat: Arc<Wechat>,
+    /// Who may call the API.
+    pub(crate) auth: Arc<Authenticator>,
 }

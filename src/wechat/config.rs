@@ -169,6 +169,18 @@ impl std::fmt::Debug for AccountConfig {
     }
 }
 
+/// The token and EncodingAESKey of WeChat's documented safe-mode sample (the shipped demo account): public, so an
+/// account using either can be signed for by anyone.
+const PUBLIC_SAMPLE_TOKEN: &str = "spamtest";
+const PUBLIC_SAMPLE_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+impl AccountConfig {
+    /// Whether this account's credentials are the documentation's public sample (the demo account).
+    pub fn uses_public_sample_credentials(&self) -> bool {
+        self.token == PUBLIC_SAMPLE_TOKEN || self.encoding_aes_key.as_deref() == Some(PUBLIC_SAMPLE_AES_KEY)
+    }
+}
+
 impl WechatSection {
     /// Every broken rule of the section, keys named like `wechat.accounts[0].encoding_aes_key`.
     pub(crate) fn issues(&self) -> Vec<ConfigIssue> {

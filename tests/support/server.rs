@@ -27,6 +27,8 @@ pub fn loopback_config() -> Config {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.grpc.listen = "127.0.0.1:0".parse().unwrap();
     config.admin.listen = "127.0.0.1:0".parse().unwrap();
+    // Tests watch readiness themselves where they care; every other shutdown need not wait.
+    config.server.drain_delay = std::time::Duration::ZERO;
     config
 }
 

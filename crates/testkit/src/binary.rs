@@ -56,6 +56,7 @@ impl Binary {
             .env("PROTOFUSE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("PROTOFUSE__GRPC__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("PROTOFUSE__ADMIN__LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("PROTOFUSE__SERVER__DRAIN_DELAY", "0s")
             .envs(env.iter().copied())
             .current_dir(cwd)
             .stdout(Stdio::null())

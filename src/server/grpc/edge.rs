@@ -1,4 +1,5 @@
-//! What every gRPC call passes through before the service: API-key authentication ([`ApiKeys`]), the deadline
+//! What every gRPC call passes through before the service: API-key authentication and the method's scope
+//! (the same `[api]` keys as REST and JSON-RPC; the health service needs none), the deadline
 //! (client `grpc-timeout` capped by `[grpc] request_timeout`) and gRPC-conventional status codes for
 //! refusals tonic makes itself ([`EdgeLayer`]).
 //!
@@ -12,47 +13,34 @@ use std::time::Duration;
 
 use axum::http;
 use tonic::Status;
-use tonic::service::Interceptor;
 
-/// Accepts a call when no keys are configured, or when `authorization: Bearer <key>` or `x-api-key: <key>`
-/// names a configured key.
-#[derive(Clone)]
-pub(super) struct ApiKeys(Arc<[String]>);
+use crate::auth::{AuthError, Authenticator, Scope, presented};
 
-impl ApiKeys {
-    pub(super) fn new(keys: &[String]) -> Self {
-        Self(keys.into())
+/// Below this, a deadline cannot cover even a local write: the call is refused before it starts.
+const MIN_DEADLINE: Duration = Duration::from_millis(1);
+
+/// The scope a gRPC method needs; `None` for the health service, which probes reach without a key.
+fn scope_of(path: &str) -> Option<Scope> {
+    if path.starts_with("/grpc.health.v1.") {
+        return None;
     }
-
-    fn accepts(&self, presented: &str) -> bool {
-        // Compare every key in full so timing does not reveal how much of a guess was right.
-        self.0.iter().fold(false, |found, key| {
-            found | constant_time_eq(key.as_bytes(), presented.as_bytes())
-        })
+    match path.rsplit('/').next() {
+        Some("SendMessage") => Some(Scope::Write),
+        _ => Some(Scope::Read),
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl Interceptor for ApiKeys {
-    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if self.0.is_empty() {
-            return Ok(request);
-        }
-        let metadata = request.metadata();
-        let presented = metadata
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| metadata.get("x-api-key").and_then(|v| v.to_str().ok()));
-        match presented {
-            Some(key) if self.accepts(key) => Ok(request),
-            Some(_) => Err(Status::unauthenticated("invalid API key")),
-            None => Err(Status::unauthenticated(
-                "missing API key: send `authorization: Bearer <key>` or `x-api-key` metadata",
-            )),
+fn refusal(e: &AuthError) -> Status {
+    match e {
+        AuthError::Missing | AuthError::Invalid => Status::unauthenticated(e.to_string()),
+        AuthError::Forbidden(_) => Status::permission_denied(e.to_string()),
+        AuthError::RateLimited(wait) => {
+            let mut status = Status::resource_exhausted(e.to_string());
+            // The gRPC retry convention: a pushback the client's retry policy honours.
+            if let Ok(value) = wait.as_millis().to_string().parse() {
+                status.metadata_mut().insert("grpc-retry-pushback-ms", value);
+            }
+            status
         }
     }
 }
@@ -61,11 +49,12 @@ impl Interceptor for ApiKeys {
 #[derive(Clone)]
 pub(super) struct EdgeLayer {
     cap: Duration,
+    auth: Arc<Authenticator>,
 }
 
 impl EdgeLayer {
-    pub(super) fn new(cap: Duration) -> Self {
-        Self { cap }
+    pub(super) fn new(cap: Duration, auth: Arc<Authenticator>) -> Self {
+        Self { cap, auth }
     }
 }
 
@@ -73,7 +62,11 @@ impl<S> tower::Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner, cap: self.cap }
+        Edge {
+            inner,
+            cap: self.cap,
+            auth: self.auth.clone(),
+        }
     }
 }
 
@@ -81,6 +74,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
 pub(super) struct Edge<S> {
     inner: S,
     cap: Duration,
+    auth: Arc<Authenticator>,
 }
 
 type Reply = http::Response<tonic::body::Body>;
@@ -99,7 +93,25 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if let Some(scope) = scope_of(request.uri().path()) {
+            let headers = request.headers();
+            let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            let checked = self
+                .auth
+                .authenticate(presented(text("authorization"), text("x-api-key")))
+                .and_then(|caller| caller.require(scope));
+            if let Err(e) = checked {
+                let reply = refusal(&e).into_http();
+                return Box::pin(async move { Ok(reply) });
+            }
+        }
         let deadline = grpc_timeout(request.headers()).map_or(self.cap, |d| d.min(self.cap));
+        if deadline < MIN_DEADLINE {
+            // A call whose deadline has (as good as) passed is refused before it can write anything: the client
+            // has given up on the answer, and a write it never hears of would only surprise it.
+            let reply = Status::deadline_exceeded("the call's deadline had passed on arrival").into_http();
+            return Box::pin(async move { Ok(reply) });
+        }
         let call = self.inner.call(request);
         // For a server stream this bounds the wait for the response head only; the stream then lives on.
         Box::pin(async move {
@@ -156,10 +168,9 @@ mod tests {
     }
 
     #[test]
-    fn keys_compare_whole() {
-        let keys = ApiKeys::new(&["secret".to_owned()]);
-        assert!(keys.accepts("secret"));
-        assert!(!keys.accepts("secre"));
-        assert!(!keys.accepts("secret2"));
+    fn methods_need_their_scope_and_health_needs_none() {
+        assert_eq!(scope_of("/protofuse.v1.ConversationService/SendMessage"), Some(Scope::Write));
+        assert_eq!(scope_of("/protofuse.v1.ConversationService/Subscribe"), Some(Scope::Read));
+        assert_eq!(scope_of("/grpc.health.v1.Health/Check"), None);
     }
 }

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use protofuse_grpc::pb::conversation_service_server::{ConversationService, ConversationServiceServer};
 use protofuse_grpc::pb::{self, subscribe_response};
@@ -15,11 +16,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::Stream;
 use tonic::codec::CompressionEncoding;
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 
-use super::edge::{ApiKeys, EdgeLayer};
+use super::edge::EdgeLayer;
+use crate::auth::Authenticator;
 use crate::events::{Event, EventFilter, Received};
 use crate::server::GrpcConfig;
 use crate::service::{ErrorClass, Service, ServiceError};
@@ -207,6 +208,8 @@ impl ConversationService for GrpcApi {
 pub(crate) async fn spawn(
     config: &GrpcConfig,
     service: Service,
+    auth: Arc<Authenticator>,
+    mut draining: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(config.listen).await?;
@@ -222,7 +225,6 @@ pub(crate) async fn spawn(
     .send_compressed(CompressionEncoding::Zstd)
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
-    let api = InterceptedService::new(api, ApiKeys::new(&config.api_keys));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ConversationServiceServer<GrpcApi>>().await;
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
@@ -236,7 +238,7 @@ pub(crate) async fn spawn(
         .build_v1alpha()
         .expect("the embedded descriptor sets decode");
     let server = tonic::transport::Server::builder()
-        .layer(EdgeLayer::new(config.request_timeout))
+        .layer(EdgeLayer::new(config.request_timeout, auth))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -244,9 +246,11 @@ pub(crate) async fn spawn(
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let task = tokio::spawn(async move {
         let signal = async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
+            // Not serving from the start of the drain, while calls are still answered; stop at the end.
+            let _ = draining.wait_for(|d| *d).await;
             health.set_service_status("", ServingStatus::NotServing).await;
             health.set_not_serving::<ConversationServiceServer<GrpcApi>>().await;
+            let _ = stop.wait_for(|stopping| *stopping).await;
         };
         match server.serve_with_incoming_shutdown(incoming, signal).await {
             Ok(()) => tracing::info!("gRPC server stopped"),

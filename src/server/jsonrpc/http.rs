@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use jsonrpsee::server::{BatchRequestConfig, ServerConfig, StopHandle, TowerServiceBuilder};
+use jsonrpsee::server::{BatchRequestConfig, PingConfig, ServerConfig, StopHandle, TowerServiceBuilder};
 use tower::ServiceExt;
 use tower::layer::util::{Identity, Stack};
 
@@ -28,6 +28,11 @@ impl Endpoint {
             .max_response_body_size(config.max_response_bytes)
             .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
             .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
+            .enable_ws_ping(
+                PingConfig::new()
+                    .ping_interval(config.ws_ping_interval)
+                    .inactive_limit(config.ws_inactive_limit),
+            )
             .build();
         let builder = jsonrpsee::server::Server::builder()
             .set_config(server_config)

@@ -16,6 +16,8 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use protofuse_model::{ConversationId, ConversationStatus, NewMessage, Protocol};
 use protofuse_store::{ConversationFilter, Order, Page, PageRequest};
 use serde::Deserialize;
+
+use crate::auth::{Caller, Scope};
 use serde_json::{Value, json};
 
 /// Application error codes (JSON-RPC's server range), documented in the README.
@@ -30,6 +32,19 @@ pub mod code {
     pub const INVALID_MESSAGE: i32 = -32004;
     /// The conversation is closed and cannot change.
     pub const CONVERSATION_CLOSED: i32 = -32005;
+    /// The API key lacks the scope this method needs (`message.send` needs `write`).
+    pub const FORBIDDEN: i32 = -32006;
+}
+
+/// Refuses unless the caller (authenticated on the HTTP request or WebSocket upgrade, see `server/auth.rs`) may
+/// write. Without an authenticated caller in the extensions nothing was configured to check.
+fn may_write(extensions: &jsonrpsee::Extensions) -> Result<(), ErrorObjectOwned> {
+    match extensions.get::<Caller>() {
+        Some(caller) => caller
+            .require(Scope::Write)
+            .map_err(|e| error(code::FORBIDDEN, e.to_string())),
+        None => Err(error(code::FORBIDDEN, "no authenticated caller")),
+    }
 }
 
 type RpcResult = Result<Value, ErrorObjectOwned>;
@@ -218,7 +233,10 @@ pub(super) fn module(service: Service) -> RpcModule<Service> {
     let mut module = RpcModule::new(service);
     let registered = [
         module
-            .register_async_method("message.send", |p, s, _| send(p, s))
+            .register_async_method("message.send", |p, s, extensions| async move {
+                may_write(&extensions)?;
+                send(p, s).await
+            })
             .map(|_| ()),
         module
             .register_async_method("conversation.get", |p, s, _| get(p, s))

@@ -1,0 +1,289 @@
+//! Serving one HTTP listener with explicit limits: connections per listener and per client address, a
+//! header-read timeout, an idle timeout for connections with no request in flight, and a graceful shutdown
+//! bounded by the grace period.
+//!
+//! Why not `axum::serve`: it accepts every connection and keeps an idle or half-sent one open for as long as
+//! the client likes, so a few hundred stalled sockets exhaust the descriptors and starve everyone (issue 18).
+//! hyper's connection builder offers the header-read timeout; the idle rule and the counts are here.
+//!
+//! Must never: hold a request that is being answered to the idle rule (a slow handler is not an idle client),
+//! or refuse a connection silently (refusals are counted in `protofuse_connections_refused_total`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http_body_util::BodyExt as _;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt as _;
+
+use crate::telemetry::metric;
+
+/// The limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Longest a client may take to send a request's headers.
+    pub(crate) header_read_timeout: Duration,
+    /// Longest a connection may stay open with no request in flight and no bytes moving.
+    pub(crate) idle_timeout: Duration,
+    /// Most connections open at once on this listener.
+    pub(crate) max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub(crate) max_connections_per_client: usize,
+}
+
+/// Open connections, in total and per client address.
+#[derive(Default)]
+struct Counts {
+    total: AtomicUsize,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One admitted connection; gives its place back when dropped.
+struct Admitted {
+    counts: Arc<Counts>,
+    client: IpAddr,
+}
+
+impl Counts {
+    fn admit(self: &Arc<Self>, client: IpAddr, limits: &Limits) -> Option<Admitted> {
+        let mut per_client = self.per_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = per_client.entry(client).or_default();
+        if *mine >= limits.max_connections_per_client || self.total.load(Ordering::Acquire) >= limits.max_connections {
+            if *mine == 0 {
+                per_client.remove(&client);
+            }
+            return None;
+        }
+        *mine += 1;
+        self.total.fetch_add(1, Ordering::AcqRel);
+        Some(Admitted {
+            counts: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut per_client = self.counts.per_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+        self.counts.total.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What the idle rule needs to know about a connection: requests in flight, and when it was last busy.
+struct Activity {
+    started: Instant,
+    in_flight: AtomicUsize,
+    last_busy_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_busy_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_busy_ms.store(ms, Ordering::Release);
+    }
+
+    fn idle_deadline(&self, timeout: Duration) -> Instant {
+        self.started + Duration::from_millis(self.last_busy_ms.load(Ordering::Acquire)) + timeout
+    }
+}
+
+/// Marks a request in flight from its arrival until its response body has been sent.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn begin(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.touch();
+        Self(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connection's socket, failing its reads once it has been idle (nothing in flight, no bytes moved) for
+/// the idle timeout; hyper then closes the connection.
+struct Idle {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+    timeout: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Idle {
+    fn new(inner: TcpStream, activity: Arc<Activity>, timeout: Duration) -> Self {
+        Self {
+            timer: Box::pin(tokio::time::sleep_until(activity.idle_deadline(timeout))),
+            inner,
+            activity,
+            timeout,
+        }
+    }
+}
+
+impl AsyncRead for Idle {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.activity.touch();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                if self.activity.in_flight.load(Ordering::Acquire) > 0 {
+                    return Poll::Pending;
+                }
+                let deadline = self.activity.idle_deadline(self.timeout);
+                if self.timer.deadline() != deadline {
+                    self.timer.as_mut().reset(deadline);
+                }
+                match self.timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "idle connection"))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Idle {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves `app` on `listener` under `limits` until `stop` turns true; then stops accepting, lets requests in
+/// flight finish within `grace` and closes what is left.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+    name: &'static str,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.idle_timeout / 2);
+    let graceful = GracefulShutdown::new();
+    let counts = Arc::new(Counts::default());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) or a connection reset before accept: wait a moment, so a
+                    // full table is not spun on, and go on; timeouts free descriptors.
+                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let Some(admitted) = counts.admit(peer.ip(), &limits) else {
+            metrics::counter!(metric::CONNECTIONS_REFUSED, "listener" => name).increment(1);
+            tracing::debug!(listener = name, client = %peer.ip(), "connection refused: limit reached");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
+        let io = TokioIo::new(Idle::new(stream, activity.clone(), limits.idle_timeout));
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let in_flight = InFlight::begin(&activity);
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request.map(Body::new)).await?;
+                // The request stays in flight until its body has been sent (a long stream is not idle).
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _held = &in_flight;
+                        frame
+                    }))
+                }))
+            }
+        });
+        let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(listener = name, client = %peer, error = %e, "connection ended with an error");
+            }
+            drop(admitted);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!(listener = name, "stopped"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(listener = name, ?grace, "shutdown grace elapsed; closing remaining connections");
+        }
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, inside, so the caller's future stays `Send`.
+    let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
+}
+
+/// Binds `addr`.
+pub(crate) async fn bind(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
