@@ -147,10 +147,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let bind = |addr| move |source| StartError::Bind { addr, source };
     let (stop, stopping) = watch::channel(false);
     let (draining_tx, draining) = watch::channel(false);
-    let (grpc_addr, grpc_task) =
-        server::grpc::spawn(&config.grpc, service.clone(), auth, draining, stopping.clone())
-            .await
-            .map_err(bind(config.grpc.listen))?;
+    let (grpc_addr, grpc_task) = server::grpc::spawn(&config.grpc, service.clone(), auth, draining, stopping.clone())
+        .await
+        .map_err(bind(config.grpc.listen))?;
     let (admin_addr, admin_task) =
         server::admin::spawn(&config.admin, dispatcher.clone(), state.clone(), stopping.clone())
             .await
@@ -165,7 +164,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         service,
         stop,
         draining: draining_tx,
-        tasks: listeners.tasks.into_iter().chain([grpc_task, admin_task, upkeep]).collect(),
+        tasks: listeners
+            .tasks
+            .into_iter()
+            .chain([grpc_task, admin_task, upkeep])
+            .collect(),
         grpc_addr,
         admin_addr,
         rpc_stop,
@@ -291,7 +294,10 @@ impl Running {
         for task in self.tasks {
             let abort = task.abort_handle();
             // Each listener bounds its own drain by the grace period; this only guards against one that hangs.
-            if tokio::time::timeout(self.grace + Duration::from_secs(1), task).await.is_err() {
+            if tokio::time::timeout(self.grace + Duration::from_secs(1), task)
+                .await
+                .is_err()
+            {
                 tracing::warn!("a listener did not stop within the grace period; closing it");
                 abort.abort();
             }

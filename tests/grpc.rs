@@ -151,13 +151,8 @@ async fn page_and_read(grpc: &mut ConversationServiceClient<Channel>, conversati
 #[tokio::test]
 async fn refusals_have_their_codes_and_the_server_keeps_serving() {
     let server = TestServer::sqlite(|c| {
-        c.api.keys = vec![protofuse::auth::ApiKeyConfig {
-            id: "test".to_owned(),
-            sha256: protofuse::auth::digest_hex("s3cret"),
-            scopes: vec![protofuse::auth::Scope::Read, protofuse::auth::Scope::Write],
-            rate_per_second: None,
-            burst: None,
-        }];
+        let scopes = [protofuse::auth::Scope::Read, protofuse::auth::Scope::Write];
+        c.api.keys = vec![crate::edge::key("test", "s3cret", &scopes)];
         c.grpc.request_timeout = Duration::from_millis(300);
     })
     .await;

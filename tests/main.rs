@@ -6,6 +6,7 @@
 mod cli;
 mod dispatch;
 mod dispatch_crash;
+mod edge;
 mod grpc;
 mod jsonrpc;
 mod legacy;

@@ -112,14 +112,23 @@ impl ApiConfig {
                     at("sha256"),
                     "must be the key's SHA-256 as 64 hex digits (`protofuse api-key new` prints one)",
                 ));
-            } else if self.keys[..i].iter().any(|k| k.sha256.eq_ignore_ascii_case(&key.sha256)) {
+            } else if self.keys[..i]
+                .iter()
+                .any(|k| k.sha256.eq_ignore_ascii_case(&key.sha256))
+            {
                 issues.push(ConfigIssue::new(at("sha256"), "is the digest of an earlier key"));
             }
             if key.scopes.is_empty() {
-                issues.push(ConfigIssue::new(at("scopes"), "must name at least one of read, write, admin"));
+                issues.push(ConfigIssue::new(
+                    at("scopes"),
+                    "must name at least one of read, write, admin",
+                ));
             }
             if key.rate_per_second == Some(0) || key.burst == Some(0) {
-                issues.push(ConfigIssue::new(at("rate_per_second"), "rate and burst must be at least 1"));
+                issues.push(ConfigIssue::new(
+                    at("rate_per_second"),
+                    "rate and burst must be at least 1",
+                ));
             }
         }
         issues

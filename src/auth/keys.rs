@@ -66,15 +66,16 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator")
-            .field("keys", &self.keys.len())
-            .finish()
+        f.debug_struct("Authenticator").field("keys", &self.keys.len()).finish()
     }
 }
 
 /// The SHA-256 of `key`, as configured (64 lowercase hex digits).
 pub fn digest_hex(key: &str) -> String {
-    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn parse_hex(hex: &str) -> Option<[u8; 32]> {
@@ -179,7 +180,10 @@ mod tests {
         assert_eq!(&*caller.id, "crm");
         assert!(caller.require(Scope::Read).is_ok());
         assert_eq!(caller.require(Scope::Write), Err(AuthError::Forbidden(Scope::Write)));
-        assert!(auth.authenticate(Some("k-crm")).is_ok(), "the burst allows a second at once");
+        assert!(
+            auth.authenticate(Some("k-crm")).is_ok(),
+            "the burst allows a second at once"
+        );
         assert!(matches!(
             auth.authenticate(Some("k-crm")),
             Err(AuthError::RateLimited(wait)) if wait > Duration::ZERO && wait <= Duration::from_secs(1)

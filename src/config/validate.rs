@@ -31,7 +31,11 @@ impl Config {
         let mut issues = Vec::new();
         let api_listen = self.api.listen.unwrap_or(self.server.listen);
         if self.api.keys.is_empty() && !api_listen.ip().is_loopback() {
-            let on = if self.api.listen.is_some() { "api.listen" } else { "server.listen (which serves the API while api.listen is unset)" };
+            let on = if self.api.listen.is_some() {
+                "api.listen"
+            } else {
+                "server.listen (which serves the API while api.listen is unset)"
+            };
             issues.push(ConfigIssue::new(
                 "api.keys",
                 format!(
@@ -43,7 +47,10 @@ impl Config {
         if self.api.keys.is_empty() && !self.grpc.listen.ip().is_loopback() {
             issues.push(ConfigIssue::new(
                 "api.keys",
-                format!("required when grpc.listen is not a loopback address ({})", self.grpc.listen),
+                format!(
+                    "required when grpc.listen is not a loopback address ({})",
+                    self.grpc.listen
+                ),
             ));
         }
         if self.api.listen == Some(self.server.listen) {

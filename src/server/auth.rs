@@ -22,8 +22,15 @@ pub(super) async fn require_key(State(app): State<AppState>, mut request: Reques
     };
     let headers = request.headers();
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let key = presented(text(header::AUTHORIZATION), text(header::HeaderName::from_static("x-api-key")));
-    match app.auth.authenticate(key).and_then(|caller| caller.require(scope).map(|()| caller)) {
+    let key = presented(
+        text(header::AUTHORIZATION),
+        text(header::HeaderName::from_static("x-api-key")),
+    );
+    match app
+        .auth
+        .authenticate(key)
+        .and_then(|caller| caller.require(scope).map(|()| caller))
+    {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
@@ -41,7 +48,8 @@ fn refusal(e: &AuthError) -> Response {
     metrics::counter!(metric::API_REFUSALS, "outcome" => outcome).increment(1);
     match e {
         AuthError::Missing | AuthError::Invalid => {
-            let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()).into_response();
+            let mut response =
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()).into_response();
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

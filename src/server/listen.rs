@@ -61,7 +61,10 @@ struct Admitted {
 
 impl Counts {
     fn admit(self: &Arc<Self>, client: IpAddr, limits: &Limits) -> Option<Admitted> {
-        let mut per_client = self.per_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut per_client = self
+            .per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mine = per_client.entry(client).or_default();
         if *mine >= limits.max_connections_per_client || self.total.load(Ordering::Acquire) >= limits.max_connections {
             if *mine == 0 {
@@ -80,7 +83,11 @@ impl Counts {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut per_client = self.counts.per_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut per_client = self
+            .counts
+            .per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(n) = per_client.get_mut(&self.client) {
             *n -= 1;
             if *n == 0 {

@@ -40,7 +40,10 @@ pub(super) async fn deadline(State(limit): State<Duration>, request: Request, ne
 
 /// Folds recorded histogram samples into the Prometheus recorder's state; without it they accumulate until the
 /// next scrape.
-pub(crate) async fn upkeep(handle: metrics_exporter_prometheus::PrometheusHandle, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn upkeep(
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     while !*stop.borrow() {
         tokio::select! {

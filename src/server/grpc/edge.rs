@@ -169,8 +169,14 @@ mod tests {
 
     #[test]
     fn methods_need_their_scope_and_health_needs_none() {
-        assert_eq!(scope_of("/protofuse.v1.ConversationService/SendMessage"), Some(Scope::Write));
-        assert_eq!(scope_of("/protofuse.v1.ConversationService/Subscribe"), Some(Scope::Read));
+        assert_eq!(
+            scope_of("/protofuse.v1.ConversationService/SendMessage"),
+            Some(Scope::Write)
+        );
+        assert_eq!(
+            scope_of("/protofuse.v1.ConversationService/Subscribe"),
+            Some(Scope::Read)
+        );
         assert_eq!(scope_of("/grpc.health.v1.Health/Check"), None);
     }
 }

@@ -1,0 +1,425 @@
+//! Safe to face the internet (issue 18), through real clients over sockets: API keys and scopes on REST,
+//! JSON-RPC (HTTP and WebSocket) and gRPC alike; per-key rate limits; the public and API listeners apart;
+//! check-config refusing an exposed API or the public demo credentials; stalled connections closed under a low
+//! descriptor limit; idle WebSockets evicted; a drain window on SIGTERM in which every request is answered.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use jsonrpsee::core::client::{ClientT, Error as ClientError};
+use jsonrpsee::http_client::HttpClientBuilder;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
+use protofuse::auth::{ApiKeyConfig, Scope, digest_hex};
+use protofuse::config::Config;
+use serde_json::{Value, json};
+use tonic::Code;
+
+use crate::grpc::{client as grpc_client, text};
+use crate::support::server::TestServer;
+
+pub(crate) fn key(id: &str, secret: &str, scopes: &[Scope]) -> ApiKeyConfig {
+    ApiKeyConfig {
+        id: id.to_owned(),
+        sha256: digest_hex(secret),
+        scopes: scopes.to_vec(),
+        rate_per_second: None,
+        burst: None,
+    }
+}
+
+fn with_keys(c: &mut Config) {
+    c.api.keys = vec![
+        key("reader", "r-secret", &[Scope::Read]),
+        key("writer", "w-secret", &[Scope::Read, Scope::Write]),
+    ];
+}
+
+fn message(customer: &str) -> Value {
+    json!({"sender": {"role": "customer", "external_id": customer}, "content": {"type": "text", "text": "hi"}})
+}
+
+fn rpc_code(e: ClientError) -> i32 {
+    match e {
+        ClientError::Call(object) => object.code(),
+        other => panic!("expected an error object, got {other:?}"),
+    }
+}
+
+fn headers(secret: &str) -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("x-api-key", secret.parse().unwrap());
+    h
+}
+
+#[tokio::test]
+async fn keys_and_scopes_hold_on_rest_and_jsonrpc_over_http() {
+    let server = TestServer::sqlite(with_keys).await;
+    let client = &server.client;
+    let post = |secret: Option<&'static str>| {
+        let mut r = client.post(server.url("/v1/messages")).json(&message("kim"));
+        if let Some(s) = secret {
+            r = r.bearer_auth(s);
+        }
+        r.send()
+    };
+    let anonymous = post(None).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        anonymous.json::<Value>().await.unwrap()["error"]["code"],
+        "unauthenticated"
+    );
+    assert_eq!(post(Some("wrong")).await.unwrap().status(), 401);
+    let reader = post(Some("r-secret")).await.unwrap();
+    assert_eq!(reader.status(), 403);
+    assert_eq!(reader.json::<Value>().await.unwrap()["error"]["code"], "forbidden");
+    assert_eq!(post(Some("w-secret")).await.unwrap().status(), 201);
+    let listed = client
+        .get(server.url("/v1/conversations?customer=kim"))
+        .header("x-api-key", "r-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+
+    // JSON-RPC over HTTP: the key is checked on the request, the method's scope on the call.
+    let bare = HttpClientBuilder::default().build(server.url("/rpc")).unwrap();
+    assert!(
+        bare.request::<Value, _>("conversation.list", rpc_params![])
+            .await
+            .is_err()
+    );
+    let http = HttpClientBuilder::default()
+        .set_headers(headers("r-secret"))
+        .build(server.url("/rpc"))
+        .unwrap();
+    let _: Value = http.request("conversation.list", rpc_params![]).await.unwrap();
+    let refused = http
+        .request::<Value, _>("message.send", rpc_params![message("kim")])
+        .await;
+    assert_eq!(rpc_code(refused.unwrap_err()), -32006);
+
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_websocket_is_authorised_by_its_upgrade_request() {
+    let server = TestServer::sqlite(with_keys).await;
+    let ws_url = format!("{}/rpc", server.base.replace("http://", "ws://"));
+    assert!(
+        WsClientBuilder::default().build(&ws_url).await.is_err(),
+        "no key, no upgrade"
+    );
+    let ws = WsClientBuilder::default()
+        .set_headers(headers("r-secret"))
+        .build(&ws_url)
+        .await
+        .unwrap();
+    let _: Value = ws.request("conversation.list", rpc_params![]).await.unwrap();
+    let refused = ws
+        .request::<Value, _>("message.send", rpc_params![message("kim")])
+        .await;
+    assert_eq!(rpc_code(refused.unwrap_err()), -32006);
+    let ws = WsClientBuilder::default()
+        .set_headers(headers("w-secret"))
+        .build(&ws_url)
+        .await
+        .unwrap();
+    let sent: Value = ws.request("message.send", rpc_params![message("kim")]).await.unwrap();
+    assert_eq!(sent["duplicate"], false);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn grpc_takes_the_same_keys_and_scopes_and_leaves_health_open() {
+    let server = TestServer::sqlite(with_keys).await;
+    let mut grpc = grpc_client(&server).await;
+    assert_eq!(
+        grpc.send_message(text("kim", "hi")).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let as_reader = |mut r: tonic::Request<_>| {
+        r.metadata_mut()
+            .insert("authorization", "Bearer r-secret".parse().unwrap());
+        r
+    };
+    let status = grpc
+        .send_message(as_reader(tonic::Request::new(text("kim", "hi"))))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let mut as_writer = tonic::Request::new(text("kim", "hi"));
+    as_writer
+        .metadata_mut()
+        .insert("x-api-key", "w-secret".parse().unwrap());
+    grpc.send_message(as_writer).await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(server.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await;
+    assert!(health.is_ok(), "{health:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_is_told_when_to_come_back() {
+    let server = TestServer::sqlite(|c| {
+        let mut limited = key("limited", "l-secret", &[Scope::Read, Scope::Write]);
+        limited.rate_per_second = Some(1);
+        limited.burst = Some(2);
+        c.api.keys = vec![limited];
+    })
+    .await;
+    let get = || {
+        server
+            .client
+            .get(server.url("/v1/conversations"))
+            .header("x-api-key", "l-secret")
+            .send()
+    };
+    assert_eq!(get().await.unwrap().status(), 200);
+    assert_eq!(get().await.unwrap().status(), 200);
+    let limited = get().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "1");
+    assert_eq!(limited.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+    let mut grpc = grpc_client(&server).await;
+    let mut request = tonic::Request::new(text("lou", "hi"));
+    request.metadata_mut().insert("x-api-key", "l-secret".parse().unwrap());
+    let status = grpc.send_message(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.metadata().get("grpc-retry-pushback-ms").is_some());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_public_listener_serves_only_what_the_internet_must_reach() {
+    let api_port = protofuse_testkit::http::free_port();
+    let server = TestServer::sqlite(|c| {
+        c.api.listen = Some(format!("127.0.0.1:{api_port}").parse().unwrap());
+    })
+    .await;
+    let public = |path: &str| server.client.get(server.url(path)).send();
+    assert_eq!(public("/v1/conversations").await.unwrap().status(), 404);
+    assert_eq!(public("/metrics").await.unwrap().status(), 404);
+    assert_eq!(public("/readyz").await.unwrap().status(), 200);
+    let api = |path: &str| server.client.get(format!("http://127.0.0.1:{api_port}{path}")).send();
+    assert_eq!(api("/v1/conversations").await.unwrap().status(), 200);
+    assert_eq!(api("/metrics").await.unwrap().status(), 200);
+    assert_eq!(api("/wechat/demo").await.unwrap().status(), 404);
+    server.shutdown().await;
+}
+
+fn check_config(env: &[(&str, &str)]) -> (bool, String) {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_protofuse"))
+        .arg("check-config")
+        .arg(&config)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn check_config_refuses_an_exposed_api_without_keys_and_the_demo_account_in_public() {
+    let (ok, text) = check_config(&[("PROTOFUSE__SERVER__LISTEN", "0.0.0.0:8080")]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("api.keys: required when the API"), "{text}");
+    assert!(
+        text.contains("wechat.accounts[0]") && text.contains("public sample credentials"),
+        "{text}"
+    );
+    let (ok, text) = check_config(&[
+        ("PROTOFUSE__SERVER__LISTEN", "127.0.0.1:8080"),
+        ("PROTOFUSE__GRPC__LISTEN", "0.0.0.0:50051"),
+    ]);
+    assert!(!ok && text.contains("grpc.listen is not a loopback address"), "{text}");
+    let (ok, text) = check_config(&[]);
+    assert!(ok, "the shipped configuration, on loopback, passes: {text}");
+}
+
+/// Runs `protofuse serve` under `ulimit -n 256` with short timeouts.
+fn serve_with_few_descriptors(dir: &Path, port: u16) -> std::process::Child {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    let script = format!(
+        "ulimit -n 256 && exec '{}' serve --config '{}'",
+        env!("CARGO_BIN_EXE_protofuse"),
+        config.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .env("PROTOFUSE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("PROTOFUSE__GRPC__LISTEN", "127.0.0.1:0")
+        .env("PROTOFUSE__ADMIN__LISTEN", "127.0.0.1:0")
+        .env("PROTOFUSE__SERVER__HEADER_READ_TIMEOUT", "1s")
+        .env("PROTOFUSE__SERVER__IDLE_TIMEOUT", "1s")
+        .env("PROTOFUSE__SERVER__DRAIN_DELAY", "0s")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn healthz(port: u16, timeout: Duration) -> bool {
+    let client = reqwest::Client::builder().timeout(timeout).build().unwrap();
+    client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+}
+
+#[tokio::test]
+async fn stalled_and_idle_connections_are_closed_and_the_server_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = protofuse_testkit::http::free_port();
+    let mut child = serve_with_few_descriptors(dir.path(), port);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !healthz(port, Duration::from_secs(1)).await {
+        assert!(tokio::time::Instant::now() < deadline, "protofuse did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 150 clients that send half a request line and 150 that send nothing: more than the descriptors left.
+    let mut stalled = Vec::new();
+    for i in 0..300 {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            if i % 2 == 0 {
+                let _ = s.write_all(b"GET /heal");
+            }
+            stalled.push(s);
+        }
+    }
+    // Within the timeouts (1 s) plus scheduling, every stalled connection has been closed and a new client is
+    // served again.
+    let recovered = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !healthz(port, Duration::from_secs(1)).await {
+        assert!(
+            tokio::time::Instant::now() < recovered,
+            "still starved after the timeouts"
+        );
+    }
+    // And every stalled connection is closed by the server (EOF or reset), none left holding a descriptor.
+    for s in &stalled {
+        s.set_nonblocking(true).unwrap();
+    }
+    let mut open: Vec<TcpStream> = stalled;
+    let all_closed = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !open.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < all_closed,
+            "{} connections still open",
+            open.len()
+        );
+        open.retain_mut(|s| !is_closed(s));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Whether the server has closed `s` (EOF or reset), reading whatever it sent before.
+fn is_closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0_u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_that_answers_nothing_is_evicted() {
+    let server = TestServer::sqlite(|c| {
+        c.jsonrpc.ws_ping_interval = Duration::from_millis(200);
+        c.jsonrpc.ws_inactive_limit = Duration::from_millis(700);
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // Tokio's socket, not std's: the server runs on this test's runtime, and a blocking read would starve it.
+    let mut ws = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let upgrade = format!(
+        "GET /rpc HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut ws, upgrade.as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0_u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut ws, &mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101", "upgraded");
+    // Never answer the server's pings: the connection is closed once the inactivity limit passes.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0_u8; 1024];
+        while tokio::io::AsyncReadExt::read(&mut ws, &mut buf)
+            .await
+            .is_ok_and(|n| n > 0)
+        {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent WebSocket is still open");
+    server.shutdown().await;
+}
+
+/// SIGTERM: `/readyz` answers 503 for the drain delay while requests are still served, then the listener
+/// closes, and every request in flight gets a response.
+#[tokio::test]
+async fn sigterm_drains_before_closing_and_answers_every_request_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = Path::new(env!("CARGO_BIN_EXE_protofuse"));
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    let env = [("PROTOFUSE__SERVER__DRAIN_DELAY", "1500ms")];
+    let binary = protofuse_testkit::binary::Binary::serve(exe, &config, dir.path(), &env).await;
+    let client = reqwest::Client::new();
+    let base = binary.base.clone();
+    // Sixteen requests in flight: their writes wait on SQLite's write lock, held from outside.
+    let url = format!("sqlite://{}", dir.path().join("data/protofuse.db").display());
+    let mut blocker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
+    let in_flight: Vec<_> = (0..16)
+        .map(|i| {
+            let request = client
+                .post(format!("{base}/v1/messages"))
+                .json(&message(&format!("drain-{i}")));
+            tokio::spawn(request.send())
+        })
+        .collect();
+    // Requests that reach the server before or during the drain are answered alike; no wait is needed here.
+    binary.terminate();
+    let not_ready = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let ready = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("still serving while draining");
+        if ready.status() == 503 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < not_ready, "readyz never answered 503");
+    }
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    for request in in_flight {
+        let response = request.await.unwrap().expect("a response, not a dropped connection");
+        assert!(matches!(response.status().as_u16(), 201 | 503), "{}", response.status());
+    }
+}
