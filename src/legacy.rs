@@ -83,10 +83,17 @@ pub struct NonceGuard {
 
 /// Nonces remembered at most; beyond it the oldest are forgotten early rather than memory growing without bound.
 const MAX_NONCES: usize = 100_000;
+/// Longest nonce accepted: far above the 16–64 characters signers use, so the memory of nonces is bounded in
+/// bytes (at most about 13 MB), not only in count.
+pub const MAX_NONCE_BYTES: usize = 128;
 
 impl NonceGuard {
-    /// `true` the first time `nonce` is offered within `window`; `false` for a replay.
+    /// `true` the first time `nonce` is offered within `window`; `false` for a replay, and for a nonce longer
+    /// than [`MAX_NONCE_BYTES`] (never remembered).
     pub fn first_use(&self, nonce: &str, window: Duration) -> bool {
+        if nonce.len() > MAX_NONCE_BYTES {
+            return false;
+        }
         let now = Instant::now();
         let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.get(nonce).is_some_and(|expires| *expires > now) {

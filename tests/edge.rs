@@ -423,3 +423,84 @@ async fn sigterm_drains_before_closing_and_answers_every_request_in_flight() {
         assert!(matches!(response.status().as_u16(), 201 | 503), "{}", response.status());
     }
 }
+
+/// Input the API must refuse: a JSON array as a message, fields over their limits, JSON-RPC ids of a kind the
+/// spec does not allow (refused, not run), an HMAC nonce of unbounded size.
+#[tokio::test]
+async fn strict_input_is_refused_in_each_protocols_terms() {
+    let server = TestServer::sqlite(|_| {}).await;
+    let post = |body: Value| server.client.post(server.url("/v1/messages")).json(&body).send();
+    let code = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (
+            status,
+            r.json::<Value>().await.unwrap()["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        )
+    };
+    let array = json!([{"role": "customer", "external_id": "x"}, {"type": "text", "text": "hi"}]);
+    let (status, why) = code(post(array).await.unwrap()).await;
+    assert_eq!(status, 422, "{why}");
+    for (field, body) in [
+        ("account", json!({"account": "a".repeat(192)})),
+        (
+            "sender.display_name",
+            json!({"sender": {"role": "customer", "external_id": "x", "display_name": "n".repeat(256)}}),
+        ),
+        (
+            "content.text",
+            json!({"content": {"type": "text", "text": "t".repeat(256 * 1024 + 1)}}),
+        ),
+        ("metadata", json!({"metadata": {"blob": "m".repeat(64 * 1024)}})),
+    ] {
+        let mut message = message("long");
+        for (k, v) in body.as_object().unwrap() {
+            message[k] = v.clone();
+        }
+        let (status, why) = code(post(message).await.unwrap()).await;
+        assert_eq!(status, 422, "{field}: {why}");
+        assert!(why.contains(field), "{field}: {why}");
+    }
+
+    let rpc = |body: Value| server.client.post(server.url("/rpc")).json(&body).send();
+    for id in [json!({"a": 1}), json!([1]), json!(true)] {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "message.send", "params": message("bad-id")});
+        let answer: Value = rpc(call).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            (answer["error"]["code"].as_i64(), &answer["id"]),
+            (Some(-32600), &Value::Null),
+            "{answer}"
+        );
+    }
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "conversation.list"},
+        {"jsonrpc": "2.0", "id": false, "method": "message.send", "params": message("bad-id")},
+    ]);
+    let answers: Value = rpc(batch).await.unwrap().json().await.unwrap();
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(answers.iter().any(|a| a["id"] == 1 && a["result"].is_object()));
+    assert!(answers.iter().any(|a| a["error"]["code"] == -32600));
+    let stored = server.get_json("/v1/conversations?customer=bad-id").await;
+    assert!(
+        stored["items"].as_array().unwrap().is_empty(),
+        "a refused request was run: {stored}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_hmac_nonce_longer_than_the_limit_is_refused_and_not_remembered() {
+    let server = crate::legacy::with_adapters().await;
+    let now = chrono::Utc::now().timestamp();
+    let body = r#"{"header":{"requestId":"r-n"},"body":{"customerId":"n1","content":"hello"}}"#;
+    let long = "n".repeat(129);
+    let (status, refused) = crate::legacy::crm_post(&server, body, now, &long, "crm-demo-secret").await;
+    assert_eq!(status, 401, "{refused}");
+    let fine = "n".repeat(128);
+    let (status, ok) = crate::legacy::crm_post(&server, body, now, &fine, "crm-demo-secret").await;
+    assert_eq!(status, 200, "{ok}");
+    server.shutdown().await;
+}

@@ -13,7 +13,7 @@ fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-async fn with_adapters() -> TestServer {
+pub(crate) async fn with_adapters() -> TestServer {
     TestServer::sqlite(|c| {
         c.legacy.adapters = ["php-helpdesk", "java-crm", "dotnet-service"]
             .iter()
@@ -93,7 +93,13 @@ async fn gbk_form_is_stored_as_utf8_and_answered_in_php_convention() {
     server.shutdown().await;
 }
 
-async fn crm_post(server: &TestServer, body: &str, timestamp: i64, nonce: &str, secret: &str) -> (u16, Value) {
+pub(crate) async fn crm_post(
+    server: &TestServer,
+    body: &str,
+    timestamp: i64,
+    nonce: &str,
+    secret: &str,
+) -> (u16, Value) {
     let ts = timestamp.to_string();
     let signature = protofuse_legacy::auth::sign(secret, "POST", "/legacy/crm/messages", &ts, nonce, body.as_bytes());
     let response = server

@@ -69,7 +69,24 @@ pub enum ValidationError {
 }
 
 const MAX_CHANNEL_LEN: usize = 64;
+/// The MySQL store indexes ids as `VARCHAR(191)` (the longest utf8mb4 key InnoDB indexes in full).
 const MAX_EXTERNAL_ID_LEN: usize = 191;
+/// A person's name, not a document.
+const MAX_DISPLAY_NAME_LEN: usize = 255;
+/// Far beyond a chat message (WeChat allows 2,048 characters), room for a long email body from a legacy system.
+pub const MAX_TEXT_BYTES: usize = 256 * 1024;
+/// Free-form data for downstream systems, not a second body.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+fn check_len(field: &'static str, value: Option<&str>, max: usize) -> Result<(), ValidationError> {
+    if value.is_some_and(|v| v.len() > max) {
+        return Err(ValidationError::Field {
+            field,
+            reason: "is too long",
+        });
+    }
+    Ok(())
+}
 
 fn check_id(field: &'static str, value: &str, max: usize) -> Result<(), ValidationError> {
     if value.is_empty() {
@@ -92,6 +109,25 @@ impl Envelope {
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_id("channel", &self.channel, MAX_CHANNEL_LEN)?;
         check_id("sender.external_id", &self.sender.external_id, MAX_EXTERNAL_ID_LEN)?;
+        check_len(
+            "sender.display_name",
+            self.sender.display_name.as_deref(),
+            MAX_DISPLAY_NAME_LEN,
+        )?;
+        check_len("account", self.source.account.as_deref(), MAX_EXTERNAL_ID_LEN)?;
+        check_len("external_id", self.source.external_id.as_deref(), MAX_EXTERNAL_ID_LEN)?;
+        if let crate::Content::Text { text } = &self.content {
+            check_len("content.text", Some(text), MAX_TEXT_BYTES)?;
+        }
+        if !self.metadata.is_empty() {
+            let size = serde_json::to_vec(&self.metadata).map_or(usize::MAX, |v| v.len());
+            if size > MAX_METADATA_BYTES {
+                return Err(ValidationError::Field {
+                    field: "metadata",
+                    reason: "is too large",
+                });
+            }
+        }
         self.content.validate().map_err(|reason| ValidationError::Field {
             field: "content",
             reason,

@@ -65,6 +65,10 @@ async fn handle(app: AppState, route: Arc<Route>, request: Request) -> Response 
         Ok(None) => {}
         Ok(Some(nonce)) => {
             let window = adapter.nonce_window().unwrap_or_default();
+            if nonce.len() > crate::legacy::MAX_NONCE_BYTES {
+                let message = format!("nonce longer than {} bytes", crate::legacy::MAX_NONCE_BYTES);
+                return refuse(adapter, Class::Unauthorized, "unauthenticated", &message);
+            }
             if !route.nonces.first_use(&nonce, window) {
                 return refuse(adapter, Class::Unauthorized, "replayed", "nonce was already used");
             }

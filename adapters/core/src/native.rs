@@ -12,8 +12,15 @@ use crate::DecodeError;
 /// (unknown content type, a field of the wrong type, a broken model rule) is [`DecodeError::Invalid`] or
 /// [`DecodeError::Validation`] (HTTP 422).
 pub fn decode(body: &[u8], idempotency_key: Option<&str>) -> Result<Envelope, DecodeError> {
+    // serde reads a struct from a JSON array too (field by position); a message is an object, nothing else.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if matches!(first, Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9')) {
+        return Err(DecodeError::Invalid(
+            "the body must be a JSON object (one message)".to_owned(),
+        ));
+    }
     let posted: NewMessage = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        Category::Data => DecodeError::Invalid(e.to_string()),
+        Category::Data => DecodeError::Invalid(plain(&e.to_string())),
         Category::Syntax | Category::Eof | Category::Io => DecodeError::Malformed {
             format: "JSON",
             reason: e.to_string(),
@@ -22,10 +29,29 @@ pub fn decode(body: &[u8], idempotency_key: Option<&str>) -> Result<Envelope, De
     Ok(posted.into_envelope(Protocol::Rest, idempotency_key)?)
 }
 
+/// serde's data errors name Rust types ("expected struct NewMessage"); callers know the JSON, not our types.
+fn plain(message: &str) -> String {
+    message
+        .replace("struct NewMessage", "a message object")
+        .replace("struct Party", "a sender object")
+        .replace("internally tagged enum Content", "a content object")
+        .replace("struct ", "an object ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Rejection;
+
+    #[test]
+    fn only_an_object_is_a_message_and_errors_speak_json() {
+        let array = br#"[{"role":"customer","external_id":"u"},{"type":"text","text":"hi"}]"#;
+        let refused = decode(array, None).unwrap_err();
+        assert_eq!(refused.rejection(), Rejection::Unprocessable);
+        assert!(refused.to_string().contains("JSON object"), "{refused}");
+        let wrong = decode(br#"{"sender": 5, "content": {"type":"text","text":"x"}}"#, None).unwrap_err();
+        assert!(!wrong.to_string().contains("struct"), "{wrong}");
+    }
 
     #[test]
     fn classes_of_bad_input() {

@@ -19,6 +19,7 @@ pub(crate) struct Endpoint {
     builder: TowerServiceBuilder<Stack<RunNotificationsLayer, Identity>, Identity>,
     methods: jsonrpsee::Methods,
     stop: StopHandle,
+    max_request_bytes: usize,
 }
 
 impl Endpoint {
@@ -45,14 +46,27 @@ impl Endpoint {
             builder,
             methods: module(service).into(),
             stop,
+            max_request_bytes: config.max_request_bytes as usize,
         }
     }
 
     /// Serves one HTTP request or WebSocket upgrade on `/rpc`.
     pub(crate) async fn call(self, request: axum::extract::Request) -> Response {
+        let (request, refused) = if request.method() == axum::http::Method::POST {
+            match super::ids::screen(request, self.max_request_bytes).await {
+                Ok(screened) => screened,
+                Err(response) => return response,
+            }
+        } else {
+            (Some(request), Vec::new())
+        };
+        let Some(request) = request else {
+            return super::ids::only_refusals(&refused);
+        };
         let service = self.builder.build(self.methods, self.stop);
         match service.oneshot(request).await {
-            Ok(response) => no_answer_for_notifications(response).await,
+            Ok(response) if refused.is_empty() => no_answer_for_notifications(response).await,
+            Ok(response) => super::ids::with_refusals(response, &refused).await,
             Err(e) => {
                 tracing::error!(error = %e, "JSON-RPC transport failed");
                 crate::server::error::ApiError::internal().into_response()

@@ -2,6 +2,7 @@
 //! axum router (`http.rs`), and running notifications that jsonrpsee would drop (`notify.rs`).
 
 mod http;
+mod ids;
 mod methods;
 mod notify;
 
