@@ -143,7 +143,10 @@ pub async fn send_outbound(
     for (name, value) in &request.headers {
         builder = builder.header(name, value);
     }
-    let response = builder.send().await.map_err(OutboundError::Transport)?;
+    let response = builder
+        .send()
+        .await
+        .map_err(|e| OutboundError::Transport(crate::redact::reqwest_error(e)))?;
     let status = response.status().as_u16();
     if response.status().is_success() {
         Ok(status)

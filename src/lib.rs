@@ -30,6 +30,7 @@ pub mod decisions;
 pub mod dispatch;
 pub mod events;
 pub mod legacy;
+pub mod redact;
 pub mod respond;
 pub mod server;
 pub mod service;

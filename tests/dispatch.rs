@@ -13,7 +13,7 @@ use crate::support::server::TestServer;
 
 /// A webhook destination with settings small enough for tests: breaker after 3 failures, open for 200-400 ms,
 /// quick retries.
-fn webhook(name: &str, url: &str) -> DestinationConfig {
+pub(crate) fn webhook(name: &str, url: &str) -> DestinationConfig {
     let mut fuse = FuseSettings {
         timeout: Duration::from_millis(400),
         slow_call: Duration::from_millis(300),
@@ -43,7 +43,7 @@ fn webhook(name: &str, url: &str) -> DestinationConfig {
     }
 }
 
-fn route_all(config: &mut Config, destinations: Vec<DestinationConfig>) {
+pub(crate) fn route_all(config: &mut Config, destinations: Vec<DestinationConfig>) {
     config.dispatch.poll_interval = Duration::from_millis(50);
     config.dispatch.routes = vec![RouteConfig {
         destinations: destinations.iter().map(|d| d.name.clone()).collect(),

@@ -504,3 +504,42 @@ async fn an_hmac_nonce_longer_than_the_limit_is_refused_and_not_remembered() {
     assert_eq!(status, 200, "{ok}");
     server.shutdown().await;
 }
+
+/// A webhook URL carrying its secret in the query (as WeCom bots' do) never shows it in a dead letter.
+#[tokio::test]
+async fn a_secret_in_a_webhook_query_stays_out_of_dead_letters() {
+    let closed = protofuse_testkit::http::free_port();
+    let mut hook = crate::dispatch::webhook("wecom", &format!("http://127.0.0.1:{closed}/send?key=s3cret-hook-key"));
+    hook.retry.max_attempts = 1;
+    let server = TestServer::sqlite(|c| crate::dispatch::route_all(c, vec![hook])).await;
+    let posted = server
+        .client
+        .post(server.url("/v1/messages"))
+        .json(&message("hook"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    let admin = format!("http://{}/admin/dead-letters", server.admin);
+    let dead = || async {
+        server
+            .client
+            .get(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["items"]
+            .clone()
+    };
+    crate::dispatch::eventually("the dead letter", Duration::from_secs(10), || async {
+        dead().await.as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    let items = dead().await;
+    let error = items[0]["last_error"].as_str().unwrap();
+    assert!(!error.contains("s3cret-hook-key"), "{error}");
+    assert!(error.contains("127.0.0.1"), "the host stays, for the operator: {error}");
+    server.shutdown().await;
+}

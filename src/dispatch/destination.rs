@@ -90,7 +90,7 @@ impl Destination for Webhook {
         let response = request
             .send()
             .await
-            .map_err(|e| DeliveryError::Transient(format!("transport: {e}")))?;
+            .map_err(|e| DeliveryError::Transient(format!("transport: {}", crate::redact::reqwest_error(e))))?;
         classify(response.status().as_u16())
     }
 }

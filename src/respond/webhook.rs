@@ -38,12 +38,15 @@ impl Responder for Webhook {
             .json(message)
             .send()
             .await
-            .map_err(RespondError::Transport)?;
+            .map_err(|e| RespondError::Transport(crate::redact::reqwest_error(e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(RespondError::Status(status.as_u16()));
         }
-        let body = response.bytes().await.map_err(RespondError::Transport)?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| RespondError::Transport(crate::redact::reqwest_error(e)))?;
         if status == reqwest::StatusCode::NO_CONTENT || body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }

@@ -24,7 +24,7 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 pub enum KfError {
     /// The WeChat API could not be reached or timed out.
     #[error("wechat api unreachable")]
-    Transport(#[from] reqwest::Error),
+    Transport(#[source] reqwest::Error),
     /// The WeChat API refused the call.
     #[error("wechat api error {errcode}: {errmsg}")]
     Api {
@@ -33,6 +33,13 @@ pub enum KfError {
         /// WeChat's message.
         errmsg: String,
     },
+}
+
+impl From<reqwest::Error> for KfError {
+    fn from(e: reqwest::Error) -> Self {
+        // The API's URLs carry the access_token (and the token request the AppSecret) in the query.
+        Self::Transport(crate::redact::reqwest_error(e))
+    }
 }
 
 #[derive(Deserialize)]
