@@ -543,3 +543,21 @@ async fn a_secret_in_a_webhook_query_stays_out_of_dead_letters() {
     assert!(error.contains("127.0.0.1"), "the host stays, for the operator: {error}");
     server.shutdown().await;
 }
+
+/// Every refusal on the admin listener has the one error shape, including unknown routes and malformed ids.
+#[tokio::test]
+async fn admin_refusals_have_the_one_error_shape() {
+    let server = TestServer::sqlite(|_| {}).await;
+    let get = |path: &str| server.client.get(format!("http://{}{path}", server.admin)).send();
+    for (path, status, code) in [
+        ("/admin/nope", 404, "not_found"),
+        ("/admin/dead-letters/abc", 400, "invalid_id"),
+        ("/admin/dead-letters/42", 404, "dead_letter_not_found"),
+    ] {
+        let response = get(path).await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
+    server.shutdown().await;
+}

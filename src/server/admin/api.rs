@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -195,7 +196,8 @@ async fn list_dead(
     Ok(Json(serde_json::json!({ "items": items, "next_after": next })))
 }
 
-async fn show_dead(State(admin): State<Admin>, Path(id): Path<i64>) -> Result<Json<DeadLetterView>, ApiError> {
+async fn show_dead(State(admin): State<Admin>, id: Result<Path<i64>, PathRejection>) -> Result<Json<DeadLetterView>, ApiError> {
+    let id = dead_letter_id(id)?;
     let found = admin
         .dispatcher
         .store()
@@ -203,6 +205,12 @@ async fn show_dead(State(admin): State<Admin>, Path(id): Path<i64>) -> Result<Js
         .await
         .map_err(|e| unavailable(&e))?;
     found.map(|d| Json(d.into())).ok_or_else(|| dead_letter_not_found(id))
+}
+
+/// A dead letter's id from the path; anything but a number is the shared 400, not axum's plain-text rejection.
+fn dead_letter_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|_| ApiError::bad_request("invalid_id", "a dead letter id is a number"))
 }
 
 fn dead_letter_not_found(id: i64) -> ApiError {
@@ -242,7 +250,8 @@ async fn replay_many(
     replay(&admin, &filter).await
 }
 
-async fn replay_one(State(admin): State<Admin>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+async fn replay_one(State(admin): State<Admin>, id: Result<Path<i64>, PathRejection>) -> Result<Response, ApiError> {
+    let id = dead_letter_id(id)?;
     let filter = DeadLetterFilter {
         ids: Some(vec![id]),
         destination: None,
@@ -267,7 +276,8 @@ async fn replay(admin: &Admin, filter: &DeadLetterFilter) -> Result<Json<serde_j
     Ok(Json(serde_json::json!({ "replayed": moved })))
 }
 
-async fn discard_dead(State(admin): State<Admin>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+async fn discard_dead(State(admin): State<Admin>, id: Result<Path<i64>, PathRejection>) -> Result<StatusCode, ApiError> {
+    let id = dead_letter_id(id)?;
     let filter = DeadLetterFilter {
         ids: Some(vec![id]),
         destination: None,

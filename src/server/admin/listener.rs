@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::dispatch::Dispatcher;
 use crate::server::AdminConfig;
 use crate::server::AppState;
+use crate::server::error::ApiError;
 
 pub(crate) async fn spawn(
     config: &AdminConfig,
@@ -25,7 +26,9 @@ pub(crate) async fn spawn(
     let addr = listener.local_addr()?;
     let app = crate::server::health::routes()
         .with_state(state)
-        .merge(super::api::routes(dispatcher, config.token.as_deref()));
+        .merge(super::api::routes(dispatcher, config.token.as_deref()))
+        .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
     let task = tokio::spawn(async move {
         let stopped = async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
