@@ -8,7 +8,7 @@ use crate::telemetry::LogFormat;
 
 /// A protocol fuse for customer-service platforms.
 #[derive(Debug, Parser)]
-#[command(name = "protofuse", version, about)]
+#[command(name = "protofuse", version = crate::telemetry::VERSION, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -20,7 +20,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve every configured protocol until SIGINT or SIGTERM.
     Serve {
-        /// Configuration file (TOML). Without it, built-in defaults (the same as config/default.toml) apply.
+        /// Configuration file (TOML). Without it, built-in defaults apply: every listener on loopback, SQLite
+        /// under ./data, no WeChat accounts, no legacy routes (config/default.toml adds the demo account and the
+        /// sample adapters).
         /// Every key can be overridden with PROTOFUSE__SECTION__KEY environment variables.
         #[arg(long, short, env = "PROTOFUSE_CONFIG")]
         config: Option<PathBuf>,

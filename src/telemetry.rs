@@ -36,6 +36,12 @@ pub mod metric {
     pub const CONNECTIONS_REFUSED: &str = "protofuse_connections_refused_total";
     /// Counter, labels `key`, `outcome` (`unauthenticated` | `forbidden` | `rate_limited`): API refusals.
     pub const API_REFUSALS: &str = "protofuse_api_refusals_total";
+    /// Counter, labels `method`, `code` (the gRPC status code number).
+    pub const GRPC_CALLS: &str = "protofuse_grpc_calls_total";
+    /// Histogram, label `method`: time to the response head.
+    pub const GRPC_DURATION: &str = "protofuse_grpc_call_duration_seconds";
+    /// Gauge, labels `version`, `commit`: always 1, names the running build.
+    pub const BUILD_INFO: &str = "protofuse_build_info";
 }
 
 /// Latency buckets in seconds: fine below 10 ms where a healthy ingest lands, coarse up to request timeouts.
@@ -90,14 +96,93 @@ impl LogConfig {
 /// `RUST_LOG` environment variable, when set, wins.
 pub fn init_logging(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    // Colour codes only for a person at a terminal; in a file or a journal they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     // A second initialisation (tests start several servers in one process) is not an error worth failing on.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The version and commit of this build, as `--version` prints them.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PROTOFUSE_COMMIT"), ")");
+
+/// `# HELP` text for every metric, and the build's identity.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        metric::HTTP_REQUESTS,
+        "HTTP requests answered, by method, route template and status."
+    );
+    describe_histogram!(
+        metric::HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request duration, by method and route template."
+    );
+    describe_counter!(
+        metric::MESSAGES_INGESTED,
+        "Messages accepted, by protocol and outcome (stored or duplicate)."
+    );
+    describe_gauge!(
+        metric::BREAKER_STATE,
+        "1 for each destination's current breaker state (closed, open, half_open), else 0."
+    );
+    describe_counter!(
+        metric::BREAKER_TRANSITIONS,
+        "Breaker state changes, by destination and new state."
+    );
+    describe_counter!(
+        metric::DESTINATION_CALLS,
+        "Calls through a destination's fuse, by outcome."
+    );
+    describe_histogram!(
+        metric::DESTINATION_CALL_SECONDS,
+        metrics::Unit::Seconds,
+        "Duration of calls that ran, by destination."
+    );
+    describe_counter!(
+        metric::DELIVERIES,
+        "Delivery attempts settled, by destination and outcome."
+    );
+    describe_gauge!(
+        metric::OUTBOX_DEPTH,
+        "Deliveries waiting in the outbox, by destination."
+    );
+    describe_gauge!(
+        metric::OUTBOX_OLDEST_AGE_SECONDS,
+        metrics::Unit::Seconds,
+        "Age of the oldest waiting delivery, by destination."
+    );
+    describe_gauge!(metric::DEAD_LETTERS, "Dead letters, by destination.");
+    describe_counter!(
+        metric::CONNECTIONS_REFUSED,
+        "Connections closed at once because a connection limit was reached, by listener."
+    );
+    describe_counter!(
+        metric::API_REFUSALS,
+        "API requests refused, by reason (unauthenticated, forbidden, rate_limited)."
+    );
+    describe_counter!(metric::GRPC_CALLS, "gRPC calls answered, by method and status code.");
+    describe_histogram!(
+        metric::GRPC_DURATION,
+        metrics::Unit::Seconds,
+        "gRPC time to the response head, by method."
+    );
+    describe_gauge!(metric::BUILD_INFO, "Always 1; the labels name the running build.");
+    metrics::gauge!(metric::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => env!("PROTOFUSE_COMMIT"))
+        .set(1.0);
+    process_collector().describe();
+}
+
+/// The process metrics collector (CPU seconds, resident memory, open descriptors, threads).
+pub fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -112,6 +197,7 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder was installed first, in which case ours simply stays empty.
             let _ = metrics::set_global_recorder(recorder);
+            describe();
             handle
         })
         .clone()

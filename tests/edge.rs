@@ -561,3 +561,50 @@ async fn admin_refusals_have_the_one_error_shape() {
     }
     server.shutdown().await;
 }
+
+/// Operators' view: every metric described, the build named, process metrics, per-method gRPC metrics.
+#[tokio::test]
+async fn metrics_are_described_and_name_the_build_and_the_grpc_methods() {
+    let server = TestServer::sqlite(|_| {}).await;
+    let mut grpc = grpc_client(&server).await;
+    grpc.send_message(text("met", "hi")).await.unwrap();
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "# HELP protofuse_messages_ingested_total",
+        "protofuse_build_info{",
+        "protofuse_grpc_calls_total{method=\"SendMessage\",code=\"0\"}",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
+    }
+    server.shutdown().await;
+}
+
+#[test]
+fn the_version_names_the_commit_and_logs_to_a_pipe_carry_no_colour_codes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_protofuse"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        version.starts_with("protofuse 0.") && version.contains(" ("),
+        "{version}"
+    );
+    // A configuration that cannot start still logs a line or two first; stderr here is a pipe, not a terminal.
+    let out = Command::new(env!("CARGO_BIN_EXE_protofuse"))
+        .args(["serve", "--config", "/nonexistent/protofuse.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains('\u{1b}'), "ANSI codes in piped output: {stderr:?}");
+}

@@ -47,7 +47,10 @@ pub(crate) async fn upkeep(
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     while !*stop.borrow() {
         tokio::select! {
-            _ = tick.tick() => handle.run_upkeep(),
+            _ = tick.tick() => {
+                crate::telemetry::process_collector().collect();
+                handle.run_upkeep();
+            }
             _ = stop.changed() => {}
         }
     }

@@ -44,7 +44,8 @@ impl Default for WechatSection {
             answer_budget: DEFAULT_ANSWER_BUDGET,
             api_base_url: DEFAULT_API_BASE_URL.to_owned(),
             api_timeout: DEFAULT_API_TIMEOUT,
-            accounts: vec![AccountConfig::demo()],
+            // The demo account (public sample credentials) only where a configuration names it.
+            accounts: Vec::new(),
         }
     }
 }
@@ -245,6 +246,7 @@ mod tests {
     #[test]
     fn issues_name_the_account_entry_and_key() {
         let mut config = Config::default();
+        config.wechat.accounts.push(AccountConfig::demo());
         config.wechat.answer_budget = Duration::from_secs(5);
         let mut broken = AccountConfig::demo();
         broken.encoding_aes_key = Some("short".to_owned());

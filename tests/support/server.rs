@@ -29,6 +29,8 @@ pub fn loopback_config() -> Config {
     config.admin.listen = "127.0.0.1:0".parse().unwrap();
     // Tests watch readiness themselves where they care; every other shutdown need not wait.
     config.server.drain_delay = std::time::Duration::ZERO;
+    // As in config/default.toml: the demo account is on where a configuration names it.
+    config.wechat.accounts = vec![protofuse::wechat::AccountConfig::demo()];
     config
 }
 

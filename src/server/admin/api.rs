@@ -196,7 +196,10 @@ async fn list_dead(
     Ok(Json(serde_json::json!({ "items": items, "next_after": next })))
 }
 
-async fn show_dead(State(admin): State<Admin>, id: Result<Path<i64>, PathRejection>) -> Result<Json<DeadLetterView>, ApiError> {
+async fn show_dead(
+    State(admin): State<Admin>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<DeadLetterView>, ApiError> {
     let id = dead_letter_id(id)?;
     let found = admin
         .dispatcher
@@ -276,7 +279,10 @@ async fn replay(admin: &Admin, filter: &DeadLetterFilter) -> Result<Json<serde_j
     Ok(Json(serde_json::json!({ "replayed": moved })))
 }
 
-async fn discard_dead(State(admin): State<Admin>, id: Result<Path<i64>, PathRejection>) -> Result<StatusCode, ApiError> {
+async fn discard_dead(
+    State(admin): State<Admin>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
     let id = dead_letter_id(id)?;
     let filter = DeadLetterFilter {
         ids: Some(vec![id]),

@@ -15,9 +15,26 @@ use axum::http;
 use tonic::Status;
 
 use crate::auth::{AuthError, Authenticator, Scope, presented};
+use crate::telemetry::metric;
 
 /// Below this, a deadline cannot cover even a local write: the call is refused before it starts.
 const MIN_DEADLINE: Duration = Duration::from_millis(1);
+
+/// The method's name as a metric label: one of a fixed set, so a client cannot grow the label's cardinality.
+fn method_label(path: &str) -> &'static str {
+    const KNOWN: [&str; 5] = [
+        "SendMessage",
+        "GetConversation",
+        "ListMessages",
+        "ListConversations",
+        "Subscribe",
+    ];
+    let name = path.rsplit('/').next().unwrap_or_default();
+    if path.starts_with("/grpc.health.v1.") {
+        return "health";
+    }
+    KNOWN.into_iter().find(|k| *k == name).unwrap_or("other")
+}
 
 /// The scope a gRPC method needs; `None` for the health service, which probes reach without a key.
 fn scope_of(path: &str) -> Option<Scope> {
@@ -112,13 +129,27 @@ where
             let reply = Status::deadline_exceeded("the call's deadline had passed on arrival").into_http();
             return Box::pin(async move { Ok(reply) });
         }
+        let method = method_label(request.uri().path());
+        let started = tokio::time::Instant::now();
         let call = self.inner.call(request);
         // For a server stream this bounds the wait for the response head only; the stream then lives on.
         Box::pin(async move {
-            match tokio::time::timeout(deadline, call).await {
+            let reply = match tokio::time::timeout(deadline, call).await {
                 Ok(reply) => reply.map(too_large_is_resource_exhausted),
                 Err(_) => Ok(Status::deadline_exceeded("deadline exceeded before the call completed").into_http()),
+            };
+            if let Ok(reply) = &reply {
+                // An error is a trailers-only reply, its status in the headers; a success sends it in trailers.
+                let code = reply
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0")
+                    .to_owned();
+                metrics::counter!(metric::GRPC_CALLS, "method" => method, "code" => code).increment(1);
+                metrics::histogram!(metric::GRPC_DURATION, "method" => method).record(started.elapsed().as_secs_f64());
             }
+            reply
         })
     }
 }
