@@ -20,7 +20,10 @@ async fn protofuse(dir: &std::path::Path, synchronous: Synchronous) -> SocketAdd
     let mut config = Config::default();
     config.legacy.adapters =
         vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/adapters/php-helpdesk.toml")];
+    // Every listener on a port of its own: the bench starts more than one server, and the defaults may be taken.
     config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.grpc.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
     config.store.url = format!("sqlite://{}", dir.join(format!("{synchronous:?}.db")).display());
     config.store.sqlite_synchronous = synchronous;
     let running = protofuse::app::start(&config).await.unwrap();

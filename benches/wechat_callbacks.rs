@@ -44,7 +44,10 @@ fn account(name: &str, mode: Mode) -> AccountConfig {
 
 async fn protofuse(dir: &std::path::Path) -> SocketAddr {
     let mut config = Config::default();
+    // Every listener on a port of its own: the bench starts more than one server, and the defaults may be taken.
     config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.grpc.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
     config.store.url = format!("sqlite://{}", dir.join("wechat.db").display());
     config.wechat.accounts = vec![account("plain", Mode::Plaintext), account("safe", Mode::Safe)];
     let running = protofuse::app::start(&config).await.unwrap();

@@ -6,11 +6,13 @@
 
 $base = $argv[1] ?? 'http://127.0.0.1:8080';
 $uid = $argv[2] ?? 'php-user-1';
+// Every field goes out in the charset the Content-Type declares, the nickname as much as the message.
 $text = iconv('UTF-8', 'GBK', '你好，我要退货，订单号 A-1001');
+$nick = iconv('UTF-8', 'GBK', 'PHP 顾客');
 
 $body = http_build_query([
     'uid' => $uid,
-    'nick' => 'PHP 顾客',
+    'nick' => $nick,
     'msg' => $text,
     'ts' => time(),
     'role' => 1,

@@ -56,6 +56,9 @@ pub enum StartError {
     /// A dispatch destination could not be built.
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
+    /// `[server.tls]` names a certificate or key that cannot serve.
+    #[error(transparent)]
+    Tls(#[from] server::TlsError),
 }
 
 /// What is built from the configuration alone, before the store opens.
@@ -63,6 +66,7 @@ struct Parts {
     adapters: Vec<protofuse_legacy::LegacyAdapter>,
     kf: HashMap<String, Arc<KfClient>>,
     triage: Option<Arc<Triage>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Parts {
@@ -71,6 +75,7 @@ impl Parts {
             adapters: crate::legacy::load_adapters(&config.legacy.adapters)?,
             kf: crate::wechat::kf_clients(&config.wechat)?,
             triage: load_triage(config)?,
+            tls: config.server.tls.as_ref().map(server::tls_acceptor).transpose()?,
         })
     }
 
@@ -154,7 +159,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         server::admin::spawn(&config.admin, dispatcher.clone(), state.clone(), stopping.clone())
             .await
             .map_err(bind(config.admin.listen))?;
-    let listeners = spawn_http(config, &state, parts.adapters, &stopping).await?;
+    let listeners = spawn_http(config, &state, parts.adapters, parts.tls, &stopping).await?;
     let upkeep = tokio::spawn(server::observe::upkeep(crate::telemetry::metrics_handle(), stopping));
     dispatcher.start();
     tracing::info!(addr = %listeners.public, api = %listeners.api, store = service.store_backend(), "serving");
@@ -192,6 +197,7 @@ async fn spawn_http(
     config: &Config,
     state: &AppState,
     adapters: Vec<protofuse_legacy::LegacyAdapter>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stopping: &watch::Receiver<bool>,
 ) -> Result<HttpListeners, StartError> {
     use server::http;
@@ -210,7 +216,7 @@ async fn spawn_http(
         let routes = http::health_routes(true)
             .merge(public_routes)
             .merge(http::api_routes(state));
-        let (public, task) = http::spawn(server.listen, app(routes), limits, stopping.clone(), grace, "http")
+        let (public, task) = http::spawn(server.listen, app(routes), limits, tls, stopping.clone(), grace, "http")
             .await
             .map_err(bind(server.listen))?;
         return Ok(HttpListeners {
@@ -220,11 +226,19 @@ async fn spawn_http(
         });
     };
     let routes = http::health_routes(false).merge(public_routes);
-    let (public, public_task) = http::spawn(server.listen, app(routes), limits, stopping.clone(), grace, "public")
-        .await
-        .map_err(bind(server.listen))?;
+    let (public, public_task) = http::spawn(
+        server.listen,
+        app(routes),
+        limits,
+        tls.clone(),
+        stopping.clone(),
+        grace,
+        "public",
+    )
+    .await
+    .map_err(bind(server.listen))?;
     let routes = http::health_routes(true).merge(http::api_routes(state));
-    let (api, api_task) = http::spawn(api_listen, app(routes), limits, stopping.clone(), grace, "api")
+    let (api, api_task) = http::spawn(api_listen, app(routes), limits, tls, stopping.clone(), grace, "api")
         .await
         .map_err(bind(api_listen))?;
     Ok(HttpListeners {

@@ -1,4 +1,4 @@
-//! The `protofuse` command line: `serve`, `check-config` and `triage`.
+//! The `protofuse` command line: `serve`, `check-config`, `triage`, `dead-letters` and `api-key`.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,15 @@ pub enum Command {
     /// Triage a message (the decision and why) or evaluate a labelled file. Training is the separate
     /// `protofuse-triage-train` tool.
     Triage(crate::triage_cli::TriageArgs),
+    /// Make API keys for `[[api.keys]]` (the configuration keeps only their SHA-256).
+    ApiKey(crate::api_key_cli::ApiKeyArgs),
+    /// Print a shell completion script, e.g. `protofuse completions bash > /etc/bash_completion.d/protofuse`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `protofuse man > /usr/share/man/man1/protofuse.1`.
+    Man,
     /// List, inspect, replay or discard dead letters (deliveries that gave up), directly in the store named by
     /// the configuration. Safe while `serve` runs: a replayed delivery is picked up by its worker.
     DeadLetters {

@@ -15,11 +15,14 @@
 //! - [`triage_cli`]: `protofuse triage TEXT` and `protofuse triage eval FILE` over the `protofuse_triage` crate
 //!   (built-in AI triage: intent model, rules, routing, knowledge base, hand-off; training is not linked here).
 //! - [`app`]: the one place the application is assembled from config (`serve` and `check-config`).
-//! - [`cli`]: the `protofuse` command line.
+//! - [`cli`]: the `protofuse` command line; [`api_key_cli`] and [`dead_letters`] run two of its commands.
+//! - [`auth`]: API keys (digests, scopes, per-key rate limits) for REST, JSON-RPC and gRPC.
+//! - [`redact`]: URL secrets out of every error text that leaves the process.
 //!
 //! The path of a message: socket → [`server`] (decode with `protofuse_adapter`) → [`service::Service::send`]
 //! (validate) → [`protofuse_store::Store::insert_message`] (idempotent write) → the acknowledgement back to the caller.
 
+pub mod api_key_cli;
 pub mod app;
 pub mod auth;
 pub mod cli;

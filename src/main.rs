@@ -2,12 +2,36 @@
 //! their causes, and turned into a non-zero exit status.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use protofuse::cli::{Cli, Command};
 use protofuse::{app, config, telemetry};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A refusal for the operator to act on, not a crash: the message and its causes once each, no
+            // backtrace whatever RUST_BACKTRACE says.
+            eprintln!("error: {}", explain(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `e` and its causes, each on its own line, skipping a cause whose text the line above already says.
+fn explain(e: &anyhow::Error) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if lines.last().is_none_or(|last| !last.contains(&text)) {
+            lines.push(text);
+        }
+    }
+    lines.join("\n  caused by: ")
+}
+
+async fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::CheckConfig { file } => {
             let config = config::load(Some(&file))?;
@@ -24,6 +48,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Triage(args) => Ok(protofuse::triage_cli::run(args)?),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "protofuse", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => Ok(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?),
+        Command::ApiKey(args) => Ok(protofuse::api_key_cli::run(
+            args.action,
+            std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+        )?),
         Command::Serve { config, log_format } => {
             let config = config::load(config.as_deref())?;
             telemetry::init_logging(log_format.unwrap_or(config.log.format), &config.log.filter);

@@ -93,6 +93,11 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::ConversationNotFound(id) => Self::ConversationNotFound(id),
             StoreError::KeyReused => Self::KeyReused,
+            // Load shedding, not a failure: counted, not logged per request (it comes in floods).
+            StoreError::Overloaded => {
+                metrics::counter!(crate::telemetry::metric::WRITES_SHED).increment(1);
+                Self::Unavailable(StoreError::Overloaded)
+            }
             other => {
                 // Logged once here, with its cause; callers only learn that the store is unavailable.
                 tracing::warn!(error = %other, cause = ?std::error::Error::source(&other), "store unavailable");

@@ -34,6 +34,8 @@ pub mod metric {
     pub const DEAD_LETTERS: &str = "protofuse_dead_letters";
     /// Counter, label `listener`: connections closed at once because a connection limit was reached.
     pub const CONNECTIONS_REFUSED: &str = "protofuse_connections_refused_total";
+    /// Counter: writes refused at once because the store's write queue was full (answered 503 / UNAVAILABLE).
+    pub const WRITES_SHED: &str = "protofuse_store_writes_shed_total";
     /// Counter, labels `key`, `outcome` (`unauthenticated` | `forbidden` | `rate_limited`): API refusals.
     pub const API_REFUSALS: &str = "protofuse_api_refusals_total";
     /// Counter, labels `method`, `code` (the gRPC status code number).
@@ -162,6 +164,10 @@ fn describe() {
     describe_counter!(
         metric::CONNECTIONS_REFUSED,
         "Connections closed at once because a connection limit was reached, by listener."
+    );
+    describe_counter!(
+        metric::WRITES_SHED,
+        "Writes refused at once because the store's write queue was full (answered 503 / UNAVAILABLE)."
     );
     describe_counter!(
         metric::API_REFUSALS,

@@ -608,3 +608,192 @@ fn the_version_names_the_commit_and_logs_to_a_pipe_carry_no_colour_codes() {
     assert!(!out.status.success());
     assert!(!stderr.contains('\u{1b}'), "ANSI codes in piped output: {stderr:?}");
 }
+
+fn check_file(toml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("protofuse.toml");
+    std::fs::write(&file, toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_protofuse"))
+        .arg("check-config")
+        .arg(&file)
+        .env("RUST_BACKTRACE", "1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// check-config names every problem with its key and what would fix it, and prints no backtrace.
+#[test]
+fn check_config_explains_what_is_wrong_and_how_to_fix_it() {
+    let (ok, text) = check_file("[server]\nlistn = \"127.0.0.1:8080\"\n");
+    assert!(!ok && text.contains("did you mean `listen`?"), "{text}");
+    let (ok, text) = check_file("[server]\nlisten = \"localhost:8080\"\n");
+    assert!(!ok && text.contains("an IP address and a port"), "{text}");
+    let broken = "[store]\nurl = \"mysql://u:secretpw@db:notaport/x\"\n\
+        [[dispatch.destinations]]\nname = \"crm\"\nkind = \"webhook\"\nurl = \"htp:/127.0.0.1:9000 hooks\"\n";
+    let (ok, text) = check_file(broken);
+    assert!(!ok, "{text}");
+    assert!(text.contains("store.url: is not a MySQL URL"), "{text}");
+    assert!(text.contains("dispatch.destinations[0].url"), "{text}");
+    assert!(!text.contains("secretpw"), "a password is never echoed: {text}");
+    assert!(!text.contains("stack backtrace"), "{text}");
+    let knowledge = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/triage/knowledge.toml");
+    let missing_model = format!(
+        "[triage]\nmodel = \"nowhere/model.onnx\"\nknowledge = \"{}\"\n\
+         [[dispatch.destinations]]\nname = \"triage\"\nkind = \"triage\"\n",
+        knowledge.display()
+    );
+    let (ok, text) = check_file(&missing_model);
+    assert!(!ok && text.contains("nowhere/model.onnx"), "{text}");
+    assert_eq!(
+        text.matches("nowhere/model.onnx").count(),
+        1,
+        "each cause said once: {text}"
+    );
+}
+
+/// Files a configuration names resolve against the configuration's own directory, from any working directory.
+#[test]
+fn the_triage_model_is_found_from_any_working_directory() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_protofuse"))
+        .args(["triage", "--config"])
+        .arg(&config)
+        .arg("我要退货")
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refund"));
+}
+
+/// `api-key new` prints a key and the entry for it; pasted into a configuration, the key works with exactly the
+/// scopes asked for, and `api-key digest` agrees with the entry.
+#[tokio::test]
+async fn a_key_made_by_the_cli_opens_what_its_scopes_allow() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_protofuse"));
+    let out = Command::new(exe)
+        .args(["api-key", "new", "--id", "crm \"east\"", "--scope", "write"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let secret = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("# pf_"))
+        .map(|rest| format!("pf_{rest}"))
+        .expect("the key is printed");
+    assert_eq!(secret.len(), 3 + 64);
+    let entry = printed.split_once("[[api.keys]]").unwrap().1;
+
+    let mut digest = Command::new(exe)
+        .args(["api-key", "digest"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(digest.stdin.take().unwrap(), "{secret}").unwrap();
+    let digested = digest.wait_with_output().unwrap();
+    assert!(entry.contains(&format!(
+        "sha256 = \"{}\"",
+        String::from_utf8_lossy(&digested.stdout).trim()
+    )));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("protofuse.toml");
+    std::fs::write(&config, format!("[[api.keys]]{entry}")).unwrap();
+    let binary = protofuse_testkit::binary::Binary::serve(exe, &config, dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let sent = client
+        .post(binary.url("/v1/messages"))
+        .bearer_auth(&secret)
+        .json(&message("cli-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 201);
+    let read = client
+        .get(binary.url("/v1/conversations?customer=cli-key"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 403, "the key was made with write only");
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_same_command_line() {
+    let exe = env!("CARGO_BIN_EXE_protofuse");
+    let bash = Command::new(exe).args(["completions", "bash"]).output().unwrap();
+    let bash = String::from_utf8(bash.stdout).unwrap();
+    assert!(bash.contains("check-config") && bash.contains("api-key"), "{bash}");
+    let man = Command::new(exe).arg("man").output().unwrap();
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.starts_with(".ie") || man.contains(".TH protofuse"), "{man}");
+    assert!(man.contains("dead\\-letters") || man.contains("dead-letters"), "{man}");
+}
+
+/// `[server.tls]`: the public listener speaks HTTPS with the configured certificate (HTTP/1.1 and HTTP/2 by
+/// ALPN), a plain-text client gets no answer, and a missing key file is named by check-config.
+#[tokio::test]
+async fn the_listeners_serve_https_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let tls = protofuse::server::TlsConfig {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    let server = TestServer::sqlite(|c| c.server.tls = Some(tls)).await;
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let trusting = |http2: bool| {
+        let builder = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap())
+            .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap());
+        if http2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder.http1_only()
+        }
+        .build()
+        .unwrap()
+    };
+    for http2 in [false, true] {
+        let sent = trusting(http2)
+            .post(format!("https://localhost:{port}/v1/messages"))
+            .json(&message("over-tls"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 201);
+        let expected = if http2 {
+            reqwest::Version::HTTP_2
+        } else {
+            reqwest::Version::HTTP_11
+        };
+        assert_eq!(sent.version(), expected);
+    }
+    assert!(
+        server.client.get(server.url("/healthz")).send().await.is_err(),
+        "plain HTTP to an HTTPS listener gets no HTTP answer"
+    );
+    server.shutdown().await;
+
+    std::fs::remove_file(&key).unwrap();
+    let (ok, text) = check_file(&format!(
+        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    assert!(!ok && text.contains("server.tls.key"), "{text}");
+}

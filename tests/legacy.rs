@@ -205,6 +205,15 @@ async fn example_php_and_java_clients_against_protofuse_serve() {
         texts_of(&client, &binary.base, "php-example").await,
         ["你好，我要退货，订单号 A-1001"]
     );
+    // The nickname travels in GBK like the text; stored as UTF-8 it must read the same, not as mojibake.
+    let list = get_json(
+        &client,
+        &format!("{}/v1/conversations?customer=php-example", binary.base),
+    )
+    .await;
+    let id = list["items"][0]["id"].as_str().unwrap();
+    let messages = get_json(&client, &format!("{}/v1/conversations/{id}/messages", binary.base)).await;
+    assert_eq!(messages["items"][0]["sender"]["display_name"], "PHP 顾客");
     assert_eq!(
         texts_of(&client, &binary.base, "java-example").await,
         ["快递到哪了? where is my parcel"]

@@ -32,6 +32,7 @@ fn settings(url: String) -> StoreConfig {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(10),
         sqlite_synchronous: Synchronous::Full,
+        ..StoreConfig::default()
     }
 }
 

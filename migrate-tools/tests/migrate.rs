@@ -101,6 +101,7 @@ async fn assert_special_message(store_url: &str, mapper: &Mapper, visitor: &str)
         max_connections: 1,
         acquire_timeout: Duration::from_secs(10),
         sqlite_synchronous: protofuse_store::Synchronous::Normal,
+        ..protofuse_store::StoreConfig::default()
     })
     .await
     .unwrap();

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::config::ConfigIssue;
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Read conversations and messages; subscribe to events.

@@ -248,8 +248,11 @@ impl DispatchConfig {
             }
             match (d.kind, &d.url, &d.adapter) {
                 (DestinationKind::Webhook, None, _) => out.push((key("url"), "a webhook needs a url".to_owned())),
-                (DestinationKind::Webhook, Some(url), _) if reqwest::Url::parse(url).is_err() => {
-                    out.push((key("url"), format!("`{url}` is not a URL")));
+                (DestinationKind::Webhook, Some(url), _) if !is_http_url(url) => {
+                    out.push((
+                        key("url"),
+                        format!("`{}` is not an http:// or https:// URL", crate::redact::url(url)),
+                    ));
                 }
                 (DestinationKind::Legacy, _, None) => {
                     out.push((key("adapter"), "a legacy destination needs an adapter name".to_owned()));
@@ -292,6 +295,12 @@ impl DispatchConfig {
             .map(|(key, message)| crate::config::ConfigIssue::new(key, message))
             .collect()
     }
+}
+
+/// An absolute http(s) URL with a host and nothing a browser would have to guess around (no spaces).
+fn is_http_url(url: &str) -> bool {
+    !url.chars().any(char::is_whitespace)
+        && reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 fn fuse_issues(f: &FuseSettings, key: &dyn Fn(&str) -> String, out: &mut Vec<(String, String)>) {

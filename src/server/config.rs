@@ -4,6 +4,7 @@
 //! Owns what the operator can set about listening; must never bind a socket (validation is pure).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -38,6 +39,18 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Most connections open at once from one client address on each HTTP listener.
     pub max_connections_per_client: usize,
+    /// HTTPS on the public and API listeners. Unset: plain HTTP, for a TLS-terminating proxy in front.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the certificate and key the HTTP listeners present.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// 1 MiB: far above any chat message, small enough that a flood of large bodies cannot exhaust memory.
@@ -70,6 +83,7 @@ impl Default for ServerConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            tls: None,
         }
     }
 }

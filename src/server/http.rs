@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::response::IntoResponse;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use super::listen::{self, Limits};
 use super::state::AppState;
@@ -50,18 +51,20 @@ pub(crate) fn application(routes: Router<AppState>, state: AppState, request_tim
         .with_state(state)
 }
 
-/// Binds `addr` and serves `app` under `limits` until `stop` turns true; requests in flight then finish
+/// Binds `addr` and serves `app` (over TLS when `tls` is given) under `limits` until `stop` turns true; requests in flight then finish
 /// within `grace`. Returns the bound address and the serving task.
 pub(crate) async fn spawn(
     addr: SocketAddr,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     stop: watch::Receiver<bool>,
     grace: Duration,
     name: &'static str,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let (listener, bound) = listen::bind(addr).await?;
-    let task = tokio::spawn(listen::serve(listener, app, limits, stop, grace, name));
-    tracing::info!(addr = %bound, listener = name, "serving HTTP");
+    let https = tls.is_some();
+    let task = tokio::spawn(listen::serve(listener, app, limits, tls, stop, grace, name));
+    tracing::info!(addr = %bound, listener = name, https, "serving HTTP");
     Ok((bound, task))
 }

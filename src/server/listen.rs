@@ -6,6 +6,9 @@
 //! the client likes, so a few hundred stalled sockets exhaust the descriptors and starve everyone (issue 18).
 //! hyper's connection builder offers the header-read timeout; the idle rule and the counts are here.
 //!
+//! With `[server.tls]`, each admitted connection's TLS handshake runs in its own task under the header-read
+//! timeout (a handshake that never completes is a slow header by another name).
+//!
 //! Must never: hold a request that is being answered to the idle rule (a slow handler is not an idle client),
 //! or refuse a connection silently (refusals are counted in `protofuse_connections_refused_total`).
 
@@ -29,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::telemetry::metric;
@@ -207,12 +211,13 @@ impl AsyncWrite for Idle {
     }
 }
 
-/// Serves `app` on `listener` under `limits` until `stop` turns true; then stops accepting, lets requests in
-/// flight finish within `grace` and closes what is left.
+/// Serves `app` on `listener` under `limits` (over TLS when `tls` is given) until `stop` turns true; then stops
+/// accepting, lets requests in flight finish within `grace` and closes what is left.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
     name: &'static str,
@@ -226,6 +231,7 @@ pub(crate) async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.idle_timeout / 2);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let counts = Arc::new(Counts::default());
     loop {
@@ -249,8 +255,64 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
-        let io = TokioIo::new(Idle::new(stream, activity.clone(), limits.idle_timeout));
-        let app = app.clone();
+        let socket = Idle::new(stream, activity.clone(), limits.idle_timeout);
+        let connection = Connection {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            app: app.clone(),
+            activity,
+            peer,
+            name,
+        };
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => connection.serve(socket).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(socket)).await {
+                        Ok(Ok(tls)) => connection.serve(tls).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(listener = name, client = %peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(listener = name, client = %peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            drop(admitted);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!(listener = name, "stopped"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(listener = name, ?grace, "shutdown grace elapsed; closing remaining connections");
+        }
+    }
+}
+
+/// One admitted connection, ready to serve HTTP once its transport (plain or TLS) is established.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    app: Router,
+    activity: Arc<Activity>,
+    peer: SocketAddr,
+    name: &'static str,
+}
+
+impl Connection {
+    async fn serve<S>(self, socket: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            builder,
+            watcher,
+            app,
+            activity,
+            peer,
+            name,
+        } = self;
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let in_flight = InFlight::begin(&activity);
             let app = app.clone();
@@ -265,19 +327,9 @@ pub(crate) async fn serve(
                 }))
             }
         });
-        let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(listener = name, client = %peer, error = %e, "connection ended with an error");
-            }
-            drop(admitted);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!(listener = name, "stopped"),
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!(listener = name, ?grace, "shutdown grace elapsed; closing remaining connections");
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(socket), service);
+        if let Err(e) = watcher.watch(connection.into_owned()).await {
+            tracing::debug!(listener = name, client = %peer, error = %e, "connection ended with an error");
         }
     }
 }

@@ -25,9 +25,12 @@ mod listen;
 pub(crate) mod observe;
 mod rest;
 mod state;
+mod tls;
 mod wechat;
 
 pub(crate) use config::rpc_issues;
-pub use config::{AdminConfig, GrpcConfig, JsonRpcConfig, ServerConfig};
+pub use config::{AdminConfig, GrpcConfig, JsonRpcConfig, ServerConfig, TlsConfig};
 pub(crate) use listen::Limits;
 pub(crate) use state::AppState;
+pub use tls::TlsError;
+pub(crate) use tls::acceptor as tls_acceptor;

@@ -20,6 +20,9 @@ pub struct StoreConfig {
     pub acquire_timeout: Duration,
     /// SQLite only: `full` (fsync every commit; survives power loss) or `normal` (survives process crashes).
     pub sqlite_synchronous: Synchronous,
+    /// SQLite only: writes that may wait for the single writer. When the queue is full a write is refused at
+    /// once ([`crate::StoreError::Overloaded`], HTTP 503 with `Retry-After`) instead of piling up in memory.
+    pub write_queue: usize,
 }
 
 /// Eight readers keep a two-core machine's request handlers busy; MySQL servers allow far more.
@@ -27,6 +30,9 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 /// Longer than any healthy wait for a pooled connection, shorter than the request timeout, so an exhausted
 /// pool answers 503 instead of hanging the request.
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Sixteen full groups: about a second of writes at the rates SQLite sustains here, so a burst is absorbed and
+/// a sustained overload is refused within a second rather than answered late.
+const DEFAULT_WRITE_QUEUE: usize = 4096;
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -35,6 +41,7 @@ impl Default for StoreConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             sqlite_synchronous: Synchronous::Full,
+            write_queue: DEFAULT_WRITE_QUEUE,
         }
     }
 }
@@ -51,10 +58,21 @@ impl StoreConfig {
     /// Every broken rule, as (key inside `[store]`, message).
     pub fn issues(&self) -> Vec<(&'static str, String)> {
         let mut issues = Vec::new();
-        if !["sqlite:", "mysql:", "mariadb:"]
-            .iter()
-            .any(|s| self.url.starts_with(s))
-        {
+        if self.url.starts_with("sqlite:") {
+            if let Err(e) = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&self.url) {
+                issues.push(("url", format!("is not a SQLite URL: {e}")));
+            }
+        } else if self.url.starts_with("mysql:") || self.url.starts_with("mariadb:") {
+            let url = self.url.replacen("mariadb://", "mysql://", 1);
+            // Parsing only: nothing connects. The message never echoes the URL, which may hold a password.
+            let parses = <sqlx::mysql::MySqlConnectOptions as std::str::FromStr>::from_str(&url).is_ok();
+            if !port_is_numeric(&url) || !parses {
+                issues.push((
+                    "url",
+                    "is not a MySQL URL (mysql://user:password@host:port/database, the port a number)".to_owned(),
+                ));
+            }
+        } else {
             issues.push(("url", "must start with sqlite:, mysql: or mariadb:".to_owned()));
         }
         if !(1..=1000).contains(&self.max_connections) {
@@ -66,8 +84,28 @@ impl StoreConfig {
         if self.acquire_timeout.is_zero() {
             issues.push(("acquire_timeout", "must be greater than 0s".to_owned()));
         }
+        if !(1..=1_000_000).contains(&self.write_queue) {
+            issues.push((
+                "write_queue",
+                format!("must be between 1 and 1000000, got {}", self.write_queue),
+            ));
+        }
         issues
     }
+}
+
+/// Whether the port of `url`'s authority, if it names one, is a number: the URL parser accepts
+/// `host:notaport` for schemes it does not know, and the connection would fail only at start.
+fn port_is_numeric(url: &str) -> bool {
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or_default());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let port = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => host_port.split_once(':').map(|(_, p)| p),
+    };
+    port.is_none_or(|p| p.parse::<u16>().is_ok())
 }
 
 /// How hard SQLite works to make a commit survive power loss.
@@ -80,4 +118,19 @@ pub enum Synchronous {
     Full,
     /// fsync at WAL checkpoints only: survives a process crash, may lose the last commits on power loss.
     Normal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_parsed_without_connecting() {
+        let mut config = StoreConfig::for_url("mysql://u:pw@db:notaport/x");
+        assert_eq!(config.issues().len(), 1, "{:?}", config.issues());
+        config.url = "mysql://u:pw@db:3306/x".to_owned();
+        assert!(config.issues().is_empty());
+        config.url = "postgres://x".to_owned();
+        assert_eq!(config.issues().len(), 1);
+    }
 }

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// The database failed or could not be reached. Usually transient.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The write queue is full: the store is taking writes more slowly than they arrive. Retry shortly.
+    #[error("the store's write queue is full")]
+    Overloaded,
     /// The SQLite writer task has stopped (the store is shutting down).
     #[error("the store's writer has stopped")]
     WriterGone,
@@ -50,6 +53,9 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     /// `true` when retrying later may succeed (the database is down, busy or timed out).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Database(_) | Self::GroupFailed(_) | Self::WriterGone)
+        matches!(
+            self,
+            Self::Database(_) | Self::GroupFailed(_) | Self::WriterGone | Self::Overloaded
+        )
     }
 }

@@ -22,8 +22,6 @@ use crate::store::{Inserted, Store};
 
 /// Most writes committed in one transaction: bounds how long the first writer of a group waits for the rest.
 const MAX_GROUP: usize = 256;
-/// Writes queued for the writer task before callers wait for room (back-pressure instead of unbounded memory).
-const QUEUE: usize = 4096;
 
 struct Write {
     envelope: Envelope,
@@ -74,7 +72,7 @@ impl SqliteStore {
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.read_only(true))
             .await?;
-        let (writes, queue) = mpsc::channel(QUEUE);
+        let (writes, queue) = mpsc::channel(settings.write_queue.max(1));
         tokio::spawn(write_groups(writer.clone(), queue));
         Ok(Self { reader, writer, writes })
     }
@@ -86,15 +84,19 @@ impl SqliteStore {
         destinations: Vec<String>,
     ) -> Result<Inserted, StoreError> {
         let (done, result) = oneshot::channel();
+        // Refused at once when full: a caller waiting for room would hold its request (and its memory) for as
+        // long as the overload lasts, and its client would time out anyway.
         self.writes
-            .send(Write {
+            .try_send(Write {
                 envelope,
                 received_at,
                 destinations,
                 done,
             })
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => StoreError::WriterGone,
+            })?;
         result.await.map_err(|_| StoreError::WriterGone)?
     }
 }

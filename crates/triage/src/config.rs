@@ -1,6 +1,7 @@
 //! `[triage]`: the built-in intent model, rules, routing, knowledge base and hand-off policy, and its validation.
 //!
-//! Paths are relative to the working directory (like `store.url`), so the defaults work from a checkout.
+//! Paths in a configuration file are resolved against that file's directory by the server's loader; the built-in defaults
+//! are relative to the working directory, so they work from a checkout.
 //! Validation here is pure and never reads a file; the model and knowledge-base files are read (and their errors
 //! named) by `Triage::load`. The server embeds this section in its configuration and turns each [`ConfigIssue`]
 //! into its own issue type, keys unchanged.
