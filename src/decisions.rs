@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use protofuse_model::{Message, MessageId, TriageDecision};
+use protofuse_model::{Content, Message, MessageId, TriageDecision};
 use protofuse_store::{Order, PageRequest, Store, StoreError};
 use protofuse_triage::{ConversationContext, Decision, Triage};
 use tokio::sync::OnceCell;
@@ -26,6 +26,15 @@ const KEEP_FOR: Duration = Duration::from_secs(60);
 const SWEEP_ABOVE: usize = 4096;
 
 type Slot = Arc<OnceCell<Arc<Decision>>>;
+
+/// The text triage would judge in `message`: a text message that says something. Whitespace or invisible
+/// characters alone are no text, like an image: nothing to triage, no default reply.
+pub fn triageable(message: &Message) -> Option<&str> {
+    match &message.content {
+        Content::Text { text } if !protofuse_triage::features::is_blank(text) => Some(text),
+        _ => None,
+    }
+}
 
 /// Triage decisions, one per message. Share one per process.
 pub struct Decisions {

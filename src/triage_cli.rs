@@ -61,6 +61,20 @@ pub enum CommandError {
     /// Neither a text nor a subcommand.
     #[error("give a message to triage, or `eval FILE`")]
     Usage,
+    /// The message is empty or whitespace only: there is nothing to judge.
+    #[error("the message is empty or only whitespace: there is nothing to triage")]
+    BlankText,
+    /// The labelled file names intents the model does not know (a typo would otherwise add a column and skew
+    /// every figure).
+    #[error("{file}: intents the model does not know: {found} (the model knows: {known})")]
+    UnknownLabels {
+        /// The file.
+        file: String,
+        /// Each unknown intent with the first line naming it.
+        found: String,
+        /// The model's intents.
+        known: String,
+    },
 }
 
 /// Runs the command and prints its result.
@@ -74,6 +88,9 @@ pub fn run(args: TriageArgs) -> Result<(), CommandError> {
         }) => eval(&load(config.as_deref())?, &file, json, errors),
         None => {
             let text = args.text.ok_or(CommandError::Usage)?;
+            if protofuse_triage::features::is_blank(&text) {
+                return Err(CommandError::BlankText);
+            }
             let decision = load(args.config.as_deref())?.triage(&text, &ConversationContext::default());
             if args.json {
                 println!("{}", decision_json(&decision));
@@ -134,6 +151,19 @@ fn explain(d: &Decision) -> String {
 fn eval(triage: &Triage, file: &Path, json: bool, errors: bool) -> Result<(), CommandError> {
     let examples = read_jsonl(file)?;
     let mut labels: Vec<String> = triage.model().labels().to_vec();
+    let mut unknown: Vec<String> = Vec::new();
+    for (line, e) in examples.iter().enumerate() {
+        if !labels.contains(&e.intent) && !unknown.iter().any(|u| u.starts_with(&format!("\"{}\" ", e.intent))) {
+            unknown.push(format!("\"{}\" (example {})", e.intent, line + 1));
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(CommandError::UnknownLabels {
+            file: file.display().to_string(),
+            found: unknown.join(", "),
+            known: labels.join(", "),
+        });
+    }
     let decided: Vec<(String, String)> = examples
         .iter()
         .map(|e| {

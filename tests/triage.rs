@@ -158,7 +158,47 @@ async fn wechat_triage_hands_off_answers_and_follows_rules() {
         body.contains("<MsgType><![CDATA[text]]></MsgType>") && !body.contains("transfer"),
         "{body}"
     );
+
+    // Blank text is no text: no default reply, nothing to judge. Angry emoji are anger.
+    let (status, body) = post(&server, &oa, ask(5, " \u{3000} ")).await;
+    assert_eq!((status, body.as_str()), (200, "success"));
+    let (_, body) = post(&server, &oa, ask(6, "😡😡😡")).await;
+    assert!(body.contains("transfer_customer_service"), "{body}");
     server.shutdown().await;
+}
+
+/// `protofuse triage ARGS…`, expected to fail; stderr.
+fn cli_refusal(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_protofuse"))
+        .arg("triage")
+        .args(args)
+        .current_dir(repo(""))
+        .env_remove("PROTOFUSE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn cli_refuses_blank_text_and_labels_the_model_does_not_know() {
+    for blank in ["", "   ", "\u{200B}"] {
+        assert!(cli_refusal(&[blank]).contains("nothing to triage"), "{blank:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("eval.jsonl");
+    let lines = [
+        r#"{"text": "我要退货", "intent": "refund"}"#,
+        r#"{"text": "退款", "intent": "refunds"}"#,
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let refused = cli_refusal(&["eval", file.to_str().unwrap()]);
+    assert!(
+        refused.contains("intents the model does not know") && refused.contains("\"refunds\" (example 2)"),
+        "{refused}"
+    );
+    let json: Value = serde_json::from_str(&cli(&["--json", "还没到？！？"])).unwrap();
+    assert_eq!(json["decision"], "handoff", "{json}");
 }
 
 #[test]

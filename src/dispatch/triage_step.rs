@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use protofuse_model::{Content, ConversationStatus, Direction, Role, TriageDecision};
+use protofuse_model::{ConversationStatus, Direction, Role, TriageDecision};
 use protofuse_store::{StatusChange, Store};
 
 use super::destination::{Delivery, DeliveryError, Destination};
@@ -35,7 +35,7 @@ impl TriageStep {
 impl Destination for TriageStep {
     async fn deliver(&self, delivery: Delivery<'_>) -> Result<(), DeliveryError> {
         let message = delivery.message;
-        let Content::Text { text } = &message.content else {
+        let Some(text) = crate::decisions::triageable(message) else {
             return Ok(());
         };
         if message.direction != Direction::Inbound || message.sender.role != Role::Customer {

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use protofuse_model::{Content, Message};
+use protofuse_model::Message;
 use protofuse_triage::{Action, Decision};
 
 use super::answer::Answer;
@@ -53,7 +53,7 @@ impl TriageResponder {
 #[async_trait]
 impl Responder for TriageResponder {
     async fn respond(&self, message: &Message) -> Result<Option<Answer>, RespondError> {
-        let Content::Text { text } = &message.content else {
+        let Some(text) = crate::decisions::triageable(message) else {
             return Ok(None);
         };
         let decision = self

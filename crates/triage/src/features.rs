@@ -244,6 +244,13 @@ fn finish(hashes: Vec<u64>, dim: usize) -> SparseVec {
     vec
 }
 
+/// Whether `text` says anything: at least one character that is neither whitespace nor invisible (zero-width
+/// spaces and joiners, the BOM, control characters). Blank text is no text: there is nothing to triage.
+pub fn is_blank(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_whitespace() || c.is_control() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +319,16 @@ mod tests {
                 .collect();
             assert_eq!(buckets, [bucket], "{text}");
             assert!(!has(&similarity_features(text, DIM), b'L', bucket), "{text}");
+        }
+    }
+
+    #[test]
+    fn blank_text_is_whitespace_and_invisible_characters_only() {
+        for blank in ["", "   ", "\t\n", "\u{200B}\u{FEFF}", "\u{3000}"] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for text in ["a", " 好 ", "😡", "?"] {
+            assert!(!is_blank(text), "{text:?}");
         }
     }
 }

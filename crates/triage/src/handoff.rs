@@ -70,13 +70,41 @@ impl HandoffPolicy {
         confidence < self.below
     }
 
-    /// Angry words, or three exclamation marks in a row.
+    /// Angry words, an angry emoji, or shouting punctuation.
     fn is_angry(&self, raw: &str, normalized: &str) -> bool {
         self.angry_words
             .iter()
             .any(|w| !w.is_empty() && normalized.contains(w.as_str()))
-            || raw.replace('！', "!").contains("!!!")
+            || raw.chars().any(|c| ANGRY_EMOJI.contains(&c))
+            || shouts(raw)
     }
+}
+
+/// Emoji that say anger in any language, so they are not configured per deployment like words are.
+const ANGRY_EMOJI: &[char] = &['😡', '😠', '🤬', '👿', '💢', '😤', '🖕'];
+
+/// Three or more of `!` and `?` in a row (either width) with at least one `!`: "!!!", "?!?", "？！！". A run of
+/// question marks alone is puzzlement, not anger.
+fn shouts(raw: &str) -> bool {
+    let mut run = 0;
+    let mut bang = false;
+    for c in raw.chars() {
+        match c {
+            '!' | '！' => {
+                run += 1;
+                bang = true;
+            }
+            '?' | '？' => run += 1,
+            _ => {
+                run = 0;
+                bang = false;
+            }
+        }
+        if run >= 3 && bang {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -97,6 +125,15 @@ mod tests {
             Some(HandoffReason::Angry)
         );
         assert_eq!(check("太差了", "complaint", &none), None);
+        assert_eq!(check("😡😡😡", "other", &none), Some(HandoffReason::Angry));
+        assert_eq!(check("还没到？！？", "logistics", &none), Some(HandoffReason::Angry));
+        assert_eq!(check("really?!!", "other", &none), Some(HandoffReason::Angry));
+        assert_eq!(
+            check("what??? when", "other", &none),
+            None,
+            "questions alone are not anger"
+        );
+        assert_eq!(check("ok! thanks! bye", "other", &none), None);
         let complained = ConversationContext {
             recent_intents: vec!["complaint".to_owned()],
             bot_failures: 0,

@@ -186,6 +186,20 @@ impl Triage {
 
     /// Decides what to do with one customer message.
     pub fn triage(&self, text: &str, ctx: &ConversationContext) -> Decision {
+        if features::is_blank(text) {
+            // Nothing to judge: no intent is likelier than another, and nothing the customer said is unsure.
+            return Decision {
+                intent: "other".to_owned(),
+                confidence: 0.0,
+                department: self.routing.for_intent("other"),
+                decision: Action::DefaultReply {
+                    text: self.default_reply.clone(),
+                },
+                reason: "no_text".to_owned(),
+                top_intents: Vec::new(),
+                model_version: self.model.version().to_owned(),
+            };
+        }
         let normalized = normalize(text);
         let mut top = self.classify(text);
         let rule = self.rules.first_match(text, &normalized);
