@@ -2,8 +2,9 @@
 //! model → routing → knowledge base → hand-off), against baselines measured in the same run: feature extraction
 //! alone and a rules-only pass. Also the model's size and load time.
 //!
-//! Run: `cargo bench -p protofuse-triage --bench triage` (env: `BENCH_SECONDS` per target, default 5). Messages are
-//! the texts of `config/triage/data/train.jsonl`, cycled.
+//! Run: `cargo bench -p protofuse-triage --bench triage` (env: `BENCH_SECONDS` per target, default 5;
+//! `BENCH_OTHER_MODEL=path.onnx` adds the full decision with that model, e.g. an older dense one, to the same run).
+//! Messages are the texts of `config/triage/data/train.jsonl`, cycled.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -71,7 +72,14 @@ fn main() {
     texts = (0..n).map(|i| texts[(i * 7919) % n].clone()).collect();
     let ctx = ConversationContext::default();
     let rules_only = protofuse_triage::Rules::compile(&config.rules).unwrap();
-    let outcomes = [
+    let other = std::env::var_os("BENCH_OTHER_MODEL").map(|path| {
+        Triage::load(&TriageConfig {
+            model: path.into(),
+            ..config.clone()
+        })
+        .expect("BENCH_OTHER_MODEL loads")
+    });
+    let mut outcomes = vec![
         measure("features only (baseline)", &texts, budget, |t| {
             black_box(features(t, DEFAULT_DIM));
         }),
@@ -85,6 +93,11 @@ fn main() {
             black_box(triage.triage(t, &ctx));
         }),
     ];
+    if let Some(other) = &other {
+        outcomes.push(measure("full decision, BENCH_OTHER_MODEL", &texts, budget, |t| {
+            black_box(other.triage(t, &ctx));
+        }));
+    }
     report(&triage, load, &outcomes);
 }
 

@@ -33,7 +33,7 @@ use serde::Serialize;
 pub use config::{ConfigIssue, RuleConfig, TriageConfig};
 pub use error::TriageError;
 pub use handoff::ConversationContext;
-pub use model::{IntentModel, META_DIM, META_FEATURES, META_LABELS, META_VERSION};
+pub use model::{INPUT_IDS, INPUT_VALUES, IntentModel, META_DIM, META_FEATURES, META_LABELS, META_VERSION};
 pub use rules::{Rule, Rules};
 
 use features::normalize;

@@ -20,10 +20,24 @@ pub const META_VERSION: &str = "protofuse.version";
 pub const META_DIM: &str = "protofuse.dim";
 /// The tokenizer version the model was trained on ([`crate::features::VERSION`]).
 pub const META_FEATURES: &str = "protofuse.features";
+/// A sparse model's input: the active feature ids, int64 `[n]`.
+pub const INPUT_IDS: &str = "feature_ids";
+/// A sparse model's input: the active features' values, float `[n, 1]`.
+pub const INPUT_VALUES: &str = "feature_values";
+
+/// How a model takes its features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `feature_ids` + `feature_values`: only the active rows of the weights are read.
+    Sparse,
+    /// One dense float `[1, dim]` input (models trained before sparse inference; still served).
+    Dense,
+}
 
 /// A loaded model: the optimised tract plan and the metadata the trainer wrote.
 pub struct IntentModel {
     plan: Arc<TypedRunnableModel>,
+    layout: Layout,
     labels: Vec<String>,
     version: String,
     dim: usize,
@@ -80,6 +94,20 @@ impl IntentModel {
                 super::features::VERSION
             )));
         }
+        let inputs: Vec<&str> = proto
+            .graph
+            .as_ref()
+            .map(|g| g.input.iter().map(|i| i.name.as_str()).collect())
+            .unwrap_or_default();
+        let layout = match inputs.as_slice() {
+            [ids, values] if *ids == INPUT_IDS && *values == INPUT_VALUES => Layout::Sparse,
+            [_] => Layout::Dense,
+            _ => {
+                return Err(invalid(
+                    "inputs are neither (feature_ids, feature_values) nor one dense vector",
+                ));
+            }
+        };
         let plan = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .and_then(|m| m.into_optimized())
@@ -87,6 +115,7 @@ impl IntentModel {
             .map_err(|e| TriageError::Model(String::new(), e.into()))?;
         Ok(Self {
             plan,
+            layout,
             labels,
             version: meta(META_VERSION).unwrap_or_else(|| "unknown".to_owned()),
             dim,
@@ -97,11 +126,33 @@ impl IntentModel {
 
     /// Calibrated probabilities, one per label, in label order.
     pub fn predict(&self, x: &SparseVec) -> Result<Vec<f32>, TriageError> {
-        let mut dense = vec![0f32; self.dim];
-        x.scatter(&mut dense);
         let run = |e: tract_onnx::prelude::TractError| TriageError::Run(e.into());
-        let input = Tensor::from_shape(&[1, self.dim], &dense).map_err(run)?;
-        let outputs = self.plan.run(tvec!(input.into())).map_err(run)?;
+        // tract panics on an out-of-range Gather index, so every index is checked here first.
+        if let Some(&outside) = x.indices.iter().find(|&&i| i as usize >= self.dim) {
+            return Err(TriageError::Run(
+                format!("feature index {outside} is outside the model's dimension {}", self.dim).into(),
+            ));
+        }
+        let inputs = match self.layout {
+            Layout::Sparse => {
+                // No active feature: one zero-valued row, so the sum is the bias alone, as the dense model's is.
+                let (ids, values): (Vec<i64>, Vec<f32>) = if x.indices.is_empty() {
+                    (vec![0], vec![0.0])
+                } else {
+                    (x.indices.iter().map(|&i| i64::from(i)).collect(), x.values.clone())
+                };
+                let n = ids.len();
+                let ids = Tensor::from_shape(&[n], &ids).map_err(run)?;
+                let values = Tensor::from_shape(&[n, 1], &values).map_err(run)?;
+                tvec!(ids.into(), values.into())
+            }
+            Layout::Dense => {
+                let mut dense = vec![0f32; self.dim];
+                x.scatter(&mut dense);
+                tvec!(Tensor::from_shape(&[1, self.dim], &dense).map_err(run)?.into())
+            }
+        };
+        let outputs = self.plan.run(inputs).map_err(run)?;
         Ok(outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(run)?

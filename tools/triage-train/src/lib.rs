@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use cv::Row;
-pub use export::{INPUT, OUTPUT};
+pub use export::OUTPUT;
 pub use linear::Sgd;
 
 use data::Example;
