@@ -11,10 +11,11 @@ use futures_util::StreamExt as _;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::prelude::Queryable as _;
 use mysql_async::{BinlogStream, BinlogStreamRequest};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::binlog::{self, BinlogError, Statement};
+use crate::binlog::{self, BinlogError};
 use crate::canonical::Mapper;
+use crate::ddl::{self, DdlStop, MappedColumns, Statement};
 use crate::mapping::{FieldError, TableMapping};
 use crate::sink::{Action, Op, Position, Progress, Target, TargetError};
 use crate::source::{self, ServerInfo, Source, SourceError};
@@ -34,6 +35,10 @@ pub struct FollowOptions {
     pub until_caught_up: bool,
     /// Longest wait between reconnects.
     pub max_backoff: Duration,
+    /// Log a progress line (position, rows applied, lag) this often.
+    pub progress_every: Duration,
+    /// Follow from this binlog position (file, pos) instead of the checkpoint; it becomes the checkpoint.
+    pub start_position: Option<(String, u64)>,
 }
 
 impl Default for FollowOptions {
@@ -46,6 +51,8 @@ impl Default for FollowOptions {
             batch_delay: Duration::from_millis(200),
             until_caught_up: false,
             max_backoff: Duration::from_secs(30),
+            progress_every: Duration::from_secs(10),
+            start_position: None,
         }
     }
 }
@@ -81,9 +88,24 @@ pub enum FollowError {
         /// Where.
         pos: u64,
     },
-    /// DDL that makes the mapping unsafe.
-    #[error("{0}")]
-    Ddl(String),
+    /// DDL that makes the mapping unsafe to follow.
+    #[error(
+        "the importer stopped at the statement ending at {at}, {stop}; nothing after it was applied: update the \
+         mapping to the new schema, then import again into a fresh target with `run`"
+    )]
+    Ddl {
+        /// `file:pos` of the end of the statement's event.
+        at: String,
+        /// What the statement does to the mapping.
+        stop: Box<DdlStop>,
+    },
+    /// Nothing to follow from.
+    #[error("no checkpoint in the target: run `snapshot` (or `run`) first")]
+    NoCheckpoint,
+    /// An interrupted snapshot: following from its start position would never copy the rows it has not reached,
+    /// since only changes made after that position are in the binlog.
+    #[error("the snapshot is not finished: run `snapshot` or `run` to resume it")]
+    SnapshotUnfinished,
 }
 
 impl FollowError {
@@ -105,12 +127,28 @@ pub async fn run(
     mapper: &Mapper,
     options: &FollowOptions,
 ) -> Result<(), FollowError> {
+    let (_never, stop) = watch::channel(false);
+    run_until(source, target, mapper, options, stop).await
+}
+
+/// [`run`], also ending (successfully) once `stop` turns true: the batch of whole source transactions read so
+/// far is committed first, a transaction still open is left to the next start.
+pub async fn run_until(
+    source: &Source,
+    target: &Target,
+    mapper: &Mapper,
+    options: &FollowOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), FollowError> {
     let name = mapper.mapping().name.clone();
+    if let Some((file, pos)) = &options.start_position {
+        start_at(target, &name, file, *pos).await?;
+    }
     let mut backoff = Duration::from_millis(200);
     let mut stop_at = None;
     loop {
         let started = Instant::now();
-        let error = match follow_once(source, target, mapper, options, &mut stop_at).await {
+        let error = match follow_once(source, target, mapper, options, &mut stop_at, &mut stop).await {
             Ok(()) => return Ok(()),
             Err(e) if e.is_fatal() => {
                 let _ = target.record_error(&name, &e.to_string()).await;
@@ -124,9 +162,33 @@ pub async fn run(
             backoff = Duration::from_millis(200);
         }
         tracing::warn!(error = %error, retry_in = ?backoff, "binlog stream lost; reconnecting from the checkpoint");
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|stop| *stop) => return Ok(()),
+        }
         backoff = (backoff * 2).min(options.max_backoff);
     }
+}
+
+/// Records `file:pos` as the checkpoint. Refused while a snapshot is unfinished: the snapshot's start position
+/// is where its resumption must follow from.
+async fn start_at(target: &Target, name: &str, file: &str, pos: u64) -> Result<(), FollowError> {
+    if !target.status(name).await?.snapshot_done {
+        return Err(FollowError::SnapshotUnfinished);
+    }
+    let position = Position {
+        file: file.to_owned(),
+        pos,
+        gtid: None,
+    };
+    let progress = Progress::Binlog {
+        position,
+        events: 0,
+        event_time: chrono::Utc::now().timestamp(),
+    };
+    target.apply(name, &[], &progress).await?;
+    tracing::info!(file, pos, "following from the given position, now the checkpoint");
+    Ok(())
 }
 
 async fn follow_once(
@@ -135,13 +197,15 @@ async fn follow_once(
     mapper: &Mapper,
     options: &FollowOptions,
     stop_at: &mut Option<(String, u64)>,
+    stop: &mut watch::Receiver<bool>,
 ) -> Result<(), FollowError> {
     let status = target.status(&mapper.mapping().name).await?;
     let Some(file) = status.file.clone().filter(|f| !f.is_empty()) else {
-        return Err(FollowError::Ddl(
-            "no checkpoint in the target: run `snapshot` (or `run`) first".to_owned(),
-        ));
+        return Err(FollowError::NoCheckpoint);
     };
+    if !status.snapshot_done {
+        return Err(FollowError::SnapshotUnfinished);
+    }
     let start = Position {
         file,
         pos: status.pos.unwrap_or(4),
@@ -170,10 +234,17 @@ async fn follow_once(
     // Batches are committed by a writer task, in order, while the stream is read on: decoding and writing
     // overlap. At most two batches wait, which bounds memory and how far reading runs ahead of the checkpoint.
     let (batches, rx) = mpsc::channel(2);
-    let writer = tokio::spawn(write_batches(target.clone(), mapper.mapping().name.clone(), rx));
+    let writer = tokio::spawn(write_batches(
+        target.clone(),
+        mapper.mapping().name.clone(),
+        rx,
+        options.progress_every,
+    ));
     let mut follower = Follower::new(batches, mapper, info, start, stop_at.clone());
     follower.database = source.database().to_owned();
-    let streamed = follower.stream(stream, options).await;
+    follower.mapped = MappedColumns::new(mapper.mapping());
+    follower.progress_every = options.progress_every;
+    let streamed = follower.stream(stream, options, stop).await;
     drop(follower);
     let written = writer
         .await
@@ -184,20 +255,39 @@ async fn follow_once(
 
 type Batch = (Vec<Op>, Progress);
 
-async fn write_batches(target: Target, name: String, mut rx: mpsc::Receiver<Batch>) -> Result<(), FollowError> {
+async fn write_batches(
+    target: Target,
+    name: String,
+    mut rx: mpsc::Receiver<Batch>,
+    progress_every: Duration,
+) -> Result<(), FollowError> {
+    let mut applied = 0;
+    let mut last_report: Option<Instant> = None;
     while let Some((ops, progress)) = rx.recv().await {
         let rows = ops.len() as u64;
-        let events = match &progress {
-            Progress::Binlog { events, event_time, .. } => {
-                let lag = chrono::Utc::now().timestamp() - event_time;
-                metrics::gauge!("protofuse_migrate_lag_seconds").set(lag.max(0) as f64);
-                *events
-            }
-            _ => 0,
-        };
         target.apply(&name, &ops, &progress).await?;
+        applied += rows;
         metrics::counter!("protofuse_migrate_rows_applied_total").increment(rows);
-        metrics::counter!("protofuse_migrate_events_total").increment(events);
+        if let Progress::Binlog {
+            events,
+            event_time,
+            position,
+        } = &progress
+        {
+            // Behind the source by how long ago its last applied event was written, as of this commit.
+            let lag = (chrono::Utc::now().timestamp() - event_time).max(0);
+            metrics::gauge!("protofuse_migrate_lag_seconds").set(lag as f64);
+            metrics::counter!("protofuse_migrate_events_total").increment(*events);
+            if last_report.is_none_or(|at| at.elapsed() >= progress_every) {
+                last_report = Some(Instant::now());
+                tracing::info!(
+                    position = %format!("{}:{}", position.file, position.pos),
+                    rows_applied = applied,
+                    lag_seconds = lag,
+                    "following"
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -229,6 +319,9 @@ struct Follower<'a> {
     txn_open: bool,
     stop_at: Option<(String, u64)>,
     database: String,
+    mapped: MappedColumns,
+    progress_every: Duration,
+    last_report: Option<Instant>,
 }
 
 enum Flow {
@@ -267,10 +360,18 @@ impl<'a> Follower<'a> {
             txn_open: false,
             stop_at,
             database: String::new(),
+            mapped: MappedColumns::default(),
+            progress_every: Duration::from_secs(10),
+            last_report: None,
         }
     }
 
-    async fn stream(&mut self, mut stream: BinlogStream, options: &FollowOptions) -> Result<(), FollowError> {
+    async fn stream(
+        &mut self,
+        mut stream: BinlogStream,
+        options: &FollowOptions,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), FollowError> {
         if self.caught_up() {
             return Ok(());
         }
@@ -279,7 +380,14 @@ impl<'a> Follower<'a> {
                 Some(at) => options.batch_delay.saturating_sub(at.elapsed()),
                 None => options.heartbeat * 3,
             };
-            let next = tokio::time::timeout(wait, stream.next()).await;
+            let next = tokio::select! {
+                next = tokio::time::timeout(wait, stream.next()) => Some(next),
+                _ = stop.wait_for(|stop| *stop) => None,
+            };
+            let Some(next) = next else {
+                self.flush().await?;
+                return Ok(());
+            };
             let event = match next {
                 Err(_) if self.batch_started.is_some() => {
                     self.flush().await?;
@@ -319,9 +427,19 @@ impl<'a> Follower<'a> {
         if header.timestamp() > 0 {
             self.event_time = i64::from(header.timestamp());
         }
+        // Artificial events (the stream's fake ROTATE, GTID_LIST and the re-sent FDE) do not stand where they
+        // claim to.
+        let artificial = header.flags_raw() & 0x20 != 0;
         match kind {
-            // ANNOTATE_ROWS, BINLOG_CHECKPOINT, GTID_LIST: informational.
-            160 | 161 | 163 => return Ok(Flow::Continue),
+            // ANNOTATE_ROWS: inside a transaction, informational.
+            160 => return Ok(Flow::Continue),
+            // BINLOG_CHECKPOINT, GTID_LIST: no change, but they may be the last events of the binlog.
+            161 | 163 => {
+                if !artificial {
+                    self.pass(log_pos);
+                }
+                return Ok(self.flow());
+            }
             162 => {
                 if let Some((domain, gtid, standalone)) = binlog::mariadb_gtid(event.data(), header.server_id()) {
                     self.gtids.insert(domain, gtid);
@@ -350,6 +468,7 @@ impl<'a> Follower<'a> {
                     }
                 }
             }
+            EventData::FormatDescriptionEvent(_) if !artificial => self.pass(log_pos),
             EventData::FormatDescriptionEvent(_)
             | EventData::TableMapEvent(_)
             | EventData::PreviousGtidsEvent(_)
@@ -358,8 +477,20 @@ impl<'a> Follower<'a> {
             | EventData::RowsQueryEvent(_)
             | EventData::StopEvent => {}
             EventData::HeartbeatEvent => {
+                // A heartbeat names the file and end position the source has sent everything up to.
+                if event.data() == self.file.as_bytes() {
+                    self.pass(log_pos);
+                }
                 if self.in_txn.is_empty() && self.batch.is_empty() {
                     metrics::gauge!("protofuse_migrate_lag_seconds").set(0.0);
+                    if self.last_report.is_none_or(|at| at.elapsed() >= self.progress_every) {
+                        self.last_report = Some(Instant::now());
+                        tracing::info!(
+                            position = %format!("{}:{}", self.safe.file, self.safe.pos),
+                            lag_seconds = 0,
+                            "following: caught up, waiting for changes"
+                        );
+                    }
                     if self.caught_up() {
                         return Ok(Flow::Stop);
                     }
@@ -371,11 +502,26 @@ impl<'a> Follower<'a> {
             _ => return Err(self.unsupported(kind, log_pos)),
         }
         self.events += 1;
-        Ok(if self.caught_up() && self.in_txn.is_empty() {
+        Ok(self.flow())
+    }
+
+    fn flow(&self) -> Flow {
+        if self.caught_up() && self.in_txn.is_empty() {
             Flow::Stop
         } else {
             Flow::Continue
-        })
+        }
+    }
+
+    /// Moves the checkpoint over an event that carries no change, between source transactions. Without it, a
+    /// binlog that ends in such events (`FLUSH BINARY LOGS` and no transaction since) is never caught up with.
+    fn pass(&mut self, log_pos: u64) {
+        if self.txn_open || !self.in_txn.is_empty() || self.safe.file != self.file || log_pos <= self.safe.pos {
+            return;
+        }
+        self.safe.pos = log_pos;
+        self.dirty = true;
+        self.batch_started.get_or_insert_with(Instant::now);
     }
 
     fn unsupported(&self, kind: u8, pos: u64) -> FollowError {
@@ -403,68 +549,42 @@ impl<'a> Follower<'a> {
     }
 
     fn query(&mut self, schema: &str, query: &str, log_pos: u64) -> Result<Flow, FollowError> {
-        // A statement in another database concerns us only if it names ours (`db.table`).
-        let ours = schema == self.database
-            || query.contains(&format!("{}.", self.database))
-            || query.contains(&format!("`{}`.", self.database));
-        let mapped: Vec<&str> = if ours {
-            self.mapper.mapping().tables.iter().map(|t| t.table.as_str()).collect()
-        } else {
-            Vec::new()
+        let scope = ddl::Scope {
+            database: &self.database,
+            schema,
         };
-        match binlog::classify(query, &mapped) {
+        match ddl::classify(query, scope, &self.mapped) {
             Statement::Begin => self.txn_open = true,
             Statement::Ignore if self.txn_open => {}
             Statement::Commit | Statement::Ignore => self.end_transaction(log_pos),
-            Statement::Alter(table) => {
-                // Safe to go on when every column the mapping reads still exists: FULL row metadata makes
-                // every later row self-describing. Otherwise stop before anything is mis-mapped.
-                self.check_alter(&table, query)?;
+            Statement::Follow { table, filled } => {
+                // FULL row metadata makes every later row image self-describing, so rows before and after the
+                // change decode alike.
+                tracing::info!(
+                    table,
+                    statement = %ddl::quote(query),
+                    "DDL on a mapped table keeps every mapped column readable; following on"
+                );
+                if !filled.is_empty() {
+                    tracing::warn!(
+                        table,
+                        columns = %filled.join(", "),
+                        "new columns fill every existing row without row events: the mapping reads none of them, \
+                         but `source.raw` of rows imported before lacks them, and `verify` reports those rows \
+                         until they change or are imported again"
+                    );
+                }
                 self.end_transaction(log_pos);
             }
-            Statement::Stop(table) => {
-                return Err(FollowError::Ddl(format!(
-                    "statement on mapped table `{table}` at {}:{log_pos}: {query:?}; the importer stopped so that \
-                     nothing is silently mis-mapped. Adjust the mapping (or re-run the snapshot into a fresh \
-                     target) and start again",
-                    self.file
-                )));
+            Statement::Stop(stop) => {
+                return Err(FollowError::Ddl {
+                    at: format!("{}:{log_pos}", self.file),
+                    stop: Box::new(stop),
+                });
             }
         }
         self.events += 1;
-        Ok(if self.caught_up() && self.in_txn.is_empty() {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
-    }
-
-    fn check_alter(&self, table: &str, query: &str) -> Result<(), FollowError> {
-        let lower = query.to_ascii_lowercase();
-        for m in self.mapper.mapping().for_table(table) {
-            for column in referenced_columns(m) {
-                let dropped = lower.contains(&format!("drop column `{}`", column.to_ascii_lowercase()))
-                    || lower.contains(&format!("drop column {}", column.to_ascii_lowercase()))
-                    || lower.contains(&format!("drop `{}`", column.to_ascii_lowercase()))
-                    || lower.contains(&format!("change column `{}`", column.to_ascii_lowercase()))
-                    || lower.contains(&format!("change column {}", column.to_ascii_lowercase()))
-                    || lower.contains(&format!("rename column {}", column.to_ascii_lowercase()))
-                    || lower.contains(&format!("rename column `{}`", column.to_ascii_lowercase()));
-                if dropped {
-                    return Err(FollowError::Ddl(format!(
-                        "ALTER on mapped table `{table}` at {} drops or renames mapped column `{column}`: {query:?}; \
-                         the importer stopped. Update the mapping and start again",
-                        self.file
-                    )));
-                }
-            }
-        }
-        tracing::info!(
-            table,
-            query,
-            "ALTER on a mapped table keeps every mapped column; continuing"
-        );
-        Ok(())
+        Ok(self.flow())
     }
 
     fn rows(&mut self, rows: &RowsEventData<'_>, stream: &BinlogStream) -> Result<(), FollowError> {
@@ -569,21 +689,4 @@ impl<'a> Follower<'a> {
         self.batch_started = None;
         Ok(())
     }
-}
-
-/// The source columns a table mapping reads: its key, field columns and template placeholders.
-fn referenced_columns(m: &TableMapping) -> Vec<String> {
-    let mut out = vec![m.key.clone()];
-    for field in m.fields.values() {
-        out.extend(field.column.clone());
-        if let Some(template) = &field.template {
-            out.extend(
-                template
-                    .split('{')
-                    .skip(1)
-                    .filter_map(|part| part.split_once('}').map(|(name, _)| name.to_owned())),
-            );
-        }
-    }
-    out
 }

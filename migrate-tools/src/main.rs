@@ -15,6 +15,8 @@ async fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in log files and journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()).await {
         Ok(code) => code,
@@ -55,10 +57,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let at = snapshot::run(&source, &target, &mapper, &args.options()).await?;
             println!("snapshot finished; follow from {}:{}", at.file, at.pos);
         }
-        Command::Follow(args) => follow::run(&source, &target, &mapper, &args.options()).await?,
+        Command::Follow(args) => follow_until_signal(&source, &target, &mapper, &args.options()).await?,
         Command::Run { snapshot, follow } => {
             snapshot::run(&source, &target, &mapper, &snapshot.options()).await?;
-            follow::run(&source, &target, &mapper, &follow.options()).await?;
+            follow_until_signal(&source, &target, &mapper, &follow.options()).await?;
         }
         Command::Status { json } => status(&source, &target, &mapper, json).await?,
         Command::Verify { json } => {
@@ -89,6 +91,44 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::CheckMapping => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Follows until done, or until SIGTERM or ctrl-c ask it to stop, then says where the import stands.
+async fn follow_until_signal(
+    source: &Source,
+    target: &Target,
+    mapper: &Mapper,
+    options: &follow::FollowOptions,
+) -> anyhow::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signalled = async {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "ctrl-c",
+        }
+    };
+    let followed = follow::run_until(source, target, mapper, options, stopped);
+    tokio::pin!(followed);
+    let signal = tokio::select! {
+        result = &mut followed => {
+            result?;
+            None
+        }
+        signal = signalled => {
+            tracing::info!(signal, "stopping: committing the transactions read so far");
+            let _ = stop.send(true);
+            followed.await?;
+            Some(signal)
+        }
+    };
+    let status = target.status(&mapper.mapping().name).await?;
+    let at = format!("{}:{}", status.file.unwrap_or_default(), status.pos.unwrap_or(0));
+    match signal {
+        Some(signal) => tracing::info!(signal, "stopped at position {at}"),
+        None => tracing::info!("caught up; stopped at position {at}"),
+    }
+    Ok(())
 }
 
 async fn status(source: &Source, target: &Target, mapper: &Mapper, json: bool) -> anyhow::Result<()> {
