@@ -292,6 +292,45 @@ async fn write_batches(
     Ok(())
 }
 
+/// Replica id of the short look at the binlog [`next_change_time`] takes. A replica registering with a running
+/// one's id would end that one's stream, so it differs from the follower's default (and must from any chosen one).
+pub const PROBE_SERVER_ID: u32 = 4_230_977;
+
+/// When the first change after `file:pos` was written on the source, or `None` when no change follows it (only
+/// rotations, format descriptions, GTID lists). Lag counts from there: measured from the last applied event, it
+/// would grow while the source is idle.
+pub async fn next_change_time(source: &Source, file: &str, pos: u64) -> Result<Option<i64>, FollowError> {
+    let mut conn = source.connect().await?;
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(SourceError::from)?;
+    if version.is_some_and(|v| v.contains("MariaDB")) {
+        conn.query_drop("SET @mariadb_slave_capability = 4")
+            .await
+            .map_err(SourceError::from)?;
+    }
+    let request = BinlogStreamRequest::new(PROBE_SERVER_ID)
+        .with_filename(file.as_bytes())
+        .with_pos(pos)
+        .with_non_blocking();
+    let mut stream = conn.get_binlog_stream(request).await.map_err(stream_error)?;
+    let look = async {
+        while let Some(event) = stream.next().await {
+            let event = event.map_err(stream_error)?;
+            let header = event.header();
+            // Artificial events, rotations, format descriptions, GTID lists and binlog checkpoints change nothing.
+            let informational = header.flags_raw() & 0x20 != 0 || matches!(header.event_type_raw(), 4 | 15 | 161 | 163);
+            if !informational && header.timestamp() > 0 {
+                return Ok(Some(i64::from(header.timestamp())));
+            }
+        }
+        Ok(None)
+    };
+    let found = tokio::time::timeout(Duration::from_secs(10), look)
+        .await
+        .map_err(|_| FollowError::Stream("no answer from the binlog within 10 s".to_owned()))?;
+    let _ = stream.close().await;
+    found
+}
+
 fn stream_error(e: mysql_async::Error) -> FollowError {
     match e {
         mysql_async::Error::Server(server) => FollowError::Refused(server.to_string()),

@@ -148,12 +148,16 @@ async fn status(source: &Source, target: &Target, mapper: &Mapper, json: bool) -
     let caught_up = head
         .as_ref()
         .is_some_and(|(f, p)| status.file.as_deref() == Some(f.as_str()) && status.pos == Some(*p));
-    let lag_seconds = if caught_up {
-        Some(0)
-    } else {
-        status
-            .last_event_at
-            .map(|t| (chrono::Utc::now().timestamp() - t).max(0))
+    let now = chrono::Utc::now().timestamp();
+    let next_change = match (&status.file, status.pos) {
+        (Some(file), Some(pos)) if !caught_up => follow::next_change_time(source, file, pos).await.ok(),
+        _ => None,
+    };
+    // Seconds behind the source: since the first change not applied yet was written (0 when there is none).
+    let lag_seconds = match next_change {
+        _ if caught_up => Some(0),
+        Some(next) => Some(next.map_or(0, |t| (now - t).max(0))),
+        None => status.last_event_at.map(|t| (now - t).max(0)),
     };
     let lag_bytes = match (&head, &status.file, status.pos) {
         (Some((f, p)), Some(file), Some(pos)) if f == file => Some(p.saturating_sub(pos)),

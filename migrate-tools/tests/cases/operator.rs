@@ -120,3 +120,52 @@ async fn follow_from_a_given_start_position_skips_what_lies_before_it() {
     assert!(stored(&target_url, "after the start").await, "{out}");
     assert!(!stored(&target_url, "skipped over").await, "{out}");
 }
+
+/// `status` gave the time since the last applied event as lag, which grows while the source is idle (`lag 697 s`
+/// for a follower one transaction behind): lag counts from when the first change not applied yet was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lag_counts_from_the_first_change_not_applied() {
+    let f = super::fixture(50, 83).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target_url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let importer = Importer::new(dir.path(), &super::gofly::mapping(), &f.source_url, &target_url);
+    let snapshot = importer.run(&["snapshot"], Duration::from_secs(60)).await;
+    assert!(snapshot.status.success(), "{snapshot}");
+    let args = [
+        "follow",
+        "--until-caught-up",
+        "--server-id",
+        "5133",
+        "--heartbeat-ms",
+        "300",
+    ];
+    let out = importer.run(&args, Duration::from_secs(60)).await;
+    assert!(out.status.success(), "{out}");
+    let lag = || async {
+        let out = importer.run(&["status", "--json"], Duration::from_secs(30)).await;
+        assert!(out.status.success(), "{out}");
+        let shown: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        (
+            shown["lag_seconds"].as_i64().unwrap(),
+            shown["lag_events"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(lag().await, (0, 0));
+    // The last applied change was written an hour ago, as on a source idle since then...
+    let store = sqlx::SqlitePool::connect(&target_url).await.unwrap();
+    sqlx::query("UPDATE import_checkpoint SET last_event_at = last_event_at - 3600")
+        .execute(&store)
+        .await
+        .unwrap();
+    // ...and one change came in just now, not applied yet.
+    sqlx::raw_sql("INSERT INTO message (kefu_id, visitor_id, content) VALUES ('agent1', 'v1', 'not yet')")
+        .execute(&f.pool)
+        .await
+        .unwrap();
+    let (seconds, events) = lag().await;
+    assert!(events > 0, "{events}");
+    assert!(
+        seconds < 600,
+        "lag {seconds} s counts from the last applied change, not the first unapplied one"
+    );
+}
