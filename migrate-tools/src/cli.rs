@@ -118,6 +118,10 @@ pub struct FollowArgs {
     /// checkpoint; it becomes the checkpoint. Only after a finished snapshot.
     #[arg(long, value_parser = parse_position)]
     pub start_position: Option<(String, u64)>,
+    /// DDL that changed a mapped table's rows without row events but kept the columns the mapping reads (a
+    /// retyped column, a filled new column): `stop`, or `resync-table` to copy that table again and follow on.
+    #[arg(long, value_enum, default_value_t = crate::follow::OnDdl::Stop)]
+    pub on_ddl: crate::follow::OnDdl,
 }
 
 fn parse_position(text: &str) -> Result<(String, u64), String> {
@@ -139,6 +143,7 @@ impl FollowArgs {
             max_backoff: Duration::from_secs(30),
             progress_every: Duration::from_secs(self.progress_secs.max(1)),
             start_position: self.start_position.clone(),
+            on_ddl: self.on_ddl,
         }
     }
 }

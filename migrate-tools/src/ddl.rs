@@ -53,6 +53,9 @@ pub struct DdlStop {
     pub column: Option<String>,
     /// What the statement does to it.
     pub what: String,
+    /// The mapping still reads the table as it now is, and only its rows changed without row events (a column
+    /// retyped, a new mapped column filled): copying the table again puts the import right.
+    pub resyncable: bool,
     /// The mapping keys that read the column (`tables[3].fields.text`), rendered for the message.
     uses: String,
     /// The statement, quoted and truncated.
@@ -257,13 +260,13 @@ fn alter_table(table: &str, operations: &[AlterTableOperation], mapped: &MappedC
                 });
                 let name = &column_def.name.value;
                 if fills && !mapped.keys(table, name).is_empty() {
-                    stop(
+                    resyncable(stop(
                         table,
                         Some(name),
                         "ADD COLUMN filling existing rows without row events",
                         mapped,
                         q,
-                    )
+                    ))
                 } else {
                     if fills {
                         filled.push(name.clone());
@@ -277,25 +280,32 @@ fn alter_table(table: &str, operations: &[AlterTableOperation], mapped: &MappedC
                 .map_or(Statement::Ignore, |c| {
                     stop(table, Some(&c.value), "DROP COLUMN", mapped, q)
                 }),
-            Op::ChangeColumn { old_name: column, .. } => {
-                column_stop(table, &column.value, "CHANGE COLUMN (renamed or retyped)", mapped, q)
+            Op::ChangeColumn { old_name, new_name, .. } => {
+                let verdict = column_stop(table, &old_name.value, "CHANGE COLUMN (renamed or retyped)", mapped, q);
+                if old_name.value.eq_ignore_ascii_case(&new_name.value) {
+                    resyncable(verdict)
+                } else {
+                    verdict
+                }
             }
             Op::RenameColumn {
                 old_column_name: column,
                 ..
             } => column_stop(table, &column.value, "RENAME COLUMN", mapped, q),
-            Op::ModifyColumn { col_name: column, .. } => column_stop(
+            Op::ModifyColumn { col_name: column, .. } => resyncable(column_stop(
                 table,
                 &column.value,
                 "MODIFY COLUMN (existing rows may be rewritten without row events)",
                 mapped,
                 q,
-            ),
+            )),
             Op::AlterColumn {
                 op: AlterColumnOperation::SetDefault { .. } | AlterColumnOperation::DropDefault,
                 ..
             } => Statement::Ignore,
-            Op::AlterColumn { column_name, .. } => column_stop(table, &column_name.value, "ALTER COLUMN", mapped, q),
+            Op::AlterColumn { column_name, .. } => {
+                resyncable(column_stop(table, &column_name.value, "ALTER COLUMN", mapped, q))
+            }
             Op::RenameTable { .. } => stop(table, None, "RENAME TO", mapped, q),
             // Keys, indexes and how the server runs the ALTER: no row changes.
             Op::AddConstraint { .. }
@@ -319,6 +329,16 @@ fn alter_table(table: &str, operations: &[AlterTableOperation], mapped: &MappedC
     }
 }
 
+fn resyncable(verdict: Statement) -> Statement {
+    match verdict {
+        Statement::Stop(stop) => Statement::Stop(DdlStop {
+            resyncable: true,
+            ..stop
+        }),
+        other => other,
+    }
+}
+
 fn column_stop(table: &str, column: &str, what: &str, mapped: &MappedColumns, q: &str) -> Statement {
     if mapped.keys(table, column).is_empty() {
         Statement::Ignore
@@ -339,6 +359,7 @@ fn stop(table: &str, column: Option<&str>, what: &str, mapped: &MappedColumns, q
         table: table.to_owned(),
         column: column.map(str::to_owned),
         what: what.to_owned(),
+        resyncable: false,
         uses,
         statement: quote(q),
     })

@@ -18,6 +18,7 @@ use crate::canonical::Mapper;
 use crate::ddl::{self, DdlStop, MappedColumns, Statement};
 use crate::mapping::{FieldError, TableMapping};
 use crate::sink::{Action, Op, Position, Progress, Target, TargetError};
+use crate::snapshot::{self, SnapshotError, TableReader};
 use crate::source::{self, ServerInfo, Source, SourceError};
 
 /// How following behaves.
@@ -39,6 +40,19 @@ pub struct FollowOptions {
     pub progress_every: Duration,
     /// Follow from this binlog position (file, pos) instead of the checkpoint; it becomes the checkpoint.
     pub start_position: Option<(String, u64)>,
+    /// What to do about DDL that changed a mapped table's rows without row events.
+    pub on_ddl: OnDdl,
+}
+
+/// What `follow` does about DDL that changed a mapped table's rows without row events but left every column the
+/// mapping reads in place (a retyped column, a filled new column).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnDdl {
+    /// Stop with a message, before applying anything after the statement.
+    #[default]
+    Stop,
+    /// Copy the table again from a consistent read, then follow on.
+    ResyncTable,
 }
 
 impl Default for FollowOptions {
@@ -53,6 +67,7 @@ impl Default for FollowOptions {
             max_backoff: Duration::from_secs(30),
             progress_every: Duration::from_secs(10),
             start_position: None,
+            on_ddl: OnDdl::Stop,
         }
     }
 }
@@ -90,8 +105,8 @@ pub enum FollowError {
     },
     /// DDL that makes the mapping unsafe to follow.
     #[error(
-        "the importer stopped at the statement ending at {at}, {stop}; nothing after it was applied: update the \
-         mapping to the new schema, then import again into a fresh target with `run`"
+        "the importer stopped at the statement ending at {at}, {stop}; nothing after it was applied: {}",
+        way_on(stop)
     )]
     Ddl {
         /// `file:pos` of the end of the statement's event.
@@ -99,6 +114,9 @@ pub enum FollowError {
         /// What the statement does to the mapping.
         stop: Box<DdlStop>,
     },
+    /// Copying a table again after DDL failed.
+    #[error("copying the table again: {0}")]
+    Resync(#[from] SnapshotError),
     /// Nothing to follow from.
     #[error("no checkpoint in the target: run `snapshot` (or `run`) first")]
     NoCheckpoint,
@@ -108,12 +126,25 @@ pub enum FollowError {
     SnapshotUnfinished,
 }
 
+fn way_on(stop: &DdlStop) -> String {
+    let fresh = "update the mapping to the new schema, then import again into a fresh target with `run`";
+    if stop.resyncable {
+        format!(
+            "start `follow` again with `--on-ddl resync-table` to copy `{}` again, or {fresh}",
+            stop.table
+        )
+    } else {
+        fresh.to_owned()
+    }
+}
+
 impl FollowError {
     /// `true` when reconnecting cannot help.
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
             Self::Source(SourceError::Connect { .. } | SourceError::Query(_))
+                | Self::Resync(SnapshotError::Source(SourceError::Connect { .. }) | SnapshotError::Query(_))
                 | Self::Stream(_)
                 | Self::Target(TargetError::Database(_))
         )
@@ -244,6 +275,8 @@ async fn follow_once(
     follower.database = source.database().to_owned();
     follower.mapped = MappedColumns::new(mapper.mapping());
     follower.progress_every = options.progress_every;
+    follower.on_ddl = options.on_ddl;
+    follower.source = Some(source.clone());
     let streamed = follower.stream(stream, options, stop).await;
     drop(follower);
     let written = writer
@@ -361,11 +394,15 @@ struct Follower<'a> {
     mapped: MappedColumns,
     progress_every: Duration,
     last_report: Option<Instant>,
+    on_ddl: OnDdl,
+    source: Option<Source>,
 }
 
 enum Flow {
     Continue,
     Stop,
+    /// Copy this table again, then move past the statement ending at this position.
+    Resync(String, u64),
 }
 
 impl<'a> Follower<'a> {
@@ -402,6 +439,8 @@ impl<'a> Follower<'a> {
             mapped: MappedColumns::default(),
             progress_every: Duration::from_secs(10),
             last_report: None,
+            on_ddl: OnDdl::Stop,
+            source: None,
         }
     }
 
@@ -441,7 +480,14 @@ impl<'a> Follower<'a> {
                 Ok(Some(Err(e))) => return Err(stream_error(e)),
                 Ok(Some(Ok(event))) => event,
             };
-            let flow = self.handle(&event, &stream)?;
+            let mut flow = self.handle(&event, &stream)?;
+            if let Flow::Resync(table, log_pos) = flow {
+                self.resync(&table).await?;
+                // Only now past the statement: a crash while copying restarts before it, and copies again.
+                self.end_transaction(log_pos);
+                self.events += 1;
+                flow = self.flow();
+            }
             if self.batch.len() >= options.batch_rows {
                 self.flush().await?;
             }
@@ -563,6 +609,42 @@ impl<'a> Follower<'a> {
         self.batch_started.get_or_insert_with(Instant::now);
     }
 
+    /// Copies `table` again from a consistent read, after a statement changed its rows without row events. Its
+    /// changes between the statement and that read are then replayed from the binlog; as full row images
+    /// applied as upserts and deletes, they converge on the source (as after a snapshot).
+    async fn resync(&mut self, table: &str) -> Result<(), FollowError> {
+        tracing::warn!(table, "copying the table again (--on-ddl resync-table)");
+        // Everything before the statement is committed first, in order, by the same writer.
+        self.flush().await?;
+        let source = self
+            .source
+            .clone()
+            .ok_or_else(|| FollowError::Stream("no source to copy from".to_owned()))?;
+        let mut conn = source.connect().await?;
+        snapshot::begin_consistent_read(&mut conn).await?;
+        let mut reader = TableReader::new(
+            &mut conn,
+            &self.database,
+            table,
+            self.mapper,
+            snapshot::DEFAULT_CHUNK,
+            None,
+        )
+        .await?;
+        let mut rows = 0;
+        while let Some((ops, n)) = reader.next_chunk().await? {
+            rows += n;
+            self.batches
+                .send((ops, Progress::None))
+                .await
+                .map_err(|_| FollowError::Stream("the target writer stopped".to_owned()))?;
+        }
+        drop(reader);
+        conn.query_drop("COMMIT").await.map_err(SourceError::from)?;
+        tracing::info!(table, rows, "table copied again; following on");
+        Ok(())
+    }
+
     fn unsupported(&self, kind: u8, pos: u64) -> FollowError {
         FollowError::Unsupported {
             kind,
@@ -604,6 +686,9 @@ impl<'a> Follower<'a> {
                     statement = %ddl::quote(query),
                     "DDL on a mapped table keeps every mapped column readable; following on"
                 );
+                if !filled.is_empty() && self.on_ddl == OnDdl::ResyncTable {
+                    return Ok(Flow::Resync(table, log_pos));
+                }
                 if !filled.is_empty() {
                     tracing::warn!(
                         table,
@@ -614,6 +699,10 @@ impl<'a> Follower<'a> {
                     );
                 }
                 self.end_transaction(log_pos);
+            }
+            Statement::Stop(stop) if stop.resyncable && self.on_ddl == OnDdl::ResyncTable => {
+                tracing::warn!(table = stop.table, "{stop}");
+                return Ok(Flow::Resync(stop.table, log_pos));
             }
             Statement::Stop(stop) => {
                 return Err(FollowError::Ddl {

@@ -94,6 +94,19 @@ fn column_changes_with_or_without_the_column_keyword_stop_naming_column_and_key(
     assert_eq!(column.as_deref(), Some("body"));
     let (_, column, _) = stopped("ALTER TABLE ost_thread_entry DROP COLUMN IF EXISTS extra, DROP COLUMN `type`");
     assert_eq!(column.as_deref(), Some("type"));
+    // Which of them copying the table again puts right: those that keep the column's name.
+    for (q, resyncable) in [
+        ("ALTER TABLE ost_thread_entry MODIFY created DATE", true),
+        ("ALTER TABLE ost_thread_entry CHANGE `body` body MEDIUMTEXT", true),
+        ("ALTER TABLE ost_thread_entry CHANGE body body_html TEXT", false),
+        ("ALTER TABLE ost_thread_entry DROP poster", false),
+        ("TRUNCATE ost_thread_entry", false),
+    ] {
+        match verdict(q) {
+            Statement::Stop(stop) => assert_eq!(stop.resyncable, resyncable, "{q}"),
+            other => panic!("{q}: {other:?}"),
+        }
+    }
     // A template placeholder is a read too.
     let (_, column, text) = stopped("ALTER TABLE ost_staff DROP lastname");
     assert_eq!(column.as_deref(), Some("lastname"));
