@@ -16,6 +16,7 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::mapping::Mapping;
 
@@ -176,11 +177,162 @@ pub fn classify(query: &str, scope: Scope<'_>, mapped: &MappedColumns) -> Statem
             }
             Statement::Ignore
         }
-        Err(_) => match mentioned_table(q, scope, mapped) {
-            Some(table) => stop(&table, None, "a statement the importer cannot parse", mapped, q),
-            None => Statement::Ignore,
-        },
+        Err(_) => {
+            if let Some(verdict) = simplified_alter(q, scope, mapped) {
+                return verdict;
+            }
+            match mentioned_table(q, scope, mapped) {
+                Some(table) => stop(&table, None, "a statement the importer cannot parse", mapped, q),
+                None => Statement::Ignore,
+            }
+        }
     }
+}
+
+/// Table options of MySQL/MariaDB's ALTER TABLE that change no row, which the parser does not know.
+const ROW_KEEPING_OPTIONS: &[&str] = &[
+    "ENGINE",
+    "FORCE",
+    "COMMENT",
+    "ROW_FORMAT",
+    "KEY_BLOCK_SIZE",
+    "STATS_PERSISTENT",
+    "STATS_AUTO_RECALC",
+    "STATS_SAMPLE_PAGES",
+    "CHECKSUM",
+    "PAGE_CHECKSUM",
+    "DELAY_KEY_WRITE",
+    "PACK_KEYS",
+    "TRANSACTIONAL",
+    "PAGE_COMPRESSED",
+    "PAGE_COMPRESSION_LEVEL",
+    "AVG_ROW_LENGTH",
+    "MAX_ROWS",
+    "MIN_ROWS",
+    "ENCRYPTED",
+    "ENCRYPTION_KEY_ID",
+    "CHARSET",
+    "CHARACTER",
+    "COLLATE",
+    "DEFAULT",
+];
+
+/// An ALTER TABLE the parser refused, read again without what it does not know: `ONLINE` / `IGNORE`, `IF [NOT]
+/// EXISTS`, and table options that keep every row (`ENGINE=InnoDB`, a default charset, `RENAME INDEX`).
+/// `CONVERT TO CHARACTER SET` rewrites text columns without row events. `None` when it still does not parse.
+fn simplified_alter(q: &str, scope: Scope<'_>, mapped: &MappedColumns) -> Option<Statement> {
+    let tokens = Tokenizer::new(&MySqlDialect {}, q).tokenize().ok()?;
+    let words: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    let upper = |t: &Token| match t {
+        Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    let mut rest = words.iter().copied().peekable();
+    if upper(rest.next()?) != "ALTER" {
+        return None;
+    }
+    rest.next_if(|t| matches!(upper(t).as_str(), "ONLINE" | "IGNORE"));
+    if upper(rest.next()?) != "TABLE" {
+        return None;
+    }
+    let mut name = vec![rest.next()?.to_string()];
+    while rest.next_if(|t| **t == Token::Period).is_some() {
+        name.push(rest.next()?.to_string());
+    }
+    let specs = split_specs(rest);
+    let mut kept = Vec::new();
+    let mut converts = false;
+    for spec in specs.into_iter().filter(|s| !s.is_empty()) {
+        let first = spec.first().map(|t| upper(t)).unwrap_or_default();
+        let second = spec.get(1).map(|t| upper(t)).unwrap_or_default();
+        if first == "CONVERT" {
+            converts = true;
+        } else if ROW_KEEPING_OPTIONS.contains(&first.as_str())
+            || (first == "RENAME" && matches!(second.as_str(), "INDEX" | "KEY"))
+        {
+            // No row changes.
+        } else {
+            kept.push(without_if_exists(&spec));
+        }
+    }
+    let table_name = ObjectName::from(
+        name.iter()
+            .map(|part| sqlparser::ast::Ident::new(part.trim_matches('`')))
+            .collect::<Vec<_>>(),
+    );
+    let table = scope.ours(&table_name).filter(|t| mapped.is_mapped(t));
+    if converts {
+        return Some(match table {
+            Some(table) => resyncable(stop(
+                &table,
+                None,
+                "CONVERT TO CHARACTER SET (text columns rewritten without row events)",
+                mapped,
+                q,
+            )),
+            None => Statement::Ignore,
+        });
+    }
+    if kept.is_empty() {
+        return Some(table.map_or(Statement::Ignore, |table| Statement::Follow {
+            table,
+            filled: Vec::new(),
+        }));
+    }
+    let again = format!("ALTER TABLE {} {}", name.join("."), kept.join(", "));
+    let statements = Parser::parse_sql(&MySqlDialect {}, &again).ok()?;
+    let verdicts: Vec<Statement> = statements
+        .iter()
+        .map(|s| classify_parsed(s, scope, mapped, q))
+        .collect();
+    Some(
+        verdicts
+            .into_iter()
+            .find(|v| *v != Statement::Ignore)
+            .unwrap_or(Statement::Ignore),
+    )
+}
+
+/// The comma-separated specifications of an ALTER TABLE (commas inside parentheses belong to their spec).
+fn split_specs<'t>(tokens: impl Iterator<Item = &'t Token>) -> Vec<Vec<&'t Token>> {
+    let mut specs: Vec<Vec<&Token>> = vec![Vec::new()];
+    let mut depth = 0_u32;
+    for token in tokens {
+        match token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::Comma if depth == 0 => {
+                specs.push(Vec::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(spec) = specs.last_mut() {
+            spec.push(token);
+        }
+    }
+    specs
+}
+
+/// The spec's text without `IF EXISTS` / `IF NOT EXISTS`, which MariaDB allows on column and index changes.
+fn without_if_exists(spec: &[&Token]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(token) = spec.get(i) {
+        let word = |j: usize| match spec.get(j) {
+            Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+            _ => String::new(),
+        };
+        if word(i) == "IF" && word(i + 1) == "EXISTS" {
+            i += 2;
+        } else if word(i) == "IF" && word(i + 1) == "NOT" && word(i + 2) == "EXISTS" {
+            i += 3;
+        } else {
+            out.push(token.to_string());
+            i += 1;
+        }
+    }
+    out.join(" ")
 }
 
 fn classify_parsed(statement: &Sql, scope: Scope<'_>, mapped: &MappedColumns, q: &str) -> Statement {
