@@ -250,3 +250,24 @@ async fn modify_with_resync_table_copies_the_table_again_and_follows_on() {
     assert!(desk.stored("later still").await);
     desk.assert_verified().await;
 }
+
+/// A new column filling every existing row (unmapped, so followed by default) leaves `source.raw` of rows
+/// imported before without it; with `--on-ddl resync-table` the table is copied again and `verify` is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filled_new_column_with_resync_table_leaves_nothing_for_verify_to_find() {
+    let desk = Desk::new(5116).await;
+    desk.sql("ALTER TABLE ost_thread_entry ADD COLUMN x INT NOT NULL DEFAULT 0")
+        .await;
+    desk.sql(
+        "INSERT INTO ost_thread_entry (thread_id, user_id, type, poster, body, created, updated, x) \
+         VALUES (1, 1, 'M', 'Zoë', 'after the change', NOW(), NOW(), 7)",
+    )
+    .await;
+    let out = desk.follow_with(&["--on-ddl", "resync-table"]).await;
+    assert!(
+        out.status.success() && out.stderr.contains("table copied again"),
+        "{out}"
+    );
+    assert!(desk.stored("after the change").await);
+    desk.assert_verified().await;
+}
