@@ -10,7 +10,8 @@ use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::prelude::Queryable as _;
 use tokio::sync::{mpsc, watch};
 
-use super::{Batch, FollowError, FollowOptions, OnDdl, stream_error};
+use super::error::{FollowError, stream_error};
+use super::options::{FollowOptions, OnDdl};
 use crate::binlog::{self, BinlogError};
 use crate::canonical::Mapper;
 use crate::ddl::{self, MappedColumns, Statement};
@@ -18,6 +19,9 @@ use crate::mapping::TableMapping;
 use crate::sink::{Action, Op, Position, Progress};
 use crate::snapshot::{self, TableReader};
 use crate::source::{ServerInfo, Source, SourceError};
+
+/// Whole source transactions, and the position after the last, for the writer to commit together.
+pub(super) type Batch = (Vec<Op>, Progress);
 
 /// The state of one stream: the open source transaction, the batch of finished ones, and positions.
 pub(super) struct Follower<'a> {

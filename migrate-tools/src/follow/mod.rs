@@ -4,7 +4,9 @@
 //! stream is dropped and reopened from the last committed checkpoint with exponential backoff, so nothing is
 //! lost and nothing applied twice. What cannot be decoded stops the importer with a message.
 
+mod error;
 mod follower;
+mod options;
 
 use std::time::{Duration, Instant};
 
@@ -13,144 +15,13 @@ use mysql_async::BinlogStreamRequest;
 use mysql_async::prelude::Queryable as _;
 use tokio::sync::{mpsc, watch};
 
-use self::follower::Follower;
-use crate::binlog::BinlogError;
+pub use self::error::FollowError;
+use self::error::stream_error;
+use self::follower::{Batch, Follower};
+pub use self::options::{FollowOptions, OnDdl};
 use crate::canonical::Mapper;
-use crate::ddl::DdlStop;
-use crate::mapping::FieldError;
-use crate::sink::{Op, Position, Progress, Target, TargetError};
-use crate::snapshot::SnapshotError;
+use crate::sink::{Position, Progress, Target};
 use crate::source::{self, Source, SourceError};
-
-/// How following behaves.
-#[derive(Debug, Clone)]
-pub struct FollowOptions {
-    /// Replica server id; must be unique among the source's replicas.
-    pub server_id: u32,
-    /// Heartbeat period asked of the source.
-    pub heartbeat: Duration,
-    /// Flush a batch at this many buffered row changes…
-    pub batch_rows: usize,
-    /// …or this long after its first change.
-    pub batch_delay: Duration,
-    /// Stop (successfully) once the checkpoint reaches the source's end as of the start: for one-shot catch-up.
-    pub until_caught_up: bool,
-    /// Longest wait between reconnects.
-    pub max_backoff: Duration,
-    /// Log a progress line (position, rows applied, lag) this often.
-    pub progress_every: Duration,
-    /// Follow from this binlog position (file, pos) instead of the checkpoint; it becomes the checkpoint.
-    pub start_position: Option<(String, u64)>,
-    /// What to do about DDL that changed a mapped table's rows without row events.
-    pub on_ddl: OnDdl,
-}
-
-/// What `follow` does about DDL that changed a mapped table's rows without row events but left every column the
-/// mapping reads in place (a retyped column, a filled new column).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnDdl {
-    /// Stop with a message, before applying anything after the statement.
-    #[default]
-    Stop,
-    /// Copy the table again from a consistent read, then follow on.
-    ResyncTable,
-}
-
-impl Default for FollowOptions {
-    fn default() -> Self {
-        Self {
-            server_id: 4_231,
-            heartbeat: Duration::from_secs(1),
-            // Catching up a backlog, 20,000-row transactions apply 1.35x as fast as 5,000-row ones on SQLite.
-            batch_rows: 20_000,
-            batch_delay: Duration::from_millis(200),
-            until_caught_up: false,
-            max_backoff: Duration::from_secs(30),
-            progress_every: Duration::from_secs(10),
-            start_position: None,
-            on_ddl: OnDdl::Stop,
-        }
-    }
-}
-
-/// Follow failures. [`FollowError::is_fatal`] tells a reconnect from a stop.
-#[derive(Debug, thiserror::Error)]
-pub enum FollowError {
-    /// Source connection or query failure.
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    /// A stream or protocol error.
-    #[error("binlog stream: {0}")]
-    Stream(String),
-    /// The server refused the dump (binlog purged, bad position, duplicate server id…).
-    #[error("the source refused to stream the binlog: {0}; if the binlog was purged, start again with a snapshot")]
-    Refused(String),
-    /// The target failed.
-    #[error(transparent)]
-    Target(#[from] TargetError),
-    /// A row that cannot be decoded.
-    #[error(transparent)]
-    Decode(#[from] BinlogError),
-    /// A row that cannot be mapped.
-    #[error(transparent)]
-    Map(#[from] FieldError),
-    /// An event the importer does not understand (would otherwise be silently skipped).
-    #[error("unsupported binlog event type {kind} at {file}:{pos}; the importer stops rather than skip changes")]
-    Unsupported {
-        /// Raw event type.
-        kind: u8,
-        /// Where.
-        file: String,
-        /// Where.
-        pos: u64,
-    },
-    /// DDL that makes the mapping unsafe to follow.
-    #[error(
-        "the importer stopped at the statement ending at {at}, {stop}; nothing after it was applied: {}",
-        way_on(stop)
-    )]
-    Ddl {
-        /// `file:pos` of the end of the statement's event.
-        at: String,
-        /// What the statement does to the mapping.
-        stop: Box<DdlStop>,
-    },
-    /// Copying a table again after DDL failed.
-    #[error("copying the table again: {0}")]
-    Resync(#[from] SnapshotError),
-    /// Nothing to follow from.
-    #[error("no checkpoint in the target: run `snapshot` (or `run`) first")]
-    NoCheckpoint,
-    /// An interrupted snapshot: following from its start position would never copy the rows it has not reached,
-    /// since only changes made after that position are in the binlog.
-    #[error("the snapshot is not finished: run `snapshot` or `run` to resume it")]
-    SnapshotUnfinished,
-}
-
-fn way_on(stop: &DdlStop) -> String {
-    let fresh = "update the mapping to the new schema, then import again into a fresh target with `run`";
-    if stop.resyncable {
-        format!(
-            "start `follow` again with `--on-ddl resync-table` to copy `{}` again, or {fresh}",
-            stop.table
-        )
-    } else {
-        fresh.to_owned()
-    }
-}
-
-impl FollowError {
-    /// `true` when reconnecting cannot help.
-    pub fn is_fatal(&self) -> bool {
-        !matches!(
-            self,
-            Self::Source(SourceError::Connect { .. } | SourceError::Query(_))
-                | Self::Resync(SnapshotError::Source(SourceError::Connect { .. }) | SnapshotError::Query(_))
-                | Self::Stream(_)
-                | Self::Target(TargetError::Database(_))
-        )
-    }
-}
 
 /// Follows until a fatal error (or, with `until_caught_up`, until caught up), reconnecting on transient ones.
 pub async fn run(
@@ -282,8 +153,6 @@ async fn follow_once(
     written.and(streamed)
 }
 
-type Batch = (Vec<Op>, Progress);
-
 async fn write_batches(
     target: Target,
     name: String,
@@ -358,11 +227,4 @@ pub async fn next_change_time(source: &Source, file: &str, pos: u64) -> Result<O
         .map_err(|_| FollowError::Stream("no answer from the binlog within 10 s".to_owned()))?;
     let _ = stream.close().await;
     found
-}
-
-fn stream_error(e: mysql_async::Error) -> FollowError {
-    match e {
-        mysql_async::Error::Server(server) => FollowError::Refused(server.to_string()),
-        other => FollowError::Stream(other.to_string()),
-    }
 }

@@ -46,11 +46,19 @@ async fn follow_refuses_an_interrupted_snapshot_and_run_resumes_it() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Every batch also updates the checkpoint row: holding it keeps the snapshot from finishing until the kill.
-    let mut hold = target.begin().await.unwrap();
-    let done: i64 = sqlx::query_scalar("SELECT snapshot_done FROM import_checkpoint WHERE name = 'gofly' FOR UPDATE")
-        .fetch_one(&mut *hold)
-        .await
-        .unwrap();
+    // InnoDB may pick this lock as a deadlock victim against a batch in flight; then it is taken again.
+    let (hold, done) = loop {
+        let mut hold = target.begin().await.unwrap();
+        let sql = "SELECT snapshot_done FROM import_checkpoint WHERE name = 'gofly' FOR UPDATE";
+        match sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *hold).await {
+            Ok(done) => break (hold, done),
+            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("40001") => {
+                hold.rollback().await.unwrap();
+                assert!(Instant::now() < deadline, "the checkpoint row could not be held: {e}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     assert_eq!(done, 0, "the snapshot finished before it could be interrupted");
     snapshot.kill().unwrap(); // SIGKILL
     snapshot.wait().unwrap();
