@@ -1,5 +1,6 @@
 //! Binlog specifics: column descriptions from a TABLE_MAP event (FULL row metadata), row images to normalized
-//! rows, MariaDB GTID events (which mysql_common does not parse), and the DDL statements that concern a mapping.
+//! rows (with the values mysql_common decodes wrongly repaired), and MariaDB GTID events (which mysql_common does
+//! not parse).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,7 +8,7 @@ use mysql_async::Value;
 use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
-use mysql_async::consts::ColumnType;
+use mysql_async::consts::{ColumnFlags, ColumnType};
 
 use crate::charset::Charset;
 use crate::decode::{ColumnInfo, DecodeError, Kind, normalize};
@@ -65,13 +66,32 @@ pub enum BinlogError {
     },
 }
 
+/// One column of a row image: what it holds, and how mysql_common's decoding of it must be corrected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinlogColumn {
+    /// Name and kind, as the snapshot path describes them.
+    pub info: ColumnInfo,
+    repair: Repair,
+}
+
+/// Values mysql_common 0.37 decodes wrongly from a row image (shared/binlog/NOTES.md §0.7), fixed after the
+/// fact because its decoder cannot be told otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repair {
+    None,
+    /// Signed MEDIUMINT: three bytes are read into a zero-padded `i32`, so the sign is never extended.
+    SignedInt24,
+    /// TIME(1) / TIME(2): a negative value with a fraction wraps an unsigned subtraction.
+    Time2Fraction,
+}
+
 /// Describes the columns of rows of `tme` from the first row's synthesized columns plus the ENUM/SET labels and
 /// BINARY lengths that only the table map carries.
 pub fn columns(
     tme: &TableMapEvent<'_>,
     row: &BinlogRow,
     collations: &HashMap<u16, String>,
-) -> Result<Vec<ColumnInfo>, BinlogError> {
+) -> Result<Vec<BinlogColumn>, BinlogError> {
     let table = tme.table_name().into_owned();
     if u64::try_from(row.len()).ok() != Some(tme.columns_count()) {
         return Err(BinlogError::PartialImage(table));
@@ -123,9 +143,56 @@ pub fn columns(
                 ty: other,
             })?,
         };
-        out.push(ColumnInfo { name, kind });
+        let repair = match ty {
+            ColumnType::MYSQL_TYPE_INT24 if !column.flags().contains(ColumnFlags::UNSIGNED_FLAG) => Repair::SignedInt24,
+            ColumnType::MYSQL_TYPE_TIME2
+                if matches!(tme.get_column_metadata(i).and_then(<[u8]>::first), Some(&(1 | 2))) =>
+            {
+                Repair::Time2Fraction
+            }
+            _ => Repair::None,
+        };
+        out.push(BinlogColumn {
+            info: ColumnInfo { name, kind },
+            repair,
+        });
     }
     Ok(out)
+}
+
+fn repair(value: Value, repair: Repair) -> Value {
+    match (repair, value) {
+        (Repair::SignedInt24, Value::Int(i)) if (0x80_0000..0x100_0000).contains(&i) => Value::Int(i - 0x100_0000),
+        (Repair::Time2Fraction, Value::Time(neg, days, h, m, s, us)) => {
+            repair_time2(neg, days, h, m, s, us).unwrap_or(Value::Time(neg, days, h, m, s, us))
+        }
+        (_, value) => value,
+    }
+}
+
+/// mysql_common reads a TIME(1|2) fraction as `u32` and subtracts 0x100 from it for negative values (the
+/// server's `frac -= 0x100` on an `int`), which wraps and adds exactly `10_000 << 32` to the packed time
+/// (`hms << 24 | microseconds`) before it is split into fields. Those fields still hold the whole packed value
+/// (it stays below 2^46 for every TIME), so the true one is recovered by subtracting the excess. A wrapped
+/// value is recognizable: a correct TIME(1|2) has no fraction when negative and less than a second when not.
+fn repair_time2(neg: bool, days: u32, h: u8, m: u8, s: u8, us: u32) -> Option<Value> {
+    if !((neg && us != 0) || (!neg && us >= 1_000_000)) {
+        return None;
+    }
+    let hours = i64::from(days) * 24 + i64::from(h);
+    let magnitude = (hours << 36) | (i64::from(m) << 30) | (i64::from(s) << 24) | i64::from(us);
+    let packed = if neg { -magnitude } else { magnitude } - (10_000_i64 << 32);
+    let t = packed.abs();
+    let hms = t >> 24;
+    let hours = u32::try_from(hms >> 12).ok()?;
+    Some(Value::Time(
+        packed < 0,
+        hours / 24,
+        u8::try_from(hours % 24).ok()?,
+        u8::try_from((hms >> 6) & 0x3f).ok()?,
+        u8::try_from(hms & 0x3f).ok()?,
+        u32::try_from(t & 0xff_ffff).ok()?,
+    ))
 }
 
 fn scalar_kind(ty: ColumnType) -> Option<Kind> {
@@ -187,15 +254,22 @@ fn fixed_length(tme: &TableMapEvent<'_>, index: usize) -> Option<usize> {
 /// Decodes one row image.
 pub fn decode(
     row: &BinlogRow,
-    columns: &[ColumnInfo],
+    columns: &[BinlogColumn],
     mapping: &TableMapping,
     table: &str,
 ) -> Result<Row, BinlogError> {
     let mut out = BTreeMap::new();
-    for (i, column) in columns.iter().enumerate() {
+    for (
+        i,
+        BinlogColumn {
+            info: column,
+            repair: fix,
+        },
+    ) in columns.iter().enumerate()
+    {
         let value = match row.as_ref(i) {
             None => Value::NULL,
-            Some(BinlogValue::Value(v)) => v.clone(),
+            Some(BinlogValue::Value(v)) => repair(v.clone(), *fix),
             Some(BinlogValue::Jsonb(_)) => {
                 let owned = row.as_ref(i).cloned().map(BinlogValue::into_owned);
                 owned
@@ -222,89 +296,68 @@ pub fn mariadb_gtid(data: &[u8], server_id: u32) -> Option<(u32, String, bool)> 
     Some((domain, format!("{domain}-{server_id}-{seq}"), standalone))
 }
 
-/// What a Query event means for the mapping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Statement {
-    /// Starts a transaction.
-    Begin,
-    /// Ends a transaction (non-transactional engines, XA).
-    Commit,
-    /// Nothing for us: a comment, or a statement on unmapped tables.
-    Ignore,
-    /// `ALTER TABLE` on a mapped table: fine if every mapped column still exists.
-    Alter(String),
-    /// A statement that makes the mapping unsafe to continue (RENAME, TRUNCATE, DROP, statement-based DML).
-    Stop(String),
-}
-
-/// Classifies a Query event against the mapped table names.
-pub fn classify(query: &str, mapped: &[&str]) -> Statement {
-    let q = query.trim();
-    let upper = q.to_ascii_uppercase();
-    if upper == "BEGIN" || upper.starts_with("XA START") {
-        return Statement::Begin;
-    }
-    if upper == "COMMIT" || upper == "ROLLBACK" || upper.starts_with("XA COMMIT") || upper.starts_with("XA END") {
-        return Statement::Commit;
-    }
-    if q.starts_with('#') || upper.starts_with("SAVEPOINT") || upper.starts_with("ROLLBACK TO") {
-        return Statement::Ignore;
-    }
-    let words: Vec<String> = q
-        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
-    let Some(table) = mapped
-        .iter()
-        .find(|t| words.iter().any(|w| w == &t.to_ascii_lowercase()))
-    else {
-        return Statement::Ignore;
-    };
-    let first = words.first().map(String::as_str).unwrap_or_default();
-    // A new column with a default or NOT NULL changes every existing row without a single row event.
-    let adds_filled_column =
-        words.iter().any(|w| w == "add") && (words.iter().any(|w| w == "default") || upper.contains("NOT NULL"));
-    match first {
-        "alter" if !words.iter().any(|w| w == "rename") && !adds_filled_column => Statement::Alter((*table).to_owned()),
-        "create" | "analyze" | "optimize" | "repair" | "check" | "grant" | "flush"
-            if !words.iter().any(|w| w == "select") =>
-        {
-            Statement::Ignore
-        }
-        _ => Statement::Stop((*table).to_owned()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// What mysql_common 0.37 makes of the server's TIME(2) bytes for a time of `hms` (h << 12 | m << 6 | s)
+    /// and `hundredths`: the server's encoder (`my_time_packed_to_binary`), then mysql_common's decoder with
+    /// its `u32` wrap.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn as_mysql_common_decodes(neg: bool, hms: i64, hundredths: i64) -> Value {
+        let packed = ((hms << 24) + hundredths * 10_000) * if neg { -1 } else { 1 };
+        let mut int_part = packed >> 24;
+        let mut frac = u32::from(((packed % (1 << 24)) / 10_000) as i8 as u8);
+        if int_part < 0 && frac > 0 {
+            int_part += 1;
+            frac = frac.wrapping_sub(0x100);
+        }
+        let tmp = (int_part << 24) + i64::from(frac) * 10_000;
+        let t = tmp.abs();
+        let hours = ((t >> 36) as u32) % 1024;
+        Value::Time(
+            tmp < 0,
+            hours / 24,
+            (hours % 24) as u8,
+            ((t >> 30) % 64) as u8,
+            ((t >> 24) % 64) as u8,
+            (t % (1 << 24)) as u32,
+        )
+    }
+
     #[test]
-    fn ddl_on_mapped_tables_is_recognized() {
-        let mapped = ["message", "visitor"];
-        assert_eq!(classify("BEGIN", &mapped), Statement::Begin);
+    fn values_mysql_common_misdecodes_are_repaired() {
+        for (decoded, want) in [
+            (16_777_215, -1),
+            (8_388_608, -8_388_608),
+            (16_653_760, -123_456),
+            (8_388_607, 8_388_607),
+        ] {
+            assert_eq!(repair(Value::Int(decoded), Repair::SignedInt24), Value::Int(want));
+        }
+        assert_eq!(repair(Value::Int(16_777_215), Repair::None), Value::Int(16_777_215));
+        // '-01:00:00.50', as the issue saw it.
+        let broken = Value::Time(false, 25, 23, 63, 63, 16_277_216);
+        assert_eq!(as_mysql_common_decodes(true, 1 << 12, 50), broken);
         assert_eq!(
-            classify("ALTER TABLE `message` ADD COLUMN x INT", &mapped),
-            Statement::Alter("message".into())
+            repair(broken, Repair::Time2Fraction),
+            Value::Time(true, 0, 1, 0, 0, 500_000)
         );
-        assert_eq!(
-            classify("TRUNCATE TABLE message", &mapped),
-            Statement::Stop("message".into())
-        );
-        assert_eq!(
-            classify("RENAME TABLE visitor TO v2", &mapped),
-            Statement::Stop("visitor".into())
-        );
-        assert_eq!(
-            classify("ALTER TABLE visitor RENAME TO v2", &mapped),
-            Statement::Stop("visitor".into())
-        );
-        assert_eq!(classify("DROP TABLE other", &mapped), Statement::Ignore);
-        assert_eq!(
-            classify("# Dummy event replacing event type 160", &mapped),
-            Statement::Ignore
-        );
+        for neg in [false, true] {
+            for hours in [0_u32, 1, 23, 24, 100, 625, 626, 838] {
+                for (m, s, hundredths) in [(0_u8, 0_u8, 0_u32), (0, 0, 1), (59, 59, 99), (30, 1, 50)] {
+                    let hms = (i64::from(hours) << 12) | (i64::from(m) << 6) | i64::from(s);
+                    let decoded = as_mysql_common_decodes(neg, hms, i64::from(hundredths));
+                    let zero = hours == 0 && m == 0 && s == 0 && hundredths == 0;
+                    let want = Value::Time(neg && !zero, hours / 24, (hours % 24) as u8, m, s, hundredths * 10_000);
+                    assert_eq!(
+                        repair(decoded, Repair::Time2Fraction),
+                        want,
+                        "{neg} {hours}:{m}:{s}.{hundredths}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -111,6 +111,24 @@ pub struct FollowArgs {
     /// Exit once caught up with the source's binlog end as of the start.
     #[arg(long)]
     pub until_caught_up: bool,
+    /// Log a progress line (position, rows applied, lag) every this many seconds.
+    #[arg(long, default_value_t = 10)]
+    pub progress_secs: u64,
+    /// Follow from this source binlog position, `FILE:POS` (e.g. `mariadb-bin.000042:1234`), instead of the
+    /// checkpoint; it becomes the checkpoint. Only after a finished snapshot.
+    #[arg(long, value_parser = parse_position)]
+    pub start_position: Option<(String, u64)>,
+    /// DDL that changed a mapped table's rows without row events but kept the columns the mapping reads (a
+    /// retyped column, a filled new column): `stop`, or `resync-table` to copy that table again and follow on.
+    #[arg(long, value_enum, default_value_t = crate::follow::OnDdl::Stop)]
+    pub on_ddl: crate::follow::OnDdl,
+}
+
+fn parse_position(text: &str) -> Result<(String, u64), String> {
+    text.rsplit_once(':')
+        .and_then(|(file, pos)| Some((file.to_owned(), pos.parse().ok()?)))
+        .filter(|(file, _)| !file.is_empty())
+        .ok_or_else(|| format!("{text:?} is not FILE:POS, e.g. mariadb-bin.000042:1234"))
 }
 
 impl FollowArgs {
@@ -123,6 +141,9 @@ impl FollowArgs {
             batch_delay: Duration::from_millis(self.batch_delay_ms),
             until_caught_up: self.until_caught_up,
             max_backoff: Duration::from_secs(30),
+            progress_every: Duration::from_secs(self.progress_secs.max(1)),
+            start_position: self.start_position.clone(),
+            on_ddl: self.on_ddl,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`cli`]: commands and options; [`mapping`]: the TOML mapping and its field vocabulary.
 //! - [`source`]: connecting and pre-flight checks; [`snapshot`]: the chunked consistent copy;
-//!   [`follow`]: the replica stream, batching and reconnects; [`binlog`]: table-map columns, row images, GTIDs, DDL.
+//!   [`follow`]: the replica stream, batching and reconnects; [`binlog`]: table-map columns, row images, GTIDs;
+//!   [`ddl`]: which statements in the binlog are followed, ignored or stop the importer.
 //! - [`charset`] and [`decode`]: one normalized form for every source value, from either path.
 //! - [`canonical`]: a normalized row to conversation/message/party records with derived ids.
 //! - [`sink`]: the store's tables and the `import_*` bookkeeping, rows and checkpoint in one transaction.
@@ -18,6 +19,7 @@ pub mod binlog;
 pub mod canonical;
 pub mod charset;
 pub mod cli;
+pub mod ddl;
 pub mod decode;
 pub mod follow;
 pub mod mapping;

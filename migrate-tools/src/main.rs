@@ -15,6 +15,8 @@ async fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in log files and journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()).await {
         Ok(code) => code,
@@ -55,10 +57,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let at = snapshot::run(&source, &target, &mapper, &args.options()).await?;
             println!("snapshot finished; follow from {}:{}", at.file, at.pos);
         }
-        Command::Follow(args) => follow::run(&source, &target, &mapper, &args.options()).await?,
+        Command::Follow(args) => follow_until_signal(&source, &target, &mapper, &args.options()).await?,
         Command::Run { snapshot, follow } => {
             snapshot::run(&source, &target, &mapper, &snapshot.options()).await?;
-            follow::run(&source, &target, &mapper, &follow.options()).await?;
+            follow_until_signal(&source, &target, &mapper, &follow.options()).await?;
         }
         Command::Status { json } => status(&source, &target, &mapper, json).await?,
         Command::Verify { json } => {
@@ -91,6 +93,44 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// Follows until done, or until SIGTERM or ctrl-c ask it to stop, then says where the import stands.
+async fn follow_until_signal(
+    source: &Source,
+    target: &Target,
+    mapper: &Mapper,
+    options: &follow::FollowOptions,
+) -> anyhow::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signalled = async {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "ctrl-c",
+        }
+    };
+    let followed = follow::run_until(source, target, mapper, options, stopped);
+    tokio::pin!(followed);
+    let signal = tokio::select! {
+        result = &mut followed => {
+            result?;
+            None
+        }
+        signal = signalled => {
+            tracing::info!(signal, "stopping: committing the transactions read so far");
+            let _ = stop.send(true);
+            followed.await?;
+            Some(signal)
+        }
+    };
+    let status = target.status(&mapper.mapping().name).await?;
+    let at = format!("{}:{}", status.file.unwrap_or_default(), status.pos.unwrap_or(0));
+    match signal {
+        Some(signal) => tracing::info!(signal, "stopped at position {at}"),
+        None => tracing::info!("caught up; stopped at position {at}"),
+    }
+    Ok(())
+}
+
 async fn status(source: &Source, target: &Target, mapper: &Mapper, json: bool) -> anyhow::Result<()> {
     let status = target.status(&mapper.mapping().name).await?;
     // The source is optional here: status must work while the source is down.
@@ -108,12 +148,16 @@ async fn status(source: &Source, target: &Target, mapper: &Mapper, json: bool) -
     let caught_up = head
         .as_ref()
         .is_some_and(|(f, p)| status.file.as_deref() == Some(f.as_str()) && status.pos == Some(*p));
-    let lag_seconds = if caught_up {
-        Some(0)
-    } else {
-        status
-            .last_event_at
-            .map(|t| (chrono::Utc::now().timestamp() - t).max(0))
+    let now = chrono::Utc::now().timestamp();
+    let next_change = match (&status.file, status.pos) {
+        (Some(file), Some(pos)) if !caught_up => follow::next_change_time(source, file, pos).await.ok(),
+        _ => None,
+    };
+    // Seconds behind the source: since the first change not applied yet was written (0 when there is none).
+    let lag_seconds = match next_change {
+        _ if caught_up => Some(0),
+        Some(next) => Some(next.map_or(0, |t| (now - t).max(0))),
+        None => status.last_event_at.map(|t| (now - t).max(0)),
     };
     let lag_bytes = match (&head, &status.file, status.pos) {
         (Some((f, p)), Some(file), Some(pos)) if f == file => Some(p.saturating_sub(pos)),

@@ -1,11 +1,23 @@
 //! Integration tests against the private MariaDB of `tests/support/mariadb.rs` (row binlog, FULL metadata).
 
+#[path = "cases/binlog_values.rs"]
+mod binlog_values;
+#[path = "cases/caught_up.rs"]
+mod caught_up;
+#[path = "cases/ddl_policy.rs"]
+mod ddl_policy;
 #[path = "support/gofly.rs"]
 mod gofly;
+#[path = "support/importer.rs"]
+mod importer;
+#[path = "cases/operator.rs"]
+mod operator;
 #[path = "support/presets.rs"]
 mod presets;
 #[path = "cases/server_seam.rs"]
 mod server_seam;
+#[path = "cases/unfinished_snapshot.rs"]
+mod unfinished_snapshot;
 
 use protofuse_testkit::mariadb;
 use std::time::{Duration, Instant};

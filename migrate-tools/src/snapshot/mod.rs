@@ -207,47 +207,104 @@ async fn copy_table(
     tx: &mpsc::Sender<(Vec<Op>, Progress)>,
     bar: &mut Bar,
 ) -> Result<(), SnapshotError> {
-    let columns = source::table_columns(conn, database, table).await?;
-    let mappings: Vec<&TableMapping> = mapper.mapping().for_table(table).collect();
-    let key = mappings.first().map(|m| m.key.clone()).unwrap_or_default();
     let progress_key = format!("table:{table}");
-    let name = &mapper.mapping().name;
-    let mut last = target.snapshot_progress(name, &progress_key).await?.unwrap_or(i64::MIN);
-    let sql = format!(
-        "SELECT * FROM `{t}` WHERE `{k}` > ? ORDER BY `{k}` LIMIT {chunk}",
-        t = ident(table),
-        k = ident(&key)
-    );
-    loop {
-        let rows: Vec<mysql_async::Row> = conn.exec(&sql, (last,)).await?;
-        if rows.is_empty() {
-            return Ok(());
+    let from = target.snapshot_progress(&mapper.mapping().name, &progress_key).await?;
+    let mut reader = TableReader::new(conn, database, table, mapper, chunk, from).await?;
+    while let Some((ops, rows)) = reader.next_chunk().await? {
+        let progress = Progress::Snapshot {
+            source: progress_key.clone(),
+            last_pk: reader.last,
+        };
+        tx.send((ops, progress)).await.map_err(|_| SnapshotError::WriterGone)?;
+        bar.advance(rows as u64);
+    }
+    Ok(())
+}
+
+/// Reads one mapped table in primary-key order, a chunk at a time, as upserts of every mapping of the table.
+pub struct TableReader<'c> {
+    conn: &'c mut Conn,
+    table: String,
+    columns: Vec<ColumnInfo>,
+    mappings: Vec<TableMapping>,
+    mapper: Mapper,
+    sql: String,
+    chunk: usize,
+    /// The highest primary key read so far.
+    pub last: i64,
+    done: bool,
+}
+
+impl<'c> TableReader<'c> {
+    /// Starts after primary key `from` (from the first row when `None`), in `conn`'s current transaction.
+    pub async fn new(
+        conn: &'c mut Conn,
+        database: &str,
+        table: &str,
+        mapper: &Mapper,
+        chunk: usize,
+        from: Option<i64>,
+    ) -> Result<Self, SnapshotError> {
+        let columns = source::table_columns(conn, database, table).await?;
+        let mappings: Vec<TableMapping> = mapper.mapping().for_table(table).cloned().collect();
+        let key = mappings.first().map(|m| m.key.clone()).unwrap_or_default();
+        let chunk = chunk.max(1);
+        let sql = format!(
+            "SELECT * FROM `{t}` WHERE `{k}` > ? ORDER BY `{k}` LIMIT {chunk}",
+            t = ident(table),
+            k = ident(&key)
+        );
+        Ok(Self {
+            conn,
+            table: table.to_owned(),
+            columns,
+            mappings,
+            mapper: mapper.clone(),
+            sql,
+            chunk,
+            last: from.unwrap_or(i64::MIN),
+            done: false,
+        })
+    }
+
+    /// The next chunk's ops and its number of source rows; `None` after the last row.
+    pub async fn next_chunk(&mut self) -> Result<Option<(Vec<Op>, usize)>, SnapshotError> {
+        if self.done {
+            return Ok(None);
         }
+        let rows: Vec<mysql_async::Row> = self.conn.exec(&self.sql, (self.last,)).await?;
         let n = rows.len();
-        let mut ops = Vec::with_capacity(n * mappings.len());
+        self.done = n < self.chunk;
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut ops = Vec::with_capacity(n * self.mappings.len());
         for row in rows {
-            let row = decode_row(&row.unwrap(), &columns, mappings.first().copied(), table)?;
-            for m in &mappings {
+            let row = decode_row(&row.unwrap(), &self.columns, self.mappings.first(), &self.table)?;
+            for m in &self.mappings {
                 let pk = m.pk(&row)?;
-                last = last.max(pk);
+                self.last = self.last.max(pk);
                 ops.push(Op {
-                    source: mapper.source_name(m),
+                    source: self.mapper.source_name(m),
                     kind: m.kind,
                     pk,
-                    action: Action::Upsert(mapper.map(m, &row)?),
+                    action: Action::Upsert(self.mapper.map(m, &row)?),
                 });
             }
         }
-        let progress = Progress::Snapshot {
-            source: progress_key.clone(),
-            last_pk: last,
-        };
-        tx.send((ops, progress)).await.map_err(|_| SnapshotError::WriterGone)?;
-        bar.advance(n as u64);
-        if n < chunk {
-            return Ok(());
-        }
+        Ok(Some((ops, n)))
     }
+}
+
+/// Opens a consistent read of the source on `conn`, with the session settings both copy paths decode with:
+/// raw column bytes (no conversion to the connection charset) and TIMESTAMPs in UTC.
+pub async fn begin_consistent_read(conn: &mut Conn) -> Result<(), SnapshotError> {
+    conn.query_drop("SET time_zone = '+00:00', character_set_results = NULL")
+        .await?;
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await?;
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
+    Ok(())
 }
 
 /// Decodes a row of `columns` (in order), applying the mapping's per-column charset overrides.
