@@ -185,7 +185,7 @@ mod tests {
         let graph = sparse.graph.as_ref().unwrap();
         let initializer = |name: &str| graph.initializer.iter().find(|t| t.name == name).unwrap().clone();
         let w = initializer("W");
-        let (d, c) = (w.dims[0], w.dims[1]);
+        let d = w.dims[0];
         let dense = tract_onnx::pb::GraphProto {
             name: graph.name.clone(),
             node: vec![
