@@ -2,7 +2,8 @@
 //! store, then follow its binlog until cut-over.
 //!
 //! # Layout
-//! - [`cli`]: commands and options; [`mapping`]: the TOML mapping and its field vocabulary.
+//! - [`cli`]: commands and options; [`mapping`]: the TOML mapping and its field vocabulary; [`check`]: the
+//!   mapping against the source's schema and values, before any write.
 //! - [`source`]: connecting and pre-flight checks; [`snapshot`]: the chunked consistent copy;
 //!   [`follow`]: the replica stream, batching and reconnects; [`binlog`]: table-map columns, row images, GTIDs, DDL.
 //! - [`charset`] and [`decode`]: one normalized form for every source value, from either path.
@@ -17,6 +18,7 @@
 pub mod binlog;
 pub mod canonical;
 pub mod charset;
+pub mod check;
 pub mod cli;
 pub mod decode;
 pub mod follow;

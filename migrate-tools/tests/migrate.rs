@@ -2,10 +2,20 @@
 
 #[path = "support/gofly.rs"]
 mod gofly;
+#[path = "cases/mapping_check.rs"]
+mod mapping_check;
+#[path = "support/osticket.rs"]
+mod osticket;
+#[path = "cases/osticket_preset.rs"]
+mod osticket_preset;
 #[path = "support/presets.rs"]
 mod presets;
 #[path = "cases/server_seam.rs"]
 mod server_seam;
+#[path = "cases/templates.rs"]
+mod templates;
+#[path = "cases/verify_source.rs"]
+mod verify_source;
 
 use protofuse_testkit::mariadb;
 use std::time::{Duration, Instant};
