@@ -2,6 +2,8 @@
 
 #[path = "support/gofly.rs"]
 mod gofly;
+#[path = "cases/gofly_preset.rs"]
+mod gofly_preset;
 #[path = "cases/mapping_check.rs"]
 mod mapping_check;
 #[path = "support/osticket.rs"]
