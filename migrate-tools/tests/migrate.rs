@@ -1,5 +1,7 @@
 //! Integration tests against the private MariaDB of `tests/support/mariadb.rs` (row binlog, FULL metadata).
 
+#[path = "cases/freescout_preset.rs"]
+mod freescout_preset;
 #[path = "support/gofly.rs"]
 mod gofly;
 #[path = "cases/gofly_preset.rs"]
