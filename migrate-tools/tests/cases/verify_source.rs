@@ -92,11 +92,20 @@ async fn verify_in_source_mode_names_each_field_a_broken_mapping_imported_wrongl
         "{entries}"
     );
 
-    // After a correct import over it, source mode is clean.
-    let fixed = dir.path().join("fixed.db");
-    let fixed = format!("sqlite://{}", fixed.display());
-    let out = osticket::migrate("preset:osticket", &source, &fixed, &["snapshot"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = osticket::migrate("preset:osticket", &source, &fixed, &["verify", "--mode", "source"]);
-    assert!(out.status.success(), "{}", text(&out));
+    // A correct import is clean in source mode, into SQLite and into MariaDB (the target reads differ).
+    let sqlite = format!("sqlite://{}", dir.path().join("fixed.db").display());
+    let mariadb = protofuse_testkit::mariadb::server().await.fresh_database().await;
+    for fixed in [sqlite, mariadb] {
+        let out = osticket::migrate("preset:osticket", &source, &fixed, &["snapshot"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = osticket::migrate("preset:osticket", &source, &fixed, &["verify", "--mode", "source"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = osticket::migrate(broken, &source, &fixed, &["verify", "--mode", "source"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.code() == Some(1) && stdout.contains("key 2 agent_id: source \"0\" stored \"1\""),
+            "{}",
+            text(&out)
+        );
+    }
 }
