@@ -41,7 +41,10 @@ async fn check_mapping_with_a_source_lists_every_problem_with_its_key() {
         .unwrap();
     assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
 
-    let out = osticket::migrate(mapping, &source, "unused", &["check-mapping"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protofuse-migrate"))
+        .args(["--mapping", mapping, "check-mapping", "--source", &source])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
