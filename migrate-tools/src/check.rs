@@ -457,6 +457,50 @@ fields.sent_at = { column = "created", transform = "datetime" }
     }
 
     #[test]
+    fn a_missing_table_and_a_text_key_are_named() {
+        let mapping = Mapping::parse(
+            r#"
+name = "t"
+channel = "web"
+[[tables]]
+table = "ost_tread"
+kind = "customer"
+fields.external_id = { column = "id" }
+[[tables]]
+table = "staff"
+kind = "agent"
+key = "username"
+fields.external_id = { column = "username" }
+columns.signatur = { reinterpret = "gbk" }
+"#,
+        )
+        .unwrap();
+        let mut schema = Schema {
+            database: "db".to_owned(),
+            ..Schema::default()
+        };
+        schema
+            .tables
+            .insert("ost_thread".to_owned(), vec![column("id", "int", false)]);
+        schema.tables.insert(
+            "staff".to_owned(),
+            vec![column("username", "varchar", false), column("signature", "text", false)],
+        );
+        let issues: Vec<String> = schema_issues(&mapping, &schema)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            issues,
+            [
+                "tables.ost_tread: table \"ost_tread\" does not exist in database db (did you mean \"ost_thread\"?)",
+                "tables.staff.key: key column \"username\" is varchar; the key must be an integer column",
+                "tables.staff.columns.signatur: column \"signatur\" does not exist in staff (did you mean \"signature\"?)",
+            ]
+        );
+    }
+
+    #[test]
     fn closed_vocabularies_must_cover_the_values_present() {
         let field: Field = toml::from_str(
             r#"column = "type"
