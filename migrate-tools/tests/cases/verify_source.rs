@@ -109,3 +109,62 @@ async fn verify_in_source_mode_names_each_field_a_broken_mapping_imported_wrongl
         );
     }
 }
+
+const MOJIBAKE: &str = "CREATE TABLE conv (id int NOT NULL PRIMARY KEY, created datetime NOT NULL); \
+    CREATE TABLE msg (id int NOT NULL PRIMARY KEY, conv_id int NOT NULL, \
+      body varchar(100) CHARACTER SET latin1 NOT NULL, created datetime NOT NULL); \
+    INSERT INTO conv VALUES (1, '2024-01-01 08:00:00'); \
+    INSERT INTO msg VALUES (1, 1, _latin1 X'bfcdb7fe', '2024-01-01 08:00:01')";
+
+/// GBK bytes stored in a latin1 column, repaired on import by `columns.body = { reinterpret = "gbk" }`.
+const REPAIRED: &str = r#"
+name = "moji"
+channel = "web"
+source_timezone = "+08:00"
+[[tables]]
+table = "conv"
+kind = "conversation"
+fields.customer_id = { template = "c-{id}" }
+fields.created_at = { column = "created", transform = "datetime" }
+[[tables]]
+table = "msg"
+kind = "message"
+conversation_table = "conv"
+fields.conversation = { column = "conv_id" }
+fields.role = { constant = "customer" }
+fields.sender_id = { template = "c-{conv_id}" }
+fields.text = { column = "body" }
+fields.sent_at = { column = "created", transform = "datetime" }
+columns.body = { reinterpret = "gbk" }
+"#;
+
+#[tokio::test]
+async fn verify_in_source_mode_checks_charset_repair_through_the_servers_own_conversion() {
+    let source = protofuse_testkit::mariadb::server().await.fresh_database().await;
+    let pool = sqlx::MySqlPool::connect(&source).await.unwrap();
+    sqlx::raw_sql(MOJIBAKE).execute(&pool).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let repaired = dir.path().join("repaired.toml");
+    std::fs::write(&repaired, REPAIRED).unwrap();
+    let unrepaired = dir.path().join("unrepaired.toml");
+    std::fs::write(
+        &unrepaired,
+        REPAIRED.replace("columns.body = { reinterpret = \"gbk\" }\n", ""),
+    )
+    .unwrap();
+    let (repaired, unrepaired) = (repaired.to_str().unwrap(), unrepaired.to_str().unwrap());
+    let target = format!("sqlite://{}", dir.path().join("store.db").display());
+    let out = osticket::migrate(repaired, &source, &target, &["snapshot"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = osticket::migrate(repaired, &source, &target, &["verify", "--mode", "source"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Without the repair the source reads as cp1252 text, which is not what was stored.
+    let out = osticket::migrate(unrepaired, &source, &target, &["verify", "--mode", "source"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.code() == Some(1)
+            && stdout.contains("MISMATCH moji:msg/message key 1 text: source \"¿Í·þ\" stored \"客服\""),
+        "{}",
+        text(&out)
+    );
+}
