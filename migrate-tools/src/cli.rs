@@ -58,14 +58,31 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Compare row counts and per-chunk checksums of the mapped data, source against target.
+    /// Compare the mapped data, source against target: row counts and per-chunk checksums (fast), or every
+    /// mapped field read from the source with plain SQL (`--mode source`).
     Verify {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// What to compare.
+        #[arg(long, value_enum, default_value_t = VerifyMode::Checksums)]
+        mode: VerifyMode,
+        /// With `--mode source`: compare this many random rows per table instead of all.
+        #[arg(long)]
+        sample: Option<u64>,
     },
-    /// Parse and check a mapping without touching any database.
+    /// Parse and check a mapping; with a source (`--source` or PROTOFUSE_MIGRATE_SOURCE), also against its
+    /// tables, column types and values (reads only). Lists every problem with its key.
     CheckMapping,
+}
+
+/// What `verify` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyMode {
+    /// Row counts and per-chunk checksums of the source mapped again: fast, but it agrees with the mapping.
+    Checksums,
+    /// Every mapped field read from the source with plain SQL and compared with the stored value.
+    Source,
 }
 
 /// Snapshot options.
@@ -165,7 +182,10 @@ pub fn load_mapping(spec: &str) -> Result<Mapping, MappingError> {
             .map(|(_, t)| *t)
             .ok_or_else(|| {
                 let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
-                MappingError::Invalid(format!("no preset {name:?}; presets: {}", names.join(", ")))
+                MappingError::Invalid(vec![crate::mapping::MappingIssue::new(
+                    "mapping",
+                    format!("no preset {name:?}; presets: {}", names.join(", ")),
+                )])
             })?;
         return Mapping::parse(text);
     }

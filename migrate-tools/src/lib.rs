@@ -2,7 +2,8 @@
 //! store, then follow its binlog until cut-over.
 //!
 //! # Layout
-//! - [`cli`]: commands and options; [`mapping`]: the TOML mapping and its field vocabulary.
+//! - [`cli`]: commands and options; [`mapping`]: the TOML mapping and its field vocabulary; [`check`]: the
+//!   mapping against the source's schema and values, before any write.
 //! - [`source`]: connecting and pre-flight checks; [`snapshot`]: the chunked consistent copy;
 //!   [`follow`]: the replica stream, batching and reconnects; [`binlog`]: table-map columns, row images, GTIDs;
 //!   [`ddl`]: which statements in the binlog are followed, ignored or stop the importer.
@@ -18,6 +19,7 @@
 pub mod binlog;
 pub mod canonical;
 pub mod charset;
+pub mod check;
 pub mod cli;
 pub mod ddl;
 pub mod decode;

@@ -3,10 +3,11 @@
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 use protofuse_migrate::canonical::Mapper;
-use protofuse_migrate::cli::{Cli, Command, load_mapping};
+use protofuse_migrate::cli::{Cli, Command, VerifyMode, load_mapping};
+use protofuse_migrate::mapping::Mapping;
 use protofuse_migrate::sink::{Target, TargetOptions};
 use protofuse_migrate::source::{self, Source};
-use protofuse_migrate::{follow, redact, snapshot, verify};
+use protofuse_migrate::{check, follow, redact, snapshot, verify};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -34,11 +35,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             .context("--mapping is required (a file or preset:NAME)")?,
     )?;
     if let Command::CheckMapping = cli.command {
-        println!("mapping {:?}: {} tables, ok", mapping.name, mapping.tables.len());
-        return Ok(std::process::ExitCode::SUCCESS);
+        return check_mapping(&mapping, cli.source.as_deref()).await;
+    }
+    let source = Source::new(cli.source.as_deref().context("--source is required")?)?;
+    // Before the target is even opened: a mapping that does not fit the source must not write anything.
+    if !matches!(cli.command, Command::Status { .. }) {
+        refuse_unfit(&source, &mapping).await?;
     }
     let mapper = Mapper::new(mapping);
-    let source = Source::new(cli.source.as_deref().context("--source is required")?)?;
     let target_url = cli.target.as_deref().context("--target is required")?;
     let options = TargetOptions {
         binlog: !cli.no_target_binlog,
@@ -63,7 +67,18 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             follow_until_signal(&source, &target, &mapper, &follow.options()).await?;
         }
         Command::Status { json } => status(&source, &target, &mapper, json).await?,
-        Command::Verify { json } => {
+        Command::Verify {
+            json,
+            mode: VerifyMode::Source,
+            sample,
+        } => {
+            let reports = verify::fields::run(&source, &target, &mapper, sample).await?;
+            print_field_reports(&reports, json)?;
+            if !reports.iter().all(verify::fields::FieldReport::ok) {
+                return Ok(std::process::ExitCode::from(1));
+            }
+        }
+        Command::Verify { json, .. } => {
             let reports = verify::run(&source, &target, &mapper).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -127,6 +142,69 @@ async fn follow_until_signal(
     match signal {
         Some(signal) => tracing::info!(signal, "stopped at position {at}"),
         None => tracing::info!("caught up; stopped at position {at}"),
+    }
+    Ok(())
+}
+
+async fn refuse_unfit(source: &Source, mapping: &Mapping) -> anyhow::Result<()> {
+    let issues = check::against_source(source, mapping).await?;
+    if !issues.is_empty() {
+        bail!(
+            "the mapping does not fit the source; nothing was written:\n{}",
+            issues.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Offline without a source; with one, also against its schema and values. Every problem on its own line.
+async fn check_mapping(mapping: &Mapping, source: Option<&str>) -> anyhow::Result<std::process::ExitCode> {
+    let Some(url) = source else {
+        println!("mapping {:?}: {} tables, ok", mapping.name, mapping.tables.len());
+        return Ok(std::process::ExitCode::SUCCESS);
+    };
+    let source = Source::new(url)?;
+    let issues = check::against_source(&source, mapping).await?;
+    if issues.is_empty() {
+        println!(
+            "mapping {:?}: {} tables, ok against {}",
+            mapping.name,
+            mapping.tables.len(),
+            source.redacted()
+        );
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    for issue in &issues {
+        println!("{issue}");
+    }
+    eprintln!(
+        "mapping {:?}: {} problem(s) against {}",
+        mapping.name,
+        issues.len(),
+        source.redacted()
+    );
+    Ok(std::process::ExitCode::from(1))
+}
+
+fn print_field_reports(reports: &[verify::fields::FieldReport], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(reports)?);
+        return Ok(());
+    }
+    for r in reports {
+        for m in &r.mismatches {
+            println!(
+                "MISMATCH {} key {} {}: source {} stored {}",
+                r.source, m.key, m.field, m.source, m.stored
+            );
+        }
+        println!(
+            "{:<50} rows {:>10} mismatches {:>6} {}",
+            r.source,
+            r.rows,
+            r.mismatch_count,
+            if r.ok() { "ok" } else { "MISMATCH" }
+        );
     }
     Ok(())
 }

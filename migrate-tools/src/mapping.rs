@@ -11,6 +11,12 @@ use serde_json::Value as Json;
 use crate::charset::Charset;
 use protofuse_model::Timestamp;
 
+mod template;
+mod validate;
+
+pub use template::{Template, Variable, sql_string};
+pub use validate::{FLAG_FIELDS, KEY_FIELDS, MappingIssue, valid_value, vocabulary};
+
 /// A whole mapping file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,9 +143,10 @@ pub struct Field {
     pub column: Option<String>,
     /// Fixed value.
     pub constant: Option<Json>,
-    /// Text with `{column}` placeholders.
+    /// Text with `{column}` or `{column|fallback}` placeholders (see [`Template`]).
     pub template: Option<String>,
-    /// Value map, keyed by the value's text (role codes, status codes).
+    /// Value map, keyed by the value's text (role codes, status codes). A value it does not list takes `default`
+    /// when one is declared and passes through unchanged otherwise: never a silent NULL.
     #[serde(default)]
     pub map: BTreeMap<String, Json>,
     /// Conversion applied last.
@@ -147,6 +154,27 @@ pub struct Field {
     pub transform: Transform,
     /// Used when the value is NULL, empty, a zero date, or not in `map`.
     pub default: Option<Json>,
+    /// `template`, parsed once when the mapping is loaded.
+    #[serde(skip)]
+    parsed: Option<Template>,
+}
+
+impl Field {
+    /// The parsed template, for a template field.
+    pub fn parsed_template(&self) -> Option<&Template> {
+        self.parsed.as_ref()
+    }
+
+    /// The value `map` and `default` make of a non-NULL source value.
+    pub fn apply_map(&self, raw: Json) -> Json {
+        if self.map.is_empty() || raw.is_null() {
+            return raw;
+        }
+        match self.map.get(&text_of(&raw)) {
+            Some(mapped) => mapped.clone(),
+            None => self.default.clone().unwrap_or(raw),
+        }
+    }
 }
 
 /// Conversions of a field value.
@@ -189,9 +217,9 @@ pub enum MappingError {
         #[source]
         source: toml::de::Error,
     },
-    /// A semantic error, naming the table and field.
-    #[error("mapping: {0}")]
-    Invalid(String),
+    /// Semantic problems, each naming its key (`tables.<table>.fields.<field>`).
+    #[error("mapping has {} problem(s):\n{}", .0.len(), validate::list(.0))]
+    Invalid(Vec<MappingIssue>),
 }
 
 /// A field value that cannot become what the canonical model needs.
@@ -224,11 +252,17 @@ impl Mapping {
 
     /// Parses and validates mapping text.
     pub fn parse(text: &str) -> Result<Self, MappingError> {
-        let mapping: Self = toml::from_str(text).map_err(|source| MappingError::Parse {
+        let mut mapping: Self = toml::from_str(text).map_err(|source| MappingError::Parse {
             path: "(text)".to_owned(),
             source,
         })?;
-        mapping.validate()?;
+        let issues = mapping.issues();
+        if !issues.is_empty() {
+            return Err(MappingError::Invalid(issues));
+        }
+        for field in mapping.tables.iter_mut().flat_map(|t| t.fields.values_mut()) {
+            field.parsed = field.template.as_deref().and_then(|t| Template::parse(t).ok());
+        }
         Ok(mapping)
     }
 
@@ -248,66 +282,6 @@ impl Mapping {
             .iter()
             .find(|t| t.kind == EntityKind::Conversation && t.table == name)
     }
-
-    fn validate(&self) -> Result<(), MappingError> {
-        let bad = |msg: String| Err(MappingError::Invalid(msg));
-        if self.name.is_empty() || self.name.contains(':') {
-            return bad("`name` must be non-empty and contain no ':'".to_owned());
-        }
-        if self.source_timezone.parse::<FixedOffset>().is_err() {
-            return bad(format!(
-                "source_timezone {:?} is not an offset like +08:00",
-                self.source_timezone
-            ));
-        }
-        if self.tables.is_empty() {
-            return bad("no [[tables]]".to_owned());
-        }
-        for t in &self.tables {
-            for name in t.kind.required() {
-                if !t.fields.contains_key(*name) {
-                    return bad(format!(
-                        "table {} ({}): field `{name}` is required",
-                        t.table,
-                        t.kind.as_str()
-                    ));
-                }
-            }
-            for (name, field) in &t.fields {
-                if !t.kind.allowed().contains(&name.as_str()) {
-                    return bad(format!(
-                        "table {} ({}): unknown field `{name}`; allowed: {}",
-                        t.table,
-                        t.kind.as_str(),
-                        t.kind.allowed().join(", ")
-                    ));
-                }
-                let sources = [
-                    field.column.is_some(),
-                    field.constant.is_some(),
-                    field.template.is_some(),
-                ];
-                if sources.iter().filter(|s| **s).count() != 1 {
-                    return bad(format!(
-                        "table {}, field {name}: give exactly one of `column`, `constant`, `template`",
-                        t.table
-                    ));
-                }
-            }
-            if t.kind == EntityKind::Message {
-                let Some(conv) = &t.conversation_table else {
-                    return bad(format!("table {}: messages need `conversation_table`", t.table));
-                };
-                if self.conversation_table(conv).is_none() {
-                    return bad(format!(
-                        "table {}: conversation_table {conv:?} is not mapped as a conversation",
-                        t.table
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A source row after decoding: column name to normalized value.
@@ -324,13 +298,13 @@ impl TableMapping {
         } else if let Some(constant) = &field.constant {
             constant.clone()
         } else {
-            Json::String(render(field.template.as_deref().unwrap_or(""), row))
+            field
+                .parsed
+                .as_ref()
+                .and_then(|t| t.render(row))
+                .map_or(Json::Null, Json::String)
         };
-        let mapped = if field.map.is_empty() || raw.is_null() {
-            raw
-        } else {
-            field.map.get(&text_of(&raw)).cloned().unwrap_or(Json::Null)
-        };
+        let mapped = field.apply_map(raw);
         if is_empty(&mapped) {
             return field.default.clone().unwrap_or(Json::Null);
         }
@@ -394,7 +368,8 @@ impl TableMapping {
     }
 }
 
-fn is_empty(v: &Json) -> bool {
+/// NULL, empty text or a zero date: what `default` and template fallbacks stand in for.
+pub fn is_empty(v: &Json) -> bool {
     match v {
         Json::Null => true,
         Json::String(s) => s.is_empty() || s.starts_with("0000-00-00"),
@@ -408,23 +383,6 @@ pub fn text_of(v: &Json) -> String {
         Json::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn render(template: &str, row: &Row) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('}') else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let name = &rest[start + 1..start + end];
-        out.push_str(&row.get(name).map(text_of).unwrap_or_default());
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 fn to_time(value: &Json, transform: Transform, zone: FixedOffset) -> Result<Option<Timestamp>, String> {

@@ -6,18 +6,32 @@ mod binlog_values;
 mod caught_up;
 #[path = "cases/ddl_policy.rs"]
 mod ddl_policy;
+#[path = "cases/freescout_preset.rs"]
+mod freescout_preset;
 #[path = "support/gofly.rs"]
 mod gofly;
+#[path = "cases/gofly_preset.rs"]
+mod gofly_preset;
 #[path = "support/importer.rs"]
 mod importer;
+#[path = "cases/mapping_check.rs"]
+mod mapping_check;
 #[path = "cases/operator.rs"]
 mod operator;
+#[path = "support/osticket.rs"]
+mod osticket;
+#[path = "cases/osticket_preset.rs"]
+mod osticket_preset;
 #[path = "support/presets.rs"]
 mod presets;
 #[path = "cases/server_seam.rs"]
 mod server_seam;
+#[path = "cases/templates.rs"]
+mod templates;
 #[path = "cases/unfinished_snapshot.rs"]
 mod unfinished_snapshot;
+#[path = "cases/verify_source.rs"]
+mod verify_source;
 
 use protofuse_testkit::mariadb;
 use std::time::{Duration, Instant};

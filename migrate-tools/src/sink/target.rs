@@ -138,6 +138,20 @@ impl Target {
         }
     }
 
+    /// The stored records of `source` with primary keys in `lo..=hi`, as JSON objects (see `verify --mode source`).
+    pub async fn stored(
+        &self,
+        source: &str,
+        kind: EntityKind,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, serde_json::Map<String, serde_json::Value>)>, TargetError> {
+        match self {
+            Self::Sqlite(pool) => sqlite::stored(pool, source, kind, lo, hi).await,
+            Self::Mysql(pool) => mysql::stored(pool, source, kind, lo, hi).await,
+        }
+    }
+
     /// How many rows of `source` the target holds.
     pub async fn count(&self, source: &str, kind: EntityKind) -> Result<i64, TargetError> {
         match self {

@@ -319,6 +319,38 @@ macro_rules! impl_writer {
             Ok(out)
         }
 
+        /// The stored records of `source` with primary keys in `lo..=hi`, as JSON objects: a message's canonical
+        /// body, a conversation's columns, a party's fields. For `verify --mode source`.
+        pub(super) async fn stored(
+            pool: &sqlx::Pool<$db>,
+            source: &str,
+            kind: EntityKind,
+            lo: i64,
+            hi: i64,
+        ) -> Result<Vec<(i64, serde_json::Map<String, serde_json::Value>)>, super::error::TargetError> {
+            let sql = match kind {
+                EntityKind::Message => {
+                    "SELECT r.pk, m.body FROM import_rows r JOIN messages m ON m.id = r.canonical_id \
+                     WHERE r.source = ? AND r.pk BETWEEN ? AND ? ORDER BY r.pk"
+                }
+                EntityKind::Conversation => {
+                    "SELECT r.pk, c.id, c.channel, c.customer_id, c.status, c.department, c.assigned_agent, \
+                     c.created_at, c.updated_at FROM import_rows r JOIN conversations c ON c.id = r.canonical_id \
+                     WHERE r.source = ? AND r.pk BETWEEN ? AND ? ORDER BY r.pk"
+                }
+                EntityKind::Customer | EntityKind::Agent => {
+                    "SELECT pk, external_id, display_name, email FROM import_parties \
+                     WHERE source = ? AND pk BETWEEN ? AND ? ORDER BY pk"
+                }
+            };
+            let rows = sqlx::query(sql).bind(source).bind(lo).bind(hi).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(crate::sink::writer::row_record::<$db>(row)?);
+            }
+            Ok(out)
+        }
+
         /// Rows the target holds for `source`. Messages are counted in `messages` itself, by the idempotency-key
         /// range of the source table, so a stored message that no source row accounts for shows as a difference.
         pub(super) async fn count(pool: &sqlx::Pool<$db>, source: &str, kind: EntityKind) -> Result<i64, super::error::TargetError> {
@@ -391,6 +423,33 @@ where
         fields.push(value);
     }
     Ok((pk, crate::canonical::digest_fields(&fields)))
+}
+
+/// A stored row as (pk, column name to value): `*_at` columns as numbers, the rest as text.
+pub(super) fn row_record<DB>(row: &DB::Row) -> Result<(i64, serde_json::Map<String, serde_json::Value>), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let pk: i64 = row.try_get(0)?;
+    let mut fields = serde_json::Map::new();
+    for (i, column) in row.columns().iter().enumerate().skip(1) {
+        let value = if column.name().ends_with("_at") {
+            row.try_get::<Option<i64>, _>(i)?.map(serde_json::Value::from)
+        } else {
+            match row.try_get::<Option<String>, _>(i) {
+                Ok(s) => s.map(serde_json::Value::String),
+                Err(_) => row
+                    .try_get::<Option<Vec<u8>>, _>(i)?
+                    .map(|b| serde_json::Value::String(String::from_utf8_lossy(&b).into_owned())),
+            }
+        };
+        fields.insert(column.name().to_owned(), value.unwrap_or(serde_json::Value::Null));
+    }
+    Ok((pk, fields))
 }
 
 #[cfg(test)]

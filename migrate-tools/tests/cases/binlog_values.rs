@@ -86,6 +86,7 @@ async fn stored_raw(store_url: &str, f: &super::Fixture) -> Vec<(String, serde_j
         max_connections: 1,
         acquire_timeout: Duration::from_secs(10),
         sqlite_synchronous: protofuse_store::Synchronous::Normal,
+        ..protofuse_store::StoreConfig::default()
     })
     .await
     .unwrap();
