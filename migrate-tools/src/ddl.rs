@@ -57,7 +57,7 @@ pub struct DdlStop {
     /// The mapping still reads the table as it now is, and only its rows changed without row events (a column
     /// retyped, a new mapped column filled): copying the table again puts the import right.
     pub resyncable: bool,
-    /// The mapping keys that read the column (`tables[3].fields.text`), rendered for the message.
+    /// The mapping keys that read the column (`tables.ost_thread_entry.fields.text`, the form `check-mapping` uses), rendered for the message.
     uses: String,
     /// The statement, quoted and truncated.
     statement: String,
@@ -74,20 +74,20 @@ impl MappedColumns {
     /// Collects the columns read by keys, fields (column or template placeholders) and column options.
     pub fn new(mapping: &Mapping) -> Self {
         let mut tables: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for (i, m) in mapping.tables.iter().enumerate() {
+        for m in &mapping.tables {
             let uses = tables.entry(m.table.to_ascii_lowercase()).or_default();
             let mut add = |column: &str, key: String| uses.push((column.to_ascii_lowercase(), key));
-            add(&m.key, format!("tables[{i}].key"));
+            add(&m.key, format!("tables.{}.key", m.table));
             for (name, field) in &m.fields {
                 if let Some(column) = &field.column {
-                    add(column, format!("tables[{i}].fields.{name}"));
+                    add(column, format!("tables.{}.fields.{name}", m.table));
                 }
                 for placeholder in field.template.iter().flat_map(|t| placeholders(t)) {
-                    add(placeholder, format!("tables[{i}].fields.{name}"));
+                    add(placeholder, format!("tables.{}.fields.{name}", m.table));
                 }
             }
             for column in m.columns.keys() {
-                add(column, format!("tables[{i}].columns.{column}"));
+                add(column, format!("tables.{}.columns.{column}", m.table));
             }
         }
         Self { tables }

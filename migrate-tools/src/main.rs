@@ -150,7 +150,9 @@ async fn refuse_unfit(source: &Source, mapping: &Mapping) -> anyhow::Result<()> 
     let issues = check::against_source(source, mapping).await?;
     if !issues.is_empty() {
         bail!(
-            "the mapping does not fit the source; nothing was written:\n{}",
+            "the mapping does not fit the source; nothing was written:\n{}\n\
+             if the source's schema changed since the snapshot (a mapped column dropped or renamed), update the \
+             mapping to the new schema and import again into a fresh target with `run`",
             issues.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n")
         );
     }

@@ -79,15 +79,15 @@ fn column_changes_with_or_without_the_column_keyword_stop_naming_column_and_key(
         (table.as_str(), column.as_deref()),
         ("ost_thread_entry", Some("poster"))
     );
-    assert!(text.contains("tables[1].fields.sender_name"), "{text}");
+    assert!(text.contains("tables.ost_thread_entry.fields.sender_name"), "{text}");
     assert!(text.contains("ALTER TABLE ost_thread_entry DROP poster"), "{text}");
     let (_, column, text) = stopped("ALTER TABLE `ost_thread_entry` CHANGE body body_html TEXT");
     assert_eq!(column.as_deref(), Some("body"));
-    assert!(text.contains("tables[1].fields.text"), "{text}");
+    assert!(text.contains("tables.ost_thread_entry.fields.text"), "{text}");
     let (_, column, text) = stopped("alter table ost_thread_entry modify created DATE");
     assert_eq!(column.as_deref(), Some("created"));
     assert!(
-        text.contains("tables[1].fields.sent_at") && text.contains("MODIFY"),
+        text.contains("tables.ost_thread_entry.fields.sent_at") && text.contains("MODIFY"),
         "{text}"
     );
     let (_, column, _) = stopped("ALTER TABLE ost_thread_entry RENAME COLUMN body TO body_html");
@@ -110,7 +110,7 @@ fn column_changes_with_or_without_the_column_keyword_stop_naming_column_and_key(
     // A template placeholder is a read too.
     let (_, column, text) = stopped("ALTER TABLE ost_staff DROP lastname");
     assert_eq!(column.as_deref(), Some("lastname"));
-    assert!(text.contains("tables[2].fields.display_name"), "{text}");
+    assert!(text.contains("tables.ost_staff.fields.display_name"), "{text}");
 }
 
 #[test]

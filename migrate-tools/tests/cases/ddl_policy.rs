@@ -116,14 +116,15 @@ impl Desk {
     }
 
     /// The change stops `follow`, which names the table, the column and the mapping key, applies nothing after
-    /// it, and stops there again when restarted.
+    /// it, and stops there again when restarted. (Where the column is gone from the source, a restart is refused
+    /// by the check of the mapping against the source's schema before the stream is read, in the same terms.)
     async fn assert_stops(&self, ddl: &str, insert_after: &str, column: &str, key: &str) {
         self.sql(ddl).await;
         self.sql(insert_after).await;
         for _ in 0..2 {
             let out = self.follow().await;
             assert!(!out.status.success(), "{ddl}: {out}");
-            for needle in ["`ost_thread_entry`", &format!("`{column}`"), key, "update the mapping"] {
+            for needle in ["ost_thread_entry", column, key, "update the mapping"] {
                 assert!(out.stderr.contains(needle), "{ddl}: no {needle:?} in {out}");
             }
             assert!(!self.stored("after the change").await, "{ddl}: a later row was applied");
@@ -139,7 +140,7 @@ async fn dropping_a_mapped_column_without_the_column_keyword_stops_follow() {
         "INSERT INTO ost_thread_entry (thread_id, user_id, type, body, created, updated) \
          VALUES (1, 1, 'M', 'after the change', NOW(), NOW())",
         "poster",
-        "tables[1].fields.sender_name",
+        "tables.ost_thread_entry.fields.sender_name",
     )
     .await;
 }
@@ -152,7 +153,7 @@ async fn renaming_a_mapped_column_with_change_stops_follow() {
         "INSERT INTO ost_thread_entry (thread_id, user_id, type, poster, body_html, created, updated) \
          VALUES (1, 1, 'M', 'Zoë', 'after the change', NOW(), NOW())",
         "body",
-        "tables[1].fields.text",
+        "tables.ost_thread_entry.fields.text",
     )
     .await;
 }
@@ -166,7 +167,7 @@ async fn retyping_a_mapped_column_with_modify_stops_follow() {
         "INSERT INTO ost_thread_entry (thread_id, user_id, type, poster, body, created, updated) \
          VALUES (1, 1, 'M', 'Zoë', 'after the change', NOW(), NOW())",
         "created",
-        "tables[1].fields.sent_at",
+        "tables.ost_thread_entry.fields.sent_at",
     )
     .await;
 }
