@@ -18,7 +18,8 @@
 //! grams already cover it), word skip-bigrams, char 2–5-, 3–6- and 2–6-grams, char grams over the space instead of
 //! across the join (as good on these folds, not on the others), first/last-word markers, down- or up-weighting a
 //! feature kind, other count damping. The model now sees about 1.5× the features (74 against 49 per training
-//! example): features alone stay a few µs a message, next to the ~70 µs of the MatMul.
+//! example): features alone stay a few µs a message (the dense MatMul it then fed cost ~70 µs; the sparse model
+//! reads only the active rows).
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -30,8 +31,9 @@ pub const VERSION: u32 = 2;
 
 /// 2^16 features × 10 intents × 4 bytes ≈ 2.6 MB of weights. Chosen by grouped cross-validation on the training
 /// split (`protofuse-triage-train --search`): over 2^14 it gains about a point of out-of-fold accuracy in Chinese
-/// (0.920 vs 0.910 at the best settings of each; 0.924 vs 0.910 with the cross-word grams and length bucket), where hash collisions among Han bi-/tri-grams cost most. The
-/// MatMul is memory-bound and 2.6 MB is out of L2, so watch p99 (`cargo bench -p protofuse-triage`). The server reads
+/// (0.920 vs 0.910 at the best settings of each; 0.924 vs 0.910 with the cross-word grams and length bucket), where hash collisions among Han bi-/tri-grams cost most. A dense
+/// MatMul over 2.6 MB is memory-bound, which is why the model file is sparse (only active rows are read); watch
+/// p99 anyway (`cargo bench -p protofuse-triage`). The server reads
 /// the dimension from the model's `protofuse.dim` metadata, so this constant only matters for training.
 pub const DEFAULT_DIM: usize = 1 << 16;
 

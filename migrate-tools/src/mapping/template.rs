@@ -7,7 +7,7 @@
 
 use serde_json::Value as Json;
 
-use super::{Row, is_empty, text_of};
+use super::value::{Row, is_empty, text_of};
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,9 @@
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::{EntityKind, Field, Mapping, TableMapping, Template, text_of};
+use super::table::{EntityKind, Field, Mapping, TableMapping};
+use super::template::Template;
+use super::value::text_of;
 use chrono::FixedOffset;
 
 /// One problem with a mapping, keyed by where it is (`tables.ost_thread_entry.fields.text`).
