@@ -20,6 +20,8 @@ pub mod charset;
 pub mod cli;
 pub mod decode;
 pub mod follow;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod mapping;
 pub mod progress;
 pub mod redact;
