@@ -24,6 +24,8 @@ pub mod cli;
 pub mod ddl;
 pub mod decode;
 pub mod follow;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod mapping;
 pub mod progress;
 pub mod redact;

@@ -17,6 +17,8 @@
 //! - [`IngestOutcome`]: what storing a decoded envelope produced, for the acknowledgement.
 //! - [`native`]: the canonical model's own JSON form, spoken by `POST /v1/messages`.
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod native;
 
 use protofuse_model::{Message, ValidationError};

@@ -73,4 +73,18 @@ mod tests {
         assert_eq!(env.source.protocol, Protocol::Rest);
         assert_eq!(env.content.kind(), "text");
     }
+
+    #[test]
+    fn a_number_reads_back_as_the_value_accepted() {
+        // Found by fuzzing (target `native`): serde_json's default float parser is not correctly rounded for long
+        // literals, so the store's JSON read back a different `scale` than the one accepted and validated.
+        let digits = format!("555555{}{}20", "0".repeat(120), "5".repeat(39));
+        let body = format!(
+            r#"{{"sender":{{"role":"customer","external_id":"u"}},"content":{{"type":"location","latitude":0,"longitude":0,"scale":{digits}}}}}"#
+        );
+        let accepted = decode(body.as_bytes(), None).unwrap();
+        let stored = serde_json::to_vec(&accepted).unwrap();
+        let read: Envelope = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(read, accepted);
+    }
 }

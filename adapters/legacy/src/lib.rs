@@ -22,6 +22,8 @@ pub mod auth;
 pub mod body;
 pub mod charset;
 pub mod config;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod issue;
 pub mod mapping;
 pub mod outbound;

@@ -35,6 +35,8 @@ pub mod config;
 pub mod crypto;
 pub mod custom;
 pub mod decode;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod reply;
 pub mod secure;
 pub mod signature;
