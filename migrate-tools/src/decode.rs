@@ -223,14 +223,17 @@ fn timestamp(value: &Value) -> Option<Json> {
         Value::Date(..) => Some(Json::String(datetime(value, 'T', "Z"))),
         Value::Bytes(b) => {
             let text = std::str::from_utf8(b).ok()?;
+            // TIMESTAMP has at most six fraction digits; more is not a value a server sends, so it is refused
+            // (None: the caller names the row) rather than overflowing the nanoseconds below.
             let (secs, micros) = match text.split_once('.') {
+                Some((_, f)) if f.len() > 6 => return None,
                 Some((s, f)) => (s.parse::<i64>().ok()?, format!("{f:0<6}").parse::<u32>().ok()?),
                 None => (text.parse::<i64>().ok()?, 0),
             };
             if secs == 0 && micros == 0 {
                 return Some(Json::String("0000-00-00T00:00:00Z".to_owned()));
             }
-            let at = chrono::DateTime::from_timestamp(secs, micros * 1000)?;
+            let at = chrono::DateTime::from_timestamp(secs, micros.checked_mul(1000)?)?;
             Some(Json::String(format!(
                 "{}{}Z",
                 at.format("%Y-%m-%dT%H:%M:%S"),
@@ -259,7 +262,10 @@ fn enum_label(value: &Value, labels: &[String]) -> Option<Json> {
     match value {
         // Index 0 is the "invalid value" the server stores for bad input in non-strict mode.
         Value::Int(0) => Some(Json::String(String::new())),
-        Value::Int(i) => labels.get(usize::try_from(*i - 1).ok()?).cloned().map(Json::String),
+        Value::Int(i) => labels
+            .get(usize::try_from(i.checked_sub(1)?).ok()?)
+            .cloned()
+            .map(Json::String),
         Value::Bytes(b) => Some(Json::String(String::from_utf8_lossy(b).into_owned())),
         _ => None,
     }
