@@ -9,27 +9,30 @@ use clap::{Args, Parser, Subcommand};
 use crate::follow::FollowOptions;
 use crate::mapping::{Mapping, MappingError};
 
+/// The heading global options are listed under in every command's help, apart from the command's own options.
+const GLOBAL: &str = "Global options";
+
 /// Copy a legacy helpdesk's MySQL/MariaDB data into the protofuse conversation store, then keep following its
 /// binlog until cut-over.
 #[derive(Debug, Parser)]
 #[command(name = "protofuse-migrate", version)]
 pub struct Cli {
     /// Mapping file, or `preset:osticket`, `preset:freescout`, `preset:gofly`, `preset:generic`.
-    #[arg(long, short, env = "PROTOFUSE_MIGRATE_MAPPING", global = true)]
+    #[arg(long, short, env = "PROTOFUSE_MIGRATE_MAPPING", global = true, help_heading = GLOBAL)]
     pub mapping: Option<String>,
     /// Source, `mysql://user:pass@host:3306/database` (needs SELECT, REPLICATION SLAVE, REPLICATION CLIENT).
-    #[arg(long, env = "PROTOFUSE_MIGRATE_SOURCE", hide_env_values = true, global = true)]
+    #[arg(long, env = "PROTOFUSE_MIGRATE_SOURCE", hide_env_values = true, global = true, help_heading = GLOBAL)]
     pub source: Option<String>,
     /// Target store, `sqlite://path/protofuse.db` or `mysql://user:pass@host/db`.
-    #[arg(long, env = "PROTOFUSE_MIGRATE_TARGET", hide_env_values = true, global = true)]
+    #[arg(long, env = "PROTOFUSE_MIGRATE_TARGET", hide_env_values = true, global = true, help_heading = GLOBAL)]
     pub target: Option<String>,
     /// MySQL/MariaDB target: keep the importer's writes out of the target's binary log (`sql_log_bin = 0`;
     /// needs SUPER or BINLOG ADMIN). About 1.3x the snapshot rate, but the target's replicas and binlog-based
     /// backups never see the imported rows: only for a target nothing replicates from yet.
-    #[arg(long, env = "PROTOFUSE_MIGRATE_NO_TARGET_BINLOG", global = true)]
+    #[arg(long, env = "PROTOFUSE_MIGRATE_NO_TARGET_BINLOG", global = true, help_heading = GLOBAL)]
     pub no_target_binlog: bool,
     /// Serve Prometheus metrics (`protofuse_migrate_*`) on this address, e.g. 127.0.0.1:9187.
-    #[arg(long, env = "PROTOFUSE_MIGRATE_METRICS", global = true)]
+    #[arg(long, env = "PROTOFUSE_MIGRATE_METRICS", global = true, help_heading = GLOBAL)]
     pub metrics_addr: Option<SocketAddr>,
     /// What to do.
     #[command(subcommand)]

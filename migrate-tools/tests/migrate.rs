@@ -496,6 +496,19 @@ async fn ddl_on_a_mapped_table_is_followed_or_stops_with_a_clear_message() {
     sqlx::raw_sql("TRUNCATE TABLE visitor").execute(&f.pool).await.unwrap();
 }
 
+/// A command's help lists its own options apart from the global ones every command shares.
+#[test]
+fn command_help_separates_global_options_from_the_commands_own() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protofuse-migrate"))
+        .args(["follow", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let (own, global) = help.split_once("Global options:").expect("a global options heading");
+    assert!(own.contains("--until-caught-up") && !own.contains("--source"), "{help}");
+    assert!(global.contains("--source") && global.contains("--mapping") && !global.contains("--until-caught-up"));
+}
+
 #[test]
 fn bad_mapping_and_unreachable_source_fail_fast_without_printing_credentials() {
     let bin = env!("CARGO_BIN_EXE_protofuse-migrate");
