@@ -44,10 +44,12 @@ pub enum BinlogError {
     )]
     PartialImage(String),
     /// A value did not decode.
-    #[error("table {table}: {source}")]
+    #[error("table {table}, row {row}: {source}")]
     Value {
         /// The table.
         table: String,
+        /// The row, by its key (`id=42`).
+        row: String,
         /// The cause.
         #[source]
         source: DecodeError,
@@ -281,11 +283,24 @@ pub fn decode(
         let reinterpret = mapping.columns.get(&column.name).and_then(|o| o.reinterpret);
         let json = normalize(&value, column, reinterpret).map_err(|source| BinlogError::Value {
             table: table.to_owned(),
+            row: row_key(row, columns, &mapping.key),
             source,
         })?;
         out.insert(column.name.clone(), json);
     }
     Ok(out)
+}
+
+/// `key=value` of the row's key column, to name a row that cannot be imported.
+fn row_key(row: &BinlogRow, columns: &[BinlogColumn], key: &str) -> String {
+    let value = columns
+        .iter()
+        .position(|c| c.info.name == key)
+        .and_then(|i| match row.as_ref(i) {
+            Some(BinlogValue::Value(v)) => Some(v.as_sql(false)),
+            _ => None,
+        });
+    format!("{key}={}", value.unwrap_or_else(|| "?".to_owned()))
 }
 
 /// A MariaDB GTID event (type 162): `domain-server-seq`, and whether it starts a standalone statement (DDL).

@@ -109,7 +109,7 @@ impl Mapper {
         let updated = t.time("updated_at", row, self.zone)?.map_or(created, |t| t.to_utc());
         let status = t.text("status", row).unwrap_or_else(|| "closed".to_owned());
         let status = ConversationStatus::parse(&status)
-            .ok_or_else(|| field_error(t, "status", &format!("{status:?} is not bot|queued|assigned|closed")))?;
+            .ok_or_else(|| t.error("status", &format!("{status:?} is not bot|queued|assigned|closed"), row))?;
         Ok(ConversationRow::new(&Conversation {
             id: self.conversation_id(&t.table, &key),
             channel: t.text("channel", row).unwrap_or_else(|| self.mapping.channel.clone()),
@@ -138,7 +138,7 @@ impl Mapper {
         let pk = t.pk(row)?;
         let conv_table = t.conversation_table.as_deref().unwrap_or_default();
         let conversation_id = self.conversation_id(conv_table, &t.required_text("conversation", row)?);
-        let role = role(&t.required_text("role", row)?).ok_or_else(|| field_error(t, "role", "unknown role"))?;
+        let role = role(&t.required_text("role", row)?).ok_or_else(|| t.error("role", "unknown role", row))?;
         // Legacy tables keep customer and agent authors in different columns (osTicket user_id/staff_id).
         let author = match role {
             Role::Customer => t.text("sender_id", row),
@@ -146,16 +146,16 @@ impl Mapper {
         };
         let sender = Party {
             role,
-            external_id: author.ok_or_else(|| field_error(t, "sender_id", "no author: sender_id/agent_id are NULL"))?,
+            external_id: author.ok_or_else(|| t.error("sender_id", "no author: sender_id/agent_id are NULL", row))?,
             display_name: t.text("sender_name", row),
         };
         let sent_at = t
             .time("sent_at", row, self.zone)?
-            .ok_or_else(|| field_error(t, "sent_at", "is NULL and has no default"))?;
+            .ok_or_else(|| t.error("sent_at", "is NULL and has no default", row))?;
         let content = content(t, row)?;
         let key = IdempotencyKey::imported(&self.mapping.name, &t.table, pk);
         if key.as_str().len() > IdempotencyKey::MAX_LEN {
-            return Err(field_error(t, "key", "key too long"));
+            return Err(t.error("key", "key too long", row));
         }
         let id = message_id(key.as_str(), sent_at);
         let direction = if role == Role::Customer {
@@ -265,11 +265,7 @@ fn content(t: &TableMapping, row: &Row) -> Result<Content, FieldError> {
             name: t.text("attachment_name", row),
             size: None,
         }),
-        other => Err(field_error(
-            t,
-            "content_type",
-            &format!("{other:?} is not text|image|file"),
-        )),
+        other => Err(t.error("content_type", &format!("{other:?} is not text|image|file"), row)),
     }
 }
 
@@ -280,14 +276,6 @@ fn role(name: &str) -> Option<Role> {
         "bot" => Some(Role::Bot),
         "system" => Some(Role::System),
         _ => None,
-    }
-}
-
-fn field_error(t: &TableMapping, field: &str, reason: &str) -> FieldError {
-    FieldError {
-        table: t.table.clone(),
-        field: field.to_owned(),
-        reason: reason.to_owned(),
     }
 }
 

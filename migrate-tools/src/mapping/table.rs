@@ -192,10 +192,12 @@ pub enum Transform {
 
 /// A field value that cannot become what the canonical model needs.
 #[derive(Debug, thiserror::Error)]
-#[error("table {table}, field {field}: {reason}")]
+#[error("table {table}, row {row}, field {field}: {reason}")]
 pub struct FieldError {
     /// The source table.
     pub table: String,
+    /// The row, by its key (`id=42`), so the operator can look at it.
+    pub row: String,
     /// The canonical field.
     pub field: String,
     /// What is wrong.
@@ -254,7 +256,7 @@ impl TableMapping {
     /// A required text field.
     pub fn required_text(&self, name: &str, row: &Row) -> Result<String, FieldError> {
         self.text(name, row)
-            .ok_or_else(|| self.error(name, "is NULL and has no default"))
+            .ok_or_else(|| self.error(name, "is NULL and has no default", row))
     }
 
     /// A field as a bool (absent: false).
@@ -276,15 +278,15 @@ impl TableMapping {
             return Ok(None);
         }
         let transform = self.fields.get(name).map(|f| f.transform).unwrap_or_default();
-        to_time(&value, transform, zone).map_err(|reason| self.error(name, &reason))
+        to_time(&value, transform, zone).map_err(|reason| self.error(name, &reason, row))
     }
 
     /// The primary key of a row.
     pub fn pk(&self, row: &Row) -> Result<i64, FieldError> {
         match row.get(&self.key) {
-            Some(Json::Number(n)) => n.as_i64().ok_or_else(|| self.error(&self.key, "key out of range")),
-            Some(other) => Err(self.error(&self.key, &format!("key must be an integer, got {other}"))),
-            None => Err(self.error(&self.key, "key column missing from the row")),
+            Some(Json::Number(n)) => n.as_i64().ok_or_else(|| self.error(&self.key, "key out of range", row)),
+            Some(other) => Err(self.error(&self.key, &format!("key must be an integer, got {other}"), row)),
+            None => Err(self.error(&self.key, "key column missing from the row", row)),
         }
     }
 
@@ -293,9 +295,15 @@ impl TableMapping {
         format!("{}/{}", self.table, self.kind.as_str())
     }
 
-    fn error(&self, field: &str, reason: &str) -> FieldError {
+    /// Why `field` of `row` cannot be imported.
+    pub fn error(&self, field: &str, reason: &str, row: &Row) -> FieldError {
         FieldError {
             table: self.table.clone(),
+            row: format!(
+                "{}={}",
+                self.key,
+                row.get(&self.key).map_or_else(|| "?".to_owned(), text_of)
+            ),
             field: field.to_owned(),
             reason: reason.to_owned(),
         }

@@ -18,10 +18,12 @@ pub enum SnapshotError {
     #[error(transparent)]
     Target(#[from] TargetError),
     /// A value could not be decoded.
-    #[error("table {table}: {source}")]
+    #[error("table {table}, row {row}: {source}")]
     Decode {
         /// The table.
         table: String,
+        /// The row, by its key (`id=42`).
+        row: String,
         /// The cause.
         #[source]
         source: DecodeError,
