@@ -11,6 +11,7 @@
 mod batch;
 mod error;
 mod mysql;
+mod quiet;
 mod sqlite;
 mod target;
 mod writer;

@@ -42,7 +42,7 @@ fn greatest_tail(_conflict: &str, column: &str) -> String {
 
 pub(super) async fn open(url: &str, binlog: bool) -> Result<MySqlPool, super::error::TargetError> {
     let url = url.replacen("mariadb://", "mysql://", 1);
-    let options = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
+    let options = super::quiet::quiet_slow_statements(MySqlConnectOptions::from_str(&url)?.charset("utf8mb4"));
     if !binlog {
         // Checked on a connection of its own first, so that a missing privilege is reported as such and not
         // as a failure to connect.

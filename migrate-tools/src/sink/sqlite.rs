@@ -44,6 +44,7 @@ pub(super) async fn open(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .pragma("wal_autocheckpoint", "65536")
         .pragma("journal_size_limit", "67108864")
         .busy_timeout(std::time::Duration::from_secs(30));
+    let options = super::quiet::quiet_slow_statements(options);
     let pool = SqlitePoolOptions::new()
         .max_connections(2)
         .connect_with(options)
