@@ -292,15 +292,10 @@ async fn sigkill_at_random_points_then_restart_converges_into_mariadb() {
         }
     };
     tokio::join!(writer, killer);
-    let mut last = spawn(&["run", "--until-caught-up"]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(status) = last.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "catch-up run did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let last = spawn(&["run", "--until-caught-up"]);
+    let status = importer::exit_of(last, Duration::from_secs(90))
+        .await
+        .expect("catch-up run finishes");
     assert!(status.success(), "catch-up run failed: {status}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_protofuse-migrate"))
         .args(["status", "--json"])

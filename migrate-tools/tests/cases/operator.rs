@@ -40,6 +40,8 @@ async fn follow_logs_progress_and_says_where_it_stopped_on_sigterm() {
         .execute(&f.pool)
         .await
         .unwrap();
+    // The log is a file another process writes, which announces nothing: it is re-read until the lines appear,
+    // under a deadline.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let log = std::fs::read_to_string(&err).unwrap();
@@ -57,14 +59,9 @@ async fn follow_logs_progress_and_says_where_it_stopped_on_sigterm() {
         .status()
         .unwrap();
     assert!(term.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "follow did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = super::importer::exit_of(child, Duration::from_secs(30))
+        .await
+        .expect("follow stops on SIGTERM");
     let log = std::fs::read_to_string(&err).unwrap();
     assert!(status.success(), "{status}: {log}");
     let checkpoint = Target::open(&target_url).await.unwrap().status("gofly").await.unwrap();

@@ -29,6 +29,8 @@ async fn follow_refuses_an_interrupted_snapshot_and_run_resumes_it() {
         "--writers",
         "1",
     ]);
+    // InnoDB announces no commit to another session: the batch counter is read again until it moves, under a
+    // deadline.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let batches: Option<i64> = sqlx::query_scalar("SELECT COUNT(*) FROM import_snapshot")

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How one import is run: which mapping, source and target, and where its processes write their output.
 pub(crate) struct Importer {
@@ -66,27 +66,32 @@ impl Importer {
 
     /// Runs `args` to the end; a run still going after `within` is killed and the test fails.
     pub(crate) async fn run(&self, args: &[&str], within: Duration) -> Finished {
-        let (mut child, out, err) = self.spawn(args);
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                panic!(
-                    "`protofuse-migrate {}` still running after {within:?}; stderr:\n{}",
-                    args.join(" "),
-                    std::fs::read_to_string(&err).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let (child, out, err) = self.spawn(args);
+        let Ok(status) = exit_of(child, within).await else {
+            panic!(
+                "`protofuse-migrate {}` still running after {within:?} (killed); stderr:\n{}",
+                args.join(" "),
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
         };
         Finished {
             status,
             stdout: std::fs::read_to_string(out).unwrap(),
             stderr: std::fs::read_to_string(err).unwrap(),
+        }
+    }
+}
+
+/// Waits for `child` to exit: the wait blocks a thread of its own, so the test wakes on the exit itself rather
+/// than polling for it. A process still running after `within` is killed: `Err` with the status it then had.
+pub(crate) async fn exit_of(mut child: Child, within: Duration) -> Result<ExitStatus, ExitStatus> {
+    let pid = child.id().to_string();
+    let mut waiting = tokio::task::spawn_blocking(move || child.wait().unwrap());
+    match tokio::time::timeout(within, &mut waiting).await {
+        Ok(status) => Ok(status.unwrap()),
+        Err(_) => {
+            Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+            Err(waiting.await.unwrap())
         }
     }
 }
