@@ -12,7 +12,7 @@ use mysql_async::consts::{ColumnFlags, ColumnType};
 
 use crate::charset::Charset;
 use crate::decode::{ColumnInfo, DecodeError, Kind, normalize};
-use crate::mapping::{Row, TableMapping};
+use crate::mapping::{ColumnOptions, Row};
 
 /// Row decoding failures; all are fatal (never skip what cannot be decoded).
 #[derive(Debug, thiserror::Error)]
@@ -253,11 +253,12 @@ fn fixed_length(tme: &TableMapEvent<'_>, index: usize) -> Option<usize> {
     })
 }
 
-/// Decodes one row image.
+/// Decodes one row image, with the mapping's per-column options; `key` names the row in errors.
 pub fn decode(
     row: &BinlogRow,
     columns: &[BinlogColumn],
-    mapping: &TableMapping,
+    options: &BTreeMap<String, ColumnOptions>,
+    key: &str,
     table: &str,
 ) -> Result<Row, BinlogError> {
     let mut out = BTreeMap::new();
@@ -280,10 +281,10 @@ pub fn decode(
             }
             Some(BinlogValue::JsonDiff(_)) => return Err(BinlogError::JsonDiff(table.to_owned())),
         };
-        let reinterpret = mapping.columns.get(&column.name).and_then(|o| o.reinterpret);
+        let reinterpret = options.get(&column.name).and_then(|o| o.reinterpret);
         let json = normalize(&value, column, reinterpret).map_err(|source| BinlogError::Value {
             table: table.to_owned(),
-            row: row_key(row, columns, &mapping.key),
+            row: row_key(row, columns, key),
             source,
         })?;
         out.insert(column.name.clone(), json);

@@ -12,8 +12,8 @@ use serde_json::Value as Json;
 
 use crate::charset::Charset;
 use crate::mapping::{
-    EntityKind, FLAG_FIELDS, Field, KEY_FIELDS, Mapping, MappingIssue, TableMapping, Transform, is_empty, valid_value,
-    vocabulary,
+    EntityKind, FLAG_FIELDS, Field, KEY_FIELDS, Mapping, MappingIssue, TableMapping, Transform, is_empty, split_lookup,
+    valid_value, vocabulary,
 };
 use crate::snapshot::ident;
 use crate::source::{self, Source, SourceError};
@@ -48,6 +48,19 @@ pub struct Schema {
 impl Schema {
     fn column(&self, table: &str, column: &str) -> Option<&SourceColumn> {
         self.tables.get(table)?.iter().find(|c| c.name == column)
+    }
+
+    /// The column a field of `t` reads: one of its table, or `<alias>.<column>` of a lookup's table, which reads
+    /// as NULL whatever its declaration when a row finds no match.
+    fn field_column(&self, t: &TableMapping, column: &str) -> Option<SourceColumn> {
+        match split_lookup(column) {
+            Some((alias, name)) => {
+                let mut c = self.column(&t.lookups.get(alias)?.table, name)?.clone();
+                c.nullable = true;
+                Some(c)
+            }
+            None => self.column(&t.table, column).cloned(),
+        }
     }
 }
 
@@ -129,12 +142,55 @@ pub fn schema_issues(mapping: &Mapping, schema: &Schema) -> Vec<MappingIssue> {
                 out.push(MappingIssue::new(format!("{key}.columns.{column}"), missing(column)));
             }
         }
+        lookup_issues(&key, t, schema, &missing, &mut out);
+        let missing = |column: &str| match split_lookup(column) {
+            Some((alias, name)) => {
+                let table = t.lookups.get(alias).map_or("?", |l| l.table.as_str());
+                format!("column {name:?} does not exist in {table} (lookup {alias})")
+            }
+            None => missing(column),
+        };
         for (name, field) in &t.fields {
             let at = format!("{key}.fields.{name}");
             field_issues(&at, name, field, t, schema, &missing, &mut out);
         }
     }
     out
+}
+
+/// Each lookup's table and key exist, and so do the columns of the mapped table it reads.
+fn lookup_issues(
+    key: &str,
+    t: &TableMapping,
+    schema: &Schema,
+    missing: &dyn Fn(&str) -> String,
+    out: &mut Vec<MappingIssue>,
+) {
+    for (alias, lookup) in &t.lookups {
+        let at = format!("{key}.lookups.{alias}");
+        if !schema.tables.contains_key(&lookup.table) {
+            let names = schema.tables.keys().map(String::as_str);
+            out.push(MappingIssue::new(
+                format!("{at}.table"),
+                format!(
+                    "table {:?} does not exist in database {}{}",
+                    lookup.table,
+                    schema.database,
+                    did_you_mean(&lookup.table, names)
+                ),
+            ));
+        } else if schema.column(&lookup.table, &lookup.key).is_none() {
+            out.push(MappingIssue::new(
+                format!("{at}.key"),
+                format!("column {:?} does not exist in {}", lookup.key, lookup.table),
+            ));
+        }
+        for column in lookup.owner_columns() {
+            if schema.column(&t.table, column).is_none() {
+                out.push(MappingIssue::new(at.clone(), missing(column)));
+            }
+        }
+    }
 }
 
 fn field_issues(
@@ -147,11 +203,11 @@ fn field_issues(
     out: &mut Vec<MappingIssue>,
 ) {
     if let Some(column) = &field.column {
-        let Some(c) = schema.column(&t.table, column) else {
+        let Some(c) = schema.field_column(t, column) else {
             out.push(MappingIssue::new(at, missing(column)));
             return;
         };
-        if let Some(reason) = incompatible(name, field, c, t) {
+        if let Some(reason) = incompatible(name, field, &c, t) {
             out.push(MappingIssue::new(at, reason));
         }
         let required = (KEY_FIELDS.contains(&name) && name != "conversation_key") || name == "role";
@@ -167,7 +223,7 @@ fn field_issues(
         }
     }
     for variable in field.parsed_template().map(|t| t.variables()).unwrap_or_default() {
-        match schema.column(&t.table, &variable.column) {
+        match schema.field_column(t, &variable.column) {
             None => out.push(MappingIssue::new(
                 at,
                 format!(
@@ -284,6 +340,7 @@ async fn value_issues(conn: &mut Conn, mapping: &Mapping, schema: &Schema) -> Re
             let (true, Some(column)) = (closed && field.transform != Transform::Present, &field.column) else {
                 continue;
             };
+            // A looked-up column's values are not checked: which of them rows reach depends on the join.
             let Some(c) = schema.column(&t.table, column) else {
                 continue;
             };
@@ -452,6 +509,61 @@ fields.sent_at = { column = "created", transform = "datetime" }
                 "tables.conv.fields.customer_id: template placeholder {cust}: column \"cust\" is nullable; declare \
                  a fallback, {cust|…}, or a field default",
                 "tables.msg.fields.text: column \"bodyy\" does not exist in msg (did you mean \"body\"?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn lookups_are_checked_against_both_tables() {
+        let mapping = Mapping::parse(
+            r#"
+name = "t"
+channel = "web"
+[[tables]]
+table = "thread"
+kind = "conversation"
+lookups.ticket = { table = "ticket", key = "ticket_id", from = "object_id", when = { object_typ = "T" } }
+lookups.team = { table = "teams", key = "id", from = "object_id" }
+fields.customer_id = { column = "object_id" }
+fields.created_at = { column = "created", transform = "datetime" }
+fields.department = { column = "ticket.dept" }
+fields.assigned_agent = { template = "agent-{ticket.staff_id}" }
+"#,
+        )
+        .unwrap();
+        let mut schema = Schema {
+            database: "db".to_owned(),
+            ..Schema::default()
+        };
+        schema.tables.insert(
+            "thread".to_owned(),
+            vec![
+                column("id", "int", false),
+                column("object_id", "int", false),
+                column("object_type", "char", false),
+                column("created", "datetime", false),
+            ],
+        );
+        schema.tables.insert(
+            "ticket".to_owned(),
+            vec![
+                column("ticket_id", "int", false),
+                column("dept_id", "int", false),
+                column("staff_id", "int", false),
+            ],
+        );
+        let issues: Vec<String> = schema_issues(&mapping, &schema)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            issues,
+            [
+                "tables.thread.lookups.team.table: table \"teams\" does not exist in database db",
+                "tables.thread.lookups.ticket: column \"object_typ\" does not exist in thread (did you mean \"object_type\"?)",
+                "tables.thread.fields.assigned_agent: template placeholder {ticket.staff_id}: column \"ticket.staff_id\" \
+                 is nullable; declare a fallback, {ticket.staff_id|…}, or a field default",
+                "tables.thread.fields.department: column \"dept\" does not exist in ticket (lookup ticket)",
             ]
         );
     }

@@ -18,7 +18,7 @@ use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-use crate::mapping::Mapping;
+use crate::mapping::{Mapping, split_lookup};
 
 /// The longest statement quoted in a message.
 const QUOTE_CHARS: usize = 300;
@@ -75,8 +75,20 @@ impl MappedColumns {
     pub fn new(mapping: &Mapping) -> Self {
         let mut tables: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         for m in &mapping.tables {
-            let uses = tables.entry(m.table.to_ascii_lowercase()).or_default();
-            let mut add = |column: &str, key: String| uses.push((column.to_ascii_lowercase(), key));
+            // `<alias>.<column>` is a column of the lookup's table.
+            let mut add = |column: &str, key: String| {
+                let (table, column) = match split_lookup(column) {
+                    Some((alias, column)) => match m.lookups.get(alias) {
+                        Some(lookup) => (lookup.table.as_str(), column),
+                        None => return,
+                    },
+                    None => (m.table.as_str(), column),
+                };
+                tables
+                    .entry(table.to_ascii_lowercase())
+                    .or_default()
+                    .push((column.to_ascii_lowercase(), key));
+            };
             add(&m.key, format!("tables.{}.key", m.table));
             for (name, field) in &m.fields {
                 if let Some(column) = &field.column {
@@ -88,6 +100,15 @@ impl MappedColumns {
             }
             for column in m.columns.keys() {
                 add(column, format!("tables.{}.columns.{column}", m.table));
+            }
+            for (alias, lookup) in &m.lookups {
+                for column in lookup.owner_columns() {
+                    add(column, format!("tables.{}.lookups.{alias}", m.table));
+                }
+                add(
+                    &format!("{alias}.{}", lookup.key),
+                    format!("tables.{}.lookups.{alias}.key", m.table),
+                );
             }
         }
         Self { tables }

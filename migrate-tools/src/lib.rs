@@ -8,6 +8,7 @@
 //!   [`follow`]: the replica stream, batching and reconnects; [`binlog`]: table-map columns, row images, GTIDs;
 //!   [`ddl`]: which statements in the binlog are followed, ignored or stop the importer.
 //! - [`charset`] and [`decode`]: one normalized form for every source value, from either path.
+//! - [`lookup`]: rows of other tables a mapping reads (osTicket's ticket of a thread), on both paths.
 //! - [`canonical`]: a normalized row to conversation/message/party records with derived ids.
 //! - [`sink`]: the store's tables and the `import_*` bookkeeping, rows and checkpoint in one transaction.
 //! - [`verify`]: counts and per-chunk checksums, source against target; [`progress`]: bar or log lines;
@@ -26,6 +27,7 @@ pub mod decode;
 pub mod follow;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub mod lookup;
 pub mod mapping;
 pub mod progress;
 pub mod redact;

@@ -1,16 +1,18 @@
 //! The mapping file: which source tables hold conversations, messages, customers and agents, and how their
 //! columns become canonical fields. Parsed and checked up front, so a bad mapping fails before any I/O.
 //!
-//! Files: `table.rs` the shape and field evaluation, `template.rs` placeholders and fallbacks, `value.rs` source
+//! Files: `table.rs` the shape and field evaluation, `lookup.rs` rows of other tables a field reads, `template.rs` placeholders and fallbacks, `value.rs` source
 //! values, `validate.rs` the rules checked without a database; this file reads, parses and validates.
 
 use std::path::Path;
 
+mod lookup;
 mod table;
 mod template;
 mod validate;
 mod value;
 
+pub use lookup::{Lookup, merge as merge_lookup, split as split_lookup};
 pub use table::{ColumnOptions, EntityKind, Field, FieldError, Mapping, TableMapping, Transform};
 pub use template::{Template, Variable, sql_string};
 pub use validate::{FLAG_FIELDS, KEY_FIELDS, MappingIssue, valid_value, vocabulary};

@@ -12,6 +12,7 @@ use mysql_async::prelude::Queryable as _;
 use serde::Serialize;
 
 use crate::canonical::Mapper;
+use crate::lookup::Lookups;
 use crate::sink::Target;
 use crate::snapshot::{SnapshotError, decode_row, ident};
 use crate::source::{self, Source};
@@ -52,6 +53,7 @@ pub async fn run(source: &Source, target: &Target, mapper: &Mapper) -> Result<Ve
         .await?;
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
     let mut reports = Vec::new();
+    let mut lookups = Lookups::new(source.database());
     for m in &mapper.mapping().tables {
         let columns = source::table_columns(&mut conn, source.database(), &m.table).await?;
         let name = mapper.source_name(m);
@@ -74,8 +76,14 @@ pub async fn run(source: &Source, target: &Target, mapper: &Mapper) -> Result<Ve
             let full = rows.len() == CHUNK;
             let lo = last.saturating_add(1);
             let mut expected = BTreeMap::new();
+            let mut decoded = Vec::with_capacity(rows.len());
             for row in rows {
-                let row = decode_row(&row.unwrap(), &columns, Some(m), &m.table)?;
+                decoded.push(decode_row(&row.unwrap(), &columns, Some(m), &m.table)?);
+            }
+            if !m.lookups.is_empty() {
+                lookups.enrich(&mut conn, m, &mut decoded).await?;
+            }
+            for row in decoded {
                 let pk = m.pk(&row)?;
                 last = last.max(pk);
                 if let Some(digest) = mapper.map(m, &row)?.digest() {

@@ -20,6 +20,8 @@ mod mapping_check;
 mod operator;
 #[path = "support/osticket.rs"]
 mod osticket;
+#[path = "cases/osticket_departments.rs"]
+mod osticket_departments;
 #[path = "cases/osticket_preset.rs"]
 mod osticket_preset;
 #[path = "support/presets.rs"]

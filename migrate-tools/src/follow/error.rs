@@ -52,6 +52,9 @@ pub enum FollowError {
     /// Copying a table again after DDL failed.
     #[error("copying the table again: {0}")]
     Resync(#[from] SnapshotError),
+    /// Reading the rows a mapping looks up (or the rows that read a changed one) failed.
+    #[error("reading looked-up rows: {0}")]
+    Lookup(#[source] SnapshotError),
     /// Nothing to follow from.
     #[error("no checkpoint in the target: run `snapshot` (or `run`) first")]
     NoCheckpoint,
@@ -80,6 +83,7 @@ impl FollowError {
             self,
             Self::Source(SourceError::Connect { .. } | SourceError::Query(_))
                 | Self::Resync(SnapshotError::Source(SourceError::Connect { .. }) | SnapshotError::Query(_))
+                | Self::Lookup(SnapshotError::Source(SourceError::Connect { .. }) | SnapshotError::Query(_))
                 | Self::Stream(_)
                 | Self::Target(TargetError::Database(_))
         )

@@ -10,12 +10,13 @@ use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::prelude::Queryable as _;
 use tokio::sync::{mpsc, watch};
 
+use super::changes::{Change, Resolver};
 use super::error::{FollowError, stream_error};
 use super::options::{FollowOptions, OnDdl};
 use crate::binlog::{self, BinlogError};
 use crate::canonical::Mapper;
 use crate::ddl::{self, MappedColumns, Statement};
-use crate::mapping::TableMapping;
+use crate::mapping::{Row, TableMapping};
 use crate::sink::{Action, Op, Position, Progress};
 use crate::snapshot::{self, TableReader};
 use crate::source::{ServerInfo, Source, SourceError};
@@ -30,8 +31,9 @@ pub(super) struct Follower<'a> {
     info: ServerInfo,
     file: String,
     gtids: BTreeMap<u32, String>,
-    in_txn: Vec<Op>,
-    batch: Vec<Op>,
+    in_txn: Vec<Change>,
+    batch: Vec<Change>,
+    resolver: Resolver,
     batch_started: Option<Instant>,
     /// Position after the last complete source transaction (what a commit may record).
     safe: Position,
@@ -81,6 +83,7 @@ impl<'a> Follower<'a> {
             gtids,
             in_txn: Vec::new(),
             batch: Vec::new(),
+            resolver: Resolver::new(source),
             batch_started: None,
             safe: start,
             dirty: false,
@@ -267,9 +270,28 @@ impl<'a> Follower<'a> {
     /// changes between the statement and that read are then replayed from the binlog; as full row images
     /// applied as upserts and deletes, they converge on the source (as after a snapshot).
     async fn resync(&mut self, table: &str) -> Result<(), FollowError> {
-        tracing::warn!(table, "copying the table again (--on-ddl resync-table)");
         // Everything before the statement is committed first, in order, by the same writer.
         self.flush().await?;
+        // A table only looked up is copied through the tables that read it.
+        let mapping = self.mapper.mapping();
+        let mut tables: Vec<String> = mapping
+            .tables
+            .iter()
+            .filter(|t| t.table != table && t.lookups.values().any(|l| l.table == table))
+            .map(|t| t.table.clone())
+            .collect();
+        if mapping.for_table(table).next().is_some() {
+            tables.push(table.to_owned());
+        }
+        tables.dedup();
+        for table in tables {
+            self.copy_again(&table).await?;
+        }
+        Ok(())
+    }
+
+    async fn copy_again(&mut self, table: &str) -> Result<(), FollowError> {
+        tracing::warn!(table, "copying the table again (--on-ddl resync-table)");
         let mut conn = self.source.connect().await?;
         snapshot::begin_consistent_read(&mut conn).await?;
         let mut reader = TableReader::new(
@@ -373,8 +395,21 @@ impl<'a> Follower<'a> {
             return Ok(());
         }
         let table = tme.table_name().into_owned();
-        let mappings: Vec<&TableMapping> = self.mapper.mapping().for_table(&table).collect();
-        if mappings.is_empty() {
+        let mapping = self.mapper.mapping();
+        let mappings: Vec<(usize, &TableMapping)> = mapping
+            .tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.table == table)
+            .collect();
+        // A table the mapping only looks up: its key column names its rows in errors.
+        let looked_up = mapping
+            .tables
+            .iter()
+            .flat_map(|t| t.lookups.values())
+            .find(|l| l.table == table)
+            .map(|l| l.key.clone());
+        if mappings.is_empty() && looked_up.is_none() {
             return Ok(());
         }
         let mut columns = None;
@@ -390,16 +425,26 @@ impl<'a> Follower<'a> {
                 columns = Some(binlog::columns(tme, any, &self.info.collations)?);
             }
             let columns = columns.as_deref().unwrap_or_default();
-            for m in &mappings {
-                let before = before
-                    .as_ref()
-                    .map(|r| binlog::decode(r, columns, m, &table))
-                    .transpose()?;
-                let after = after
-                    .as_ref()
-                    .map(|r| binlog::decode(r, columns, m, &table))
-                    .transpose()?;
-                self.push_change(m, before.as_ref(), after.as_ref())?;
+            for &(index, m) in &mappings {
+                let decode =
+                    |r: &mysql_async::binlog::row::BinlogRow| binlog::decode(r, columns, &m.columns, &m.key, &table);
+                let before = before.as_ref().map(decode).transpose()?;
+                let after = after.as_ref().map(decode).transpose()?;
+                self.push_change(index, m, before.as_ref(), after.as_ref())?;
+            }
+            if let Some(key) = &looked_up {
+                let no_options = BTreeMap::new();
+                let decode =
+                    |r: &mysql_async::binlog::row::BinlogRow| binlog::decode(r, columns, &no_options, key, &table);
+                let images = [before.as_ref(), after.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(decode)
+                    .collect::<Result<Vec<Row>, _>>()?;
+                self.in_txn.push(Change::LookedUp {
+                    table: table.clone(),
+                    images,
+                });
             }
         }
         Ok(())
@@ -407,22 +452,25 @@ impl<'a> Follower<'a> {
 
     fn push_change(
         &mut self,
+        index: usize,
         m: &TableMapping,
-        before: Option<&crate::mapping::Row>,
-        after: Option<&crate::mapping::Row>,
+        before: Option<&Row>,
+        after: Option<&Row>,
     ) -> Result<(), FollowError> {
         let source = self.mapper.source_name(m);
-        let delete = |pk: i64| Op {
-            source: source.clone(),
-            kind: m.kind,
-            pk,
-            action: Action::Delete {
-                message_key: Some(
-                    protofuse_model::IdempotencyKey::imported(&self.mapper.mapping().name, &m.table, pk)
-                        .as_str()
-                        .to_owned(),
-                ),
-            },
+        let delete = |pk: i64| {
+            Change::Ready(Op {
+                source: source.clone(),
+                kind: m.kind,
+                pk,
+                action: Action::Delete {
+                    message_key: Some(
+                        protofuse_model::IdempotencyKey::imported(&self.mapper.mapping().name, &m.table, pk)
+                            .as_str()
+                            .to_owned(),
+                    ),
+                },
+            })
         };
         match (before, after) {
             (before, Some(after)) => {
@@ -430,13 +478,21 @@ impl<'a> Follower<'a> {
                 if let Some(old) = before.map(|b| m.pk(b)).transpose()?.filter(|old| *old != pk) {
                     self.in_txn.push(delete(old));
                 }
-                let record = self.mapper.map(m, after)?;
-                self.in_txn.push(Op {
-                    source: source.clone(),
-                    kind: m.kind,
-                    pk,
-                    action: Action::Upsert(record),
-                });
+                let change = if m.lookups.is_empty() {
+                    Change::Ready(Op {
+                        source: source.clone(),
+                        kind: m.kind,
+                        pk,
+                        action: Action::Upsert(self.mapper.map(m, after)?),
+                    })
+                } else {
+                    Change::Enrich {
+                        mapping: index,
+                        pk,
+                        row: after.clone(),
+                    }
+                };
+                self.in_txn.push(change);
             }
             (Some(before), None) => {
                 let pk = m.pk(before)?;
@@ -457,7 +513,8 @@ impl<'a> Follower<'a> {
             events: self.events,
             event_time: self.event_time,
         };
-        let batch = std::mem::take(&mut self.batch);
+        let changes = std::mem::take(&mut self.batch);
+        let batch = self.resolver.resolve(self.mapper, changes).await?;
         self.batches
             .send((batch, progress))
             .await

@@ -4,6 +4,7 @@
 //! stream is dropped and reopened from the last committed checkpoint with exponential backoff, so nothing is
 //! lost and nothing applied twice. What cannot be decoded stops the importer with a message.
 
+mod changes;
 mod error;
 mod follower;
 mod options;

@@ -6,6 +6,7 @@ use chrono::{FixedOffset, NaiveDateTime, Offset as _, TimeZone as _};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use super::lookup::Lookup;
 use super::template::Template;
 use super::value::{Row, is_empty, text_of};
 use crate::charset::Charset;
@@ -114,6 +115,9 @@ pub struct TableMapping {
     /// Per-column decoding options.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnOptions>,
+    /// Rows of other tables the fields read as `<alias>.<column>` (see [`Lookup`]).
+    #[serde(default)]
+    pub lookups: BTreeMap<String, Lookup>,
 }
 
 fn id() -> String {

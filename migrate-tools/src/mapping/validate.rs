@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use super::lookup::split;
 use super::table::{EntityKind, Field, Mapping, TableMapping};
 use super::template::Template;
 use super::value::text_of;
@@ -128,6 +129,7 @@ impl Mapping {
                 ));
             }
         }
+        lookup_issues(&key, t, out);
         if t.kind == EntityKind::Message {
             match &t.conversation_table {
                 None => out.push(MappingIssue::new(
@@ -139,6 +141,45 @@ impl Mapping {
                     format!("{conv:?} is not mapped as a conversation"),
                 )),
                 Some(_) => {}
+            }
+        }
+    }
+}
+
+/// Lookup aliases are plain names, and every `<alias>.<column>` a field reads names a declared lookup.
+fn lookup_issues(key: &str, t: &TableMapping, out: &mut Vec<MappingIssue>) {
+    for (alias, lookup) in &t.lookups {
+        if alias.is_empty() || alias.contains('.') {
+            out.push(MappingIssue::new(
+                format!("{key}.lookups.{alias}"),
+                "a lookup's name must be non-empty and contain no '.'",
+            ));
+        }
+        if split(&lookup.from).is_some() {
+            out.push(MappingIssue::new(
+                format!("{key}.lookups.{alias}.from"),
+                format!(
+                    "{:?}: a lookup reads a column of {} itself (lookups do not chain)",
+                    lookup.from, t.table
+                ),
+            ));
+        }
+    }
+    for (name, field) in &t.fields {
+        let placeholders = field.template.as_deref().and_then(|t| Template::parse(t).ok());
+        let columns = field
+            .column
+            .iter()
+            .cloned()
+            .chain(placeholders.iter().flat_map(|p| p.variables()).map(|v| v.column));
+        for column in columns {
+            if let Some((alias, _)) = split(&column)
+                && !t.lookups.contains_key(alias)
+            {
+                out.push(MappingIssue::new(
+                    format!("{key}.fields.{name}"),
+                    format!("{column:?} reads lookup {alias:?}, which `lookups` does not declare"),
+                ));
             }
         }
     }

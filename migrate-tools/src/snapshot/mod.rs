@@ -8,19 +8,20 @@
 //! upsert or delete. For the same reason a resumed snapshot keeps the first attempt's start position.
 
 mod error;
+mod row;
 mod writers;
 
 pub use error::SnapshotError;
+pub use row::{decode_row, ident};
 
-use std::collections::BTreeMap;
-
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable as _;
-use mysql_async::{Conn, Value};
 use tokio::sync::mpsc;
 
 use crate::canonical::Mapper;
-use crate::decode::{ColumnInfo, normalize};
-use crate::mapping::{EntityKind, Row, TableMapping};
+use crate::decode::ColumnInfo;
+use crate::lookup::Lookups;
+use crate::mapping::{EntityKind, TableMapping};
 use crate::progress::Progress as Bar;
 use crate::sink::{Action, Op, Position, Progress, Target};
 use crate::source::{self, Source};
@@ -191,11 +192,6 @@ fn ordered_tables(mapper: &Mapper) -> Vec<String> {
     tables.into_iter().map(|(_, name)| name).collect()
 }
 
-/// Backquotes inside an identifier are doubled.
-pub fn ident(name: &str) -> String {
-    name.replace('`', "``")
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn copy_table(
     conn: &mut Conn,
@@ -230,6 +226,7 @@ pub struct TableReader<'c> {
     mapper: Mapper,
     sql: String,
     chunk: usize,
+    lookups: Lookups,
     /// The highest primary key read so far.
     pub last: i64,
     done: bool,
@@ -262,6 +259,7 @@ impl<'c> TableReader<'c> {
             mapper: mapper.clone(),
             sql,
             chunk,
+            lookups: Lookups::new(database),
             last: from.unwrap_or(i64::MIN),
             done: false,
         })
@@ -278,9 +276,20 @@ impl<'c> TableReader<'c> {
         if n == 0 {
             return Ok(None);
         }
-        let mut ops = Vec::with_capacity(n * self.mappings.len());
+        let mut decoded = Vec::with_capacity(n);
         for row in rows {
-            let row = decode_row(&row.unwrap(), &self.columns, self.mappings.first(), &self.table)?;
+            decoded.push(decode_row(
+                &row.unwrap(),
+                &self.columns,
+                self.mappings.first(),
+                &self.table,
+            )?);
+        }
+        for m in self.mappings.iter().filter(|m| !m.lookups.is_empty()) {
+            self.lookups.enrich(self.conn, m, &mut decoded).await?;
+        }
+        let mut ops = Vec::with_capacity(n * self.mappings.len());
+        for row in decoded {
             for m in &self.mappings {
                 let pk = m.pk(&row)?;
                 self.last = self.last.max(pk);
@@ -305,65 +314,4 @@ pub async fn begin_consistent_read(conn: &mut Conn) -> Result<(), SnapshotError>
         .await?;
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
     Ok(())
-}
-
-/// Decodes a row of `columns` (in order), applying the mapping's per-column charset overrides.
-pub fn decode_row(
-    values: &[Value],
-    columns: &[ColumnInfo],
-    mapping: Option<&TableMapping>,
-    table: &str,
-) -> Result<Row, SnapshotError> {
-    let mut row = BTreeMap::new();
-    for (value, column) in values.iter().zip(columns) {
-        let reinterpret = mapping
-            .and_then(|m| m.columns.get(&column.name))
-            .and_then(|o| o.reinterpret);
-        let json = normalize(value, column, reinterpret).map_err(|source| SnapshotError::Decode {
-            table: table.to_owned(),
-            row: mapping.map_or_else(
-                || "?".to_owned(),
-                |m| {
-                    let key = columns.iter().position(|c| c.name == m.key).and_then(|i| values.get(i));
-                    format!("{}={}", m.key, key.map_or_else(|| "?".to_owned(), |v| v.as_sql(false)))
-                },
-            ),
-            source,
-        })?;
-        row.insert(column.name.clone(), json);
-    }
-    Ok(row)
-}
-
-#[cfg(test)]
-mod tests {
-    use mysql_async::Value;
-
-    use super::decode_row;
-    use crate::charset::Charset;
-    use crate::decode::{ColumnInfo, Kind};
-
-    /// A value that cannot be imported stops the snapshot naming the table, the row by its key and the column.
-    #[test]
-    fn an_undecodable_value_names_its_row() {
-        let mapping = crate::cli::load_mapping("preset:gofly").unwrap();
-        let columns = [
-            ColumnInfo {
-                name: "id".to_owned(),
-                kind: Kind::Int,
-            },
-            ColumnInfo {
-                name: "content".to_owned(),
-                kind: Kind::Text(Charset::Utf8),
-            },
-        ];
-        let values = [Value::Int(42), Value::Bytes(vec![0xff, 0xfe])];
-        let error = decode_row(&values, &columns, mapping.for_table("message").next(), "message")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("table message, row id=42") && error.contains("column content"),
-            "{error}"
-        );
-    }
 }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::canonical::Mapper;
 use crate::charset::Charset;
-use crate::mapping::{EntityKind, Field, Mapping, TableMapping, Transform, text_of};
+use crate::mapping::{EntityKind, Field, Mapping, TableMapping, Transform, split_lookup, text_of};
 use crate::sink::Target;
 use crate::snapshot::{SnapshotError, ident};
 use crate::source::{self, Source};
@@ -121,7 +121,8 @@ pub async fn run(
 /// The SELECT for one table mapping: the key, then one text expression per field read from the source.
 struct Query {
     select: String,
-    table: String,
+    /// The table, and a LEFT JOIN per lookup.
+    from: String,
     key: String,
     /// Field name to its position in the row (after the key).
     fields: Vec<String>,
@@ -130,7 +131,7 @@ struct Query {
 impl Query {
     fn new(mapping: &Mapping, t: &TableMapping, timestamp: &BTreeMap<String, bool>) -> Self {
         let zone = mapping.source_timezone.clone();
-        let mut exprs = vec![format!("`{}`", ident(&t.key))];
+        let mut exprs = vec![qualified(&t.key)];
         let mut fields = Vec::new();
         for (name, field) in &t.fields {
             let time = matches!(name.as_str(), "sent_at" | "created_at" | "updated_at");
@@ -144,25 +145,42 @@ impl Query {
             exprs.push(expr);
             fields.push(name.clone());
         }
+        let mut from = format!("`{}` AS `{ROW}`", ident(&t.table));
+        for (alias, lookup) in &t.lookups {
+            from.push_str(&format!(
+                " LEFT JOIN `{}` AS `{a}` ON `{a}`.`{}` = {}",
+                ident(&lookup.table),
+                ident(&lookup.key),
+                qualified(&lookup.from),
+                a = ident(alias),
+            ));
+            for (column, value) in &lookup.when {
+                from.push_str(&format!(
+                    " AND {} = {}",
+                    qualified(column),
+                    crate::mapping::sql_string(&text_of(value))
+                ));
+            }
+        }
         Self {
             select: exprs.join(", "),
-            table: ident(&t.table),
-            key: ident(&t.key),
+            from,
+            key: qualified(&t.key),
             fields,
         }
     }
 
     fn chunk(&self) -> String {
         format!(
-            "SELECT {} FROM `{t}` WHERE `{k}` > ? ORDER BY `{k}` LIMIT {CHUNK}",
+            "SELECT {} FROM {t} WHERE {k} > ? ORDER BY {k} LIMIT {CHUNK}",
             self.select,
-            t = self.table,
+            t = self.from,
             k = self.key
         )
     }
 
     fn sample(&self, n: u64) -> String {
-        format!("SELECT {} FROM `{}` ORDER BY RAND() LIMIT {n}", self.select, self.table)
+        format!("SELECT {} FROM {} ORDER BY RAND() LIMIT {n}", self.select, self.from)
     }
 
     /// The source text of a field in `row`: `Some(None)` for a SQL NULL, `None` when the field is not read.
@@ -172,9 +190,20 @@ impl Query {
     }
 }
 
+/// The mapped table's alias in verify queries (lookup tables take their lookup's name).
+const ROW: &str = "__row";
+
+/// A column of the mapped table, or `<alias>.<column>` of a lookup, qualified by its table's alias.
+fn qualified(column: &str) -> String {
+    match split_lookup(column) {
+        Some((alias, column)) => format!("`{}`.`{}`", ident(alias), ident(column)),
+        None => format!("`{ROW}`.`{}`", ident(column)),
+    }
+}
+
 /// A column as UTF-8 text, converted by the server (through the declared charset when the mapping repairs one).
 fn text_sql(t: &TableMapping, column: &str) -> String {
-    let quoted = format!("`{}`", ident(column));
+    let quoted = qualified(column);
     match t.columns.get(column).and_then(|o| o.reinterpret) {
         Some(charset) => format!(
             "CONVERT(CAST({quoted} AS BINARY) USING {})",
@@ -193,7 +222,7 @@ fn text_sql(t: &TableMapping, column: &str) -> String {
 
 /// A time column as microseconds since the epoch, computed by the server.
 fn time_sql(column: &str, transform: Transform, zone: &str, timestamp: &BTreeMap<String, bool>) -> String {
-    let quoted = format!("`{}`", ident(column));
+    let quoted = qualified(column);
     let micros = |instant: String| format!("TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {instant})");
     let expr = match transform {
         Transform::UnixSeconds => format!("CAST({quoted} AS SIGNED) * 1000000"),

@@ -89,17 +89,20 @@ const ENTRIES: &[Entry] = &[
     ),
 ];
 
-/// (thread, customer id, created, updated): thread 2's `lastmessage` is a zero date, so updated = created.
-const THREADS: &[(&str, &str, &str, &str)] = &[
+/// (thread, customer id, department, created, updated): thread 2's `lastmessage` is a zero date, so updated =
+/// created. The department is the ticket's (`ost_ticket.dept_id`: Support 1, Billing 2).
+const THREADS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "1",
         "ost-ticket-1",
+        "1",
         "2023-05-01T09:00:00+00:00",
         "2023-05-01T10:00:00+00:00",
     ),
     (
         "2",
         "ost-ticket-2",
+        "2",
         "2023-05-02T09:00:00+00:00",
         "2023-05-02T09:00:00+00:00",
     ),
@@ -175,7 +178,7 @@ async fn osticket_preset_on_the_upstream_schema_matches_the_hand_written_canonic
     );
     assert_eq!(
         fields.compared,
-        3 * THREADS.len() + 7 * ENTRIES.len() + 5 * PARTIES.len()
+        4 * THREADS.len() + 7 * ENTRIES.len() + 5 * PARTIES.len()
     );
 
     // Both verify modes agree with the import.
@@ -203,10 +206,15 @@ async fn compare_threads_and_entries(target: &str, fields: &mut Fields) {
     .unwrap();
     let mapper = protofuse_migrate::canonical::Mapper::new(Mapping::parse(osticket::preset()).unwrap());
     let mut seen = 0;
-    for (thread, customer, created, updated) in THREADS {
+    for (thread, customer, department, created, updated) in THREADS {
         let id = mapper.conversation_id("ost_thread", thread);
         let c = store.conversation(id).await.unwrap().expect("conversation stored");
         fields.same(&format!("thread {thread} customer_id"), customer, &c.customer_id);
+        fields.same(
+            &format!("thread {thread} department"),
+            department,
+            c.department.as_deref().unwrap_or("NULL"),
+        );
         fields.same(
             &format!("thread {thread} created_at"),
             created,

@@ -22,8 +22,14 @@ pub(crate) const OSTICKET: (&[&str], &[&str], &[&str]) = (
          unsigned NOT NULL DEFAULT '0', username varchar(32) NOT NULL DEFAULT '', firstname varchar(32), lastname \
          varchar(32), email varchar(255), signature text, created datetime NOT NULL, UNIQUE KEY username (username)) \
          DEFAULT CHARSET=utf8",
+        "CREATE TABLE ost_ticket (ticket_id int(11) unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, number varchar(20), \
+         user_id int(11) unsigned NOT NULL DEFAULT '0', status_id int(10) unsigned NOT NULL DEFAULT '0', dept_id \
+         int(10) unsigned NOT NULL DEFAULT '0', topic_id int(10) unsigned NOT NULL DEFAULT '0', created datetime NOT \
+         NULL, updated datetime NOT NULL) DEFAULT CHARSET=utf8",
     ],
     &[
+        "INSERT INTO ost_ticket (number, user_id, status_id, dept_id, topic_id, created, updated) VALUES \
+         ('100001', 1, 1, 1, 1, '2023-05-01 09:00:00', NOW()), ('100002', 2, 1, 2, 2, '2023-05-02 09:00:00', NOW())",
         "INSERT INTO ost_user (org_id, default_email_id, name, created, updated) VALUES (0, 1, 'Zoë Müller', NOW(), \
          NOW()), (0, 2, '王小明', NOW(), NOW())",
         "INSERT INTO ost_staff (username, firstname, lastname, email, created) VALUES ('jdoe', 'Jane', 'Doe', \
@@ -43,6 +49,8 @@ pub(crate) const OSTICKET: (&[&str], &[&str], &[&str]) = (
         "UPDATE ost_thread_entry SET body = 'Unplug it first.' WHERE id = 3",
         "DELETE FROM ost_thread_entry WHERE id = 4",
         "UPDATE ost_staff SET lastname = 'Doe-Smith' WHERE staff_id = 1",
+        // A transfer: the ticket's conversation is relabelled.
+        "UPDATE ost_ticket SET dept_id = 2 WHERE ticket_id = 1",
     ],
 );
 
