@@ -3,6 +3,8 @@
 //! ```text
 //! CARGO_TARGET_DIR=/work/target-binlog cargo bench -p protofuse-migrate --bench migrate_bench
 //! MIGRATE_BENCH_ROWS=1000000 MIGRATE_BENCH_FOLLOW_ROWS=200000 MIGRATE_BENCH_TARGETS=sqlite,mariadb (defaults)
+//! MIGRATE_BENCH_PRESETS=osticket,freescout first measures those presets' snapshot into SQLite, each from its own
+//! generated source of MIGRATE_BENCH_ROWS messages (MIGRATE_BENCH_TARGETS=none then skips the go-fly runs)
 //! MIGRATE_BENCH_CHUNK, _BATCH_ROWS and _FOLLOW_BATCH override the CLI's defaults; MIGRATE_BENCH_WRITERS=1,2 measures
 //! the MariaDB target once per writer count; MIGRATE_BENCH_NO_TARGET_BINLOG=1 opens the target as
 //! `--no-target-binlog` does; MIGRATE_BENCH_SERVER_SET="binlog_cache_size = 268435456" sets server variables
@@ -21,6 +23,9 @@ use protofuse_migrate::sink::{Target, TargetOptions};
 use protofuse_migrate::snapshot::{self, SnapshotOptions};
 use protofuse_migrate::source::Source;
 use sqlx::MySqlPool;
+
+#[path = "support/preset_seed.rs"]
+mod preset_seed;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE `visitor` (`id` int(11) NOT NULL AUTO_INCREMENT PRIMARY KEY, `name` varchar(50) NOT NULL DEFAULT '', \
@@ -115,14 +120,17 @@ fn writer_counts() -> Vec<usize> {
 
 /// The baseline: the same chunked primary-key scan the snapshot does, rows fetched and dropped. The snapshot's
 /// rate as a fraction of this is what mapping and writing cost, on the same machine in the same run.
-async fn source_scan(source: &Source) -> f64 {
+async fn source_scan(source: &Source, table: &str) -> f64 {
     use mysql_async::prelude::Queryable as _;
     let mut conn = source.connect().await.unwrap();
     let started = Instant::now();
     let (mut last, mut rows) = (0_i64, 0_u64);
     loop {
         let chunk: Vec<mysql_async::Row> = conn
-            .exec("SELECT * FROM message WHERE id > ? ORDER BY id LIMIT 5000", (last,))
+            .exec(
+                format!("SELECT * FROM `{table}` WHERE id > ? ORDER BY id LIMIT 5000"),
+                (last,),
+            )
             .await
             .unwrap();
         let Some(tail) = chunk.last() else { break };
@@ -180,7 +188,7 @@ async fn bench_target(run: &Run<'_>, label: &str, target_url: &str, rows: u64, w
         binlog: std::env::var("MIGRATE_BENCH_NO_TARGET_BINLOG").is_err(),
     };
     let target = Target::open_with(target_url, options).await.unwrap();
-    let scan = source_scan(source).await;
+    let scan = source_scan(source, "message").await;
     let clocks = cpu_clocks(run);
     let started = Instant::now();
     snapshot::run(source, &target, mapper, &snapshot_options(writers))
@@ -232,6 +240,51 @@ async fn bench_target(run: &Run<'_>, label: &str, target_url: &str, rows: u64, w
     );
 }
 
+/// One preset's snapshot into SQLite from a generated source of `messages` messages, against the same run's bare
+/// scan of its message table.
+async fn bench_preset(server: &mariadb::MariaDb, preset: &str, messages: u64, server_pid: Option<String>) {
+    let source_url = server.fresh_database().await;
+    let pool = MySqlPool::connect(&source_url).await.unwrap();
+    let started = Instant::now();
+    let table = preset_seed::seed(&pool, preset, messages).await;
+    println!(
+        "{preset}: seeded {messages} messages in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let text = protofuse_migrate::cli::PRESETS
+        .iter()
+        .find(|(n, _)| *n == preset)
+        .unwrap()
+        .1;
+    let mapper = Mapper::new(Mapping::parse(text).unwrap());
+    let source = Source::new(&source_url).unwrap();
+    let run = Run {
+        source: &source,
+        source_pool: &pool,
+        mapper: &mapper,
+        server_pid,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::open(&format!("sqlite://{}", dir.path().join("bench.db").display()))
+        .await
+        .unwrap();
+    let scan = source_scan(&source, table).await;
+    let clocks = cpu_clocks(&run);
+    let started = Instant::now();
+    snapshot::run(&source, &target, &mapper, &snapshot_options(1))
+        .await
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let copied = target.status(preset).await.unwrap().rows_applied;
+    let rate = copied as f64 / secs;
+    println!(
+        "{preset} -> sqlite: snapshot {copied} rows (all tables) in {secs:.1} s = {rate:.0} rows/s ({:.2}x the bare \
+         scan of {table}; {})",
+        rate / scan,
+        cpu_per_row(&run, clocks, copied)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let rows = env_rows("MIGRATE_BENCH_ROWS", 1_000_000);
@@ -258,6 +311,17 @@ async fn main() {
             println!("note: {setting} failed ({e}); figures are for the small test server");
         }
     }
+    let server_pid = std::fs::read_to_string(server.data_dir().with_file_name("mariadbd.pid"))
+        .ok()
+        .map(|pid| pid.trim().to_owned());
+    let presets = std::env::var("MIGRATE_BENCH_PRESETS").unwrap_or_default();
+    for preset in presets.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        bench_preset(server, preset, rows, server_pid.clone()).await;
+    }
+    let targets = std::env::var("MIGRATE_BENCH_TARGETS").unwrap_or_else(|_| "sqlite,mariadb".to_owned());
+    if targets == "none" {
+        return;
+    }
     let source_url = server.fresh_database().await;
     let pool = MySqlPool::connect(&source_url).await.unwrap();
     let started = Instant::now();
@@ -272,16 +336,12 @@ async fn main() {
     let source = Source::new(&source_url).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let server_pid = std::fs::read_to_string(server.data_dir().with_file_name("mariadbd.pid"))
-        .ok()
-        .map(|pid| pid.trim().to_owned());
     let run = Run {
         source: &source,
         source_pool: &pool,
         mapper: &mapper,
         server_pid,
     };
-    let targets = std::env::var("MIGRATE_BENCH_TARGETS").unwrap_or_else(|_| "sqlite,mariadb".to_owned());
     if targets.contains("sqlite") {
         bench_target(&run, "sqlite", &sqlite, rows, 1).await;
     }
