@@ -8,16 +8,26 @@ use protofuse_migrate::mapping::Mapping;
 use protofuse_migrate::sink::{Target, TargetOptions};
 use protofuse_migrate::source::{self, Source};
 use protofuse_migrate::{check, follow, redact, snapshot, verify};
+use tracing_indicatif::IndicatifLayer;
+use tracing_indicatif::filter::{IndicatifFilter, hide_indicatif_span_fields};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::fmt::format::DefaultFields;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
+    // Log lines go through the progress bars' writer, which prints them above the bar instead of through it;
+    // only spans marked `indicatif.pb_show` (the snapshot's) get a bar.
+    let bars = IndicatifLayer::new().with_span_field_formatter(hide_indicatif_span_fields(DefaultFields::new()));
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(bars.get_stderr_writer())
         // Colour codes only for a person at a terminal, never in log files and journals.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()));
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(bars.with_filter(IndicatifFilter::new(false)))
         .init();
     match run(Cli::parse()).await {
         Ok(code) => code,

@@ -22,6 +22,8 @@ use crate::canonical::Mapper;
 use crate::decode::ColumnInfo;
 use crate::lookup::Lookups;
 use crate::mapping::{EntityKind, TableMapping};
+use std::sync::Arc;
+
 use crate::progress::Progress as Bar;
 use crate::sink::{Action, Op, Position, Progress, Target};
 use crate::source::{self, Source};
@@ -96,14 +98,16 @@ pub async fn run(
     });
     target.mark_snapshot(&name, Some(&start), false).await?;
     let tables = ordered_tables(mapper);
+    // Counted as `status` counts: one row per mapping of a source row (go-fly's `visitor` is a conversation
+    // and a customer).
     let mut total = 0;
     for table in &tables {
         let count: Option<u64> = conn
             .query_first(format!("SELECT COUNT(*) FROM `{}`", ident(table)))
             .await?;
-        total += count.unwrap_or(0);
+        total += count.unwrap_or(0) * mapper.mapping().for_table(table).count() as u64;
     }
-    let mut bar = Bar::new(total);
+    let bar = Arc::new(Bar::new(total));
     // Reading and mapping go on while the writers commit: the writers' queue holds a whole next batch.
     let batch_rows = options.batch_rows.max(chunk);
     let (tx, rx) = mpsc::channel::<(Vec<Op>, Progress)>(2);
@@ -113,20 +117,10 @@ pub async fn run(
         rx,
         batch_rows,
         options.writers,
+        Arc::clone(&bar),
     ));
     for table in &tables {
-        bar.table(table);
-        let copied = copy_table(
-            &mut conn,
-            source.database(),
-            table,
-            mapper,
-            target,
-            chunk,
-            &tx,
-            &mut bar,
-        )
-        .await;
+        let copied = copy_table(&mut conn, source.database(), table, mapper, target, chunk, &tx, &bar).await;
         if let Err(e) = copied {
             drop(tx);
             let written = writer.await.map_err(|_| SnapshotError::WriterGone).and_then(|r| r);
@@ -201,18 +195,18 @@ async fn copy_table(
     target: &Target,
     chunk: usize,
     tx: &mpsc::Sender<(Vec<Op>, Progress)>,
-    bar: &mut Bar,
+    bar: &Bar,
 ) -> Result<(), SnapshotError> {
     let progress_key = format!("table:{table}");
     let from = target.snapshot_progress(&mapper.mapping().name, &progress_key).await?;
     let mut reader = TableReader::new(conn, database, table, mapper, chunk, from).await?;
-    while let Some((ops, rows)) = reader.next_chunk().await? {
+    bar.table(table);
+    while let Some((ops, _)) = reader.next_chunk().await? {
         let progress = Progress::Snapshot {
             source: progress_key.clone(),
             last_pk: reader.last,
         };
         tx.send((ops, progress)).await.map_err(|_| SnapshotError::WriterGone)?;
-        bar.advance(rows as u64);
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::error::SnapshotError;
+use crate::progress::Progress as Bar;
 use crate::sink::{Op, Progress, Target};
 
 /// A target transaction's worth of rows, numbered in source order.
@@ -70,6 +71,7 @@ pub(super) async fn write_all(
     mut rx: mpsc::Receiver<(Vec<Op>, Progress)>,
     batch_rows: usize,
     writers: usize,
+    bar: Arc<Bar>,
 ) -> Result<(), SnapshotError> {
     let writers = writers.clamp(1, target.max_writers());
     let (batches, queue) = mpsc::channel::<Batch>(1);
@@ -82,6 +84,7 @@ pub(super) async fn write_all(
             name.clone(),
             Arc::clone(&queue),
             Arc::clone(&watermark),
+            Arc::clone(&bar),
         ));
     }
     let gathered = gather(&mut rx, batch_rows, &batches).await;
@@ -146,6 +149,7 @@ async fn write_batches(
     name: String,
     queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Batch>>>,
     watermark: Arc<Mutex<Watermark>>,
+    bar: Arc<Bar>,
 ) -> Result<(), SnapshotError> {
     loop {
         let next = queue.lock().await.recv().await;
@@ -159,6 +163,7 @@ async fn write_batches(
             return Err(e.into());
         }
         lock(&watermark).commit(batch.seq, batch.progress);
+        bar.committed(batch.ops.len() as u64);
     }
 }
 

@@ -26,6 +26,20 @@ async fn follow_logs_progress_and_says_where_it_stopped_on_sigterm() {
     let importer = Importer::new(dir.path(), &super::gofly::mapping(), &f.source_url, &target_url);
     let snapshot = importer.run(&["snapshot"], Duration::from_secs(60)).await;
     assert!(snapshot.status.success(), "{snapshot}");
+    // Progress counts committed rows the way `status` does (a go-fly visitor row is a conversation and a
+    // customer), and prints its rate as a whole number.
+    let target = Target::open(&target_url).await.unwrap();
+    let applied = target.status("gofly").await.unwrap().rows_applied;
+    assert!(applied > 0);
+    assert!(
+        snapshot.stderr.contains(&format!("snapshot finished rows={applied} ")),
+        "status says {applied} rows: {snapshot}"
+    );
+    let rate = snapshot.stderr.split("rows_per_sec=").nth(1).unwrap_or_default();
+    assert!(
+        rate.split_whitespace().next().is_some_and(|r| r.parse::<u64>().is_ok()),
+        "{snapshot}"
+    );
     let args = [
         "follow",
         "--server-id",
