@@ -74,6 +74,17 @@ pub enum Command {
         #[arg(long)]
         sample: Option<u64>,
     },
+    /// Copy one table again, consistently, through the running `follow` (which goes on following), e.g. after
+    /// `verify` found rows that differ. Waits for the copy; without a running `follow` the next one to start
+    /// copies it before streaming.
+    Resync {
+        /// The source table (a mapped table, or one a mapping looks up: the tables reading it are copied).
+        #[arg(long)]
+        table: String,
+        /// How long to wait for the copy before returning (exit status 1 if it has not finished).
+        #[arg(long, default_value_t = 600)]
+        wait_secs: u64,
+    },
     /// Parse and check a mapping; with a source (`--source` or PROTOFUSE_MIGRATE_SOURCE), also against its
     /// tables, column types and values (reads only). Lists every problem with its key.
     CheckMapping,

@@ -1,5 +1,7 @@
 //! The `protofuse-migrate` binary: parses the command line and runs one command.
 
+use std::time::Duration;
+
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 use protofuse_migrate::canonical::Mapper;
@@ -90,32 +92,84 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Verify { json, .. } => {
             let reports = verify::run(&source, &target, &mapper).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&reports)?);
-            } else {
-                for r in &reports {
-                    println!(
-                        "{:<50} source {:>10} target {:>10} chunks {:>6} mismatched {:>4} {}",
-                        r.source,
-                        r.source_rows,
-                        r.target_rows,
-                        r.chunks,
-                        r.mismatched_chunks,
-                        if r.ok() {
-                            "ok".to_owned()
-                        } else {
-                            format!("MISMATCH keys {:?}", r.sample_keys)
-                        }
-                    );
-                }
-            }
+            print_table_reports(&reports, json)?;
             if !reports.iter().all(verify::TableReport::ok) {
                 return Ok(std::process::ExitCode::from(1));
             }
         }
+        Command::Resync { table, wait_secs } => {
+            return resync(&target, &mapper, &table, Duration::from_secs(wait_secs)).await;
+        }
         Command::CheckMapping => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_table_reports(reports: &[verify::TableReport], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(reports)?);
+        return Ok(());
+    }
+    for r in reports {
+        println!(
+            "{:<50} source {:>10} target {:>10} chunks {:>6} mismatched {:>4} {}",
+            r.source,
+            r.source_rows,
+            r.target_rows,
+            r.chunks,
+            r.mismatched_chunks,
+            if r.ok() {
+                "ok".to_owned()
+            } else {
+                format!("MISMATCH keys {:?}", r.sample_keys)
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Files a request for the running `follow` and waits for its answer in the target.
+async fn resync(
+    target: &Target,
+    mapper: &Mapper,
+    table: &str,
+    wait: Duration,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mapping = mapper.mapping();
+    let known = mapping.for_table(table).next().is_some()
+        || mapping
+            .tables
+            .iter()
+            .flat_map(|t| t.lookups.values())
+            .any(|l| l.table == table);
+    if !known {
+        let mut tables: Vec<&str> = mapping.tables.iter().map(|t| t.table.as_str()).collect();
+        tables.dedup();
+        bail!(
+            "table {table:?} is not read by mapping {:?} (its tables: {})",
+            mapping.name,
+            tables.join(", ")
+        );
+    }
+    target.request_resync(&mapping.name, table).await?;
+    println!("requested a copy of {table}; waiting for `follow` to make it");
+    // The answer is a row another process writes: looked for twice a second, under the deadline.
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(rows) = target.resync_done(&mapping.name, table).await? {
+            println!("{table} copied again: {rows} rows; `follow` goes on from where it was");
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            println!(
+                "no running `follow` copied {table} within {} s; the request stands, and the next `follow` copies \
+                 it before streaming",
+                wait.as_secs()
+            );
+            return Ok(std::process::ExitCode::from(1));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Follows until done, or until SIGTERM or ctrl-c ask it to stop, then says where the import stands.

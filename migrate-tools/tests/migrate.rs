@@ -26,6 +26,8 @@ mod osticket_departments;
 mod osticket_preset;
 #[path = "support/presets.rs"]
 mod presets;
+#[path = "cases/resync_table.rs"]
+mod resync_table;
 #[path = "cases/server_seam.rs"]
 mod server_seam;
 #[path = "cases/templates.rs"]

@@ -17,9 +17,12 @@ use crate::binlog::{self, BinlogError};
 use crate::canonical::Mapper;
 use crate::ddl::{self, MappedColumns, Statement};
 use crate::mapping::{Row, TableMapping};
-use crate::sink::{Action, Op, Position, Progress};
+use crate::sink::{Action, Op, Position, Progress, Target};
 use crate::snapshot::{self, TableReader};
 use crate::source::{ServerInfo, Source, SourceError};
+
+/// How often a running follower looks for `resync --table` requests.
+const RESYNC_POLL: Duration = Duration::from_secs(1);
 
 /// Whole source transactions, and the position after the last, for the writer to commit together.
 pub(super) type Batch = (Vec<Op>, Progress);
@@ -50,6 +53,9 @@ pub(super) struct Follower<'a> {
     last_report: Option<Instant>,
     on_ddl: OnDdl,
     source: Source,
+    target: Target,
+    /// When `resync --table` requests were last looked for (`None`: not yet, so at once).
+    resyncs_checked: Option<Instant>,
 }
 
 enum Flow {
@@ -60,6 +66,8 @@ enum Flow {
 }
 
 impl<'a> Follower<'a> {
+    // Each argument is a separate piece of the stream's context; a struct holding them would only rename it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         batches: mpsc::Sender<Batch>,
         mapper: &'a Mapper,
@@ -68,6 +76,7 @@ impl<'a> Follower<'a> {
         info: ServerInfo,
         start: Position,
         stop_at: Option<(String, u64)>,
+        target: &Target,
     ) -> Self {
         let gtids = start
             .gtid
@@ -98,6 +107,8 @@ impl<'a> Follower<'a> {
             last_report: None,
             on_ddl: options.on_ddl,
             source: source.clone(),
+            target: target.clone(),
+            resyncs_checked: None,
         }
     }
 
@@ -148,6 +159,7 @@ impl<'a> Follower<'a> {
             if self.batch.len() >= options.batch_rows {
                 self.flush().await?;
             }
+            self.requested_resyncs().await?;
             if let Flow::Stop = flow {
                 self.flush().await?;
                 return Ok(());
@@ -269,7 +281,27 @@ impl<'a> Follower<'a> {
     /// Copies `table` again from a consistent read, after a statement changed its rows without row events. Its
     /// changes between the statement and that read are then replayed from the binlog; as full row images
     /// applied as upserts and deletes, they converge on the source (as after a snapshot).
-    async fn resync(&mut self, table: &str) -> Result<(), FollowError> {
+    /// Copies the tables `resync --table` asked for, between source transactions, at most once per
+    /// [`RESYNC_POLL`]. The request is answered in the transaction of the copy's last rows.
+    async fn requested_resyncs(&mut self) -> Result<(), FollowError> {
+        if self.txn_open || !self.in_txn.is_empty() || self.resyncs_checked.is_some_and(|at| at.elapsed() < RESYNC_POLL)
+        {
+            return Ok(());
+        }
+        self.resyncs_checked = Some(Instant::now());
+        let name = self.mapper.mapping().name.clone();
+        for table in self.target.pending_resyncs(&name).await? {
+            tracing::info!(table, "copying the table again, as `resync` asked");
+            let rows = self.resync(&table).await?;
+            self.batches
+                .send((Vec::new(), Progress::Resynced { table, rows }))
+                .await
+                .map_err(|_| FollowError::Stream("the target writer stopped".to_owned()))?;
+        }
+        Ok(())
+    }
+
+    async fn resync(&mut self, table: &str) -> Result<u64, FollowError> {
         // Everything before the statement is committed first, in order, by the same writer.
         self.flush().await?;
         // A table only looked up is copied through the tables that read it.
@@ -284,13 +316,14 @@ impl<'a> Follower<'a> {
             tables.push(table.to_owned());
         }
         tables.dedup();
+        let mut rows = 0;
         for table in tables {
-            self.copy_again(&table).await?;
+            rows += self.copy_again(&table).await?;
         }
-        Ok(())
+        Ok(rows)
     }
 
-    async fn copy_again(&mut self, table: &str) -> Result<(), FollowError> {
+    async fn copy_again(&mut self, table: &str) -> Result<u64, FollowError> {
         tracing::warn!(table, "copying the table again (--on-ddl resync-table)");
         let mut conn = self.source.connect().await?;
         snapshot::begin_consistent_read(&mut conn).await?;
@@ -314,7 +347,7 @@ impl<'a> Follower<'a> {
         drop(reader);
         conn.query_drop("COMMIT").await.map_err(SourceError::from)?;
         tracing::info!(table, rows, "table copied again; following on");
-        Ok(())
+        Ok(rows as u64)
     }
 
     fn unsupported(&self, kind: u8, pos: u64) -> FollowError {

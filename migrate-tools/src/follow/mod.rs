@@ -144,7 +144,7 @@ async fn follow_once(
         rx,
         options.progress_every,
     ));
-    let mut follower = Follower::new(batches, mapper, source, options, info, start, stop_at.clone());
+    let mut follower = Follower::new(batches, mapper, source, options, info, start, stop_at.clone(), target);
     let streamed = follower.stream(stream, options, stop).await;
     drop(follower);
     let written = writer

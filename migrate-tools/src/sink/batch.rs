@@ -55,6 +55,14 @@ pub enum Progress {
         /// Highest primary key copied.
         last_pk: i64,
     },
+    /// The end of a requested copy of `table` (`resync --table`): the request is answered with the copy's last
+    /// rows, in the same transaction.
+    Resynced {
+        /// The source table copied again.
+        table: String,
+        /// Rows copied.
+        rows: u64,
+    },
     /// The binlog position after the last source transaction in the batch.
     Binlog {
         /// The position.

@@ -23,6 +23,9 @@ const DDL: &[&str] = &[
      ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     "CREATE TABLE IF NOT EXISTS import_snapshot (name VARCHAR(191) NOT NULL, source VARCHAR(191) NOT NULL, \
      last_pk BIGINT NOT NULL, PRIMARY KEY (name, source)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS import_resync (name VARCHAR(191) NOT NULL, tbl VARCHAR(191) NOT NULL, \
+     requested_at BIGINT NOT NULL, done_at BIGINT, copied BIGINT, PRIMARY KEY (name, tbl)) \
+     ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
     "CREATE TABLE IF NOT EXISTS import_rows (source VARCHAR(191) NOT NULL, pk BIGINT NOT NULL, \
      canonical_id CHAR(36) CHARACTER SET ascii NOT NULL, PRIMARY KEY (source, pk)) \
      ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",

@@ -13,6 +13,8 @@ const DDL: &[&str] = &[
      last_event_at INTEGER, errors INTEGER NOT NULL, last_error TEXT)",
     "CREATE TABLE IF NOT EXISTS import_snapshot (name TEXT NOT NULL, source TEXT NOT NULL, last_pk INTEGER NOT NULL, \
      PRIMARY KEY (name, source))",
+    "CREATE TABLE IF NOT EXISTS import_resync (name TEXT NOT NULL, tbl TEXT NOT NULL, requested_at INTEGER NOT NULL, \
+     done_at INTEGER, copied INTEGER, PRIMARY KEY (name, tbl))",
     "CREATE TABLE IF NOT EXISTS import_rows (source TEXT NOT NULL, pk INTEGER NOT NULL, canonical_id TEXT NOT NULL, \
      PRIMARY KEY (source, pk)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS import_parties (source TEXT NOT NULL, pk INTEGER NOT NULL, role TEXT NOT NULL, \

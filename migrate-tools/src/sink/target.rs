@@ -116,6 +116,30 @@ impl Target {
         }
     }
 
+    /// Asks the running `follow` (or the next one to start) to copy `table` again (`resync --table`).
+    pub async fn request_resync(&self, name: &str, table: &str) -> Result<(), TargetError> {
+        match self {
+            Self::Sqlite(pool) => sqlite::request_resync(pool, name, table).await,
+            Self::Mysql(pool) => mysql::request_resync(pool, name, table).await,
+        }
+    }
+
+    /// Tables whose requested copy is not done yet, oldest request first.
+    pub async fn pending_resyncs(&self, name: &str) -> Result<Vec<String>, TargetError> {
+        match self {
+            Self::Sqlite(pool) => sqlite::pending_resyncs(pool, name).await,
+            Self::Mysql(pool) => mysql::pending_resyncs(pool, name).await,
+        }
+    }
+
+    /// The rows the requested copy of `table` wrote, once it is done.
+    pub async fn resync_done(&self, name: &str, table: &str) -> Result<Option<i64>, TargetError> {
+        match self {
+            Self::Sqlite(pool) => sqlite::resync_done(pool, name, table).await,
+            Self::Mysql(pool) => mysql::resync_done(pool, name, table).await,
+        }
+    }
+
     /// Counts an error and keeps its (redacted) text for `status`.
     pub async fn record_error(&self, name: &str, error: &str) -> Result<(), TargetError> {
         match self {

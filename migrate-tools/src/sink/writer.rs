@@ -193,6 +193,20 @@ macro_rules! impl_writer {
                     qb.push(greatest_tail("name, source", "last_pk"));
                     qb.build().execute(&mut **tx).await?;
                 }
+                Progress::Resynced { table, rows: copied } => {
+                    sqlx::query("UPDATE import_checkpoint SET rows_applied = rows_applied + ? WHERE name = ?")
+                        .bind(rows)
+                        .bind(name)
+                        .execute(&mut **tx)
+                        .await?;
+                    sqlx::query("UPDATE import_resync SET done_at = ?, copied = ? WHERE name = ? AND tbl = ?")
+                    .bind(chrono::Utc::now().timestamp())
+                    .bind(*copied as i64)
+                    .bind(name)
+                    .bind(table)
+                    .execute(&mut **tx)
+                    .await?;
+                }
                 Progress::Binlog { position, events, event_time } => {
                     sqlx::query(
                         "UPDATE import_checkpoint SET file = ?, pos = ?, gtid = ?, rows_applied = rows_applied + ?, \
@@ -274,6 +288,54 @@ macro_rules! impl_writer {
             }
             tx.commit().await?;
             Ok(())
+        }
+
+        /// Asks the running (or next) `follow` to copy `table` again; a pending or answered request is renewed.
+        pub(super) async fn request_resync(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+            table: &str,
+        ) -> Result<(), super::error::TargetError> {
+            let sql = format!(
+                "INSERT INTO import_resync (name, tbl, requested_at, done_at, copied) VALUES (?, ?, ?, NULL, NULL){}",
+                upsert_tail("name, tbl", &["requested_at", "done_at", "copied"])
+            );
+            sqlx::query(&sql)
+                .bind(name)
+                .bind(table)
+                .bind(chrono::Utc::now().timestamp())
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        /// Tables whose copy is requested and not yet done, oldest request first.
+        pub(super) async fn pending_resyncs(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+        ) -> Result<Vec<String>, super::error::TargetError> {
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT tbl FROM import_resync WHERE name = ? AND done_at IS NULL ORDER BY requested_at, tbl",
+            )
+            .bind(name)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(|r| r.0).collect())
+        }
+
+        /// The rows copied for the request for `table`, once it is done.
+        pub(super) async fn resync_done(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+            table: &str,
+        ) -> Result<Option<i64>, super::error::TargetError> {
+            let row: Option<(Option<i64>, Option<i64>)> =
+                sqlx::query_as("SELECT done_at, copied FROM import_resync WHERE name = ? AND tbl = ?")
+            .bind(name)
+            .bind(table)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.and_then(|(done, rows)| done.and(rows)))
         }
 
         pub(super) async fn record_error(pool: &sqlx::Pool<$db>, name: &str, error: &str) -> Result<(), super::error::TargetError> {
