@@ -149,6 +149,10 @@ pub struct FollowArgs {
     /// checkpoint; it becomes the checkpoint. Only after a finished snapshot.
     #[arg(long, value_parser = parse_position)]
     pub start_position: Option<(String, u64)>,
+    /// Follow from just after the transaction of this GTID (MariaDB `0-1-42`, MySQL `uuid:42`: the last one
+    /// already applied), found in the source's binlogs, e.g. after a failover; it becomes the checkpoint.
+    #[arg(long, value_parser = crate::gtid::parse, conflicts_with = "start_position")]
+    pub gtid: Option<String>,
     /// DDL that changed a mapped table's rows without row events but kept the columns the mapping reads (a
     /// retyped column, a filled new column): `stop`, or `resync-table` to copy that table again and follow on.
     #[arg(long, value_enum, default_value_t = crate::follow::OnDdl::Stop)]
@@ -174,6 +178,7 @@ impl FollowArgs {
             max_backoff: Duration::from_secs(30),
             progress_every: Duration::from_secs(self.progress_secs.max(1)),
             start_position: self.start_position.clone(),
+            start_gtid: self.gtid.clone(),
             on_ddl: self.on_ddl,
         }
     }

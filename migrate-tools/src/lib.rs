@@ -6,7 +6,7 @@
 //!   mapping against the source's schema and values, before any write.
 //! - [`source`]: connecting and pre-flight checks; [`snapshot`]: the chunked consistent copy;
 //!   [`follow`]: the replica stream, batching and reconnects; [`binlog`]: table-map columns, row images, GTIDs;
-//!   [`ddl`]: which statements in the binlog are followed, ignored or stop the importer.
+//!   [`gtid`]: where a GTID's transaction ends, for `follow --gtid`; [`ddl`]: which statements in the binlog are followed, ignored or stop the importer.
 //! - [`charset`] and [`decode`]: one normalized form for every source value, from either path.
 //! - [`lookup`]: rows of other tables a mapping reads (osTicket's ticket of a thread), on both paths.
 //! - [`canonical`]: a normalized row to conversation/message/party records with derived ids.
@@ -27,6 +27,7 @@ pub mod decode;
 pub mod follow;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub mod gtid;
 pub mod lookup;
 pub mod mapping;
 pub mod progress;

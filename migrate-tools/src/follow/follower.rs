@@ -82,6 +82,8 @@ impl<'a> Follower<'a> {
             .gtid
             .iter()
             .flat_map(|g| g.split(','))
+            // MariaDB GTIDs only (`domain-server-seq`); a MySQL `uuid:seq` is not tracked per domain.
+            .filter(|g| g.split('-').count() == 3)
             .filter_map(|g| Some((g.split('-').next()?.parse().ok()?, g.to_owned())))
             .collect();
         Self {

@@ -46,7 +46,12 @@ pub async fn run_until(
 ) -> Result<(), FollowError> {
     let name = mapper.mapping().name.clone();
     if let Some((file, pos)) = &options.start_position {
-        start_at(target, &name, file, *pos).await?;
+        start_at(target, &name, file, *pos, None).await?;
+    }
+    if let Some(gtid) = &options.start_gtid {
+        let mut conn = source.connect().await?;
+        let (file, pos) = crate::gtid::position_after(&mut conn, gtid).await?;
+        start_at(target, &name, &file, pos, Some(gtid)).await?;
     }
     let mut backoff = Duration::from_millis(200);
     let mut stop_at = None;
@@ -76,14 +81,14 @@ pub async fn run_until(
 
 /// Records `file:pos` as the checkpoint. Refused while a snapshot is unfinished: the snapshot's start position
 /// is where its resumption must follow from.
-async fn start_at(target: &Target, name: &str, file: &str, pos: u64) -> Result<(), FollowError> {
+async fn start_at(target: &Target, name: &str, file: &str, pos: u64, gtid: Option<&str>) -> Result<(), FollowError> {
     if !target.status(name).await?.snapshot_done {
         return Err(FollowError::SnapshotUnfinished);
     }
     let position = Position {
         file: file.to_owned(),
         pos,
-        gtid: None,
+        gtid: gtid.map(str::to_owned),
     };
     let progress = Progress::Binlog {
         position,
@@ -91,7 +96,7 @@ async fn start_at(target: &Target, name: &str, file: &str, pos: u64) -> Result<(
         event_time: chrono::Utc::now().timestamp(),
     };
     target.apply(name, &[], &progress).await?;
-    tracing::info!(file, pos, "following from the given position, now the checkpoint");
+    tracing::info!(file, pos, gtid, "following from the given position, now the checkpoint");
     Ok(())
 }
 

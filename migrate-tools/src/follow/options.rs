@@ -21,6 +21,8 @@ pub struct FollowOptions {
     pub progress_every: Duration,
     /// Follow from this binlog position (file, pos) instead of the checkpoint; it becomes the checkpoint.
     pub start_position: Option<(String, u64)>,
+    /// Follow from just after the transaction of this GTID instead (found in the source's binlogs).
+    pub start_gtid: Option<String>,
     /// What to do about DDL that changed a mapped table's rows without row events.
     pub on_ddl: OnDdl,
 }
@@ -48,6 +50,7 @@ impl Default for FollowOptions {
             max_backoff: Duration::from_secs(30),
             progress_every: Duration::from_secs(10),
             start_position: None,
+            start_gtid: None,
             on_ddl: OnDdl::Stop,
         }
     }

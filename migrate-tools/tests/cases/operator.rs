@@ -132,6 +132,65 @@ async fn follow_from_a_given_start_position_skips_what_lies_before_it() {
     assert!(!stored(&target_url, "skipped over").await, "{out}");
 }
 
+/// After a failover file names and offsets differ, GTIDs do not: `--gtid` starts after the given transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_from_a_gtid_starts_after_its_transaction() {
+    let f = super::fixture(50, 84).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target_url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let importer = Importer::new(dir.path(), &super::gofly::mapping(), &f.source_url, &target_url);
+    let snapshot = importer.run(&["snapshot"], Duration::from_secs(60)).await;
+    assert!(snapshot.status.success(), "{snapshot}");
+    // One connection, so `@@last_gtid` is this session's last transaction, whatever other tests write.
+    let mut conn = f.pool.acquire().await.unwrap();
+    let mut insert = async |text: &str| {
+        sqlx::query("INSERT INTO message (kefu_id, visitor_id, content) VALUES ('agent1', 'v1', ?)")
+            .bind(text)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let gtid: String = sqlx::query_scalar("SELECT @@last_gtid")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        gtid
+    };
+    insert("before the gtid").await;
+    let gtid = insert("the gtid's own").await;
+    insert("after the gtid").await;
+
+    let bad = importer
+        .run(&["follow", "--gtid", "0-1-2,1-1-3"], Duration::from_secs(30))
+        .await;
+    assert!(!bad.status.success() && bad.stderr.contains("is not one GTID"), "{bad}");
+    let args = [
+        "follow",
+        "--until-caught-up",
+        "--server-id",
+        "5134",
+        "--heartbeat-ms",
+        "300",
+        "--gtid",
+        &gtid,
+    ];
+    let out = importer.run(&args, Duration::from_secs(60)).await;
+    assert!(out.status.success(), "{out}");
+    assert!(stored(&target_url, "after the gtid").await, "{out}");
+    assert!(!stored(&target_url, "the gtid's own").await, "{out}");
+    assert!(!stored(&target_url, "before the gtid").await, "{out}");
+
+    let unknown = importer
+        .run(
+            &["follow", "--until-caught-up", "--gtid", "0-1-999999999"],
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        !unknown.status.success() && unknown.stderr.contains("--start-position"),
+        "{unknown}"
+    );
+}
+
 /// `status` gave the time since the last applied event as lag, which grows while the source is idle (`lag 697 s`
 /// for a follower one transaction behind): lag counts from when the first change not applied yet was written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
