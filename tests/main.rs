@@ -11,6 +11,7 @@ mod grpc;
 mod jsonrpc;
 mod legacy;
 mod lifecycle;
+mod llm;
 mod overload;
 mod rest_api;
 mod store;

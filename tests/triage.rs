@@ -92,7 +92,7 @@ fn cli_eval_prints_accuracy_macro_f1_and_confusion() {
 }
 
 /// A plaintext account answered by triage alone (no keyword table), with the shipped model and knowledge base.
-fn triage_account() -> AccountConfig {
+pub(crate) fn triage_account() -> AccountConfig {
     AccountConfig {
         account: "triaged".to_owned(),
         token: PLAIN_TOKEN.to_owned(),
@@ -107,7 +107,7 @@ fn triage_account() -> AccountConfig {
     }
 }
 
-fn shipped_triage(rules: Vec<RuleConfig>) -> TriageConfig {
+pub(crate) fn shipped_triage(rules: Vec<RuleConfig>) -> TriageConfig {
     let mut config = TriageConfig {
         model: repo("config/triage/model.onnx"),
         knowledge: Some(repo("config/triage/knowledge.toml")),

@@ -12,7 +12,7 @@ use super::config::WechatSection;
 use super::kf::KfClient;
 use super::memory::Answered;
 use crate::decisions::Decisions;
-use crate::respond::{Chain, Keywords, Responder, TriageResponder, Webhook};
+use crate::respond::{Chain, ChatClient, Keywords, LlmResponder, Responder, TriageResponder, Webhook};
 use crate::service::Service;
 
 /// Why the WeChat accounts could not be set up.
@@ -28,6 +28,14 @@ pub enum WechatError {
     /// An account uses triage but none was loaded.
     #[error("a wechat account sets triage = true but triage was not loaded")]
     TriageNotLoaded,
+    /// An account's chat model names a key variable that is not set.
+    #[error("wechat account {account}: llm.api_key_env names {var}, which is not set")]
+    LlmKeyMissing {
+        /// The account.
+        account: String,
+        /// The variable.
+        var: String,
+    },
 }
 
 /// One account: its codec settings, its responder and its customer-service channel.
@@ -82,7 +90,29 @@ impl Wechat {
                 config.handoff_kf_account.clone(),
                 &config.auto_replies,
             ))];
-            if let Some(triage) = triage.filter(|_| config.triage) {
+            let decisions = triage.filter(|_| config.triage);
+            if let Some(llm) = &config.llm {
+                let key = llm.key().map_err(|var| WechatError::LlmKeyMissing {
+                    account: config.account.clone(),
+                    var,
+                })?;
+                let chat = ChatClient::new(
+                    http.clone(),
+                    &llm.base_url,
+                    llm.model.clone(),
+                    key,
+                    llm.max_tokens,
+                    llm.temperature,
+                );
+                chain.push(Box::new(LlmResponder::new(
+                    &format!("llm:{}", config.account),
+                    llm,
+                    chat,
+                    decisions.cloned(),
+                    service.clone(),
+                    config.handoff_kf_account.clone(),
+                )));
+            } else if let Some(triage) = decisions {
                 chain.push(Box::new(TriageResponder::new(
                     triage.clone(),
                     config.handoff_kf_account.clone(),

@@ -92,6 +92,10 @@ pub struct AccountConfig {
     /// Built-in triage (`[triage]`) answers after the keywords and before the webhook.
     #[serde(default)]
     pub triage: bool,
+    /// A chat model answers after the keywords (instead of triage's own text answers, with triage's knowledge
+    /// and hand-offs when `triage = true`), before the webhook.
+    #[serde(default)]
+    pub llm: Option<crate::respond::LlmConfig>,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -140,6 +144,7 @@ impl AccountConfig {
             }],
             webhook: None,
             triage: false,
+            llm: None,
         }
     }
 
@@ -220,6 +225,27 @@ impl WechatSection {
                     );
                 }
             }
+            if let Some(llm) = &account.llm {
+                if !is_http_url(&llm.base_url) {
+                    issue(key("llm.base_url"), "must be an http:// or https:// URL");
+                }
+                if llm.model.trim().is_empty() {
+                    issue(key("llm.model"), "must name the model the endpoint serves");
+                }
+                if llm.api_key.is_some() && llm.api_key_env.is_some() {
+                    issue(
+                        key("llm.api_key"),
+                        "give the key or the variable holding it (api_key_env), not both",
+                    );
+                }
+                if llm.fuse.timeout.is_zero() || llm.fuse.timeout >= self.answer_budget {
+                    issue(
+                        key("llm.fuse.timeout"),
+                        "must be greater than 0s and below wechat.answer_budget, so a slow model's fallback is \
+                         still the passive reply",
+                    );
+                }
+            }
             if let Some(webhook) = &account.webhook {
                 if !is_http_url(&webhook.url) {
                     issue(key("webhook.url"), "must be an http:// or https:// URL");
@@ -242,6 +268,35 @@ fn is_http_url(url: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn a_chat_model_must_answer_within_the_budget_and_keep_its_key_in_one_place() {
+        let mut config = Config::default();
+        let mut account = AccountConfig::demo();
+        let mut llm: crate::respond::LlmConfig = serde_json::from_value(serde_json::json!({
+            "base_url": "http://127.0.0.1:8000/v1",
+            "model": " ",
+            "api_key": "sk-1",
+            "api_key_env": "OPENAI_API_KEY",
+        }))
+        .unwrap();
+        llm.fuse.timeout = config.wechat.answer_budget;
+        account.llm = Some(llm);
+        config.wechat.accounts.push(account);
+        let issues = config.validate().unwrap_err();
+        let keys: Vec<_> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "wechat.accounts[0].llm.model",
+                "wechat.accounts[0].llm.api_key",
+                "wechat.accounts[0].llm.fuse.timeout",
+            ]
+        );
+        // Neither the key nor its issues print the key itself.
+        let shown = format!("{:?} {issues:?}", config.wechat.accounts[0]);
+        assert!(!shown.contains("sk-1"), "{shown}");
+    }
 
     #[test]
     fn issues_name_the_account_entry_and_key() {
