@@ -305,6 +305,40 @@ fn a_rule_overrides_the_model_and_routes_by_longest_prefix() {
     }
 }
 
+/// Issue 21: with a calibrated model the hand-off threshold means something. Vague messages and text the model
+/// has never seen anything like (none of these is in the training data) come out unsure, under `handoff_below`,
+/// and are handed to a person for low confidence; a clear request stays with the bot. With the threshold at 0 the
+/// same messages stay with the bot, so the hand-off is the threshold reading the confidence, not another rule.
+#[test]
+fn unsure_messages_reach_the_low_confidence_hand_off() {
+    let config = shipped_triage(Vec::new());
+    let triage = protofuse_triage::Triage::load(&config).unwrap();
+    let never = protofuse_triage::Triage::load(&TriageConfig {
+        handoff_below: 0.0,
+        ..config.clone()
+    })
+    .unwrap();
+    let ctx = protofuse_triage::ConversationContext::default();
+    let low_confidence = protofuse_triage::Action::Handoff {
+        reason: protofuse_model::HandoffReason::LowConfidence,
+    };
+    for text in ["我的订单有问题", "那个东西怎么弄", "xkcd qqq zzz"] {
+        let decision = triage.triage(text, &ctx);
+        assert!(
+            decision.confidence < config.handoff_below && decision.confidence > 0.1,
+            "{text}: {decision:?}"
+        );
+        assert_eq!(decision.decision, low_confidence, "{text}: {decision:?}");
+        assert_eq!(decision.reason, "model", "{text}");
+        let kept = never.triage(text, &ctx);
+        assert_eq!(kept.confidence, decision.confidence, "{text}");
+        assert_ne!(kept.decision, low_confidence, "{text}: {kept:?}");
+    }
+    let clear = triage.triage("我要退货", &ctx);
+    assert!(clear.confidence > 0.9, "{clear:?}");
+    assert_ne!(clear.decision, low_confidence, "{clear:?}");
+}
+
 /// Triage as a dispatcher destination, end to end over WeChat: "我要退货" is stored with intent refund and the
 /// after-sales department; "转人工" gets the transfer reply, the conversation is queued for a human and a
 /// subscriber hears it; with triage's breaker forced open, messages still reach the default route.
