@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use protofuse_triage::eval::{Confusion, EvalError, read_jsonl};
+use protofuse_model::HandoffReason;
+use protofuse_triage::eval::{self, Confusion, EvalError, read_jsonl};
 use protofuse_triage::{Action, ConversationContext, Decision, Triage, TriageError};
 use serde_json::{Value, json};
 
@@ -29,7 +30,8 @@ pub struct TriageArgs {
 /// The `triage` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum TriageAction {
-    /// Accuracy, macro-F1 and confusion matrix of the configured triage on a JSONL file of {"text", "intent"}.
+    /// Accuracy, macro-F1, confusion matrix, calibration (ECE and reliability table) and the low-confidence
+    /// hand-offs of the configured triage on a JSONL file of {"text", "intent"}.
     Eval {
         /// The labelled file.
         file: PathBuf,
@@ -164,15 +166,16 @@ fn eval(triage: &Triage, file: &Path, json: bool, errors: bool) -> Result<(), Co
             known: labels.join(", "),
         });
     }
+    let decisions: Vec<Decision> = examples
+        .iter()
+        .map(|e| triage.triage(&e.text, &ConversationContext::default()))
+        .collect();
     let decided: Vec<(String, String)> = examples
         .iter()
-        .map(|e| {
-            (
-                e.intent.clone(),
-                triage.triage(&e.text, &ConversationContext::default()).intent,
-            )
-        })
+        .zip(&decisions)
+        .map(|(e, d)| (e.intent.clone(), d.intent.clone()))
         .collect();
+    let calibration = Calibration::of(&decisions, &decided);
     for (truth, predicted) in &decided {
         for label in [truth, predicted] {
             if !labels.contains(label) {
@@ -185,7 +188,8 @@ fn eval(triage: &Triage, file: &Path, json: bool, errors: bool) -> Result<(), Co
     for (truth, predicted) in &decided {
         confusion.add(index(truth), index(predicted));
     }
-    let figures = confusion.figures(None);
+    let figures = confusion.figures(Some(&calibration.confidences));
+    let ece = figures.ece.unwrap_or_default();
     if errors && !json {
         for (e, (truth, predicted)) in examples.iter().zip(&decided).filter(|(_, (t, p))| t != p) {
             println!("{truth:>10} → {predicted:<10} {}", e.text);
@@ -198,6 +202,11 @@ fn eval(triage: &Triage, file: &Path, json: bool, errors: bool) -> Result<(), Co
             "accuracy": figures.accuracy,
             "macro_f1": figures.macro_f1,
             "human_precision": figures.human_precision,
+            "ece": ece,
+            "ece_bins": eval::BINS,
+            "reliability": calibration.reliability,
+            "low_confidence_handoffs": calibration.handed_off,
+            "low_confidence_handoff_accuracy": calibration.handed_off_accuracy,
             "labels": labels,
             "confusion": confusion.counts,
             "model_version": triage.model().version(),
@@ -205,14 +214,65 @@ fn eval(triage: &Triage, file: &Path, json: bool, errors: bool) -> Result<(), Co
         println!("{out}");
     } else {
         println!(
-            "{}: {} examples\naccuracy {:.4}\nmacro-F1 {:.4}\nhuman precision {:.4}\n\n{}",
+            "{}: {} examples\naccuracy {:.4}\nmacro-F1 {:.4}\nhuman precision {:.4}\n\n{}\n\n\
+             calibration: ECE {ece:.4} ({} equal-width bins)\n{}\nhanded off for low confidence: {} ({:.1} %), \
+             of which the model had right {:.4}",
             file.display(),
             figures.examples,
             figures.accuracy,
             figures.macro_f1,
             figures.human_precision,
-            confusion.table()
+            confusion.table(),
+            eval::BINS,
+            eval::reliability_table(&calibration.reliability),
+            calibration.handed_off,
+            100.0 * calibration.handed_off as f64 / figures.examples.max(1) as f64,
+            calibration.handed_off_accuracy,
         );
     }
     Ok(())
+}
+
+/// How far the served confidence can be trusted on an evaluation file.
+struct Calibration {
+    /// (confidence each decision was served with, a rule's 1.0 included; was its intent right): the figure the
+    /// hand-off threshold reads, so the one whose calibration matters.
+    confidences: Vec<(f32, bool)>,
+    /// Their reliability table.
+    reliability: Vec<eval::Bin>,
+    /// Decisions handed to a person for low confidence.
+    handed_off: usize,
+    /// How often the model's intent was right on those: low, if the confidence means what it says and the
+    /// threshold spends people's time where it is needed.
+    handed_off_accuracy: f64,
+}
+
+impl Calibration {
+    /// From the decisions and their (truth, predicted) intents, in the same order.
+    fn of(decisions: &[Decision], decided: &[(String, String)]) -> Self {
+        let confidences: Vec<(f32, bool)> = decisions
+            .iter()
+            .zip(decided)
+            .map(|(d, (truth, predicted))| (d.confidence, truth == predicted))
+            .collect();
+        let unsure: Vec<bool> = decisions
+            .iter()
+            .zip(&confidences)
+            .filter(|(d, _)| {
+                matches!(
+                    d.decision,
+                    Action::Handoff {
+                        reason: HandoffReason::LowConfidence
+                    }
+                )
+            })
+            .map(|(_, (_, right))| *right)
+            .collect();
+        Self {
+            reliability: eval::reliability(&confidences),
+            confidences,
+            handed_off: unsure.len(),
+            handed_off_accuracy: unsure.iter().filter(|r| **r).count() as f64 / unsure.len().max(1) as f64,
+        }
+    }
 }

@@ -91,6 +91,87 @@ fn cli_eval_prints_accuracy_macro_f1_and_confusion() {
     );
 }
 
+/// Issue 21: `triage eval` reports calibration. Its reliability table, ECE and low-confidence count are checked
+/// against the decisions `protofuse triage --json` makes for the same messages one at a time, so the figures are
+/// those of the confidence the server decides on (a rule's 1.0 included), bin by bin.
+#[test]
+fn cli_eval_prints_a_reliability_table_of_the_served_confidence() {
+    let examples = [
+        ("我要退货", "refund"),
+        ("快递到哪了", "logistics"),
+        ("转人工", "human"),
+        ("app闪退了", "technical"),
+        ("hello", "refund"),
+        ("qwerty zxcv", "other"),
+        ("我想退款，另外快递也没到", "refund"),
+        ("the price went up after I paid and the parcel is late", "payment"),
+        ("嗯", "other"),
+        ("那个东西怎么弄", "product"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("eval.jsonl");
+    let lines: Vec<String> = examples
+        .iter()
+        .map(|(text, intent)| serde_json::json!({"text": text, "intent": intent}).to_string())
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let path = file.to_str().unwrap();
+
+    let mut expected = vec![(0usize, 0usize, 0.0f64); protofuse_triage::eval::BINS];
+    let (mut confidences, mut low_confidence) = (Vec::new(), 0);
+    for (text, intent) in examples {
+        let decision: Value = serde_json::from_str(&cli(&["--json", text])).unwrap();
+        let confidence = decision["confidence"].as_f64().unwrap() as f32;
+        let right = decision["intent"] == intent;
+        let bin = &mut expected[((confidence * 10.0) as usize).min(9)];
+        bin.0 += 1;
+        bin.1 += usize::from(right);
+        bin.2 += f64::from(confidence);
+        confidences.push((confidence, right));
+        low_confidence += usize::from(decision["action"]["reason"] == "low_confidence");
+    }
+
+    let json: Value = serde_json::from_str(&cli(&["eval", path, "--json"])).unwrap();
+    let bins = json["reliability"].as_array().unwrap();
+    assert_eq!((bins.len(), json["ece_bins"].as_u64()), (10, Some(10)), "{json}");
+    for (i, (bin, (n, right, confidence))) in bins.iter().zip(&expected).enumerate() {
+        assert_eq!(bin["examples"].as_u64(), Some(*n as u64), "bin {i}: {json}");
+        if *n > 0 {
+            let accuracy = bin["accuracy"].as_f64().unwrap();
+            assert!((accuracy - *right as f64 / *n as f64).abs() < 1e-9, "bin {i}: {json}");
+            let mean = bin["confidence"].as_f64().unwrap();
+            assert!((mean - confidence / *n as f64).abs() < 1e-3, "bin {i}: {json}");
+        }
+    }
+    let ece = protofuse_triage::eval::ece(&confidences);
+    assert!((json["ece"].as_f64().unwrap() - ece).abs() < 1e-3, "{ece}: {json}");
+    assert_eq!(
+        json["low_confidence_handoffs"].as_u64(),
+        Some(low_confidence as u64),
+        "{json}"
+    );
+
+    let text = cli(&["eval", path]);
+    assert!(
+        text.contains(&format!("calibration: ECE {ece:.4} (10 equal-width bins)")),
+        "{text}"
+    );
+    assert!(
+        text.contains("confidence       n  mean conf accuracy     gap"),
+        "{text}"
+    );
+    let top = &expected[9];
+    assert!(
+        text.contains(&format!("0.9–1.0     {:>6} ", top.0)),
+        "the top bin holds {} predictions: {text}",
+        top.0
+    );
+    assert!(
+        text.contains(&format!("handed off for low confidence: {low_confidence} (")),
+        "{text}"
+    );
+}
+
 /// A plaintext account answered by triage alone (no keyword table), with the shipped model and knowledge base.
 pub(crate) fn triage_account() -> AccountConfig {
     AccountConfig {
@@ -222,6 +303,40 @@ fn a_rule_overrides_the_model_and_routes_by_longest_prefix() {
         assert_eq!(ruled.reason, "rule:parcel-damage", "{text}");
         assert_eq!(ruled.outcome().confidence, 1.0);
     }
+}
+
+/// Issue 21: with a calibrated model the hand-off threshold means something. Vague messages and text the model
+/// has never seen anything like (none of these is in the training data) come out unsure, under `handoff_below`,
+/// and are handed to a person for low confidence; a clear request stays with the bot. With the threshold at 0 the
+/// same messages stay with the bot, so the hand-off is the threshold reading the confidence, not another rule.
+#[test]
+fn unsure_messages_reach_the_low_confidence_hand_off() {
+    let config = shipped_triage(Vec::new());
+    let triage = protofuse_triage::Triage::load(&config).unwrap();
+    let never = protofuse_triage::Triage::load(&TriageConfig {
+        handoff_below: 0.0,
+        ..config.clone()
+    })
+    .unwrap();
+    let ctx = protofuse_triage::ConversationContext::default();
+    let low_confidence = protofuse_triage::Action::Handoff {
+        reason: protofuse_model::HandoffReason::LowConfidence,
+    };
+    for text in ["我的订单有问题", "那个东西怎么弄", "xkcd qqq zzz"] {
+        let decision = triage.triage(text, &ctx);
+        assert!(
+            decision.confidence < config.handoff_below && decision.confidence > 0.1,
+            "{text}: {decision:?}"
+        );
+        assert_eq!(decision.decision, low_confidence, "{text}: {decision:?}");
+        assert_eq!(decision.reason, "model", "{text}");
+        let kept = never.triage(text, &ctx);
+        assert_eq!(kept.confidence, decision.confidence, "{text}");
+        assert_ne!(kept.decision, low_confidence, "{text}: {kept:?}");
+    }
+    let clear = triage.triage("我要退货", &ctx);
+    assert!(clear.confidence > 0.9, "{clear:?}");
+    assert_ne!(clear.decision, low_confidence, "{clear:?}");
 }
 
 /// Triage as a dispatcher destination, end to end over WeChat: "我要退货" is stored with intent refund and the

@@ -1,7 +1,7 @@
 //! protofuse-triage-train: trains the triage intent model the server ships. Data files → split by seed group →
 //! SGD with settings chosen by grouped cross-validation on the training split (`--search`, `cv`) → temperature on
-//! the out-of-fold predictions → figures on the held-out test split per language → `model.onnx`, `metrics.json`,
-//! `MODEL_CARD.md`.
+//! the calibration split (held out, used for nothing else) → figures on the held-out test split per language →
+//! `model.onnx` (temperature inside the graph), `metrics.json`, `MODEL_CARD.md`.
 //!
 //! Deterministic: the same data, seed and binary give the same bytes, so a retrained model can be diffed.
 //!
@@ -10,7 +10,8 @@
 //! the server, and must never compute features or figures of its own.
 //!
 //! # Layout
-//! - `data`: the split by seed group (reading the files is `protofuse_triage::eval::read_jsonl`).
+//! - `data`: the split by seed group: train, validation, calibration, test (reading the files is
+//!   `protofuse_triage::eval::read_jsonl`).
 //! - `linear`: multinomial logistic regression, SGD, softmax, the calibration temperature.
 //! - `cv`: grouped k-fold cross-validation and the hyperparameter search.
 //! - `export`: the ONNX file.
@@ -32,7 +33,7 @@ pub use linear::Sgd;
 
 use data::Example;
 use linear::{Linear, softmax};
-use protofuse_triage::eval::{self, Confusion, EvalError, Figures};
+use protofuse_triage::eval::{self, Bin, Confusion, EvalError, Figures};
 use protofuse_triage::features::{self, DEFAULT_DIM, SparseVec};
 
 /// Settings chosen by `protofuse-triage-train --search` (grouped 5-fold CV on the training split, best
@@ -77,8 +78,12 @@ pub struct Metrics {
     pub labels: Vec<String>,
     /// SGD settings (chosen by `--search`).
     pub sgd: Settings,
-    /// Calibration temperature fitted on the out-of-fold predictions.
+    /// Calibration temperature, fitted on the calibration split (minimum negative log-likelihood) and folded into
+    /// the model's graph, so the server applies exactly the calibration measured here.
     pub temperature: f32,
+    /// The temperature the out-of-fold predictions would give (how the model was calibrated before the
+    /// calibration split), for the comparison in `test_ece_compared`.
+    pub out_of_fold_temperature: f32,
     /// Downward shift of the `human` bias (precision rule).
     pub human_offset: f32,
     /// Examples per split.
@@ -90,10 +95,20 @@ pub struct Metrics {
     pub cross_validation: BTreeMap<String, Figures>,
     /// Validation figures per language (and `all`).
     pub validation: BTreeMap<String, Figures>,
+    /// Calibration-split figures per language (and `all`): the data the temperature was fitted on, so its ECE is
+    /// in-sample.
+    pub calibration: BTreeMap<String, Figures>,
     /// Held-out test figures per language (and `all`), calibrated.
     pub test: BTreeMap<String, Figures>,
-    /// Held-out ECE before calibration (T = 1), for comparison.
-    pub test_ece_uncalibrated: BTreeMap<String, f64>,
+    /// Held-out test ECE per language under other temperatures, for comparison with `test`: `uncalibrated`
+    /// (T = 1) and `out_of_fold` ([`Metrics::out_of_fold_temperature`]).
+    pub test_ece_compared: BTreeMap<&'static str, BTreeMap<String, f64>>,
+    /// Figures per language (and `all`, no ECE: half of it is the temperature's own data) on the whole held-out
+    /// 15 % (test and calibration together): the split the test figures were reported on before calibration had
+    /// its own half, so accuracy and `human` precision can be compared with the models before it.
+    pub held_out: BTreeMap<String, Figures>,
+    /// The reliability table of the held-out test split (all languages), calibrated.
+    pub test_reliability: Vec<Bin>,
 }
 
 /// The SGD settings as recorded in `metrics.json`.
@@ -105,7 +120,7 @@ pub struct Settings {
     pub learning_rate: f32,
     /// L2 penalty.
     pub l2: f32,
-    /// Cross-validation folds (calibration and selection).
+    /// Cross-validation folds (selection, and the `human` offset).
     pub folds: usize,
 }
 
@@ -188,7 +203,7 @@ pub fn train(data: &Path, out: &Path) -> Result<Metrics, TrainError> {
     let (examples, digest) = read_dir(data)?;
     let labels = labels(&examples);
     let split = data::split(examples, SGD.seed);
-    if split.train.is_empty() || split.val.is_empty() || split.test.is_empty() {
+    if split.train.is_empty() || split.val.is_empty() || split.calibration.is_empty() || split.test.is_empty() {
         return Err(TrainError::NotEnoughData("a split is empty"));
     }
     let encode = |set: &[Example]| -> Vec<(SparseVec, usize)> {
@@ -197,9 +212,10 @@ pub fn train(data: &Path, out: &Path) -> Result<Metrics, TrainError> {
             .map(|e| (features::features(&e.text, DEFAULT_DIM), index(&e.intent)))
             .collect()
     };
-    let (train_x, val_x, test_x) = (encode(&split.train), encode(&split.val), encode(&split.test));
+    let (train_x, val_x) = (encode(&split.train), encode(&split.val));
+    let (calibration_x, test_x) = (encode(&split.calibration), encode(&split.test));
     // Out-of-fold predictions of the same settings: each first-batch training group scored by the fold model
-    // that never saw it. Honest where validation is not (later seeds were written from validation errors).
+    // that never saw it. They set the `human` offset with validation; they no longer calibrate (see `data::split`).
     let fold = cv::folds(&split.train, cv::FOLDS, SGD.seed);
     let oof = cv::out_of_fold(&train_x, &fold, DEFAULT_DIM, labels.len(), SGD, &[SGD.epochs]);
     let (oof_set, mut oof_scored): (Vec<Example>, Vec<(Vec<f32>, usize)>) = split
@@ -221,7 +237,26 @@ pub fn train(data: &Path, out: &Path) -> Result<Metrics, TrainError> {
         oof_scored.iter_mut().for_each(|(l, _)| l[human] += offset);
     }
     let (val_scored, test_scored) = (score(&model, &val_x), score(&model, &test_x));
-    let temperature = linear::fit_temperature(&oof_scored);
+    // The final model (offset included) on groups nothing else has seen: the temperature the server applies.
+    let calibration_scored = score(&model, &calibration_x);
+    let temperature = linear::fit_temperature(&calibration_scored);
+    let out_of_fold_temperature = linear::fit_temperature(&oof_scored);
+    let test_ece = |t: f32| -> BTreeMap<String, f64> {
+        by_language(&labels, &split.test, &test_scored, t)
+            .into_iter()
+            .map(|(lang, f)| (lang, f.ece.unwrap_or_default()))
+            .collect()
+    };
+    let test_ece_compared = [
+        ("uncalibrated", test_ece(1.0)),
+        ("out_of_fold", test_ece(out_of_fold_temperature)),
+    ]
+    .into();
+    let test_reliability = eval::reliability(&confidences(&test_scored, temperature));
+    let held_out: Vec<Example> = split.test.iter().chain(&split.calibration).cloned().collect();
+    let held_out_scored: Vec<(Vec<f32>, usize)> = test_scored.iter().chain(&calibration_scored).cloned().collect();
+    let mut held_out = by_language(&labels, &held_out, &held_out_scored, temperature);
+    held_out.values_mut().for_each(|f| f.ece = None);
     let version = format!("lr{}-f{}-{digest:08x}", DEFAULT_DIM.trailing_zeros(), features::VERSION);
     let count_groups = |set: &[Example]| {
         set.iter()
@@ -239,26 +274,29 @@ pub fn train(data: &Path, out: &Path) -> Result<Metrics, TrainError> {
             folds: cv::FOLDS,
         },
         temperature,
+        out_of_fold_temperature,
         human_offset: offset,
         examples: [
             ("train", split.train.len()),
             ("validation", split.val.len()),
+            ("calibration", split.calibration.len()),
             ("test", split.test.len()),
         ]
         .into(),
         groups: [
             ("train", count_groups(&split.train)),
             ("validation", count_groups(&split.val)),
+            ("calibration", count_groups(&split.calibration)),
             ("test", count_groups(&split.test)),
         ]
         .into(),
         cross_validation: by_language(&labels, &oof_set, &oof_scored, temperature),
         validation: by_language(&labels, &split.val, &val_scored, temperature),
+        calibration: by_language(&labels, &split.calibration, &calibration_scored, temperature),
         test: by_language(&labels, &split.test, &test_scored, temperature),
-        test_ece_uncalibrated: by_language(&labels, &split.test, &test_scored, 1.0)
-            .into_iter()
-            .map(|(lang, f)| (lang, f.ece.unwrap_or_default()))
-            .collect(),
+        test_ece_compared,
+        held_out,
+        test_reliability,
         labels,
     };
     write_outputs(out, &model, &metrics)?;
@@ -319,6 +357,17 @@ fn read_dir(dir: &Path) -> Result<(Vec<Example>, u32), TrainError> {
         return Err(TrainError::NotEnoughData("no examples in *.jsonl"));
     }
     Ok((examples, digest))
+}
+
+/// (confidence of the prediction, was it right) of each scored example at `temperature`.
+fn confidences(scored: &[(Vec<f32>, usize)], temperature: f32) -> Vec<(f32, bool)> {
+    scored
+        .iter()
+        .map(|(logits, truth)| {
+            let (best, p) = linear::argmax(&softmax(logits, temperature));
+            (p, best == *truth)
+        })
+        .collect()
 }
 
 fn by_language(
@@ -388,6 +437,7 @@ pub fn summary(metrics: &Metrics) -> String {
     for (split, figures) in [
         ("cv-oof", &metrics.cross_validation),
         ("validation", &metrics.validation),
+        ("calibration", &metrics.calibration),
         ("test", &metrics.test),
     ] {
         for (lang, f) in figures {
@@ -400,6 +450,20 @@ pub fn summary(metrics: &Metrics) -> String {
                 f.ece.unwrap_or_default()
             ));
         }
+    }
+    for (name, temperature) in [("uncalibrated", 1.0), ("out_of_fold", metrics.out_of_fold_temperature)] {
+        let ece = &metrics.test_ece_compared[name];
+        let langs: Vec<String> = ece.iter().map(|(lang, e)| format!("{lang} {e:.4}")).collect();
+        out.push_str(&format!(
+            "test ece with T = {temperature:.3} ({name}): {}\n",
+            langs.join(", ")
+        ));
+    }
+    for (lang, f) in &metrics.held_out {
+        out.push_str(&format!(
+            "held-out (test + calibration) {lang:<4} {:>6} {:>8.4} {:>8.4} {:>8.4}\n",
+            f.examples, f.accuracy, f.macro_f1, f.human_precision
+        ));
     }
     out
 }
@@ -418,5 +482,6 @@ fn card(metrics: &Metrics) -> String {
             metrics.dim, metrics.sgd.epochs, metrics.sgd.learning_rate, metrics.sgd.l2
         ),
         summary = summary(metrics),
+        reliability = eval::reliability_table(&metrics.test_reliability),
     )
 }

@@ -1,5 +1,5 @@
-//! Accuracy, macro-F1, per-label precision, confusion matrix and expected calibration error. Pure arithmetic over
-//! counts and confidences; must never see a model or a file.
+//! Accuracy, macro-F1, per-label precision, confusion matrix, expected calibration error and the reliability table
+//! behind it. Pure arithmetic over counts and confidences; must never see a model or a file.
 
 use std::fmt::Write as _;
 
@@ -118,20 +118,83 @@ fn abbreviate(label: &str) -> String {
     label.chars().take(5).collect()
 }
 
-/// Expected calibration error over 10 equal-width bins: per bin |Σ confidence − Σ right| / n, summed.
-pub fn ece(confidences: &[(f32, bool)]) -> f64 {
-    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
+/// Equal-width confidence bins of the reliability table and of [`ece`]. Ten, as every figure since the first model
+/// was reported with: more bins leave the top ones (where most predictions are) thin on a 1,400-example split.
+pub const BINS: usize = 10;
+
+/// One bin of a reliability table: the predictions whose confidence fell in `[low, high)` (the last bin
+/// includes 1.0), their mean confidence and how many were right.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bin {
+    /// Lower edge.
+    pub low: f64,
+    /// Upper edge.
+    pub high: f64,
+    /// Predictions in the bin.
+    pub examples: usize,
+    /// Their mean confidence (0 when empty).
+    pub confidence: f64,
+    /// Fraction of them that were right (0 when empty).
+    pub accuracy: f64,
+}
+
+/// The reliability table of `confidences` (confidence of a prediction, was it right): [`BINS`] bins, empty ones
+/// included, so tables of two models line up.
+pub fn reliability(confidences: &[(f32, bool)]) -> Vec<Bin> {
+    let mut sums = [(0.0f64, 0.0f64, 0usize); BINS];
     for &(c, right) in confidences {
-        let bin = &mut bins[((c * 10.0) as usize).min(9)];
+        let bin = &mut sums[((c * BINS as f32) as usize).min(BINS - 1)];
         bin.0 += f64::from(c);
         bin.1 += f64::from(u8::from(right));
         bin.2 += 1;
     }
+    sums.iter()
+        .enumerate()
+        .map(|(i, &(conf, right, n))| {
+            let mean = |sum: f64| if n == 0 { 0.0 } else { sum / n as f64 };
+            Bin {
+                low: i as f64 / BINS as f64,
+                high: (i + 1) as f64 / BINS as f64,
+                examples: n,
+                confidence: mean(conf),
+                accuracy: mean(right),
+            }
+        })
+        .collect()
+}
+
+/// Expected calibration error over [`BINS`] equal-width bins: Σ over bins of (n_bin / n) · |mean confidence −
+/// accuracy|.
+pub fn ece(confidences: &[(f32, bool)]) -> f64 {
     let n = confidences.len().max(1) as f64;
-    bins.iter()
-        .filter(|b| b.2 > 0)
-        .map(|(conf, right, _)| (conf - right).abs() / n)
+    reliability(confidences)
+        .iter()
+        .map(|b| b.examples as f64 / n * (b.confidence - b.accuracy).abs())
         .sum()
+}
+
+/// A reliability table as aligned text: one line per bin, with the gap a calibrated model keeps near zero.
+pub fn reliability_table(bins: &[Bin]) -> String {
+    let mut out = format!(
+        "{:<11} {:>6} {:>10} {:>8} {:>7}\n",
+        "confidence", "n", "mean conf", "accuracy", "gap"
+    );
+    for b in bins {
+        let range = format!("{:.1}–{:.1}", b.low, b.high);
+        if b.examples == 0 {
+            let _ = writeln!(out, "{range:<11} {:>6} {:>10} {:>8} {:>7}", 0, "-", "-", "-");
+        } else {
+            let _ = writeln!(
+                out,
+                "{range:<11} {:>6} {:>10.3} {:>8.3} {:>+7.3}",
+                b.examples,
+                b.confidence,
+                b.accuracy,
+                b.accuracy - b.confidence
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -150,5 +213,34 @@ mod tests {
         assert!((m.precision(1) - 2.0 / 3.0).abs() < 1e-9);
         assert!(ece(&[(1.0, true), (0.5, false)]) > 0.2);
         assert!(m.table().contains("human"));
+    }
+
+    #[test]
+    fn reliability_bins_and_ece_agree() {
+        // 0.95 bin: 4 predictions, 3 right (gap 0.2); 0.35 bin: 2, 1 right (gap 0.15).
+        let confidences = [
+            (0.95, true),
+            (0.95, true),
+            (0.95, true),
+            (1.0, false),
+            (0.32, true),
+            (0.38, false),
+        ];
+        let bins = reliability(&confidences);
+        assert_eq!(bins.len(), BINS);
+        assert_eq!(
+            bins.iter().map(|b| b.examples).collect::<Vec<_>>(),
+            [0, 0, 0, 2, 0, 0, 0, 0, 0, 4]
+        );
+        assert!((bins[9].confidence - 0.9625).abs() < 1e-6 && (bins[9].accuracy - 0.75).abs() < 1e-9);
+        assert!((bins[3].confidence - 0.35).abs() < 1e-6 && (bins[3].accuracy - 0.5).abs() < 1e-9);
+        let expected = 4.0 / 6.0 * (0.9625 - 0.75) + 2.0 / 6.0 * (0.5 - 0.35);
+        assert!((ece(&confidences) - expected).abs() < 1e-6, "{}", ece(&confidences));
+        let table = reliability_table(&bins);
+        assert!(
+            table.contains("0.9–1.0") && table.contains("      4      0.962    0.750  -0.21"),
+            "{table}"
+        );
+        assert_eq!(table.lines().count(), BINS + 1);
     }
 }

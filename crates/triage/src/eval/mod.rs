@@ -1,5 +1,5 @@
 //! Evaluation shared by `protofuse triage eval` and the training tool: labelled examples read from JSONL
-//! ([`read_jsonl`]) and the figures reported on them ([`Confusion`], [`Figures`], [`ece`]). One copy, so the
+//! ([`read_jsonl`]) and the figures reported on them ([`Confusion`], [`Figures`], [`ece`], [`reliability`]). One copy, so the
 //! server's evaluation and the training metrics can never disagree. Must never fit or change a model; the only
 //! I/O is [`read_jsonl`] reading the file it is given.
 
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use metrics::{Confusion, Figures, ece};
+pub use metrics::{BINS, Bin, Confusion, Figures, ece, reliability, reliability_table};
 
 /// Why a file of labelled examples could not be read.
 #[derive(Debug, thiserror::Error)]
