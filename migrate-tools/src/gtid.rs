@@ -39,15 +39,24 @@ pub async fn position_after(conn: &mut Conn, gtid: &str) -> Result<(String, u64)
         let mut transaction = Transaction::default();
         let mut offset = 0;
         loop {
-            let events: Vec<(String, u64, String, u32, u64, String)> = conn
+            let events: Vec<mysql_async::Row> = conn
                 .query(format!(
                     "SHOW BINLOG EVENTS IN '{}' LIMIT {offset}, {PAGE}",
                     name.replace('\'', "")
                 ))
                 .await?;
-            for (_, _, kind, _, end, info) in &events {
-                if transaction.ends_with(gtid, kind, info) {
-                    return Ok((name.clone(), *end));
+            for event in &events {
+                // Read as bytes: a statement's text (Info) may hold any bytes a client sent, not UTF-8.
+                let text = |i: usize| {
+                    event
+                        .get_opt::<Vec<u8>, _>(i)
+                        .and_then(Result::ok)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default()
+                };
+                let end = event.get_opt::<u64, _>(4).and_then(Result::ok).unwrap_or_default();
+                if transaction.ends_with(gtid, &text(2), &text(5)) {
+                    return Ok((name.clone(), end));
                 }
             }
             if events.len() < PAGE {
