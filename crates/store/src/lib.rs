@@ -30,6 +30,7 @@ mod page;
 mod queries;
 mod sqlite;
 mod store;
+mod turn;
 
 pub use codec::fingerprint;
 pub use config::{StoreConfig, Synchronous};
