@@ -105,6 +105,7 @@ both_backends!(
     conversations_filter_by_customer_and_status,
     a_burst_commits_and_a_bad_write_fails_alone,
     status_changes_keep_unset_fields_and_closing_frees_the_slot,
+    outbox_writes_interleave_with_a_stream_of_messages,
 );
 
 async fn status_changes_keep_unset_fields_and_closing_frees_the_slot(store: &dyn Store) {
@@ -414,5 +415,56 @@ async fn a_burst_commits_and_a_bad_write_fails_alone(store: &dyn Store) {
         all.items.len(),
         101,
         "no conversation was left behind by the failed writes"
+    );
+}
+
+/// The outbox's claims and settlements write while messages are being written (on SQLite through a second
+/// connection that takes turns with the message writer): every delivery queued with its message is claimed
+/// exactly once and settled, and none is lost or claimed twice.
+async fn outbox_writes_interleave_with_a_stream_of_messages(store: &dyn Store) {
+    use protofuse_store::outbox::{Settle, Settlement};
+    const MESSAGES: usize = 300;
+    let lease = chrono::Duration::seconds(600);
+    let writes = futures::future::join_all((0..MESSAGES).map(|i| {
+        let envelope = inbound(&format!("stream-{}", i % 7), &format!("m{i}"), &format!("stream-{i}"));
+        store.insert_routed(envelope, Utc::now(), vec!["hook".to_owned()])
+    }));
+    let claims = async {
+        let mut claimed = Vec::new();
+        // A fixed number of rounds while the writes are in flight (what each finds depends on timing; the
+        // totals checked below do not).
+        for _ in 0..20 {
+            let now = Utc::now();
+            let batch = store.claim("hook", now, now + lease, 25).await.unwrap();
+            let settle: Vec<_> = batch
+                .iter()
+                .map(|c| Settle {
+                    id: c.id,
+                    token: c.token,
+                    outcome: Settlement::Delivered,
+                })
+                .collect();
+            store.settle(&settle, Utc::now()).await.unwrap();
+            claimed.extend(batch.into_iter().map(|c| c.message.id));
+        }
+        claimed
+    };
+    let (written, mut claimed) = futures::future::join(writes, claims).await;
+    let written: Vec<_> = written.into_iter().map(|r| r.unwrap().message.id).collect();
+    let now = Utc::now();
+    claimed.extend(
+        store
+            .claim("hook", now, now + lease, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.message.id),
+    );
+    let distinct: std::collections::HashSet<_> = claimed.iter().collect();
+    assert_eq!(distinct.len(), claimed.len(), "no delivery is claimed twice");
+    assert_eq!(
+        distinct,
+        written.iter().collect(),
+        "every stored message's delivery is claimed"
     );
 }

@@ -24,10 +24,17 @@ pub enum StoreError {
     /// The database failed or could not be reached. Usually transient.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The SQLite writer thread's connection failed (the message write path; see `sqlite/writer.rs`). Usually
+    /// transient (busy, I/O).
+    #[error("database error")]
+    Sqlite(#[source] rusqlite::Error),
+    /// The SQLite writer thread could not be started.
+    #[error("cannot start the store's writer thread")]
+    WriterThread(#[source] std::io::Error),
     /// The write queue is full: the store is taking writes more slowly than they arrive. Retry shortly.
     #[error("the store's write queue is full")]
     Overloaded,
-    /// The SQLite writer task has stopped (the store is shutting down).
+    /// The SQLite writer thread has stopped (the store is shutting down).
     #[error("the store's writer has stopped")]
     WriterGone,
     /// The transaction holding this write (with others) failed to commit; nothing of it was stored.
@@ -50,12 +57,18 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(e)
+    }
+}
+
 impl StoreError {
     /// `true` when retrying later may succeed (the database is down, busy or timed out).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Database(_) | Self::GroupFailed(_) | Self::WriterGone | Self::Overloaded
+            Self::Database(_) | Self::Sqlite(_) | Self::GroupFailed(_) | Self::WriterGone | Self::Overloaded
         )
     }
 }

@@ -14,8 +14,9 @@
 //! - [`Store`] (`store.rs`): the contract; [`page`]-style types (`page.rs`); [`StoreError`] (`error.rs`);
 //!   [`StoreConfig`] (`config.rs`); [`open`] (`open.rs`).
 //! - `codec.rs`: rows ↔ model (times, ids, the stored body, the fingerprint, the open-conversation key).
-//! - `queries.rs`: the store's SQL once, instantiated per backend; `sqlite.rs` (one writer task, group
-//!   commit), `mysql.rs` (READ COMMITTED, deadlock retry).
+//! - `queries.rs`: the store's SQL once, instantiated per backend; `sqlite/` (a writer thread on its own
+//!   connection group-commits messages, sqlx for the rest), `mysql.rs` (READ COMMITTED, deadlock retry);
+//!   `turn.rs` (the FIFO turn SQLite's two writer connections take).
 //! - [`outbox`]: claim, settle, release, dead letters.
 //! - [`import`]: bulk upserts for the importer, inside the importer's own transaction.
 
@@ -30,6 +31,7 @@ mod page;
 mod queries;
 mod sqlite;
 mod store;
+mod turn;
 
 pub use codec::fingerprint;
 pub use config::{StoreConfig, Synchronous};

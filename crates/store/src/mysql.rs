@@ -12,8 +12,9 @@ use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
 use crate::page::{ConversationFilter, Order, Page, PageRequest};
-use crate::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
+use crate::queries::{ConversationTuple, impl_store, impl_write_one, split_page, tuple_to_row};
 use crate::store::{Inserted, Store};
+use crate::turn::WriteTurn;
 
 /// How often a write is retried when InnoDB picks it as a deadlock victim (concurrent first messages of one
 /// customer can lock the same unique keys in opposite orders).
@@ -25,6 +26,8 @@ pub struct MysqlStore {
     /// The one pool; named `reader` and `writer` for the shared query code (both are the same pool).
     reader: MySqlPool,
     writer: MySqlPool,
+    /// None: InnoDB's row locks order the writers.
+    turn: WriteTurn,
 }
 
 impl MysqlStore {
@@ -53,6 +56,7 @@ impl MysqlStore {
         Ok(Self {
             reader: pool.clone(),
             writer: pool,
+            turn: WriteTurn::none(),
         })
     }
 
@@ -84,5 +88,6 @@ pub fn is_deadlock(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
 }
 
+impl_write_one!(sqlx::MySql);
 impl_store!(MysqlStore, sqlx::MySql, "mysql", "START TRANSACTION");
 impl_outbox!(MysqlStore, sqlx::MySql, "START TRANSACTION");

@@ -149,8 +149,8 @@ pub trait Outbox: Send + Sync {
     async fn discard_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64, StoreError>;
 }
 
-/// Implements [`Outbox`] for `$store`, which has `reader` and `writer` pools of `$db`; `$begin` opens a write
-/// transaction.
+/// Implements [`Outbox`] for `$store`, which has `reader` and `writer` pools of `$db` and a `turn`
+/// ([`crate::turn::WriteTurn`]) taken before writing on `writer`; `$begin` opens a write transaction.
 macro_rules! impl_outbox {
     ($store:ty, $db:ty, $begin:literal) => {
         #[async_trait::async_trait]
@@ -163,6 +163,7 @@ macro_rules! impl_outbox {
                 limit: u32,
             ) -> Result<Vec<$crate::outbox::Claimed>, StoreError> {
                 let now = codec::to_micros(now);
+                let _turn = self.turn.take().await;
                 let ids: Vec<(i64,)> = sqlx::query_as(
                     "SELECT id FROM outbox WHERE destination = ? AND due_at <= ? AND lease_until <= ? \
                      ORDER BY due_at, id LIMIT ?",
@@ -214,6 +215,7 @@ macro_rules! impl_outbox {
             async fn settle(&self, settlements: &[$crate::outbox::Settle], now: Timestamp) -> Result<(), StoreError> {
                 use $crate::outbox::Settlement;
                 let now = codec::to_micros(now);
+                let _turn = self.turn.take().await;
                 let mut tx = self.writer.begin_with($begin).await?;
                 for s in settlements {
                     let token = s.token.to_string();
@@ -285,6 +287,7 @@ macro_rules! impl_outbox {
                     list.push_bind(token.to_string());
                 }
                 qb.push(")");
+                let _turn = self.turn.take().await;
                 qb.build().execute(&self.writer).await?;
                 Ok(())
             }
@@ -369,6 +372,7 @@ macro_rules! impl_outbox {
                 now: Timestamp,
             ) -> Result<u64, StoreError> {
                 let now = codec::to_micros(now);
+                let _turn = self.turn.take().await;
                 let mut tx = self.writer.begin_with($begin).await?;
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO outbox (message_id, destination, attempts, due_at, lease_until, created_at) \
@@ -390,6 +394,7 @@ macro_rules! impl_outbox {
             async fn discard_dead_letters(&self, filter: &$crate::outbox::DeadLetterFilter) -> Result<u64, StoreError> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM dead_letters");
                 push_dead_filter(&mut qb, filter);
+                let _turn = self.turn.take().await;
                 Ok(qb.build().execute(&self.writer).await?.rows_affected())
             }
         }

@@ -5,10 +5,10 @@
 //! provides a `reader` pool for queries and an inherent `insert` that runs the generated `write_one` inside a
 //! transaction of its choosing (SQLite: many per transaction; MySQL: one).
 
-/// Implements [`crate::Store`] for `$store`, which has a `reader: sqlx::Pool<$db>` field and an inherent
-/// `async fn insert(&self, Envelope, Timestamp, Vec<String>) -> Result<Inserted, StoreError>`.
-macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:literal, $begin:literal) => {
+/// Defines `write_one` for `$db`: one message write through sqlx. MySQL runs it, one per transaction; the SQLite
+/// backend runs the same steps and SQL on its writer thread's own connection (`sqlite/message.rs`).
+macro_rules! impl_write_one {
+    ($db:ty) => {
         /// The steps of one message write, on one connection inside the caller's transaction. Both backends
         /// run it; the SQLite backend runs many per transaction (group commit), MySQL one.
         async fn write_one(
@@ -140,7 +140,14 @@ macro_rules! impl_store {
                 "open conversation vanished while resolving it".to_owned(),
             ))
         }
+    };
+}
 
+/// Implements [`crate::Store`] for `$store`, which has `reader` and `writer: sqlx::Pool<$db>` fields, a `turn:
+/// WriteTurn` taken before writing on `writer`, and an inherent
+/// `async fn insert(&self, Envelope, Timestamp, Vec<String>) -> Result<Inserted, StoreError>`.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:literal, $begin:literal) => {
         #[async_trait::async_trait]
         impl Store for $store {
             async fn insert_routed(
@@ -222,6 +229,7 @@ macro_rules! impl_store {
                     "SELECT {} FROM conversations WHERE id = ?",
                     codec::CONVERSATION_COLUMNS
                 );
+                let _turn = self.turn.take().await;
                 let mut tx = self.writer.begin_with($begin).await?;
                 let row: Option<ConversationTuple> = sqlx::query_as(&sql)
                     .bind(id.to_string())
@@ -257,6 +265,7 @@ macro_rules! impl_store {
                 id: MessageId,
                 outcome: &protofuse_model::TriageOutcome,
             ) -> Result<Option<Message>, StoreError> {
+                let _turn = self.turn.take().await;
                 let mut tx = self.writer.begin_with($begin).await?;
                 let body: Option<(codec::Text,)> = sqlx::query_as("SELECT body FROM messages WHERE id = ?")
                     .bind(id.to_string())
@@ -301,7 +310,7 @@ macro_rules! impl_store {
     };
 }
 
-pub(crate) use impl_store;
+pub(crate) use {impl_store, impl_write_one};
 
 use crate::codec::{self, Text};
 use crate::error::StoreError;

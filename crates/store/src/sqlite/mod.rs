@@ -1,0 +1,118 @@
+//! The embedded SQLite backend: one file in WAL mode, a pool of readers, a writer thread that commits messages
+//! in groups, and one sqlx connection for every other write.
+//!
+//! SQLite allows one writer at a time and, with `synchronous = full`, pays an fsync per commit. The writer
+//! thread (`writer.rs`, statements in `message.rs`) takes every message write waiting in its queue into one
+//! transaction, so under load many messages share one fsync, while a lone message is still committed at once.
+//! Callers are answered only after the commit of their group. Status changes, triage outcomes and the outbox's
+//! claims and settlements are rarer and stay on sqlx (the SQL shared with MySQL); they take the same
+//! [`WriteTurn`] as the writer thread before writing, so the two connections alternate fairly.
+
+use std::str::FromStr;
+
+use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec;
+use crate::config::{StoreConfig, Synchronous};
+use crate::error::StoreError;
+use crate::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
+use crate::page::{ConversationFilter, Order, Page, PageRequest};
+use crate::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
+use crate::store::{Inserted, Store};
+use crate::turn::WriteTurn;
+
+mod message;
+mod writer;
+
+use writer::Write;
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    reader: SqlitePool,
+    /// The write connection for everything but messages (status, triage, outbox), used in [`WriteTurn`].
+    writer: SqlitePool,
+    /// The message writer thread's queue.
+    writes: mpsc::Sender<Write>,
+    turn: WriteTurn,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file named by `settings.url`, migrates it and starts the writer
+    /// thread (which ends when the last handle to the store is dropped).
+    pub async fn open(settings: &StoreConfig) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&settings.url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match settings.sqlite_synchronous {
+                Synchronous::Full => SqliteSynchronous::Full,
+                Synchronous::Normal => SqliteSynchronous::Normal,
+            })
+            .foreign_keys(true)
+            .busy_timeout(settings.acquire_timeout);
+        let path = options.get_filename().to_owned();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(StoreError::Migrate)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options.read_only(true))
+            .await?;
+        let (writes, queue) = mpsc::channel(settings.write_queue.max(1));
+        let turn = WriteTurn::shared();
+        writer::start(
+            &path,
+            settings.sqlite_synchronous,
+            settings.acquire_timeout,
+            turn.clone(),
+            queue,
+        )?;
+        Ok(Self {
+            reader,
+            writer,
+            writes,
+            turn,
+        })
+    }
+
+    async fn insert(
+        &self,
+        envelope: Envelope,
+        received_at: Timestamp,
+        destinations: Vec<String>,
+    ) -> Result<Inserted, StoreError> {
+        let (done, result) = oneshot::channel();
+        // Refused at once when full: a caller waiting for room would hold its request (and its memory) for as
+        // long as the overload lasts, and its client would time out anyway.
+        self.writes
+            .try_send(Write {
+                envelope,
+                received_at,
+                destinations,
+                done,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => StoreError::WriterGone,
+            })?;
+        result.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+impl_store!(SqliteStore, sqlx::Sqlite, "sqlite", "BEGIN IMMEDIATE");
+impl_outbox!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");

@@ -1,0 +1,155 @@
+//! The SQLite message writer: one thread, one raw SQLite connection, group commits.
+//!
+//! Why not sqlx here: sqlx's SQLite driver runs each connection on a worker thread and sends every statement
+//! there and its result back over channels, so a message's six to eight statements cost six to eight thread
+//! hand-offs (profiled in BENCHMARKS.md, 2026-12-02). This thread owns its connection and runs the statements
+//! itself, prepared once and cached on the connection. It links the same libsqlite3 as sqlx (rusqlite's
+//! `libsqlite3-sys` is the version sqlx uses; the crate's `links` key admits only one), so file format, locking
+//! and WAL behave as for the sqlx connections reading and writing the same file.
+//!
+//! The thread waits for a write, takes whatever else is queued (up to [`MAX_GROUP`]) into one `BEGIN IMMEDIATE`
+//! transaction with a savepoint per write, commits, and only then answers each caller: nothing is acknowledged
+//! before the fsync of its commit. It ends when the last sender of its queue (the last store handle) is gone.
+
+use std::path::Path;
+use std::time::Duration;
+
+use protofuse_model::{Envelope, Timestamp};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use super::message::write_one;
+use crate::config::Synchronous;
+use crate::error::StoreError;
+use crate::store::Inserted;
+use crate::turn::WriteTurn;
+
+/// Most writes committed in one transaction: bounds how long the first writer of a group waits for the rest.
+pub(super) const MAX_GROUP: usize = 256;
+
+/// Statements kept prepared: the message path uses eight, with room for the transaction's own.
+const STATEMENT_CACHE: usize = 32;
+
+/// One queued message write and where its answer goes.
+pub(super) struct Write {
+    pub(super) envelope: Envelope,
+    pub(super) received_at: Timestamp,
+    pub(super) destinations: Vec<String>,
+    pub(super) done: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
+/// Opens the writer's connection to the (already migrated) database at `path` and starts its thread on `queue`.
+pub(super) fn start(
+    path: &Path,
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+    turn: WriteTurn,
+    queue: mpsc::Receiver<Write>,
+) -> Result<(), StoreError> {
+    let conn = connect(path, synchronous, busy_timeout)?;
+    std::thread::Builder::new()
+        .name("sqlite-writer".to_owned())
+        .spawn(move || write_groups(&conn, &turn, queue))
+        .map_err(StoreError::WriterThread)?;
+    Ok(())
+}
+
+/// The connection, set up as sqlx sets up its own (`synchronous` and `foreign_keys` are per connection; WAL is
+/// a property of the file, set when sqlx opened it).
+fn connect(path: &Path, synchronous: Synchronous, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    // NO_MUTEX: only this thread ever uses the connection.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// The thread's loop: a group per turn, until the queue closes.
+fn write_groups(conn: &Connection, turn: &WriteTurn, mut queue: mpsc::Receiver<Write>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = queue.blocking_recv() {
+        group.push(first);
+        fill(&mut group, &mut queue);
+        let held = turn.take_blocking();
+        // Writes that arrived while waiting for the turn share this commit rather than wait for the next one.
+        fill(&mut group, &mut queue);
+        let (work, answers): (Vec<_>, Vec<_>) = group
+            .drain(..)
+            .map(|w| ((w.envelope, w.received_at, w.destinations), w.done))
+            .unzip();
+        let results = commit_group(conn, work);
+        drop(held);
+        match results {
+            Ok(results) => {
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, writes = answers.len(), "SQLite group commit failed");
+                let reason = e.to_string();
+                for answer in answers {
+                    let _ = answer.send(Err(StoreError::GroupFailed(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Moves queued writes into `group` without waiting, up to [`MAX_GROUP`].
+fn fill(group: &mut Vec<Write>, queue: &mut mpsc::Receiver<Write>) {
+    while group.len() < MAX_GROUP {
+        match queue.try_recv() {
+            Ok(write) => group.push(write),
+            Err(_) => break,
+        }
+    }
+}
+
+type Work = (Envelope, Timestamp, Vec<String>);
+
+/// One transaction for the whole group; the answers are in the group's order. A write refused on its own
+/// (reused key, unknown conversation, a failed statement) is rolled back to its savepoint and leaves the others
+/// untouched.
+fn commit_group(conn: &Connection, work: Vec<Work>) -> Result<Vec<Result<Inserted, StoreError>>, rusqlite::Error> {
+    // IMMEDIATE takes the write lock up front: a deferred transaction would read first and then fail with
+    // SQLITE_BUSY when upgrading to write while another process holds the lock, instead of waiting for it.
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let written = write_all(conn, work).and_then(|results| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(results)
+    });
+    if written.is_err() && !conn.is_autocommit() {
+        // Leaves the connection usable for the next group; the group's callers learn it failed.
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::warn!(error = %e, "SQLite rollback after a failed group failed");
+        }
+    }
+    written
+}
+
+fn write_all(conn: &Connection, work: Vec<Work>) -> Result<Vec<Result<Inserted, StoreError>>, rusqlite::Error> {
+    let mut results = Vec::with_capacity(work.len());
+    for (envelope, received_at, destinations) in work {
+        // A savepoint per write: a write that fails half-way (say, after opening its conversation) leaves
+        // nothing behind, and the rest of the group still commits.
+        conn.prepare_cached("SAVEPOINT one")?.execute([])?;
+        let result = write_one(conn, envelope, received_at, &destinations);
+        if result.is_err() {
+            conn.prepare_cached("ROLLBACK TO one")?.execute([])?;
+        }
+        conn.prepare_cached("RELEASE one")?.execute([])?;
+        results.push(result);
+    }
+    Ok(results)
+}
