@@ -198,6 +198,24 @@ fn labels(examples: &[Example]) -> Vec<String> {
     labels
 }
 
+/// `size` of each split, by name.
+fn split_sizes(split: &data::Split, size: impl Fn(&[Example]) -> usize) -> [(&'static str, usize); 4] {
+    [
+        ("train", size(&split.train)),
+        ("validation", size(&split.val)),
+        ("calibration", size(&split.calibration)),
+        ("test", size(&split.test)),
+    ]
+}
+
+/// Conversation groups in `set`.
+fn count_groups(set: &[Example]) -> usize {
+    set.iter()
+        .map(|e| &e.group)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
 /// Trains on every `*.jsonl` under `data` and writes the model, metrics and card into `out`.
 pub fn train(data: &Path, out: &Path) -> Result<Metrics, TrainError> {
     let (examples, digest) = read_dir(data)?;
@@ -258,12 +276,6 @@ pub fn train(data: &Path, out: &Path) -> Result<Metrics, TrainError> {
     let mut held_out = by_language(&labels, &held_out, &held_out_scored, temperature);
     held_out.values_mut().for_each(|f| f.ece = None);
     let version = format!("lr{}-f{}-{digest:08x}", DEFAULT_DIM.trailing_zeros(), features::VERSION);
-    let count_groups = |set: &[Example]| {
-        set.iter()
-            .map(|e| &e.group)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
-    };
     let metrics = Metrics {
         version,
         dim: DEFAULT_DIM,
@@ -276,20 +288,8 @@ pub fn train(data: &Path, out: &Path) -> Result<Metrics, TrainError> {
         temperature,
         out_of_fold_temperature,
         human_offset: offset,
-        examples: [
-            ("train", split.train.len()),
-            ("validation", split.val.len()),
-            ("calibration", split.calibration.len()),
-            ("test", split.test.len()),
-        ]
-        .into(),
-        groups: [
-            ("train", count_groups(&split.train)),
-            ("validation", count_groups(&split.val)),
-            ("calibration", count_groups(&split.calibration)),
-            ("test", count_groups(&split.test)),
-        ]
-        .into(),
+        examples: split_sizes(&split, <[Example]>::len).into(),
+        groups: split_sizes(&split, count_groups).into(),
         cross_validation: by_language(&labels, &oof_set, &oof_scored, temperature),
         validation: by_language(&labels, &split.val, &val_scored, temperature),
         calibration: by_language(&labels, &split.calibration, &calibration_scored, temperature),
