@@ -92,6 +92,8 @@ impl Mapper {
     /// Maps one row.
     pub fn map(&self, table: &TableMapping, row: &Row) -> Result<Record, FieldError> {
         match table.kind {
+            // A skipped conversation (osTicket: a task's thread) is not imported, and goes if it was.
+            EntityKind::Conversation if table.flag("skip", row) => Ok(Record::Skipped),
             EntityKind::Conversation => self.conversation(table, row).map(Record::Conversation),
             EntityKind::Message => self.message(table, row),
             EntityKind::Customer | EntityKind::Agent => party(table, row).map(Record::Party),

@@ -437,13 +437,13 @@ impl<'a> Follower<'a> {
             .enumerate()
             .filter(|(_, t)| t.table == table)
             .collect();
-        // A table the mapping only looks up: its key column names its rows in errors.
+        // A table the mapping looks up: its key column names its rows in errors.
         let looked_up = mapping
             .tables
             .iter()
             .flat_map(|t| t.lookups.values())
             .find(|l| l.table == table)
-            .map(|l| l.key.clone());
+            .map(|l| (l.key.clone(), mapping.looked_up_columns(&table)));
         if mappings.is_empty() && looked_up.is_none() {
             return Ok(());
         }
@@ -467,7 +467,7 @@ impl<'a> Follower<'a> {
                 let after = after.as_ref().map(decode).transpose()?;
                 self.push_change(index, m, before.as_ref(), after.as_ref())?;
             }
-            if let Some(key) = &looked_up {
+            if let Some((key, read)) = &looked_up {
                 let no_options = BTreeMap::new();
                 let decode =
                     |r: &mysql_async::binlog::row::BinlogRow| binlog::decode(r, columns, &no_options, key, &table);
@@ -476,10 +476,15 @@ impl<'a> Follower<'a> {
                     .flatten()
                     .map(decode)
                     .collect::<Result<Vec<Row>, _>>()?;
-                self.in_txn.push(Change::LookedUp {
-                    table: table.clone(),
-                    images,
-                });
+                // An update that leaves every column read through the lookup as it was (osTicket touches
+                // `ost_thread.lastmessage` on every new entry) re-imports nothing.
+                let unchanged = images.len() == 2 && read.iter().all(|c| images[0].get(c) == images[1].get(c));
+                if !unchanged {
+                    self.in_txn.push(Change::LookedUp {
+                        table: table.clone(),
+                        images,
+                    });
+                }
             }
         }
         Ok(())

@@ -75,6 +75,7 @@ impl EntityKind {
                 "channel",
                 "created_at",
                 "updated_at",
+                "skip",
             ],
             Self::Message => &[
                 "conversation",
@@ -217,6 +218,27 @@ impl Mapping {
     /// The mappings of a source table (one table may feed several kinds, e.g. go-fly's `visitor`).
     pub fn for_table<'a>(&'a self, table: &'a str) -> impl Iterator<Item = &'a TableMapping> + 'a {
         self.tables.iter().filter(move |t| t.table == table)
+    }
+
+    /// The columns of `table` that fields read through lookups, and the lookups' keys into it: a change to a
+    /// looked-up row that leaves them all as they were changes nothing imported.
+    pub fn looked_up_columns(&self, table: &str) -> std::collections::BTreeSet<String> {
+        let mut columns = std::collections::BTreeSet::new();
+        for t in &self.tables {
+            for (alias, lookup) in t.lookups.iter().filter(|(_, l)| l.table == table) {
+                columns.insert(lookup.key.clone());
+                let prefix = format!("{alias}.");
+                for field in t.fields.values() {
+                    let placeholders = field.parsed.iter().flat_map(Template::variables).map(|v| v.column);
+                    for column in field.column.iter().cloned().chain(placeholders) {
+                        if let Some(name) = column.strip_prefix(&prefix) {
+                            columns.insert(name.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        columns
     }
 
     /// The mapped conversation table named `name`.

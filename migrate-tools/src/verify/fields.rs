@@ -355,7 +355,7 @@ fn compare(
         let found = stored.remove(&row.key);
         report.rows += 1;
         let mut diffs = Vec::new();
-        let skip = t.kind == EntityKind::Message && expected.flag("skip");
+        let skip = matches!(t.kind, EntityKind::Message | EntityKind::Conversation) && expected.flag("skip");
         match (skip, found) {
             (true, None) => {}
             (true, Some(_)) => diffs.push(("skip".to_owned(), "skipped".to_owned(), "stored".to_owned())),

@@ -49,7 +49,7 @@ async fn tickets_label_their_conversations_with_their_department_and_a_transfer_
     );
 
     // Ticket 2 moves to Support; a new ticket arrives in Billing (osTicket writes the ticket before its thread);
-    // a task's thread (object_type 'A') names task 1, not ticket 1, and gets no department.
+    // a task's thread (object_type 'A') names task 1, not ticket 1.
     sql("UPDATE ost_ticket SET dept_id = 1 WHERE ticket_id = 2").await;
     sql(
         "INSERT INTO ost_ticket (ticket_id, number, user_id, status_id, dept_id, topic_id, created, updated) \
@@ -58,6 +58,11 @@ async fn tickets_label_their_conversations_with_their_department_and_a_transfer_
     .await;
     sql("INSERT INTO ost_thread (id, object_id, object_type, created) VALUES \
          (3, 3, 'T', '2023-05-04 09:00:00'), (4, 1, 'A', '2023-05-04 10:00:00')")
+    .await;
+    sql(
+        "INSERT INTO ost_thread_entry (id, thread_id, staff_id, type, poster, body, created, updated) VALUES \
+         (7, 4, 1, 'N', 'Emma', 'task note', '2023-05-04 10:05:00', '2023-05-04 10:05:00')",
+    )
     .await;
     let follow = importer
         .run(
@@ -74,9 +79,23 @@ async fn tickets_label_their_conversations_with_their_department_and_a_transfer_
         .await;
     assert!(follow.status.success(), "{follow}");
     assert_eq!(
-        departments(&target, &["1", "2", "3", "4"]).await,
-        [Some("1".to_owned()), Some("1".to_owned()), Some("2".to_owned()), None]
+        departments(&target, &["1", "2", "3"]).await,
+        [Some("1".to_owned()), Some("1".to_owned()), Some("2".to_owned())]
     );
+    // A task's thread is staff work, not a customer conversation: neither it nor its entries are imported.
+    let store = sqlx::SqlitePool::connect(&target).await.unwrap();
+    let task = Mapper::new(Mapping::parse(osticket::preset()).unwrap())
+        .conversation_id("ost_thread", "4")
+        .to_string();
+    let imported: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM conversations WHERE id = ?1) + \
+         (SELECT COUNT(*) FROM messages WHERE body LIKE '%task note%')",
+    )
+    .bind(&task)
+    .fetch_one(&store)
+    .await
+    .unwrap();
+    assert_eq!(imported, 0, "the task's thread or its entry was imported");
 
     for mode in ["checksums", "source"] {
         let verify = importer.run(&["verify", "--mode", mode], Duration::from_secs(60)).await;
