@@ -126,7 +126,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let store: Arc<dyn Store> = Arc::from(protofuse_store::open(&config.store).await?);
     let events = EventBus::new(DEFAULT_CAPACITY);
     let conversations = Conversations::new(store.clone(), events.clone());
-    let decisions = (parts.triage.clone()).map(|t| Arc::new(Decisions::new(t, store.clone())));
+    let decisions = (parts.triage.clone()).map(|t| Arc::new(Decisions::new(t, config.triage.clone(), store.clone())));
     let dispatcher = Arc::new(Dispatcher::build(
         &config.dispatch,
         &parts.outbound(decisions.as_ref(), Some(&conversations)),
@@ -155,11 +155,17 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (grpc_addr, grpc_task) = server::grpc::spawn(&config.grpc, service.clone(), auth, draining, stopping.clone())
         .await
         .map_err(bind(config.grpc.listen))?;
-    let (admin_addr, admin_task) =
-        server::admin::spawn(&config.admin, dispatcher.clone(), state.clone(), stopping.clone())
-            .await
-            .map_err(bind(config.admin.listen))?;
+    let (admin_addr, admin_task) = server::admin::spawn(
+        &config.admin,
+        dispatcher.clone(),
+        decisions.clone(),
+        state.clone(),
+        stopping.clone(),
+    )
+    .await
+    .map_err(bind(config.admin.listen))?;
     let listeners = spawn_http(config, &state, parts.adapters, parts.tls, &stopping).await?;
+    let reloads = decisions.map(|d| tokio::spawn(reload_on_hangup(d, stopping.clone())));
     let upkeep = tokio::spawn(server::observe::upkeep(crate::telemetry::metrics_handle(), stopping));
     dispatcher.start();
     tracing::info!(addr = %listeners.public, api = %listeners.api, store = service.store_backend(), "serving");
@@ -173,6 +179,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             .tasks
             .into_iter()
             .chain([grpc_task, admin_task, upkeep])
+            .chain(reloads)
             .collect(),
         grpc_addr,
         admin_addr,
@@ -182,6 +189,33 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         dispatcher,
         wechat,
     })
+}
+
+/// SIGHUP reloads the triage models (the same as `POST /admin/triage/reload`); a file that does not load is
+/// logged and the models in force stay.
+async fn reload_on_hangup(decisions: Arc<Decisions>, mut stopping: watch::Receiver<bool>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: triage models reload only through the admin API");
+        return;
+    };
+    // The guard `wait_for` returns is not `Send`: it is dropped inside this block, never held across a select.
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            Some(()) = hangups.recv() => {
+                let decisions = decisions.clone();
+                match tokio::task::spawn_blocking(move || decisions.reload()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %crate::decisions::error_chain(&e), "SIGHUP: triage models not reloaded; the models in force stay"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: triage reload panicked"),
+                }
+            }
+        }
+    }
 }
 
 /// The HTTP listeners as bound.

@@ -4,16 +4,20 @@
 //! from the conversation's recent history, and gives every caller the same one, so the answer the customer got
 //! and the outcome stored (and the hand-off queued) can never disagree.
 //!
-//! Owns the single-flight and the history read that builds the context. Must never write the store (the triage
-//! step records the outcome) or answer anyone (responders do).
+//! Owns the single-flight, the history read that builds the context, and the triage models in force: a reload
+//! (`POST /admin/triage/reload`, SIGHUP) loads them again from the files `[triage]` names and swaps them in
+//! whole, so a decision already started finishes on the models it started with and a broken file changes
+//! nothing. Must never write the store (the triage step records the outcome) or answer anyone (responders do).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use protofuse_model::{Content, Message, MessageId, TriageDecision};
 use protofuse_store::{Order, PageRequest, Store, StoreError};
-use protofuse_triage::{ConversationContext, Decision, Triage};
+use protofuse_triage::{ConversationContext, Decision, Triage, TriageConfig, TriageError};
+use serde::Serialize;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -36,21 +40,70 @@ pub fn triageable(message: &Message) -> Option<&str> {
     }
 }
 
+/// The versions of the triage models in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Models {
+    /// The intent model's.
+    pub intent: String,
+    /// The department router's, when one is configured.
+    pub router: Option<String>,
+}
+
+impl Models {
+    fn of(triage: &Triage) -> Self {
+        Self {
+            intent: triage.model().version().to_owned(),
+            router: triage.router_version().map(str::to_owned),
+        }
+    }
+}
+
+/// `error` and its causes, `: `-separated: a reload's error names the file, its cause says what is wrong with it.
+pub(crate) fn error_chain(error: &TriageError) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// Triage decisions, one per message. Share one per process.
 pub struct Decisions {
-    triage: Arc<Triage>,
+    triage: ArcSwap<Triage>,
+    /// What [`Decisions::reload`] loads again.
+    config: TriageConfig,
     store: Arc<dyn Store>,
     recent: Mutex<HashMap<MessageId, (Instant, Slot)>>,
 }
 
 impl Decisions {
-    /// Decisions made by `triage`, with history read from `store`.
-    pub fn new(triage: Arc<Triage>, store: Arc<dyn Store>) -> Self {
+    /// Decisions made by `triage` (loaded from `config`), with history read from `store`.
+    pub fn new(triage: Arc<Triage>, config: TriageConfig, store: Arc<dyn Store>) -> Self {
         Self {
-            triage,
+            triage: ArcSwap::new(triage),
+            config,
             store,
             recent: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The versions of the models in force.
+    pub fn models(&self) -> Models {
+        Models::of(&self.triage.load())
+    }
+
+    /// Loads the intent model, the router and the knowledge base again from the files `[triage]` names and
+    /// swaps them in; on any error the models in force stay. Blocking (reads files, optimises the graphs):
+    /// call it off the async workers.
+    pub fn reload(&self) -> Result<Models, TriageError> {
+        let triage = Triage::load(&self.config)?;
+        let models = Models::of(&triage);
+        self.triage.store(Arc::new(triage));
+        tracing::info!(intent = %models.intent, router = ?models.router, "triage models reloaded");
+        Ok(models)
     }
 
     /// The decision for `message`, whose text is `text`: computed by the first caller, shared with the rest.
@@ -59,7 +112,7 @@ impl Decisions {
         let decision = slot
             .get_or_try_init(|| async {
                 let context = self.context(message).await?;
-                let decision = self.triage.triage(text, &context);
+                let decision = self.triage.load().triage(text, &context);
                 tracing::info!(
                     message = %message.id,
                     intent = %decision.intent,

@@ -47,7 +47,7 @@ async fn run() -> anyhow::Result<()> {
             protofuse::dead_letters::run(store.as_ref(), action, &mut std::io::stdout().lock()).await?;
             Ok(())
         }
-        Command::Triage(args) => Ok(protofuse::triage_cli::run(args)?),
+        Command::Triage(args) => Ok(protofuse::triage_cli::run(args).await?),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "protofuse", &mut std::io::stdout());
             Ok(())

@@ -1,11 +1,16 @@
-//! `protofuse triage`: one message's decision and why, and `eval` on a labelled file. Must never train:
-//! training is the separate `protofuse-triage-train` tool, which the server binary does not link.
+//! `protofuse triage`: one message's decision and why, `eval` on a labelled file, and `train --from-store`: a
+//! department router trained on the store's own history. The intent model is trained by the separate
+//! `protofuse-triage-train` tool from the seed files; the router is trained here because its data is the
+//! operator's store, which this binary already knows how to open (the training itself is that tool's library).
 
 use std::path::{Path, PathBuf};
 
+use protofuse_model::Content;
 use protofuse_model::HandoffReason;
+use protofuse_store::{PageRequest, StoreConfig, StoreError};
 use protofuse_triage::eval::{self, Confusion, EvalError, read_jsonl};
-use protofuse_triage::{Action, ConversationContext, Decision, Triage, TriageError};
+use protofuse_triage::{Action, ConversationContext, Decision, Routed, Triage, TriageError};
+use protofuse_triage_train::{Labelled, RouterOptions, TrainError};
 use serde_json::{Value, json};
 
 use crate::config::{self, ConfigError};
@@ -45,6 +50,21 @@ pub enum TriageAction {
         #[arg(long, short, env = "PROTOFUSE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Train a department router on a store's own history: every customer text message of a conversation that
+    /// carries a department (as the importer's presets label them), split by conversation. Prints the held-out
+    /// accuracy per department and writes router.onnx and router.json; point `[triage.router] model` at it and
+    /// reload (`POST /admin/triage/reload` or SIGHUP).
+    Train {
+        /// The store to learn from, e.g. sqlite://data/protofuse.db or mysql://user:pass@host/db.
+        #[arg(long, value_name = "URL")]
+        from_store: String,
+        /// Where router.onnx and router.json are written.
+        #[arg(long, default_value = "config/triage")]
+        out: PathBuf,
+        /// Departments with fewer labelled conversations are left out.
+        #[arg(long, default_value_t = RouterOptions::default().min_conversations)]
+        min_conversations: usize,
+    },
 }
 
 /// Why a triage command failed.
@@ -60,6 +80,15 @@ pub enum CommandError {
     /// The labelled file could not be read.
     #[error(transparent)]
     Eval(#[from] EvalError),
+    /// The store could not be opened or read.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// No SQLite file at the given URL (opening it would create an empty store).
+    #[error("no store at {0}")]
+    NoStore(String),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
     /// Neither a text nor a subcommand.
     #[error("give a message to triage, or `eval FILE`")]
     Usage,
@@ -80,8 +109,13 @@ pub enum CommandError {
 }
 
 /// Runs the command and prints its result.
-pub fn run(args: TriageArgs) -> Result<(), CommandError> {
+pub async fn run(args: TriageArgs) -> Result<(), CommandError> {
     match args.action {
+        Some(TriageAction::Train {
+            from_store,
+            out,
+            min_conversations,
+        }) => train(&from_store, &out, RouterOptions { min_conversations }).await,
         Some(TriageAction::Eval {
             file,
             json,
@@ -102,6 +136,47 @@ pub fn run(args: TriageArgs) -> Result<(), CommandError> {
             Ok(())
         }
     }
+}
+
+async fn train(url: &str, out: &Path, options: RouterOptions) -> Result<(), CommandError> {
+    if let Some(file) = sqlite_file(url)
+        && !file.exists()
+    {
+        return Err(CommandError::NoStore(file.display().to_string()));
+    }
+    let store = protofuse_store::open(&StoreConfig::for_url(url)).await?;
+    let mut history = Vec::new();
+    let mut page = PageRequest {
+        limit: PageRequest::MAX_LIMIT,
+        ..PageRequest::default()
+    };
+    loop {
+        let read = store.labelled_messages(page).await?;
+        history.extend(read.items.into_iter().filter_map(|l| match l.message.content {
+            Content::Text { text } => Some(Labelled {
+                text,
+                department: l.department,
+                conversation: l.message.conversation_id.to_string(),
+            }),
+            _ => None,
+        }));
+        match read.next_cursor {
+            Some(after) => page.after = Some(after),
+            None => break,
+        }
+    }
+    eprintln!("read {} labelled customer messages", history.len());
+    let metrics = protofuse_triage_train::train_router(history, out, options)?;
+    print!("{}", protofuse_triage_train::router_summary(&metrics));
+    println!("wrote {}/router.onnx and router.json", out.display());
+    Ok(())
+}
+
+/// The file a `sqlite:` URL names, if it names one (not `:memory:`).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 fn load(config: Option<&Path>) -> Result<Triage, CommandError> {
@@ -135,8 +210,13 @@ fn explain(d: &Decision) -> String {
         .iter()
         .map(|s| format!("{} {:.3}", s.intent, s.score))
         .collect();
+    let routed = match d.routed_by {
+        Routed::Rule => "by a rule".to_owned(),
+        Routed::History { confidence } => format!("learned from history, confidence {confidence:.3}"),
+        Routed::Intent => "the intent's route".to_owned(),
+    };
     format!(
-        "intent:      {} (confidence {:.3})\ndepartment:  {}\ndecision:    {action}\nwhy:         {}\ntop intents: {}\nmodel:       {}\n",
+        "intent:      {} (confidence {:.3})\ndepartment:  {} ({routed})\ndecision:    {action}\nwhy:         {}\ntop intents: {}\nmodel:       {}\n",
         d.intent,
         d.confidence,
         d.department,

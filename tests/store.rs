@@ -106,7 +106,64 @@ both_backends!(
     a_burst_commits_and_a_bad_write_fails_alone,
     status_changes_keep_unset_fields_and_closing_frees_the_slot,
     outbox_writes_interleave_with_a_stream_of_messages,
+    labelled_messages_are_the_customer_texts_of_conversations_with_a_department,
 );
+
+/// Issue 21: the router's training data is every customer text of a conversation that has a department, with
+/// that department; not agents' replies, not pictures, not conversations nobody routed.
+async fn labelled_messages_are_the_customer_texts_of_conversations_with_a_department(store: &dyn Store) {
+    let first = store
+        .insert_message(inbound("lea", "invoice please", "lea-1"), Utc::now())
+        .await
+        .unwrap()
+        .message;
+    let conversation = first.conversation_id;
+    store
+        .insert_message(inbound("lea", "the amount is wrong", "lea-2"), Utc::now())
+        .await
+        .unwrap();
+    let mut picture = inbound("lea", "", "lea-3");
+    picture.content = Content::Image {
+        media: Default::default(),
+    };
+    store.insert_message(picture, Utc::now()).await.unwrap();
+    let mut reply = inbound("agent7", "sent", "lea-4");
+    reply.conversation_id = Some(conversation);
+    reply.direction = Direction::Outbound;
+    reply.sender.role = Role::Agent;
+    store.insert_message(reply, Utc::now()).await.unwrap();
+    store
+        .insert_message(inbound("max", "where is my parcel", "max-1"), Utc::now())
+        .await
+        .unwrap();
+    let change = protofuse_store::StatusChange {
+        status: ConversationStatus::Queued,
+        department: Some("billing".to_owned()),
+        assigned_agent: None,
+    };
+    store.change_status(conversation, &change, Utc::now()).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut page = PageRequest {
+        limit: 1,
+        ..PageRequest::default()
+    };
+    loop {
+        let read = store.labelled_messages(page).await.unwrap();
+        for l in read.items {
+            let Content::Text { text } = l.message.content else {
+                panic!("not a text: {:?}", l.message.content)
+            };
+            seen.push((l.department, text));
+        }
+        match read.next_cursor {
+            Some(after) => page.after = Some(after),
+            None => break,
+        }
+    }
+    let billing = |t: &str| ("billing".to_owned(), t.to_owned());
+    assert_eq!(seen, [billing("invoice please"), billing("the amount is wrong")]);
+}
 
 async fn status_changes_keep_unset_fields_and_closing_frees_the_slot(store: &dyn Store) {
     let first = store

@@ -12,6 +12,8 @@ mod freescout_preset;
 mod gofly;
 #[path = "cases/gofly_preset.rs"]
 mod gofly_preset;
+#[path = "cases/history_routing.rs"]
+mod history_routing;
 #[path = "support/importer.rs"]
 mod importer;
 #[path = "cases/mapping_check.rs"]

@@ -54,6 +54,11 @@ fn resolve_paths(config: &mut Config, path: &Path) {
     {
         resolve(knowledge);
     }
+    if let Some(router) = &mut config.triage.router
+        && in_file("triage.router.model").as_ref() == Some(&router.model)
+    {
+        resolve(&mut router.model);
+    }
 }
 
 /// Every error figment found, each with what would fix it where we can tell: the closest known key for an

@@ -283,6 +283,36 @@ macro_rules! impl_store {
                 Ok(Some(message))
             }
 
+            async fn labelled_messages(&self, page: PageRequest) -> Result<Page<$crate::Labelled>, StoreError> {
+                // Keyset on the message id; the join is by primary key, so a page costs its rows, not the table.
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT m.id, c.department, m.body FROM messages m \
+                     JOIN conversations c ON c.id = m.conversation_id \
+                     WHERE c.department IS NOT NULL AND m.sender_role = 'customer' AND m.content_type = 'text'",
+                );
+                if let Some(after) = page.after {
+                    qb.push(" AND m.id > ").push_bind(after.to_string());
+                }
+                qb.push(" ORDER BY m.id LIMIT ")
+                    .push_bind(i64::from(page.clamped_limit()) + 1);
+                let rows: Vec<(codec::Text, codec::Text, codec::Text)> =
+                    qb.build_query_as().fetch_all(&self.reader).await?;
+                let (rows, next) = split_page(rows, &page, |r| &r.0.0)?;
+                let items = rows
+                    .into_iter()
+                    .map(|(_, department, body)| {
+                        Ok($crate::Labelled {
+                            department: department.0,
+                            message: codec::decode_message(&body.0)?,
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                Ok(Page {
+                    items,
+                    next_cursor: next,
+                })
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.reader).await?;
                 Ok(())

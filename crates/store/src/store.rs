@@ -60,11 +60,25 @@ pub trait Store: Outbox + Send + Sync + 'static {
     /// `None` if there is no such message.
     async fn set_triage(&self, id: MessageId, outcome: &TriageOutcome) -> Result<Option<Message>, StoreError>;
 
+    /// A page of customer text messages whose conversation carries a department, in message id order, each with
+    /// that department: the store's own history as labelled examples for training a department router
+    /// (`protofuse triage train --from-store`). Only `page.after` and `page.limit` apply (always ascending).
+    async fn labelled_messages(&self, page: PageRequest) -> Result<Page<Labelled>, StoreError>;
+
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// `sqlite` or `mysql`, for logs and metrics.
     fn backend(&self) -> &'static str;
+}
+
+/// A customer message and the department its conversation is labelled with ([`Store::labelled_messages`]).
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    /// The conversation's department.
+    pub department: String,
+    /// The message.
+    pub message: Message,
 }
 
 /// What [`Store::change_status`] sets.

@@ -43,19 +43,21 @@ pub struct Binary {
     pub child: Child,
     /// `http://127.0.0.1:<port>` of its HTTP listener.
     pub base: String,
+    /// `http://127.0.0.1:<port>` of its admin listener.
+    pub admin: String,
 }
 
 impl Binary {
     /// Runs `<exe> serve --config <config>` in `cwd`, with the HTTP, gRPC and admin listeners on free loopback
     /// ports (through the documented environment overrides) plus `env`, and waits until `/readyz` answers 200.
     pub async fn serve(exe: &Path, config: &Path, cwd: &Path, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        let (port, admin) = (free_port(), free_port());
         let child = Command::new(exe)
             .args(["serve", "--config"])
             .arg(config)
             .env("PROTOFUSE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("PROTOFUSE__GRPC__LISTEN", format!("127.0.0.1:{}", free_port()))
-            .env("PROTOFUSE__ADMIN__LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("PROTOFUSE__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
             .env("PROTOFUSE__SERVER__DRAIN_DELAY", "0s")
             .envs(env.iter().copied())
             .current_dir(cwd)
@@ -66,6 +68,7 @@ impl Binary {
         let mut binary = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            admin: format!("http://127.0.0.1:{admin}"),
         };
         binary.wait_ready().await;
         binary
@@ -106,8 +109,13 @@ impl Binary {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal named `name` (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());

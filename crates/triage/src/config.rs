@@ -87,6 +87,32 @@ pub struct TriageConfig {
     pub routes: BTreeMap<String, String>,
     /// Rules, matched before the model; the highest priority wins, then the earliest.
     pub rules: Vec<RuleConfig>,
+    /// The department router learned from the store's history; none when unset.
+    pub router: Option<RouterConfig>,
+}
+
+/// A learned router is taken when it is more likely right than wrong: its confidence is calibrated on a split
+/// of the history nothing else used, so 0.5 means right about half the time. Below, the intent's configured
+/// route is the better guess.
+const DEFAULT_ROUTER_MIN_CONFIDENCE: f32 = 0.5;
+
+/// `[triage.router]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// `router.onnx` written by `protofuse triage train --from-store`.
+    pub model: PathBuf,
+    /// Router confidence at which its department replaces the intent's route.
+    #[serde(default = "default_router_min_confidence")]
+    pub min_confidence: f32,
+    /// Learned department → the department path to use (the history's labels are what the helpdesk stored,
+    /// such as osTicket's department id `2`); labels not listed are used as they are.
+    #[serde(default)]
+    pub departments: BTreeMap<String, String>,
+}
+
+fn default_router_min_confidence() -> f32 {
+    DEFAULT_ROUTER_MIN_CONFIDENCE
 }
 
 /// `[[triage.rules]]`.
@@ -176,6 +202,7 @@ impl Default for TriageConfig {
                 department: None,
                 priority: 100,
             }],
+            router: None,
         }
     }
 }
@@ -217,6 +244,19 @@ impl TriageConfig {
                     format!("triage.routes.{intent}"),
                     "must be a path like `after-sales/returns`",
                 );
+            }
+        }
+        if let Some(router) = &self.router {
+            if !(0.0..=1.0).contains(&router.min_confidence) {
+                issue("triage.router.min_confidence".to_owned(), "must be between 0 and 1");
+            }
+            for (label, d) in &router.departments {
+                if !valid_path(d) {
+                    issue(
+                        format!("triage.router.departments.{label}"),
+                        "must be a path like `after-sales/returns`",
+                    );
+                }
             }
         }
         for (i, rule) in self.rules.iter().enumerate() {

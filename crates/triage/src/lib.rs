@@ -12,6 +12,7 @@
 //! - `model`: the ONNX intent model run by tract, returning calibrated probabilities ([`IntentModel`]).
 //! - `rules`: operator rules from config, matched first ([`Rules`]).
 //! - `routing`: intent → department, longest configured prefix.
+//! - `router`: text → department, learned from the store's history (optional, before the intent's route).
 //! - `knowledge`: the question/answer base and its similarity search.
 //! - `handoff`: when a human takes over, given the conversation's recent history ([`ConversationContext`]).
 //! - `config`: `[triage]` ([`TriageConfig`], [`RuleConfig`]) and its validation ([`ConfigIssue`]).
@@ -24,21 +25,25 @@ pub mod features;
 mod handoff;
 mod knowledge;
 mod model;
+mod router;
 mod routing;
 mod rules;
 
 use protofuse_model::{HandoffReason, TriageDecision, TriageOutcome};
 use serde::Serialize;
 
-pub use config::{ConfigIssue, RuleConfig, TriageConfig};
+pub use config::{ConfigIssue, RouterConfig, RuleConfig, TriageConfig};
 pub use error::TriageError;
 pub use handoff::ConversationContext;
-pub use model::{INPUT_IDS, INPUT_VALUES, IntentModel, META_DIM, META_FEATURES, META_LABELS, META_VERSION};
+pub use model::{
+    INPUT_IDS, INPUT_VALUES, IntentModel, META_DIM, META_FEATURES, META_LABELS, META_VERSION, ROUTER_ELSEWHERE,
+};
 pub use rules::{Rule, Rules};
 
 use features::normalize;
 use handoff::HandoffPolicy;
 use knowledge::Knowledge;
+use router::Router;
 use routing::Routing;
 
 /// An intent and its calibrated probability.
@@ -80,6 +85,21 @@ pub enum Action {
     },
 }
 
+/// What chose the department.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Routed {
+    /// A configured rule named it.
+    Rule,
+    /// The router learned from the store's history, this confident.
+    History {
+        /// The router's calibrated probability.
+        confidence: f32,
+    },
+    /// The intent's configured route (or the default department).
+    Intent,
+}
+
 /// The decision about one message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
@@ -89,6 +109,8 @@ pub struct Decision {
     pub confidence: f32,
     /// The department path.
     pub department: String,
+    /// What chose the department.
+    pub routed_by: Routed,
     /// What happens next.
     pub decision: Action,
     /// `model` or `rule:<id>`.
@@ -129,6 +151,7 @@ pub struct Triage {
     model: IntentModel,
     rules: Rules,
     routing: Routing,
+    router: Option<Router>,
     knowledge: Knowledge,
     handoff: HandoffPolicy,
     answer_at: f32,
@@ -148,6 +171,7 @@ impl Triage {
             model: IntentModel::load(&config.model)?,
             rules: Rules::compile(&config.rules)?,
             routing: Routing::new(config),
+            router: config.router.as_ref().map(Router::load).transpose()?,
             knowledge,
             handoff: HandoffPolicy::new(config),
             answer_at: config.answer_at,
@@ -160,6 +184,11 @@ impl Triage {
     /// The intent model.
     pub fn model(&self) -> &IntentModel {
         &self.model
+    }
+
+    /// The department router's version, when one is configured.
+    pub fn router_version(&self) -> Option<&str> {
+        self.router.as_ref().map(Router::version)
     }
 
     /// The model's intents with probabilities, best first. A failed inference yields an empty list (and is
@@ -192,6 +221,7 @@ impl Triage {
                 intent: "other".to_owned(),
                 confidence: 0.0,
                 department: self.routing.for_intent("other"),
+                routed_by: Routed::Intent,
                 decision: Action::DefaultReply {
                     text: self.default_reply.clone(),
                 },
@@ -209,9 +239,13 @@ impl Triage {
                 .first()
                 .map_or_else(|| ("other".to_owned(), 0.0), |s| (s.intent.clone(), s.score)),
         };
-        let department = match rule.and_then(|r| r.department.as_deref()) {
-            Some(target) => self.routing.resolve(target),
-            None => self.routing.for_intent(&intent),
+        let learned = || self.router.as_ref().and_then(|r| r.route(text));
+        let (department, routed_by) = match rule.and_then(|r| r.department.as_deref()) {
+            Some(target) => (self.routing.resolve(target), Routed::Rule),
+            None => match learned() {
+                Some((department, confidence)) => (department, Routed::History { confidence }),
+                None => (self.routing.for_intent(&intent), Routed::Intent),
+            },
         };
         let unsure = rule.is_none_or(|r| r.intent.is_none()) && self.handoff.too_unsure(confidence);
         let decision = match self.handoff.before_answer(text, &normalized, &intent, ctx) {
@@ -223,6 +257,7 @@ impl Triage {
             intent,
             confidence,
             department,
+            routed_by,
             decision,
             reason: rule.map_or_else(|| "model".to_owned(), |r| format!("rule:{}", r.id)),
             top_intents: top,

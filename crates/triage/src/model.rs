@@ -20,6 +20,10 @@ pub const META_VERSION: &str = "protofuse.version";
 pub const META_DIM: &str = "protofuse.dim";
 /// The tokenizer version the model was trained on ([`crate::features::VERSION`]).
 pub const META_FEATURES: &str = "protofuse.features";
+/// A department router's label for "none of the departments it routes": the history's departments too thin to
+/// learn, trained as one class so that their kind of message falls through to the intent's route instead of
+/// being forced into a learned department.
+pub const ROUTER_ELSEWHERE: &str = "(other)";
 /// A sparse model's input: the active feature ids, int64 `[n]`.
 pub const INPUT_IDS: &str = "feature_ids";
 /// A sparse model's input: the active features' values, float `[n, 1]`.

@@ -1,5 +1,6 @@
 //! The admin API on the admin listener, under `/admin/`: destinations with breaker state, counters and queue
-//! depth; breaker overrides; dead letters (list, inspect, replay, discard). Guarded by `[admin] token` as a
+//! depth; breaker overrides; dead letters (list, inspect, replay, discard); the triage models in force and
+//! their reload. Guarded by `[admin] token` as a
 //! bearer token when one is set.
 //!
 //! Must never: be mounted on the public listener.
@@ -16,6 +17,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::decisions::Decisions;
 use crate::dispatch::{Dispatcher, Override};
 use crate::server::error::ApiError;
 use protofuse_store::outbox::{DeadLetter, DeadLetterFilter};
@@ -23,14 +25,17 @@ use protofuse_store::outbox::{DeadLetter, DeadLetterFilter};
 #[derive(Clone)]
 struct Admin {
     dispatcher: Arc<Dispatcher>,
+    /// Built-in triage, when a WeChat account or a destination uses it.
+    decisions: Option<Arc<Decisions>>,
     /// SHA-256 of the token: compared by digest so the comparison's timing does not leak the token's prefix.
     token: Option<[u8; 32]>,
 }
 
 /// The `/admin` routes.
-pub(super) fn routes(dispatcher: Arc<Dispatcher>, token: Option<&str>) -> Router {
+pub(super) fn routes(dispatcher: Arc<Dispatcher>, decisions: Option<Arc<Decisions>>, token: Option<&str>) -> Router {
     let admin = Admin {
         dispatcher,
+        decisions,
         token: token.map(|t| Sha256::digest(t.as_bytes()).into()),
     };
     Router::new()
@@ -40,6 +45,8 @@ pub(super) fn routes(dispatcher: Arc<Dispatcher>, token: Option<&str>) -> Router
         .route("/admin/dead-letters/replay", post(replay_many))
         .route("/admin/dead-letters/{id}", get(show_dead).delete(discard_dead))
         .route("/admin/dead-letters/{id}/replay", post(replay_one))
+        .route("/admin/triage", get(triage_models))
+        .route("/admin/triage/reload", post(reload_triage))
         .route_layer(axum::middleware::from_fn_with_state(admin.clone(), authorize))
         .with_state(admin)
 }
@@ -130,6 +137,42 @@ async fn set_breaker(
     Ok(Json(
         serde_json::json!({ "name": name, "state": fuse.state(), "override": fuse.override_state() }),
     ))
+}
+
+fn triage_of(admin: &Admin) -> Result<Arc<Decisions>, ApiError> {
+    admin.decisions.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "triage_not_enabled",
+            "built-in triage is not used: no WeChat account or destination has triage",
+        )
+    })
+}
+
+async fn triage_models(State(admin): State<Admin>) -> Result<Json<crate::decisions::Models>, ApiError> {
+    Ok(Json(triage_of(&admin)?.models()))
+}
+
+/// Loads the triage models again from their files and swaps them in; a file that does not load is a `422` and
+/// the models in force stay.
+async fn reload_triage(State(admin): State<Admin>) -> Result<Json<crate::decisions::Models>, ApiError> {
+    let decisions = triage_of(&admin)?;
+    let reloaded = tokio::task::spawn_blocking(move || decisions.reload())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reload_failed",
+                "the reload panicked",
+            )
+        })?;
+    reloaded.map(Json).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "triage_not_reloaded",
+            format!("{}; the models in force stay", crate::decisions::error_chain(&e)),
+        )
+    })
 }
 
 fn unknown_destination(name: &str) -> ApiError {

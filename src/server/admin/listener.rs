@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::decisions::Decisions;
 use crate::dispatch::Dispatcher;
 use crate::server::AdminConfig;
 use crate::server::AppState;
@@ -19,6 +20,7 @@ use crate::server::error::ApiError;
 pub(crate) async fn spawn(
     config: &AdminConfig,
     dispatcher: Arc<Dispatcher>,
+    decisions: Option<Arc<Decisions>>,
     state: AppState,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
@@ -26,7 +28,7 @@ pub(crate) async fn spawn(
     let addr = listener.local_addr()?;
     let app = crate::server::health::routes()
         .with_state(state)
-        .merge(super::api::routes(dispatcher, config.token.as_deref()))
+        .merge(super::api::routes(dispatcher, decisions, config.token.as_deref()))
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
     let task = tokio::spawn(async move {

@@ -5,9 +5,14 @@
 //!
 //! Deterministic: the same data, seed and binary give the same bytes, so a retrained model can be diffed.
 //!
+//! Also trains the department router on a store's own history ([`train_router`]), which
+//! `protofuse triage train --from-store` calls: the server binary links this library for that command only, so
+//! an operator needs no second tool to train on what they imported.
+//!
 //! Owns the training pipeline; the tokenizer, the model's metadata keys and the evaluation figures belong to
-//! `protofuse-triage`, which the server runs, so training and serving share one copy. Must never be linked into
-//! the server, and must never compute features or figures of its own.
+//! `protofuse-triage`, which the server runs, so training and serving share one copy. Must never do I/O other
+//! than reading the seed files and writing its outputs (the router's examples come from the caller), and must
+//! never compute features or figures of its own.
 //!
 //! # Layout
 //! - `data`: the split by seed group: train, validation, calibration, test (reading the files is
@@ -15,12 +20,14 @@
 //! - `linear`: multinomial logistic regression, SGD, softmax, the calibration temperature.
 //! - `cv`: grouped k-fold cross-validation and the hyperparameter search.
 //! - `export`: the ONNX file.
+//! - `router`: the department router trained on a store's history.
 //! - `card.md`: the model card's template.
 
 mod cv;
 mod data;
 mod export;
 mod linear;
+mod router;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +37,7 @@ use serde::Serialize;
 pub use cv::Row;
 pub use export::OUTPUT;
 pub use linear::Sgd;
+pub use router::{DepartmentFigures, Labelled, RouterMetrics, RouterOptions, router_summary, train_router};
 
 use data::Example;
 use linear::{Linear, softmax};
