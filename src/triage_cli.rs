@@ -220,10 +220,14 @@ fn explain(d: &Decision) -> String {
         d.intent,
         d.confidence,
         d.department,
-        if d.reason == "model" {
-            "model".to_owned()
-        } else {
+        if d.mixed_intents.is_empty() {
             d.reason.clone()
+        } else {
+            format!(
+                "{}; the clauses ask for different things ({}), so it is unsure",
+                d.reason,
+                d.mixed_intents.join(", ")
+            )
         },
         top.join(", "),
         d.model_version

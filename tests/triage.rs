@@ -339,6 +339,39 @@ fn unsure_messages_reach_the_low_confidence_hand_off() {
     assert_ne!(clear.decision, low_confidence, "{clear:?}");
 }
 
+/// Issue 21: a message whose clauses ask for different things is unsure, however sure the model is of its
+/// loudest part: its confidence is the model's times the share of requesting clauses that agree, and with no
+/// knowledge-base answer it is handed to a person. Several clauses asking for one thing, or a greeting beside a
+/// request, stay confident with the bot.
+#[test]
+fn mixed_requests_are_unsure_and_reach_the_hand_off() {
+    let triage = protofuse_triage::Triage::load(&shipped_triage(Vec::new())).unwrap();
+    let ctx = protofuse_triage::ConversationContext::default();
+    let low_confidence = protofuse_triage::Action::Handoff {
+        reason: protofuse_model::HandoffReason::LowConfidence,
+    };
+    for (text, intents) in [
+        ("退款还是换货好呢，物流也慢", ["refund", "logistics"]),
+        ("I want a refund. Also my parcel is late", ["refund", "logistics"]),
+        ("安装费太贵了，感觉被骗了，物流也慢", ["complaint", "logistics"]),
+    ] {
+        let decision = triage.triage(text, &ctx);
+        assert_eq!(decision.mixed_intents, intents, "{text}: {decision:?}");
+        assert!(decision.confidence <= 0.5, "{text}: {decision:?}");
+        assert_eq!(decision.decision, low_confidence, "{text}: {decision:?}");
+    }
+    for text in [
+        "我要退货，请问怎么退",
+        "你好，我要退货",
+        "my parcel is late, where is it?",
+    ] {
+        let decision = triage.triage(text, &ctx);
+        assert!(decision.mixed_intents.is_empty(), "{text}: {decision:?}");
+        assert!(decision.confidence > 0.9, "{text}: {decision:?}");
+        assert_ne!(decision.decision, low_confidence, "{text}: {decision:?}");
+    }
+}
+
 /// Triage as a dispatcher destination, end to end over WeChat: "我要退货" is stored with intent refund and the
 /// after-sales department; "转人工" gets the transfer reply, the conversation is queued for a human and a
 /// subscriber hears it; with triage's breaker forced open, messages still reach the default route.

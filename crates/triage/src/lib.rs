@@ -14,6 +14,7 @@
 //! - `routing`: intent → department, longest configured prefix.
 //! - `router`: text → department, learned from the store's history (optional, before the intent's route).
 //! - `knowledge`: the question/answer base and its similarity search.
+//! - `mixed`: whether a message's clauses ask for different things (then the decision is unsure).
 //! - `handoff`: when a human takes over, given the conversation's recent history ([`ConversationContext`]).
 //! - `config`: `[triage]` ([`TriageConfig`], [`RuleConfig`]) and its validation ([`ConfigIssue`]).
 //! - [`eval`]: labelled JSONL examples and the figures (accuracy, macro-F1, confusion, ECE).
@@ -24,6 +25,7 @@ pub mod eval;
 pub mod features;
 mod handoff;
 mod knowledge;
+mod mixed;
 mod model;
 mod router;
 mod routing;
@@ -115,6 +117,9 @@ pub struct Decision {
     pub decision: Action,
     /// `model` or `rule:<id>`.
     pub reason: String,
+    /// When the message's clauses ask for different things, their intents (the decision is then unsure and its
+    /// confidence the model's times the share of those clauses that agree with it); empty otherwise.
+    pub mixed_intents: Vec<String>,
     /// The model's top intents, best first.
     pub top_intents: Vec<Scored>,
     /// The model's version.
@@ -226,6 +231,7 @@ impl Triage {
                     text: self.default_reply.clone(),
                 },
                 reason: "no_text".to_owned(),
+                mixed_intents: Vec::new(),
                 top_intents: Vec::new(),
                 model_version: self.model.version().to_owned(),
             };
@@ -247,7 +253,12 @@ impl Triage {
                 None => (self.routing.for_intent(&intent), Routed::Intent),
             },
         };
-        let unsure = rule.is_none_or(|r| r.intent.is_none()) && self.handoff.too_unsure(confidence);
+        let decided_by_model = rule.is_none_or(|r| r.intent.is_none());
+        let (confidence, mixed_intents) = match decided_by_model.then(|| self.mixed(text, &intent)).flatten() {
+            Some(mixed) => (confidence * mixed.share, mixed.intents),
+            None => (confidence, Vec::new()),
+        };
+        let unsure = decided_by_model && (!mixed_intents.is_empty() || self.handoff.too_unsure(confidence));
         let decision = match self.handoff.before_answer(text, &normalized, &intent, ctx) {
             Some(reason) => Action::Handoff { reason },
             None => self.answer(text, unsure),
@@ -260,9 +271,23 @@ impl Triage {
             routed_by,
             decision,
             reason: rule.map_or_else(|| "model".to_owned(), |r| format!("rule:{}", r.id)),
+            mixed_intents,
             top_intents: top,
             model_version: self.model.version().to_owned(),
         }
+    }
+
+    /// Whether `text`'s clauses ask for different things (each clause classified on its own).
+    fn mixed(&self, text: &str, intent: &str) -> Option<mixed::Mixed> {
+        let clauses = mixed::clauses(text);
+        if clauses.len() < 2 {
+            return None;
+        }
+        let tops: Vec<(String, f32)> = clauses
+            .iter()
+            .filter_map(|c| self.classify(c).into_iter().next().map(|s| (s.intent, s.score)))
+            .collect();
+        mixed::judge(&tops, intent)
     }
 
     /// The degradation chain: knowledge-base answer → (hand-off when unsure) → suggestions → default reply.
