@@ -86,7 +86,7 @@ fn main() {
         measure("rules only", &texts, budget, |t| {
             black_box(rules_only.first_match(t, &normalize(t)).is_some());
         }),
-        measure("model only (features + tract)", &texts, budget, |t| {
+        measure("model only (features + model)", &texts, budget, |t| {
             black_box(triage.classify(t));
         }),
         measure("full triage decision", &texts, budget, |t| {

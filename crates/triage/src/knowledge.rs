@@ -7,7 +7,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::TriageError;
-use super::features::{SparseVec, similarity_features};
+use std::collections::HashMap;
+
+use super::features::{Analyzed, similarity_features};
 
 /// Wider than the model's space: the index holds only a few hundred sparse questions, and fewer collisions
 /// keep unrelated questions near zero similarity.
@@ -42,11 +44,16 @@ pub(crate) struct Match<'a> {
     pub(crate) similarity: f32,
 }
 
-/// The loaded knowledge base.
+/// The loaded knowledge base: the entries and an inverted index of their questions' features, so a message is
+/// compared only with the questions it shares a feature with (the full scan over every question was a third of
+/// the full decision's time).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Knowledge {
     entries: Vec<Entry>,
-    index: Vec<(usize, SparseVec)>,
+    /// Feature index → (question, value), questions in ascending order.
+    postings: HashMap<u32, Vec<(u32, f32)>>,
+    /// The entry of each question.
+    question_entry: Vec<usize>,
 }
 
 impl Knowledge {
@@ -70,20 +77,39 @@ impl Knowledge {
 
     /// Indexes `entries`.
     pub(crate) fn new(entries: Vec<Entry>) -> Self {
-        let index = entries
-            .iter()
-            .enumerate()
-            .flat_map(|(i, e)| e.questions.iter().map(move |q| (i, similarity_features(q, KB_DIM))))
-            .collect();
-        Self { entries, index }
+        let mut postings: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
+        let mut question_entry = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            for question in &entry.questions {
+                let q = question_entry.len() as u32;
+                question_entry.push(i);
+                let x = similarity_features(question, KB_DIM);
+                for (&index, &value) in x.indices.iter().zip(&x.values) {
+                    postings.entry(index).or_default().push((q, value));
+                }
+            }
+        }
+        Self {
+            entries,
+            postings,
+            question_entry,
+        }
     }
 
-    /// Entries by best similarity, best first, one per entry, at most `limit`.
-    pub(crate) fn best(&self, text: &str, limit: usize) -> Vec<Match<'_>> {
-        let query = similarity_features(text, KB_DIM);
+    /// Entries by best similarity to the analysed message, best first, one per entry, at most `limit`.
+    pub(crate) fn best(&self, message: &Analyzed, limit: usize) -> Vec<Match<'_>> {
+        let query = message.similarity_features(KB_DIM);
+        // The cosine of two L2-normalised vectors, summed over the features they share, in the query's
+        // ascending index order (the order a merge of the two sorted vectors adds them in).
+        let mut dot = vec![0f32; self.question_entry.len()];
+        for (index, value) in query.indices.iter().zip(&query.values) {
+            for &(q, w) in self.postings.get(index).map_or(&[][..], Vec::as_slice) {
+                dot[q as usize] += value * w;
+            }
+        }
         let mut best = vec![0f32; self.entries.len()];
-        for (i, q) in &self.index {
-            best[*i] = best[*i].max(query.dot(q));
+        for (q, &entry) in self.question_entry.iter().enumerate() {
+            best[entry] = best[entry].max(dot[q]);
         }
         let mut matches: Vec<Match<'_>> = self
             .entries
@@ -100,6 +126,7 @@ impl Knowledge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::analyze;
 
     #[test]
     fn closest_entry_first() {
@@ -112,9 +139,13 @@ mod tests {
             entry("invoice", "怎么开发票"),
             entry("hours", "what are your opening hours"),
         ]);
-        let best = kb.best("怎么开发票？", 2);
+        let best = kb.best(&analyze("怎么开发票？"), 2);
         assert_eq!(best[0].entry.id, "invoice");
         assert!(best[0].similarity > 0.9 && best[1].similarity < 0.1);
-        assert_eq!(kb.best("opening hours pls", 1)[0].entry.id, "hours");
+        assert_eq!(kb.best(&analyze("opening hours pls"), 1)[0].entry.id, "hours");
+        // The index gives exactly the cosine a full comparison gives.
+        let text = "怎么开发票 opening";
+        let full = similarity_features(text, KB_DIM).dot(&similarity_features("怎么开发票", KB_DIM));
+        assert_eq!(kb.best(&analyze(text), 1)[0].similarity, full);
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //! - [`features`]: the one tokenizer (normalisation, hashed n-grams) shared by training and serving.
-//! - `model`: the ONNX intent model run by tract, returning calibrated probabilities ([`IntentModel`]).
+//! - `model`: the ONNX intent model loaded by tract, returning calibrated probabilities ([`IntentModel`]);
+//!   `linear`: its graph evaluated directly when it is the trainer's linear model (checked against tract).
 //! - `rules`: operator rules from config, matched first ([`Rules`]).
 //! - `routing`: intent → department, longest configured prefix.
 //! - `router`: text → department, learned from the store's history (optional, before the intent's route).
@@ -25,6 +26,7 @@ pub mod eval;
 pub mod features;
 mod handoff;
 mod knowledge;
+mod linear;
 mod mixed;
 mod model;
 mod router;
@@ -42,7 +44,6 @@ pub use model::{
 };
 pub use rules::{Rule, Rules};
 
-use features::normalize;
 use handoff::HandoffPolicy;
 use knowledge::Knowledge;
 use router::Router;
@@ -199,8 +200,11 @@ impl Triage {
     /// The model's intents with probabilities, best first. A failed inference yields an empty list (and is
     /// logged): triage then hands off for low confidence rather than guess.
     pub fn classify(&self, text: &str) -> Vec<Scored> {
-        let x = features::features(text, self.model.dim());
-        let probs = self.model.predict(&x).unwrap_or_else(|e| {
+        self.scored(&features::features(text, self.model.dim()))
+    }
+
+    fn scored(&self, x: &features::SparseVec) -> Vec<Scored> {
+        let probs = self.model.predict(x).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "triage model failed");
             Vec::new()
         });
@@ -236,16 +240,18 @@ impl Triage {
                 model_version: self.model.version().to_owned(),
             };
         }
-        let normalized = normalize(text);
-        let mut top = self.classify(text);
-        let rule = self.rules.first_match(text, &normalized);
+        // Normalised and hashed once for the rules, both models and the knowledge base.
+        let analyzed = features::analyze(text);
+        let normalized = analyzed.normalized.as_str();
+        let mut top = self.scored(&analyzed.features(self.model.dim()));
+        let rule = self.rules.first_match(text, normalized);
         let (intent, confidence) = match rule.and_then(|r| r.intent.clone()) {
             Some(intent) => (intent, 1.0),
             None => top
                 .first()
                 .map_or_else(|| ("other".to_owned(), 0.0), |s| (s.intent.clone(), s.score)),
         };
-        let learned = || self.router.as_ref().and_then(|r| r.route(text));
+        let learned = || self.router.as_ref().and_then(|r| r.route(&analyzed));
         let (department, routed_by) = match rule.and_then(|r| r.department.as_deref()) {
             Some(target) => (self.routing.resolve(target), Routed::Rule),
             None => match learned() {
@@ -259,9 +265,9 @@ impl Triage {
             None => (confidence, Vec::new()),
         };
         let unsure = decided_by_model && (!mixed_intents.is_empty() || self.handoff.too_unsure(confidence));
-        let decision = match self.handoff.before_answer(text, &normalized, &intent, ctx) {
+        let decision = match self.handoff.before_answer(text, normalized, &intent, ctx) {
             Some(reason) => Action::Handoff { reason },
-            None => self.answer(text, unsure),
+            None => self.answer(&analyzed, unsure),
         };
         top.truncate(TOP);
         Decision {
@@ -279,20 +285,30 @@ impl Triage {
 
     /// Whether `text`'s clauses ask for different things (each clause classified on its own).
     fn mixed(&self, text: &str, intent: &str) -> Option<mixed::Mixed> {
-        let clauses = mixed::clauses(text);
-        if clauses.len() < 2 {
+        let mut clauses = mixed::clauses(text);
+        // The common message has one clause: nothing to compare, nothing to classify again.
+        let (first, second) = (clauses.next()?, clauses.next()?);
+        let tops: Vec<(&str, f32)> = [first, second]
+            .into_iter()
+            .chain(clauses)
+            .map(features::analyze)
+            .filter(|a| mixed::worth_classifying(a.units))
+            .take(mixed::MAX_CLAUSES)
+            .filter_map(|a| {
+                let probs = self.model.predict(&a.features(self.model.dim())).ok()?;
+                let (best, p) = probs.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1))?;
+                Some((self.model.labels().get(best)?.as_str(), *p))
+            })
+            .collect();
+        if tops.len() < 2 {
             return None;
         }
-        let tops: Vec<(String, f32)> = clauses
-            .iter()
-            .filter_map(|c| self.classify(c).into_iter().next().map(|s| (s.intent, s.score)))
-            .collect();
         mixed::judge(&tops, intent)
     }
 
     /// The degradation chain: knowledge-base answer → (hand-off when unsure) → suggestions → default reply.
-    fn answer(&self, text: &str, unsure: bool) -> Action {
-        let matches = self.knowledge.best(text, self.max_suggestions);
+    fn answer(&self, analyzed: &features::Analyzed, unsure: bool) -> Action {
+        let matches = self.knowledge.best(analyzed, self.max_suggestions);
         match matches.first() {
             Some(best) if best.similarity >= self.answer_at => Action::BotAnswer {
                 entry: best.entry.id.clone(),

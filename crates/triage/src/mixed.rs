@@ -6,10 +6,8 @@
 //! Must never split a message into more than `MAX_CLAUSES` model runs: the common short message has one clause
 //! and costs nothing extra.
 
-use crate::features::{normalize, units};
-
 /// Clauses classified at most; a longer message is judged on its first ones.
-const MAX_CLAUSES: usize = 4;
+pub(crate) const MAX_CLAUSES: usize = 4;
 /// A clause of one unit ("好", "ok") says too little to disagree with anything.
 const MIN_UNITS: usize = 2;
 /// A clause counts as a request when the model gives its intent at least this (calibrated) probability. At 0.6,
@@ -20,14 +18,17 @@ const CLAUSE_CONFIDENT: f32 = 0.8;
 /// Intents that ask for nothing: a greeting or small talk beside a request does not make it mixed.
 const NOT_A_REQUEST: [&str; 2] = ["other", "greeting"];
 
-/// The clauses of `text` worth classifying: split at sentence and clause punctuation (full- and half-width) and
-/// line breaks, at most [`MAX_CLAUSES`].
-pub(crate) fn clauses(text: &str) -> Vec<&str> {
+/// The clauses of `text`: split at sentence and clause punctuation (full- and half-width) and line breaks.
+/// Clauses of fewer than [`MIN_UNITS`] units are for the caller to skip ([`worth_classifying`]).
+pub(crate) fn clauses(text: &str) -> impl Iterator<Item = &str> {
     text.split(['，', ',', '。', '.', '!', '！', '?', '？', ';', '；', '\n'])
         .map(str::trim)
-        .filter(|c| units(&normalize(c)).len() >= MIN_UNITS)
-        .take(MAX_CLAUSES)
-        .collect()
+        .filter(|c| !c.is_empty())
+}
+
+/// Whether a clause of `units` units says enough to disagree with anything.
+pub(crate) fn worth_classifying(units: usize) -> bool {
+    units >= MIN_UNITS
 }
 
 /// A message whose clauses request different intents.
@@ -41,11 +42,11 @@ pub(crate) struct Mixed {
 
 /// Judges the clauses' best intents and probabilities (`tops`, one per clause) against the decision's `intent`:
 /// mixed when the clauses that make a request name two or more intents.
-pub(crate) fn judge(tops: &[(String, f32)], intent: &str) -> Option<Mixed> {
+pub(crate) fn judge(tops: &[(&str, f32)], intent: &str) -> Option<Mixed> {
     let requests: Vec<&str> = tops
         .iter()
-        .filter(|(i, p)| *p >= CLAUSE_CONFIDENT && !NOT_A_REQUEST.contains(&i.as_str()))
-        .map(|(i, _)| i.as_str())
+        .filter(|(i, p)| *p >= CLAUSE_CONFIDENT && !NOT_A_REQUEST.contains(i))
+        .map(|(i, _)| *i)
         .collect();
     let mut intents: Vec<String> = Vec::new();
     for r in &requests {
@@ -68,35 +69,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clauses_split_at_punctuation_and_drop_fragments() {
-        assert_eq!(clauses("退款还是换货好呢，物流也慢"), ["退款还是换货好呢", "物流也慢"]);
+    fn clauses_split_at_punctuation() {
+        let split = |t| clauses(t).collect::<Vec<_>>();
+        assert_eq!(split("退款还是换货好呢，物流也慢"), ["退款还是换货好呢", "物流也慢"]);
         assert_eq!(
-            clauses("I want a refund. ok? Also my parcel is late!"),
-            ["I want a refund", "Also my parcel is late"]
+            split("I want a refund. ok? Also my parcel is late!"),
+            ["I want a refund", "ok", "Also my parcel is late"]
         );
-        assert_eq!(clauses("a,b,c d,e f,g h,i j,k l"), ["c d", "e f", "g h", "i j"]);
+        assert!(!worth_classifying(1) && worth_classifying(2));
     }
 
     #[test]
     fn different_requests_are_mixed_and_small_talk_is_not() {
-        let t = |i: &str, p: f32| (i.to_owned(), p);
+        let t = |i: &'static str, p: f32| (i, p);
         let (ret, late, hello, vague) = (
             t("refund", 0.9),
             t("logistics", 0.8),
             t("greeting", 0.99),
             t("complaint", 0.3),
         );
-        let mixed = judge(&[ret.clone(), late.clone()], "refund").unwrap();
+        let mixed = judge(&[ret, late], "refund").unwrap();
         assert_eq!(
             (mixed.share, mixed.intents),
             (0.5, vec!["refund".to_owned(), "logistics".to_owned()])
         );
-        assert_eq!(
-            judge(&[ret.clone(), late.clone(), late], "logistics").unwrap().share,
-            2.0 / 3.0
-        );
-        assert_eq!(judge(&[hello, ret.clone()], "refund"), None);
-        assert_eq!(judge(&[ret.clone(), vague], "refund"), None);
+        assert_eq!(judge(&[ret, late, late], "logistics").unwrap().share, 2.0 / 3.0);
+        assert_eq!(judge(&[hello, ret], "refund"), None);
+        assert_eq!(judge(&[ret, vague], "refund"), None);
         assert_eq!(judge(&[ret], "refund"), None);
     }
 }

@@ -3,14 +3,17 @@
 //! version differs from this build's.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, Tensor, TypedRunnableModel, tvec};
+use tract_onnx::prelude::{
+    Framework, InferenceModelExt, IntoRunnable, Tensor, TypedRunnableModel, TypedSimpleState, tvec,
+};
 
 use super::TriageError;
-use super::features::SparseVec;
+use super::features::{self, SparseVec};
+use super::linear::Linear;
 
 /// Metadata keys the server reads back.
 pub const META_LABELS: &str = "protofuse.labels";
@@ -41,6 +44,11 @@ enum Layout {
 /// A loaded model: the optimised tract plan and the metadata the trainer wrote.
 pub struct IntentModel {
     plan: Arc<TypedRunnableModel>,
+    /// Run states kept between inferences: `plan.run` builds a fresh state (every node's slot, a session) per
+    /// call, a fixed cost as large as the arithmetic of a sparse message. One per concurrent caller at most.
+    states: Mutex<Vec<TypedSimpleState>>,
+    /// The graph evaluated directly, when it is the trainer's linear model and agrees with tract (`linear.rs`).
+    direct: Option<Linear>,
     layout: Layout,
     labels: Vec<String>,
     version: String,
@@ -117,26 +125,68 @@ impl IntentModel {
             .and_then(|m| m.into_optimized())
             .and_then(IntoRunnable::into_runnable)
             .map_err(|e| TriageError::Model(String::new(), e.into()))?;
-        Ok(Self {
+        let direct = match layout {
+            Layout::Sparse => Linear::recognise(&proto, dim, labels.len()),
+            Layout::Dense => None,
+        };
+        let mut model = Self {
             plan,
+            states: Mutex::new(Vec::new()),
+            direct,
             layout,
             labels,
             version: meta(META_VERSION).unwrap_or_else(|| "unknown".to_owned()),
             dim,
             size_bytes: bytes.len(),
             load_time: started.elapsed(),
-        })
+        };
+        if model.direct.is_some() && !model.direct_agrees_with_tract() {
+            tracing::warn!(version = %model.version, "the model's direct evaluation disagrees with tract; tract runs it");
+            model.direct = None;
+        }
+        model.load_time = started.elapsed();
+        Ok(model)
+    }
+
+    /// Whether the direct evaluation gives tract's probabilities (within float rounding: the sums may run in
+    /// another order) on probe messages, including one with no active feature.
+    fn direct_agrees_with_tract(&self) -> bool {
+        let Some(direct) = &self.direct else { return false };
+        ["", "我要退货", "where is my parcel??", "refund pls 谢谢 order #12345"]
+            .iter()
+            .map(|text| features::features(text, self.dim))
+            .all(|x| match self.run_tract(&x) {
+                Ok(expected) => {
+                    let got = direct.predict(&x);
+                    got.len() == expected.len() && got.iter().zip(&expected).all(|(a, b)| (a - b).abs() <= 1e-5)
+                }
+                Err(_) => false,
+            })
     }
 
     /// Calibrated probabilities, one per label, in label order.
     pub fn predict(&self, x: &SparseVec) -> Result<Vec<f32>, TriageError> {
-        let run = |e: tract_onnx::prelude::TractError| TriageError::Run(e.into());
-        // tract panics on an out-of-range Gather index, so every index is checked here first.
+        // tract panics on an out-of-range Gather index, and the direct evaluation would read another row, so
+        // every index is checked here first.
         if let Some(&outside) = x.indices.iter().find(|&&i| i as usize >= self.dim) {
             return Err(TriageError::Run(
                 format!("feature index {outside} is outside the model's dimension {}", self.dim).into(),
             ));
         }
+        match &self.direct {
+            Some(direct) => Ok(direct.predict(x)),
+            None => self.run_tract(x),
+        }
+    }
+
+    /// Whether predictions skip tract's per-run cost (the graph was recognised and agreed with tract at load).
+    pub fn evaluated_directly(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// The probabilities as tract computes them (indices already checked).
+    fn run_tract(&self, x: &SparseVec) -> Result<Vec<f32>, TriageError> {
+        let run = |e: tract_onnx::prelude::TractError| TriageError::Run(e.into());
         let inputs = match self.layout {
             Layout::Sparse => {
                 // No active feature: one zero-valued row, so the sum is the bias alone, as the dense model's is.
@@ -156,7 +206,16 @@ impl IntentModel {
                 tvec!(Tensor::from_shape(&[1, self.dim], &dense).map_err(run)?.into())
             }
         };
-        let outputs = self.plan.run(inputs).map_err(run)?;
+        // The pool's lock is held only to take or return a state, never while running; a poisoned pool only
+        // ever held whole states.
+        let pool = || self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let taken = pool().pop();
+        let mut state = match taken {
+            Some(state) => state,
+            None => TypedSimpleState::new(&self.plan).map_err(run)?,
+        };
+        let outputs = state.run(inputs).map_err(run)?;
+        pool().push(state);
         Ok(outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(run)?
@@ -188,5 +247,40 @@ impl IntentModel {
     /// How long decoding and optimising took.
     pub fn load_time(&self) -> Duration {
         self.load_time
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct evaluation gives tract's probabilities for the shipped model on the training file (every 5th
+    /// example), and the same best intent.
+    #[test]
+    fn the_direct_evaluation_is_tracts() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let model = IntentModel::load(&root.join("config/triage/model.onnx")).unwrap();
+        assert!(model.evaluated_directly());
+        let data = std::fs::read_to_string(root.join("config/triage/data/train.jsonl")).unwrap();
+        let mut compared = 0;
+        for line in data.lines().step_by(5) {
+            let text = line
+                .split("\"text\": \"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .unwrap();
+            let x = features::features(text, model.dim());
+            let (direct, tract) = (model.predict(&x).unwrap(), model.run_tract(&x).unwrap());
+            let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+            assert_eq!(argmax(&direct), argmax(&tract), "{line}");
+            let gap = direct
+                .iter()
+                .zip(&tract)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0_f32, f32::max);
+            assert!(gap <= 1e-5, "{line}: {direct:?} vs {tract:?}");
+            compared += 1;
+        }
+        assert!(compared > 10_000, "{compared}");
     }
 }

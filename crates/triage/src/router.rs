@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::TriageError;
 use crate::config::RouterConfig;
-use crate::features;
+use crate::features::Analyzed;
 use crate::model::{IntentModel, ROUTER_ELSEWHERE};
 
 /// A loaded router.
@@ -30,10 +30,10 @@ impl Router {
         })
     }
 
-    /// The department for `text` and the router's calibrated confidence in it, when that reaches
+    /// The department for the message and the router's calibrated confidence in it, when that reaches
     /// `min_confidence` and the router does not judge it to belong elsewhere ([`ROUTER_ELSEWHERE`]). A failed inference is logged and routes nothing (the intent's route applies).
-    pub(crate) fn route(&self, text: &str) -> Option<(String, f32)> {
-        let x = features::features(text, self.model.dim());
+    pub(crate) fn route(&self, analyzed: &Analyzed) -> Option<(String, f32)> {
+        let x = analyzed.features(self.model.dim());
         let probs = self
             .model
             .predict(&x)

@@ -209,6 +209,9 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let bytes = std::fs::read(root.join("config/triage/model.onnx")).unwrap();
         let sparse = IntentModel::from_bytes(&bytes).unwrap();
+        // The server's path: the recognised graph evaluated directly (`protofuse_triage` checks it against
+        // tract's sparse run); the dense twin is run by tract.
+        assert!(sparse.evaluated_directly());
         let dense = IntentModel::from_bytes(&dense_twin(&ModelProto::decode(bytes.as_slice()).unwrap())).unwrap();
         let data = std::fs::read_to_string(root.join("config/triage/data/train.jsonl")).unwrap();
         let mut compared = 0;
