@@ -347,6 +347,36 @@ async fn oversize_overrate_and_garbage_get_clear_errors_and_the_socket_stays_up(
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_sites_pages_may_call_the_channel_and_other_origins_may_not() {
+    let server = web::server(|_| {}).await;
+    let preflight = |origin: &'static str| {
+        server
+            .client
+            .request(reqwest::Method::OPTIONS, server.url("/web/session"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type")
+            .send()
+    };
+    let allowed = preflight(web::SITE_ORIGIN).await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(allowed.headers()["access-control-allow-origin"], web::SITE_ORIGIN);
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    let session = server
+        .client
+        .post(server.url("/web/session"))
+        .header("Origin", web::SITE_ORIGIN)
+        .json(&json!({"site": "shop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status(), 201);
+    assert_eq!(session.headers()["access-control-allow-origin"], web::SITE_ORIGIN);
+    server.shutdown().await;
+}
+
 /// A WebSocket client that completes the handshake and then never reads, so it never answers a ping: the
 /// bytes the server sent until it closed the connection.
 async fn silent_client(server: &TestServer, token: &str) -> Vec<u8> {
@@ -387,4 +417,29 @@ async fn a_silent_socket_is_evicted_and_shutdown_closes_the_rest() {
     let mut stopping = server;
     stopping.stop().await;
     assert_eq!(ws.next_of("closed").await["code"], 1001);
+}
+
+#[test]
+fn check_config_names_every_web_problem_and_never_echoes_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web.toml");
+    let config = "[web]\nenabled = true\nsession_key = \"short-secret-value\"\nmax_connections = 100000\n\
+                  [web.sites.shop]\nanonymous = false\norigins = [\"https://shop.example/path\"]\n";
+    std::fs::write(&file, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protofuse"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "web.max_connections",
+        "web.session_key",
+        "web.sites.shop.key",
+        "web.sites.shop.origins[0]",
+    ] {
+        assert!(stderr.contains(key), "{key} in {stderr}");
+    }
+    assert!(!stderr.contains("short-secret-value"), "{stderr}");
 }

@@ -22,6 +22,8 @@ use super::server::TestServer;
 pub const SESSION_KEY: &str = "test-session-key-0123456789abcdef0123456789";
 /// The `shop` site's key for its users' tokens.
 pub const SITE_KEY: &str = "test-site-key-shop-0123456789abcdef01234567";
+/// The `shop` site's pages, which may call the channel from a browser.
+pub const SITE_ORIGIN: &str = "https://shop.example";
 /// What the bot answers to a text containing "hello".
 pub const GREETING: &str = "Hi! How can we help?";
 /// How long any one frame or event may take to arrive.
@@ -38,6 +40,7 @@ pub async fn server(tweak: impl FnOnce(&mut Config)) -> TestServer {
             SiteConfig {
                 key: Some(Secret::from(SITE_KEY)),
                 anonymous: true,
+                origins: vec![SITE_ORIGIN.to_owned()],
             },
         );
         config.web.auto_replies = vec![AutoReply {

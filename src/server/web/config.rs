@@ -67,6 +67,9 @@ pub struct SiteConfig {
     pub key: Option<Secret>,
     /// Visitors who are not logged in get an anonymous id issued by the server.
     pub anonymous: bool,
+    /// The origins (`https://shop.example`) whose pages may call `/web/…` from a browser (CORS). Empty: only
+    /// pages served from protofuse's own origin.
+    pub origins: Vec<String>,
 }
 
 impl Default for SiteConfig {
@@ -74,6 +77,7 @@ impl Default for SiteConfig {
         Self {
             key: None,
             anonymous: true,
+            origins: Vec::new(),
         }
     }
 }
@@ -281,9 +285,30 @@ impl WebConfig {
                 )),
                 _ => {}
             }
+            for (i, origin) in site.origins.iter().enumerate() {
+                if !is_origin(origin) {
+                    issues.push(ConfigIssue::new(
+                        format!("{key}.origins[{i}]"),
+                        "must be an origin: http:// or https://, a host and an optional port, no path (\"*\" is \
+                         not accepted)",
+                    ));
+                }
+            }
         }
         issues
     }
+}
+
+/// `scheme://host[:port]`, as a browser sends it in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 #[cfg(test)]
@@ -317,6 +342,7 @@ mod tests {
             SiteConfig {
                 key: None,
                 anonymous: false,
+                origins: vec!["https://shop.example".to_owned(), "https://shop.example/".to_owned()],
             },
         );
         let keys: Vec<_> = config
@@ -332,7 +358,8 @@ mod tests {
                 "web.idle_timeout",
                 "web.session_key",
                 "web.sites.bad name",
-                "web.sites.bad name.key"
+                "web.sites.bad name.key",
+                "web.sites.bad name.origins[1]"
             ]
         );
     }
@@ -342,6 +369,7 @@ mod tests {
         let config = SiteConfig {
             key: Some(Secret::from("a-site-key-that-must-not-be-logged")),
             anonymous: true,
+            origins: Vec::new(),
         };
         assert!(!format!("{config:?}").contains("must-not"));
     }

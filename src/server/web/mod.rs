@@ -25,9 +25,12 @@ mod token;
 mod ws;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub(crate) use channel::Web;
 pub use channel::WebSetupError;
@@ -36,12 +39,42 @@ pub use token::KeyError;
 
 use super::AppState;
 
-/// `/web/…` served by `web`, to merge into the public routes.
+/// How long a browser may cache a CORS preflight answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// `/web/…` served by `web`, to merge into the public routes; callable from the pages of the sites' origins.
 pub(crate) fn routes(web: &Arc<Web>) -> Router<AppState> {
     Router::new()
-        .route("/web/session", post(session::create))
+        .route("/web/session", post(session::create).options(preflight))
         .route("/web/ws", get(ws::upgrade))
-        .route("/web/events", get(sse::events))
-        .route("/web/messages", post(sse::post_message))
+        .route("/web/events", get(sse::events).options(preflight))
+        .route("/web/messages", post(sse::post_message).options(preflight))
+        .layer(cors(&web.settings))
         .with_state(Arc::clone(web))
+}
+
+/// `OPTIONS`: the CORS layer answers a preflight before this runs. The route needs the method all the same, or
+/// the listener's 405 fallback (which replaces each route's own) would answer instead.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// The sites' origins may call the channel from a browser. No credentials: the session token is the visitor's
+/// credential, never a cookie.
+fn cors(config: &WebConfig) -> CorsLayer {
+    let origins: Vec<HeaderValue> = config
+        .sites
+        .values()
+        .flat_map(|site| &site.origins)
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .max_age(PREFLIGHT_MAX_AGE)
 }

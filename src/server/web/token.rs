@@ -252,6 +252,7 @@ mod tests {
             SiteConfig {
                 key: Some(Secret::from(SITE_KEY)),
                 anonymous: true,
+                origins: Vec::new(),
             },
         );
         Keys::new(&config).unwrap()

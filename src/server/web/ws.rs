@@ -9,6 +9,7 @@
 //! message to the visitor that the feed did not give it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
@@ -79,8 +80,20 @@ fn close(code: u16, reason: &'static str) -> Turn {
     }))
 }
 
+/// A visitor whose browser takes no frame for this long is not reading (its receive window is full): the
+/// socket is dropped rather than hold a task and a slot for it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes one frame; `false` when the visitor is gone or not reading.
+async fn write(socket: &mut WebSocket, frame: Frame) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, socket.send(frame)).await,
+        Ok(Ok(()))
+    )
+}
+
 async fn send(socket: &mut WebSocket, frame: &Value) -> bool {
-    socket.send(Frame::Text(frame.to_string().into())).await.is_ok()
+    write(socket, Frame::Text(frame.to_string().into())).await
 }
 
 async fn serve(web: Arc<Web>, visitor: Visitor, after: Option<MessageId>, _slot: Slot, mut socket: WebSocket) {
@@ -120,7 +133,7 @@ async fn serve(web: Arc<Web>, visitor: Visitor, after: Option<MessageId>, _slot:
                 }
             },
             _ = ping.tick() => {
-                if socket.send(Frame::Ping(Default::default())).await.is_err() {
+                if !write(&mut socket, Frame::Ping(Default::default())).await {
                     return;
                 }
                 Turn::Continue
@@ -131,7 +144,7 @@ async fn serve(web: Arc<Web>, visitor: Visitor, after: Option<MessageId>, _slot:
             break frame;
         }
     };
-    let _ = socket.send(Frame::Close(turn)).await;
+    let _ = write(&mut socket, Frame::Close(turn)).await;
 }
 
 /// Handles one frame from the visitor; a bad frame gets an error frame and the socket stays open.
