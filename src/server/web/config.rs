@@ -165,7 +165,8 @@ impl Default for WebConfig {
 
 impl WebConfig {
     /// Every broken rule of `[web]`, keyed `web.…`. The limits are checked whether or not the channel is on;
-    /// the keys and sites only when it is. `server` is the listener the channel shares.
+    /// the keys, the sites and the limits' relation to `server` (the listener the channel shares) only when it
+    /// is, so a channel that is off never refuses a `[server]` setting.
     pub(crate) fn issues(&self, server: &ServerConfig) -> Vec<ConfigIssue> {
         let mut issues = self.limit_issues(server);
         if self.enabled {
@@ -176,6 +177,7 @@ impl WebConfig {
 
     fn limit_issues(&self, server: &ServerConfig) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
+        let listener = self.enabled.then_some(server);
         let mut check = |ok: bool, key: &str, message: String| {
             if !ok {
                 issues.push(ConfigIssue::new(format!("web.{key}"), message));
@@ -203,7 +205,7 @@ impl WebConfig {
             "must be at least 1".to_owned(),
         );
         check(
-            (1..server.max_connections).contains(&self.max_connections),
+            self.max_connections >= 1 && listener.is_none_or(|s| self.max_connections < s.max_connections),
             "max_connections",
             format!(
                 "must be at least 1 and below server.max_connections ({}), so visitors cannot take every \
@@ -218,7 +220,7 @@ impl WebConfig {
         );
         let second = Duration::from_secs(1);
         check(
-            self.ping_interval >= second && self.ping_interval < server.idle_timeout,
+            self.ping_interval >= second && listener.is_none_or(|s| self.ping_interval < s.idle_timeout),
             "ping_interval",
             format!(
                 "must be at least 1s and below server.idle_timeout ({:?}), which closes a socket that moves no bytes",
@@ -231,7 +233,7 @@ impl WebConfig {
             "must be longer than web.ping_interval, or every socket is closed before its first pong".to_owned(),
         );
         check(
-            self.heartbeat_interval >= second && self.heartbeat_interval < server.idle_timeout,
+            self.heartbeat_interval >= second && listener.is_none_or(|s| self.heartbeat_interval < s.idle_timeout),
             "heartbeat_interval",
             "must be at least 1s and below server.idle_timeout".to_owned(),
         );
@@ -319,6 +321,13 @@ mod tests {
     fn defaults_are_valid_and_enabling_asks_for_a_key_and_a_site() {
         let server = ServerConfig::default();
         assert_eq!(WebConfig::default().issues(&server), []);
+        // Off, the channel refuses no [server] setting (tests run the server with a 1 s idle timeout).
+        let short = ServerConfig {
+            idle_timeout: Duration::from_secs(1),
+            max_connections: 16,
+            ..ServerConfig::default()
+        };
+        assert_eq!(WebConfig::default().issues(&short), []);
         let enabled = WebConfig {
             enabled: true,
             ..WebConfig::default()

@@ -72,6 +72,13 @@ impl Outgoing {
     }
 }
 
+/// The largest WebSocket frame or POST body read: room for a text at `web.max_message_bytes` with every
+/// character escaped in JSON, and the other fields. A larger frame ends the WebSocket connection, a larger body
+/// is 413, before either is buffered.
+pub(super) fn frame_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes * 6 + 1024
+}
+
 /// The sequence of a message as the visitor sees it (and echoes back in `after` / `Last-Event-ID`).
 pub(super) fn seq(id: MessageId) -> String {
     id.to_string()

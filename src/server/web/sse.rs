@@ -42,7 +42,10 @@ pub(super) async fn events(
 ) -> Result<Response, WebError> {
     let Query(connect) = query.map_err(|e| WebError::Invalid(e.body_text()))?;
     let visitor = session::authenticate(&web, connect.token.as_deref(), &headers)?;
-    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty());
     let after = frames::parse_seq(last_event_id.or(connect.after.as_deref()))?;
     let slot = web.limits.connect(&visitor)?;
     let ready = SseEvent::default()
@@ -132,7 +135,7 @@ pub(super) async fn post_message(
     let Query(connect) = query.map_err(|e| WebError::Invalid(e.body_text()))?;
     let visitor = session::authenticate(&web, connect.token.as_deref(), &headers)?;
     body::require_json(&headers)?;
-    let limit = super::ws::frame_limit(web.settings.max_message_bytes);
+    let limit = frames::frame_limit(web.settings.max_message_bytes);
     let bytes = body::read_limited(&headers, request_body, limit).await?;
     let outgoing: Outgoing = serde_json::from_slice(&bytes).map_err(|e| WebError::Invalid(e.to_string()))?;
     let outcome = inbound::accept(&web, &visitor, outgoing).await?;

@@ -28,12 +28,6 @@ use super::replay::{Feed, FeedError};
 use super::session::{self, Connect};
 use super::token::Visitor;
 
-/// The largest frame read: room for a text at `web.max_message_bytes` with every character escaped in JSON,
-/// and the frame's other fields. A larger frame closes the socket (1009) before it is buffered.
-pub(super) fn frame_limit(max_message_bytes: usize) -> usize {
-    max_message_bytes * 6 + 1024
-}
-
 /// Authenticates, takes a slot and upgrades; any refusal is JSON over HTTP.
 pub(super) async fn upgrade(
     State(web): State<Arc<Web>>,
@@ -44,7 +38,7 @@ pub(super) async fn upgrade(
     match prepare(&web, query, &headers) {
         Ok((visitor, after, slot)) => match upgrade {
             Ok(upgrade) => upgrade
-                .max_message_size(frame_limit(web.settings.max_message_bytes))
+                .max_message_size(frames::frame_limit(web.settings.max_message_bytes))
                 .on_upgrade(move |socket| serve(web, visitor, after, slot, socket)),
             Err(e) => WebError::Invalid(e.body_text()).into_response(),
         },
