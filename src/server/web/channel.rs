@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 use super::answer::Answers;
 use super::config::WebConfig;
 use super::limits::Limits;
+use super::prompts::{self, Prompts};
 use super::token::{KeyError, Keys};
 use crate::decisions::Decisions;
+use crate::events::EventFilter;
 use crate::respond::{Chain, Keywords, Responder, TriageResponder};
 use crate::service::Service;
 
@@ -36,6 +38,8 @@ pub(crate) struct Web {
     pub(super) service: Service,
     pub(super) limits: Arc<Limits>,
     pub(super) answers: Arc<Answers>,
+    /// What tells each connection that its visitor has a new message.
+    pub(super) prompts: Arc<Prompts>,
     /// Cancelled at shutdown: sockets close (1001) and event streams end, so clients reconnect elsewhere.
     pub(super) stop: CancellationToken,
 }
@@ -69,9 +73,14 @@ impl Web {
             answers: Answers::new(Box::new(Chain(chain)), service.clone(), config.handoff_notice.clone()),
             service,
             limits: Limits::new(config),
+            prompts: Prompts::new(),
             stop: CancellationToken::new(),
         });
         tokio::spawn(forget_quiet_visitors(Arc::clone(&web.limits), web.stop.clone()));
+        // Subscribed before the first connection registers, so every connection hears of everything stored
+        // after it registered.
+        let events = web.service.subscribe(EventFilter::default());
+        tokio::spawn(prompts::run(Arc::clone(&web.prompts), events, web.stop.clone()));
         Ok(web)
     }
 

@@ -6,7 +6,8 @@
 //! - `session.rs`: `POST /web/session` (anonymous, site-signed user, renewal) and authenticating requests;
 //!   `token.rs` the HS256 session and user tokens.
 //! - `ws.rs`: `GET /web/ws`; `sse.rs`: `GET /web/events` and `POST /web/messages`.
-//! - `replay.rs`: the feed every connection reads (replay from the store, then live, in sequence order).
+//! - `replay.rs`: the feed every connection reads (replay from the store, then live, in sequence order);
+//!   `prompts.rs`: the one bus subscription that tells each connection its visitor has something new.
 //! - `inbound.rs`: a visitor's text → `Envelope` → `Service::send`; `answer.rs`: the bot's answers and hand-off.
 //! - `frames.rs`: the JSON both transports speak; `error.rs`: refusals; `limits.rs`: connection caps and the
 //!   per-visitor message rate; `config.rs`: `[web]`.
@@ -18,6 +19,7 @@ mod error;
 mod frames;
 mod inbound;
 mod limits;
+mod prompts;
 mod replay;
 mod session;
 mod sse;

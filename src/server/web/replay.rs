@@ -3,21 +3,24 @@
 //!
 //! The sequence is the message id: UUIDv7, which the store already orders a conversation's messages by (the
 //! index and the REST cursor use it), assigned by the store as it writes (ARCHITECTURE.md, "The web channel").
-//! A feed opened with `after = s` first subscribes to the event bus, then reads the store for the visitor's
-//! messages after `s`, and from then on treats each event about the visitor as a prompt to read the store again
-//! after the last id it sent. So an event already covered by the replay (id ≤ the cursor) is dropped unread, a
-//! message committed during the replay is read by the prompt its event gives, and messages are always sent in
-//! id order even when events arrive out of order (two writers publish in whatever order their tasks run). A
-//! feed that falls behind the bus (`Lagged`) reads the store once more instead of losing what it missed.
+//! A feed opened with `after = s` first registers for prompts (`prompts.rs`: one per message stored for the
+//! visitor from then on), then reads the store for the visitor's messages after `s`, and from then on reads the
+//! store again after the last id it sent whenever it is prompted. So a message committed during the replay is
+//! read by the prompt its event gives (or already by the replay; the second read then finds nothing), and
+//! messages are always sent in id order even when events arrive out of order (two writers publish in whatever
+//! order their tasks run). Prompts are never lost, and the bus falling behind prompts everyone, so no message
+//! the store holds is skipped.
 //!
 //! Must never: send a message with an id at or below one it already sent, or skip one the store holds.
 
 use protofuse_model::{Message, MessageId};
 use protofuse_store::{ConversationFilter, Order, PageRequest};
 
+use std::sync::Arc;
+
 use super::inbound::CHANNEL;
+use super::prompts::{Prompts, Registration};
 use super::token::Visitor;
-use crate::events::{Event, EventFilter, Received, Subscription};
 use crate::service::{Service, ServiceError};
 
 /// The visitor's newest conversations on the site that are read; a visitor with more has older ones only in
@@ -26,23 +29,11 @@ const CONVERSATIONS_READ: u32 = 50;
 /// Messages read per conversation per store read; a longer history arrives over several batches.
 const BATCH: u32 = 200;
 
-/// Why a feed ended.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub(super) enum FeedError {
-    /// The event bus is gone: the server is shutting down.
-    #[error("the server is shutting down")]
-    Closed,
-    /// The store could not be read.
-    #[error(transparent)]
-    Service(#[from] ServiceError),
-}
-
 /// One connection's view of a visitor's conversations.
 pub(super) struct Feed {
     service: Service,
     visitor: Visitor,
-    subscription: Subscription,
+    registration: Registration,
     /// The last id sent, or the one the client resumed after.
     cursor: Option<MessageId>,
     /// The store may hold messages after the cursor that were not sent yet.
@@ -50,17 +41,14 @@ pub(super) struct Feed {
 }
 
 impl Feed {
-    /// Subscribes now, so nothing committed from here on can be missed; the replay happens on the first
-    /// [`Feed::next`].
-    pub(super) fn open(service: Service, visitor: Visitor, after: Option<MessageId>) -> Self {
-        let subscription = service.subscribe(EventFilter {
-            conversation_id: None,
-            customer_id: Some(visitor.id.clone()),
-        });
+    /// Registers for prompts now, so nothing committed from here on can be missed; the replay happens on the
+    /// first [`Feed::next`].
+    pub(super) fn open(service: Service, prompts: &Arc<Prompts>, visitor: Visitor, after: Option<MessageId>) -> Self {
+        let registration = prompts.register(&visitor.id);
         Self {
             service,
             visitor,
-            subscription,
+            registration,
             cursor: after,
             stale: true,
         }
@@ -68,7 +56,7 @@ impl Feed {
 
     /// The next messages the visitor has not been sent, oldest first; waits for the bus when caught up.
     /// Cancel-safe: the cursor moves only when a batch is returned.
-    pub(super) async fn next(&mut self) -> Result<Vec<Message>, FeedError> {
+    pub(super) async fn next(&mut self) -> Result<Vec<Message>, ServiceError> {
         loop {
             if self.stale {
                 let (batch, more) = self.read_after().await?;
@@ -78,16 +66,8 @@ impl Feed {
                     return Ok(batch);
                 }
             }
-            match self.subscription.next().await {
-                None => return Err(FeedError::Closed),
-                Some(Received::Lagged(_)) => self.stale = true,
-                Some(Received::Event(Event::MessageStored { message, .. })) => {
-                    if self.cursor.is_none_or(|sent| message.id > sent) {
-                        self.stale = true;
-                    }
-                }
-                Some(Received::Event(_)) => {}
-            }
+            self.registration.prompted().await;
+            self.stale = true;
         }
     }
 

@@ -27,7 +27,7 @@ use super::error::WebError;
 use super::frames::{self, Outgoing};
 use super::inbound;
 use super::limits::Slot;
-use super::replay::{Feed, FeedError};
+use super::replay::Feed;
 use super::session::{self, Connect};
 use crate::server::body;
 
@@ -52,7 +52,7 @@ pub(super) async fn events(
         .event("ready")
         .retry(RECONNECT_AFTER)
         .data(frames::ready_frame(&visitor, after).to_string());
-    let feed = Feed::open(web.service.clone(), visitor, after);
+    let feed = Feed::open(web.service.clone(), &web.prompts, visitor, after);
     let stream = stream(feed, slot, web.stop.clone(), ready);
     let keep_alive = KeepAlive::new()
         .interval(web.settings.heartbeat_interval)
@@ -109,8 +109,7 @@ fn stream(
             };
             match batch {
                 Ok(messages) => state.queued.extend(messages.iter().map(message_event)),
-                Err(FeedError::Closed) => return None,
-                Err(FeedError::Service(e)) => {
+                Err(e) => {
                     // The browser reconnects after `retry` and resumes from its last id.
                     let error = WebError::Service(e);
                     error.count();

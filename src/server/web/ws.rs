@@ -24,7 +24,7 @@ use super::error::WebError;
 use super::frames::{self, Incoming, Outgoing};
 use super::inbound;
 use super::limits::Slot;
-use super::replay::{Feed, FeedError};
+use super::replay::Feed;
 use super::session::{self, Connect};
 use super::token::Visitor;
 
@@ -91,7 +91,7 @@ async fn send(socket: &mut WebSocket, frame: &Value) -> bool {
 }
 
 async fn serve(web: Arc<Web>, visitor: Visitor, after: Option<MessageId>, _slot: Slot, mut socket: WebSocket) {
-    let mut feed = Feed::open(web.service.clone(), visitor.clone(), after);
+    let mut feed = Feed::open(web.service.clone(), &web.prompts, visitor.clone(), after);
     if !send(&mut socket, &frames::ready_frame(&visitor, after)).await {
         return;
     }
@@ -118,8 +118,7 @@ async fn serve(web: Arc<Web>, visitor: Visitor, after: Option<MessageId>, _slot:
                     }
                     Turn::Continue
                 }
-                Err(FeedError::Closed) => close(close_code::AWAY, "server shutting down"),
-                Err(FeedError::Service(e)) => {
+                Err(e) => {
                     let error = WebError::Service(e);
                     error.count();
                     let _ = send(&mut socket, &error.frame(None)).await;
