@@ -211,6 +211,66 @@ async fn with_websocket_off_sse_and_post_carry_the_conversation_and_last_event_i
 }
 
 #[tokio::test]
+async fn a_visitor_switching_from_websocket_to_sse_resumes_where_it_left_off() {
+    let server = web::server(|_| {}).await;
+    let token = web::anonymous(&server).await;
+    let mut ws = Ws::connect(&server, &token, None).await;
+    ws.say("c-1", "hello").await;
+    let (_, messages) = sent_and_answered(&mut ws, "c-1").await;
+    let (last_seen, conversation) = (messages[1].0.clone(), messages[0].1["conversation_id"].clone());
+    ws.close().await;
+
+    // The proxy now strips Upgrade: the widget continues over SSE from the WebSocket's last sequence.
+    let conversation = conversation.as_str().unwrap();
+    agent_reply(&server, conversation, "while you were switching").await;
+    let mut sse = Sse::connect(&server, &token, Some(&last_seen), None).await;
+    let (seq, missed) = sse.next_message().await;
+    assert_eq!(text(&missed), "while you were switching");
+    assert!(seq > last_seen);
+    let (status, _) = web::post_message(&server, &token, "c-2", "thanks").await;
+    assert_eq!(status, 201);
+    assert_eq!(text(&sse.next_message().await.1), "thanks");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_triage_the_bot_answers_from_the_knowledge_base_and_hands_off_to_the_department() {
+    let rule = protofuse_triage::RuleConfig {
+        id: "invoices-to-people".to_owned(),
+        keywords: vec!["发票抬头".to_owned()],
+        regex: None,
+        intent: Some("human".to_owned()),
+        department: Some("billing/invoices".to_owned()),
+        priority: 10,
+    };
+    let server = web::server(|config| {
+        config.web.triage = true;
+        config.triage = crate::triage::shipped_triage(vec![rule]);
+    })
+    .await;
+    let token = web::anonymous(&server).await;
+    let mut ws = Ws::connect(&server, &token, None).await;
+
+    ws.say("c-1", "怎么开发票？").await;
+    let (_, messages) = sent_and_answered(&mut ws, "c-1").await;
+    let answer = &messages[1].1;
+    assert_eq!(answer["sender"]["role"], "bot");
+    assert!(text(answer).contains("申请开票"), "{answer}");
+
+    ws.say("c-2", "怎么开发票抬头").await;
+    let (_, messages) = sent_and_answered(&mut ws, "c-2").await;
+    assert_eq!(messages[1].1["sender"]["role"], "system", "the hand-off notice");
+    let conversation = messages[0].1["conversation_id"].as_str().unwrap();
+    let found = server.get_json(&format!("/v1/conversations/{conversation}")).await;
+    // The rule's department, routed to the longest configured prefix (the shipped departments have no invoices).
+    assert_eq!(
+        (found["status"].as_str(), found["department"].as_str()),
+        (Some("queued"), Some("billing"))
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn tampered_expired_and_missing_tokens_are_refused_with_401() {
     let server = web::server(|_| {}).await;
     let token = web::anonymous(&server).await;

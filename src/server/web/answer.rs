@@ -16,6 +16,7 @@ use protofuse_store::StatusChange;
 use serde_json::json;
 use tokio_util::task::TaskTracker;
 
+use crate::decisions::Decisions;
 use crate::respond::{Answer, Responder};
 use crate::service::Service;
 
@@ -25,15 +26,23 @@ const BOT_ID: &str = "protofuse";
 /// Runs the responder for new visitor messages and stores what it says.
 pub(super) struct Answers {
     responder: Box<dyn Responder>,
+    /// Triage's decisions when `web.triage`: a hand-off queues the conversation to the decided department.
+    triage: Option<Arc<Decisions>>,
     service: Service,
     handoff_notice: String,
     tasks: TaskTracker,
 }
 
 impl Answers {
-    pub(super) fn new(responder: Box<dyn Responder>, service: Service, handoff_notice: String) -> Arc<Self> {
+    pub(super) fn new(
+        responder: Box<dyn Responder>,
+        triage: Option<Arc<Decisions>>,
+        service: Service,
+        handoff_notice: String,
+    ) -> Arc<Self> {
         Arc::new(Self {
             responder,
+            triage,
             service,
             handoff_notice,
             tasks: TaskTracker::new(),
@@ -87,7 +96,7 @@ impl Answers {
     async fn hand_off(&self, inbound: &Message) {
         let change = StatusChange {
             status: ConversationStatus::Queued,
-            department: None,
+            department: self.department(inbound).await,
             assigned_agent: None,
         };
         if let Err(e) = self.service.change_status(inbound.conversation_id, change).await {
@@ -96,6 +105,20 @@ impl Answers {
         }
         let notice = self.handoff_notice.clone();
         self.store(inbound, Role::System, notice, "web-handoff", None).await;
+    }
+
+    /// The department triage routes `inbound` to, when triage answers here; the decision is the one the
+    /// responder chain already made (one per message), not a second one.
+    async fn department(&self, inbound: &Message) -> Option<String> {
+        let triage = self.triage.as_ref()?;
+        let text = crate::decisions::triageable(inbound)?;
+        match triage.decide(inbound, text).await {
+            Ok(decision) => Some(decision.department.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, "web: no department for the hand-off");
+                None
+            }
+        }
     }
 
     /// Stores `text` as an outbound message answering `inbound`, keyed on it so it is stored once whatever

@@ -63,14 +63,23 @@ impl Web {
             None,
             &config.auto_replies,
         ))];
-        if config.triage {
-            let decisions = triage.ok_or(WebSetupError::TriageNotLoaded)?;
-            chain.push(Box::new(TriageResponder::new(decisions.clone(), None)));
-        }
+        let triage = match (config.triage, triage) {
+            (false, _) => None,
+            (true, None) => return Err(WebSetupError::TriageNotLoaded),
+            (true, Some(decisions)) => {
+                chain.push(Box::new(TriageResponder::new(Arc::clone(decisions), None)));
+                Some(Arc::clone(decisions))
+            }
+        };
         let web = Arc::new(Self {
             settings: config.clone(),
             keys: Keys::new(config)?,
-            answers: Answers::new(Box::new(Chain(chain)), service.clone(), config.handoff_notice.clone()),
+            answers: Answers::new(
+                Box::new(Chain(chain)),
+                triage,
+                service.clone(),
+                config.handoff_notice.clone(),
+            ),
             service,
             limits: Limits::new(config),
             prompts: Prompts::new(),

@@ -25,9 +25,9 @@ use crate::server::body;
 /// A session request is a site name and at most two tokens.
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
-/// The query a connecting request (`/web/ws`, `/web/events`, `/web/messages`) may carry.
+/// The query a connecting request (`/web/ws`, `/web/events`, `/web/messages`) may carry. Other parameters are
+/// ignored: pages and proxies add cache-busters to URLs they fetch.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct Connect {
     /// The session token (browsers cannot set headers on WebSockets and `EventSource`).
     pub(super) token: Option<String>,
