@@ -22,6 +22,7 @@ use crate::decisions::Decisions;
 use crate::dispatch::{DestinationKind, DispatchError, Dispatcher, Outbound};
 use crate::events::{DEFAULT_CAPACITY, EventBus};
 use crate::legacy::AdapterFilesError;
+use crate::server::web::{Web, WebSetupError};
 use crate::server::{self, AppState};
 use crate::service::Service;
 use crate::wechat::kf::KfClient;
@@ -59,6 +60,9 @@ pub enum StartError {
     /// `[server.tls]` names a certificate or key that cannot serve.
     #[error(transparent)]
     Tls(#[from] server::TlsError),
+    /// The web channel could not be set up.
+    #[error("cannot set up the web channel")]
+    Web(#[from] WebSetupError),
 }
 
 /// What is built from the configuration alone, before the store opens.
@@ -99,12 +103,16 @@ impl Parts {
 pub fn check(config: &Config) -> Result<(), StartError> {
     let parts = Parts::build(config)?;
     crate::dispatch::check_destinations(&config.dispatch, &parts.outbound(None, None))?;
+    if config.web.enabled {
+        Web::check(&config.web)?;
+    }
     Ok(())
 }
 
 /// Loads triage once if a WeChat account or a dispatch destination uses it.
 fn load_triage(config: &Config) -> Result<Option<Arc<Triage>>, StartError> {
     let wanted = config.wechat.accounts.iter().any(|a| a.triage)
+        || (config.web.enabled && config.web.triage)
         || config
             .dispatch
             .destinations
@@ -139,6 +147,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         service.clone(),
         dispatcher.kf_destinations(),
     )?);
+    let web = config
+        .web
+        .enabled
+        .then(|| Web::build(&config.web, service.clone(), decisions.as_ref()))
+        .transpose()?;
     let (rpc_stop_handle, rpc_stop) = jsonrpsee::server::stop_channel();
     let auth = Arc::new(Authenticator::new(&config.api));
     let state = AppState {
@@ -164,7 +177,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     )
     .await
     .map_err(bind(config.admin.listen))?;
-    let listeners = spawn_http(config, &state, parts.adapters, parts.tls, &stopping).await?;
+    let listeners = spawn_http(config, &state, parts.adapters, web.as_ref(), parts.tls, &stopping).await?;
     let reloads = decisions.map(|d| tokio::spawn(reload_on_hangup(d, stopping.clone())));
     let upkeep = tokio::spawn(server::observe::upkeep(crate::telemetry::metrics_handle(), stopping));
     dispatcher.start();
@@ -188,6 +201,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         drain_delay: config.server.drain_delay,
         dispatcher,
         wechat,
+        web,
     })
 }
 
@@ -231,6 +245,7 @@ async fn spawn_http(
     config: &Config,
     state: &AppState,
     adapters: Vec<protofuse_legacy::LegacyAdapter>,
+    web: Option<&Arc<Web>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     stopping: &watch::Receiver<bool>,
 ) -> Result<HttpListeners, StartError> {
@@ -245,7 +260,7 @@ async fn spawn_http(
     let bind = |addr| move |source| StartError::Bind { addr, source };
     let app = |routes| http::application(routes, state.clone(), server.request_timeout);
     let grace = server.shutdown_grace;
-    let public_routes = http::public_routes(adapters);
+    let public_routes = http::public_routes(adapters, web);
     let Some(api_listen) = config.api.listen else {
         let routes = http::health_routes(true)
             .merge(public_routes)
@@ -299,6 +314,7 @@ pub struct Running {
     drain_delay: Duration,
     dispatcher: Arc<Dispatcher>,
     wechat: Arc<Wechat>,
+    web: Option<Arc<Web>>,
 }
 
 impl Running {
@@ -339,6 +355,11 @@ impl Running {
         }
         let _ = self.stop.send(true);
         let _ = self.rpc_stop.stop();
+        // Visitors' sockets and streams close now (they reconnect and resume elsewhere), so the listeners'
+        // drain does not wait the whole grace period for streams that never end.
+        if let Some(web) = &self.web {
+            web.close();
+        }
         for task in self.tasks {
             let abort = task.abort_handle();
             // Each listener bounds its own drain by the grace period; this only guards against one that hangs.
@@ -352,7 +373,12 @@ impl Running {
         }
         // Ingress is closed: late WeChat answers finish (they store replies, which queue deliveries), then
         // in-flight deliveries drain and the rest stays queued.
-        self.wechat.drain(self.grace).await;
+        let web = async {
+            if let Some(web) = &self.web {
+                web.drain(self.grace).await;
+            }
+        };
+        tokio::join!(self.wechat.drain(self.grace), web);
         self.dispatcher.shutdown().await;
     }
 }

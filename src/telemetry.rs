@@ -44,6 +44,10 @@ pub mod metric {
     pub const GRPC_DURATION: &str = "protofuse_grpc_call_duration_seconds";
     /// Gauge, labels `version`, `commit`: always 1, names the running build.
     pub const BUILD_INFO: &str = "protofuse_build_info";
+    /// Gauge: web channel connections open (WebSockets and event streams).
+    pub const WEB_CONNECTIONS: &str = "protofuse_web_connections";
+    /// Counter, label `code`: visitor requests, frames and connections the web channel refused.
+    pub const WEB_REFUSALS: &str = "protofuse_web_refusals_total";
 }
 
 /// Latency buckets in seconds: fine below 10 ms where a healthy ingest lands, coarse up to request timeouts.

@@ -17,6 +17,7 @@ mod rest_api;
 mod store;
 mod support;
 mod triage;
+mod web_channel;
 mod wechat;
 mod wechat_hostile;
 mod wechat_late;

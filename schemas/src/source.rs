@@ -17,6 +17,8 @@ pub enum Protocol {
     Jsonrpc,
     /// A configured legacy REST adapter.
     LegacyRest,
+    /// The web channel: a visitor's browser over WebSocket, or Server-Sent Events and HTTP POST (`/web/…`).
+    Web,
     /// The binlog importer.
     Import,
 }
@@ -30,6 +32,7 @@ impl Protocol {
             Self::Grpc => "grpc",
             Self::Jsonrpc => "jsonrpc",
             Self::LegacyRest => "legacy_rest",
+            Self::Web => "web",
             Self::Import => "import",
         }
     }

@@ -29,4 +29,6 @@ pub struct Config {
     pub dispatch: crate::dispatch::DispatchConfig,
     /// Built-in triage: intent model, rules, routing, knowledge base, hand-off.
     pub triage: protofuse_triage::TriageConfig,
+    /// The web channel: visitors on a site's page over WebSocket, or SSE plus POST (`/web/…`).
+    pub web: crate::server::web::WebConfig,
 }

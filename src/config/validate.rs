@@ -20,6 +20,7 @@ impl Config {
         issues.extend(self.admin.issues());
         issues.extend(self.triage.issues().into_iter().map(ConfigIssue::from));
         issues.extend(self.api.issues());
+        issues.extend(self.web.issues(&self.server));
         issues.extend(self.exposure_issues());
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }

@@ -14,11 +14,19 @@ use tokio_rustls::TlsAcceptor;
 
 use super::listen::{self, Limits};
 use super::state::AppState;
-use super::{auth, error, health, legacy, observe, rest, wechat};
+use super::{auth, error, health, legacy, observe, rest, web, wechat};
 
-/// The public routes: what the internet must reach (WeChat callbacks, legacy adapter routes).
-pub(crate) fn public_routes(adapters: Vec<protofuse_legacy::LegacyAdapter>) -> Router<AppState> {
-    Router::new().merge(legacy::routes(adapters)).merge(wechat::routes())
+/// The public routes: what the internet must reach (WeChat callbacks, legacy adapter routes, and the web
+/// channel when it is on).
+pub(crate) fn public_routes(
+    adapters: Vec<protofuse_legacy::LegacyAdapter>,
+    web: Option<&std::sync::Arc<web::Web>>,
+) -> Router<AppState> {
+    let routes = Router::new().merge(legacy::routes(adapters)).merge(wechat::routes());
+    match web {
+        Some(web) => routes.merge(web::routes(web)),
+        None => routes,
+    }
 }
 
 /// The API's routes (`/v1`, `/rpc`), each behind API authentication.

@@ -4,7 +4,8 @@
 //! - `http.rs`: the HTTP listener and router, with `observe.rs` (per-route metrics, request deadline),
 //!   `body.rs` (size-limited body reading) and `error.rs` (the one JSON error shape). On it: `rest.rs`
 //!   (`/v1`), [`jsonrpc`] (`/rpc`, HTTP and WebSocket), `wechat.rs` (`/wechat/{account}`), `legacy.rs` (one
-//!   route per adapter file), `health.rs` (`/healthz`, `/readyz`, `/metrics`).
+//!   route per adapter file), `health.rs` (`/healthz`, `/readyz`, `/metrics`), [`web`] (`/web/…`: visitors over
+//!   WebSocket, or SSE plus POST, when `[web] enabled`).
 //! - [`grpc`]: the gRPC listener (tonic), with its edge layer (API keys, deadlines).
 //! - [`admin`]: the admin listener (health, metrics, `/admin/` API for destinations and dead letters).
 //! - `config.rs`: the listeners' sections; `state.rs`: what HTTP handlers reach.
@@ -26,6 +27,7 @@ pub(crate) mod observe;
 mod rest;
 mod state;
 mod tls;
+pub mod web;
 mod wechat;
 
 pub(crate) use config::rpc_issues;

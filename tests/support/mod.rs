@@ -2,4 +2,5 @@
 //! receivers, the WeChat signer) comes from `protofuse-testkit`.
 
 pub(crate) mod server;
+pub(crate) mod web;
 pub(crate) use protofuse_testkit::{mariadb, receiver, wechat};
