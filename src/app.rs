@@ -63,6 +63,9 @@ pub enum StartError {
     /// The web channel could not be set up.
     #[error("cannot set up the web channel")]
     Web(#[from] WebSetupError),
+    /// `[cluster]` is set but NATS JetStream could not be reached or set up.
+    #[error("cannot join the cluster")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// What is built from the configuration alone, before the store opens.
@@ -132,7 +135,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let metrics = crate::telemetry::metrics_handle();
     let parts = Parts::build(config)?;
     let store: Arc<dyn Store> = Arc::from(protofuse_store::open(&config.store).await?);
-    let events = EventBus::new(DEFAULT_CAPACITY);
+    let (stop, stopping) = watch::channel(false);
+    let (events, shared_nonces) = join_cluster(config, &parts.adapters, &stopping).await?;
     let conversations = Conversations::new(store.clone(), events.clone());
     let decisions = (parts.triage.clone()).map(|t| Arc::new(Decisions::new(t, config.triage.clone(), store.clone())));
     let dispatcher = Arc::new(Dispatcher::build(
@@ -161,9 +165,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         rpc: server::jsonrpc::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
         wechat: Arc::clone(&wechat),
         auth: auth.clone(),
+        shared_nonces,
     };
     let bind = |addr| move |source| StartError::Bind { addr, source };
-    let (stop, stopping) = watch::channel(false);
     let (draining_tx, draining) = watch::channel(false);
     let (grpc_addr, grpc_task) = server::grpc::spawn(&config.grpc, service.clone(), auth, draining, stopping.clone())
         .await
@@ -203,6 +207,29 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         wechat,
         web,
     })
+}
+
+/// The event bus, through the cluster's stream in cluster mode, and the cluster's memory of HMAC nonces when a
+/// legacy adapter checks them (none on a single node: each route keeps its own).
+async fn join_cluster(
+    config: &Config,
+    adapters: &[protofuse_legacy::LegacyAdapter],
+    stopping: &watch::Receiver<bool>,
+) -> Result<(EventBus, Option<crate::cluster::SharedNonces>), StartError> {
+    let events = EventBus::new(DEFAULT_CAPACITY);
+    let Some(cluster_config) = &config.cluster else {
+        return Ok((events, None));
+    };
+    let cluster = crate::cluster::Cluster::connect(cluster_config).await?;
+    let relay = crate::cluster::Relay::start(&cluster, events.local_sender(), stopping.clone()).await?;
+    // A timestamp may be a window in the past or the future, so a nonce must be remembered for twice it.
+    let window = adapters.iter().filter_map(|a| a.nonce_window()).max();
+    let nonces = match window {
+        Some(window) => Some(crate::cluster::SharedNonces::open(&cluster, window * 2).await?),
+        None => None,
+    };
+    tracing::info!(node = cluster.node(), "joined the cluster");
+    Ok((events.with_relay(relay), nonces))
 }
 
 /// SIGHUP reloads the triage models (the same as `POST /admin/triage/reload`); a file that does not load is

@@ -66,12 +66,14 @@ impl Conversations {
             .ok_or(StatusError::NotFound(id))?;
         if is_transition(before.status, after.status) {
             tracing::info!(conversation = %id, from = before.status.as_str(), to = after.status.as_str(), "conversation status changed");
-            self.events.publish(Event::StatusChanged {
-                conversation_id: id,
-                customer_id: after.customer_id.clone(),
-                from: before.status,
-                to: after.status,
-            });
+            self.events
+                .publish(Event::StatusChanged {
+                    conversation_id: id,
+                    customer_id: after.customer_id.clone(),
+                    from: before.status,
+                    to: after.status,
+                })
+                .await;
         }
         Ok(after)
     }

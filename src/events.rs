@@ -1,5 +1,7 @@
 //! The conversation event bus: what happened to conversations (a message stored, a status changed), fanned out
-//! to live subscribers on every protocol (gRPC `Subscribe`, JSON-RPC `conversation.subscribe`).
+//! to live subscribers on every protocol (gRPC `Subscribe`, JSON-RPC `conversation.subscribe`, the web channel).
+//! In cluster mode (`crate::cluster`) events go through JetStream, so every node's subscribers hear every
+//! node's events; subscribing is the same either way.
 //!
 //! Owns: the event type and the broadcast channel. Must never: block or slow down the publisher. The channel
 //! is bounded; a subscriber that falls behind loses the oldest events and is told how many
@@ -39,7 +41,7 @@ pub enum Event {
 }
 
 impl Event {
-    fn conversation_id(&self) -> ConversationId {
+    pub(crate) fn conversation_id(&self) -> ConversationId {
         match self {
             Self::MessageStored { message, .. } => message.conversation_id,
             Self::StatusChanged { conversation_id, .. } => *conversation_id,
@@ -74,6 +76,8 @@ impl EventFilter {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
+    /// Cluster mode: events go through JetStream, which feeds `sender` on every node.
+    relay: Option<crate::cluster::Relay>,
 }
 
 impl EventBus {
@@ -81,18 +85,37 @@ impl EventBus {
     pub fn new(capacity: usize) -> Self {
         Self {
             sender: broadcast::channel(capacity.max(1)).0,
+            relay: None,
         }
     }
 
-    /// Publishes to whoever listens right now; never waits.
-    pub fn publish(&self, event: Event) {
+    /// The same bus, its events going through the cluster's stream (started with [`EventBus::local_sender`]).
+    pub(crate) fn with_relay(mut self, relay: crate::cluster::Relay) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
+    /// What the cluster's stream feeds this node's subscribers through.
+    pub(crate) fn local_sender(&self) -> broadcast::Sender<Event> {
+        self.sender.clone()
+    }
+
+    /// Publishes to whoever listens. On one node it never waits; in cluster mode it waits for the stream to hold
+    /// the event (bounded), so events of one client's successive requests keep their order across nodes.
+    pub async fn publish(&self, event: Event) {
+        if let Some(relay) = &self.relay
+            && relay.publish(&event).await
+        {
+            return;
+        }
         // An error only means nobody is subscribed, which is normal.
         let _ = self.sender.send(event);
     }
 
-    /// `true` when someone listens, so publishers can skip work that only subscribers need.
+    /// `true` when someone may listen, so publishers can skip work that only subscribers need: in cluster mode
+    /// always (another node's subscribers).
     pub fn has_subscribers(&self) -> bool {
-        self.sender.receiver_count() > 0
+        self.relay.is_some() || self.sender.receiver_count() > 0
     }
 
     /// A new subscription receiving events published from now on that pass `filter`.
@@ -154,15 +177,15 @@ mod tests {
             customer_id: Some("ann".to_owned()),
             ..EventFilter::default()
         });
-        bus.publish(changed("bob"));
-        bus.publish(changed("ann"));
+        bus.publish(changed("bob")).await;
+        bus.publish(changed("ann")).await;
         match ann.next().await {
             Some(Received::Event(e)) => assert_eq!(e.customer_id(), "ann"),
             other => panic!("expected ann's event, got {other:?}"),
         }
         // Publishing never waits: a subscriber that does not read loses the oldest events and is told.
         for _ in 0..5 {
-            bus.publish(changed("ann"));
+            bus.publish(changed("ann")).await;
         }
         assert!(matches!(ann.next().await, Some(Received::Lagged(3))));
         assert!(matches!(ann.next().await, Some(Received::Event(_))));

@@ -4,6 +4,7 @@
 //! - [`config`]: the TOML configuration, environment overrides and validation.
 //! - [`legacy`]: loading the legacy REST adapter files and the HMAC replay guard.
 //! - [`events`]: the conversation event bus behind every protocol's subscriptions.
+//! - [`cluster`]: cluster mode (`[cluster]`): events and HMAC nonces shared over NATS JetStream.
 //! - [`dispatch`]: the dispatcher: routes, per-destination fuses, outbox workers, dead letters.
 //! - [`service`]: the application service every protocol calls (send, get, list, change status).
 //! - [`conversation`]: the conversation status rules (closed is final), shared by the service and triage.
@@ -12,8 +13,8 @@
 //! - [`telemetry`]: logs (tracing) and metrics (Prometheus).
 //! - [`wechat`]: WeChat Official Accounts: accounts, answer budget, late delivery via the customer-service API.
 //! - [`respond`]: the [`respond::Responder`] seam that produces answers (keywords, webhook, triage).
-//! - [`triage_cli`]: `protofuse triage TEXT` and `protofuse triage eval FILE` over the `protofuse_triage` crate
-//!   (built-in AI triage: intent model, rules, routing, knowledge base, hand-off; training is not linked here).
+//! - [`triage_cli`]: `protofuse triage TEXT`, `eval FILE` and `train --from-store URL` over the
+//!   `protofuse_triage` crate (built-in AI triage: intent model, rules, routing, knowledge base, hand-off).
 //! - [`app`]: the one place the application is assembled from config (`serve` and `check-config`).
 //! - [`cli`]: the `protofuse` command line; [`api_key_cli`] and [`dead_letters`] run two of its commands.
 //! - [`auth`]: API keys (digests, scopes, per-key rate limits) for REST, JSON-RPC and gRPC.
@@ -26,6 +27,7 @@ pub mod api_key_cli;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod conversation;
 pub mod dead_letters;

@@ -166,10 +166,12 @@ impl Service {
                 Ok(None) | Err(_) => return,
             }
         };
-        self.events.publish(Event::MessageStored {
-            message: Arc::new(message.clone()),
-            customer_id,
-        });
+        self.events
+            .publish(Event::MessageStored {
+                message: Arc::new(message.clone()),
+                customer_id,
+            })
+            .await;
     }
 
     /// Accepts a decoded message: validates it and stores it durably. Returns only after the write committed,

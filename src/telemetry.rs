@@ -48,6 +48,8 @@ pub mod metric {
     pub const WEB_CONNECTIONS: &str = "protofuse_web_connections";
     /// Counter, label `code`: visitor requests, frames and connections the web channel refused.
     pub const WEB_REFUSALS: &str = "protofuse_web_refusals_total";
+    /// Counter: conversation events JetStream did not take (cluster mode); only this node's subscribers got them.
+    pub const CLUSTER_EVENTS_UNPUBLISHED: &str = "protofuse_cluster_events_unpublished_total";
 }
 
 /// Latency buckets in seconds: fine below 10 ms where a healthy ingest lands, coarse up to request timeouts.

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod cli;
+mod cluster;
 mod dispatch;
 mod dispatch_crash;
 mod edge;

@@ -31,4 +31,6 @@ pub struct Config {
     pub triage: protofuse_triage::TriageConfig,
     /// The web channel: visitors on a site's page over WebSocket, or SSE plus POST (`/web/…`).
     pub web: crate::server::web::WebConfig,
+    /// Cluster mode: several nodes on one MySQL/MariaDB store and NATS JetStream; off when unset.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }

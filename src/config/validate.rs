@@ -21,6 +21,15 @@ impl Config {
         issues.extend(self.triage.issues().into_iter().map(ConfigIssue::from));
         issues.extend(self.api.issues());
         issues.extend(self.web.issues(&self.server));
+        if let Some(cluster) = &self.cluster {
+            issues.extend(cluster.issues());
+            if self.store.url.starts_with("sqlite:") {
+                issues.push(ConfigIssue::new(
+                    "store.url",
+                    "cluster mode needs a store every node shares: mysql:// or mariadb://, not SQLite",
+                ));
+            }
+        }
         issues.extend(self.exposure_issues());
         if issues.is_empty() { Ok(()) } else { Err(issues) }
     }

@@ -69,7 +69,18 @@ async fn handle(app: AppState, route: Arc<Route>, request: Request) -> Response 
                 let message = format!("nonce longer than {} bytes", crate::legacy::MAX_NONCE_BYTES);
                 return refuse(adapter, Class::Unauthorized, "unauthenticated", &message);
             }
-            if !route.nonces.first_use(&nonce, window) {
+            let first_use = match &app.shared_nonces {
+                Some(shared) => match shared.first_use(adapter.path(), &nonce).await {
+                    Ok(first) => first,
+                    // Without the cluster's memory a replay could pass: refuse, the caller retries.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cluster: nonce store unavailable");
+                        return refuse(adapter, Class::Unavailable, "unavailable", "replay check unavailable");
+                    }
+                },
+                None => route.nonces.first_use(&nonce, window),
+            };
+            if !first_use {
                 return refuse(adapter, Class::Unauthorized, "replayed", "nonce was already used");
             }
         }

@@ -23,4 +23,6 @@ pub(crate) struct AppState {
     pub(crate) wechat: Arc<Wechat>,
     /// Who may call the API.
     pub(crate) auth: Arc<Authenticator>,
+    /// Cluster mode: HMAC nonces every node shares (each legacy route keeps its own otherwise).
+    pub(crate) shared_nonces: Option<crate::cluster::SharedNonces>,
 }

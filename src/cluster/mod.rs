@@ -1,0 +1,75 @@
+//! Cluster mode (`[cluster]`): several protofuse nodes on one MySQL/MariaDB store and one NATS JetStream. The
+//! store already holds the durable state (messages, the outbox with its leases); JetStream carries what lived in
+//! one process: the conversation events every node's subscribers must see (`events.rs`) and the HMAC nonces a
+//! replay to another node must meet (`nonces.rs`).
+//!
+//! Owns the connection to NATS, the stream and bucket names, and what goes over them. Must never be needed by a
+//! single node: without `[cluster]` nothing here runs and nothing connects.
+
+mod config;
+mod events;
+mod nonces;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+pub use config::ClusterConfig;
+pub(crate) use events::Relay;
+pub(crate) use nonces::SharedNonces;
+
+/// Why cluster mode could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// NATS did not answer.
+    #[error("cannot connect to NATS at {url}")]
+    Connect {
+        /// The server, credentials removed.
+        url: String,
+        /// Why.
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    /// A stream or bucket could not be created or opened.
+    #[error("JetStream {what} `{name}`: {message}")]
+    JetStream {
+        /// `stream` or `key-value bucket`.
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// What JetStream said.
+        message: String,
+    },
+}
+
+/// A node's connection to the cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    jetstream: jetstream::Context,
+    config: ClusterConfig,
+}
+
+impl Cluster {
+    /// Connects to NATS and checks JetStream answers.
+    pub async fn connect(config: &ClusterConfig) -> Result<Self, ClusterError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("protofuse {}", config.node))
+            .connection_timeout(Duration::from_secs(5))
+            .connect(config.nats.as_str())
+            .await
+            .map_err(|source| ClusterError::Connect {
+                url: crate::redact::url(&config.nats),
+                source,
+            })?;
+        Ok(Self {
+            jetstream: jetstream::new(client),
+            config: config.clone(),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.config.node
+    }
+}

@@ -1,0 +1,135 @@
+//! Issue 20, several nodes: three `protofuse serve` processes on one private MariaDB and the machine's NATS
+//! JetStream (under a stream prefix of this test's own; its streams are removed at the end). A subscriber on one node
+//! hears every message ingested through the others, in order and once; an HMAC request replayed to another node
+//! is refused.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
+use protofuse_testkit::binary::Binary;
+use protofuse_testkit::mariadb;
+use serde_json::{Value, json};
+
+/// The machine's NATS with JetStream.
+const NATS: &str = "nats://127.0.0.1:4222";
+
+/// Three nodes sharing `store` and the cluster `prefix`.
+async fn nodes(dir: &Path, store: &str, prefix: &str) -> Vec<Binary> {
+    let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/adapters/java-crm.toml");
+    let mut nodes = Vec::new();
+    for node in ["a", "b", "c"] {
+        let config = dir.join(format!("{node}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\nurl = \"{store}\"\n[legacy]\nadapters = [\"{}\"]\n\
+                 [cluster]\nnats = \"{NATS}\"\nnode = \"{node}\"\nprefix = \"{prefix}\"\n",
+                adapter.display()
+            ),
+        )
+        .unwrap();
+        nodes.push(Binary::serve(Path::new(env!("CARGO_BIN_EXE_protofuse")), &config, dir, &[]).await);
+    }
+    nodes
+}
+
+/// Removes this test's streams from the shared NATS.
+async fn remove(prefix: &str) {
+    let client = async_nats::connect(NATS).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let _ = js.delete_stream(format!("{prefix}_events")).await;
+    let _ = js.delete_stream(format!("{prefix}_nonces")).await;
+}
+
+async fn next_text(events: &mut Subscription<Value>) -> String {
+    let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(event["type"], "message_stored", "{event}");
+    event["message"]["content"]["text"].as_str().unwrap().to_owned()
+}
+
+async fn send(client: &reqwest::Client, node: &Binary, customer: &str, text: &str) {
+    let body = json!({"channel": "app", "sender": {"role": "customer", "external_id": customer},
+                      "content": {"type": "text", "text": text}});
+    let response = client.post(node.url("/v1/messages")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+}
+
+async fn crm_post(client: &reqwest::Client, node: &Binary, nonce: &str) -> u16 {
+    let body = r#"{"header":{"requestId":"r-1"},"body":{"customerId":"h1","content":"where is my parcel"}}"#;
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let signature = protofuse_legacy::auth::sign(
+        "crm-demo-secret",
+        "POST",
+        "/legacy/crm/messages",
+        &ts,
+        nonce,
+        body.as_bytes(),
+    );
+    client
+        .post(node.url("/legacy/crm/messages"))
+        .header("content-type", "application/json")
+        .header("x-timestamp", ts)
+        .header("x-nonce", nonce)
+        .header("x-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_subscriber_on_one_node_hears_the_others_and_a_replay_to_another_node_is_refused() {
+    let prefix = format!("pft{}", uuid::Uuid::now_v7().simple());
+    let store = mariadb::server().await.fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes(dir.path(), &store, &prefix).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let client = reqwest::Client::new();
+
+    let ws = WsClientBuilder::default()
+        .build(format!("{}/rpc", a.base.replace("http://", "ws://")))
+        .await
+        .unwrap();
+    let mut events: Subscription<Value> = ws
+        .subscribe(
+            "conversation.subscribe",
+            rpc_params![json!({"customer": "nina"})],
+            "conversation.unsubscribe",
+        )
+        .await
+        .unwrap();
+    // One client's successive messages, alternating between B and C; A only listens.
+    let sent: Vec<String> = (0..10).map(|i| format!("message {i}")).collect();
+    for (i, text) in sent.iter().enumerate() {
+        send(&client, [b, c][i % 2], "nina", text).await;
+    }
+    let mut heard = Vec::new();
+    for _ in &sent {
+        heard.push(next_text(&mut events).await);
+    }
+    assert_eq!(heard, sent, "in order, each once");
+    // Nothing further was pending: the next event is the one sent now, through A itself.
+    send(&client, a, "nina", "last").await;
+    assert_eq!(next_text(&mut events).await, "last");
+
+    // A signed request accepted by A, replayed to B: refused; a fresh nonce on C passes.
+    assert_eq!(crm_post(&client, a, "nonce-1").await, 200);
+    assert_eq!(
+        crm_post(&client, b, "nonce-1").await,
+        401,
+        "a replay to another node is refused"
+    );
+    assert_eq!(crm_post(&client, c, "nonce-2").await, 200);
+
+    drop(nodes);
+    remove(&prefix).await;
+}
