@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 /// The machine's NATS with JetStream.
 const NATS: &str = "nats://127.0.0.1:4222";
 
-/// Three nodes sharing `store` and the cluster `prefix`.
-async fn nodes(dir: &Path, store: &str, prefix: &str) -> Vec<Binary> {
+/// Three nodes sharing `store` and the cluster `prefix`, each with `extra` configuration.
+async fn nodes(dir: &Path, store: &str, prefix: &str, extra: &str) -> Vec<Binary> {
     let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/adapters/java-crm.toml");
     let mut nodes = Vec::new();
     for node in ["a", "b", "c"] {
@@ -26,7 +26,7 @@ async fn nodes(dir: &Path, store: &str, prefix: &str) -> Vec<Binary> {
             &config,
             format!(
                 "[store]\nurl = \"{store}\"\n[legacy]\nadapters = [\"{}\"]\n\
-                 [cluster]\nnats = \"{NATS}\"\nnode = \"{node}\"\nprefix = \"{prefix}\"\n",
+                 [cluster]\nnats = \"{NATS}\"\nnode = \"{node}\"\nprefix = \"{prefix}\"\n{extra}",
                 adapter.display()
             ),
         )
@@ -91,7 +91,7 @@ async fn a_subscriber_on_one_node_hears_the_others_and_a_replay_to_another_node_
     let prefix = format!("pft{}", uuid::Uuid::now_v7().simple());
     let store = mariadb::server().await.fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(dir.path(), &store, &prefix).await;
+    let nodes = nodes(dir.path(), &store, &prefix, "").await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let client = reqwest::Client::new();
 
@@ -130,6 +130,62 @@ async fn a_subscriber_on_one_node_hears_the_others_and_a_replay_to_another_node_
     );
     assert_eq!(crm_post(&client, c, "nonce-2").await, 200);
 
+    drop(nodes);
+    remove(&prefix).await;
+}
+
+/// A WeChat message's retries land on three different nodes: stored once, the backend (the responder) asked
+/// once, and every retry gets the first node's passive answer, read from the shared store by the others.
+#[tokio::test]
+async fn wechat_retries_on_other_nodes_get_the_same_answer_and_run_the_responder_once() {
+    let prefix = format!("pft{}", uuid::Uuid::now_v7().simple());
+    let store = mariadb::server().await.fresh_database().await;
+    let backend = protofuse_testkit::wechat::Backend::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let account = format!(
+        "[[wechat.accounts]]\naccount = \"retry\"\ntoken = \"plaintoken\"\nmode = \"plaintext\"\n\
+         [wechat.accounts.webhook]\nurl = \"{}\"\n",
+        backend.url
+    );
+    let nodes = nodes(dir.path(), &store, &prefix, &account).await;
+    let client = reqwest::Client::new();
+    let oa = protofuse_testkit::wechat::Oa::plaintext("retry", "plaintoken");
+    let xml = protofuse_testkit::wechat::text_xml("u-retry", 9_001, "where is my parcel");
+    let mut replies = Vec::new();
+    for node in &nodes {
+        let (query, body) = oa.request(&xml);
+        let response = client
+            .post(node.url(&oa.path()))
+            .query(&query)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let reply = response.text().await.unwrap();
+        let content = reply
+            .split("<Content><![CDATA[")
+            .nth(1)
+            .and_then(|r| r.split("]]>").next())
+            .unwrap_or_else(|| panic!("a text reply: {reply}"))
+            .to_owned();
+        replies.push(content);
+    }
+    assert_eq!(
+        replies, ["echo: where is my parcel"; 3],
+        "the identical reply on every node"
+    );
+    assert_eq!(backend.calls().len(), 1, "the responder ran once cluster-wide");
+    let conversations =
+        protofuse_testkit::http::get_json(&client, &nodes[2].url("/v1/conversations?customer=u-retry")).await;
+    let id = conversations["items"][0]["id"].as_str().unwrap();
+    let messages =
+        protofuse_testkit::http::get_json(&client, &nodes[1].url(&format!("/v1/conversations/{id}/messages"))).await;
+    assert_eq!(
+        protofuse_testkit::http::texts(&messages),
+        ["where is my parcel", "echo: where is my parcel"],
+        "stored once, with its one reply"
+    );
     drop(nodes);
     remove(&prefix).await;
 }

@@ -20,6 +20,10 @@ use super::accounts::{Account, Wechat};
 use crate::respond::Answer;
 use crate::service::Service;
 
+/// Messages of the conversation searched for a retried message's stored passive answer: the reply follows its
+/// message within seconds, and a customer writes a handful of messages in that time at most.
+const RECENT_REPLIES: u32 = 20;
+
 /// The bots' sender id in stored replies.
 const BOT_ID: &str = "protofuse";
 
@@ -49,7 +53,10 @@ impl Wechat {
     pub async fn answer(&self, account: &Arc<Account>, outcome: IngestOutcome) -> Option<Answer> {
         let id = outcome.message.id;
         if outcome.duplicate {
-            return self.answers.recall(id);
+            return match self.answers.recall(id) {
+                Some(answer) => Some(answer),
+                None => self.stored_answer(&outcome.message).await,
+            };
         }
         let (tx, mut rx) = oneshot::channel();
         self.responders
@@ -71,6 +78,32 @@ impl Wechat {
 }
 
 impl Wechat {
+    /// The passive answer stored for `inbound` (its bot reply, `delivery = passive`), when this node's memory has
+    /// none: the first delivery was answered by another node of the cluster, or before a restart. The reply is
+    /// stored right after the passive answer is handed over, and WeChat retries after 5 s, so a retry finds it.
+    async fn stored_answer(&self, inbound: &Message) -> Option<Answer> {
+        let page = protofuse_store::PageRequest {
+            after: None,
+            limit: RECENT_REPLIES,
+            order: protofuse_store::Order::Descending,
+        };
+        let recent = self
+            .service
+            .messages(inbound.conversation_id, page)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "stored passive answer not read"))
+            .ok()?;
+        let id = json!(inbound.id);
+        let reply = recent.items.into_iter().find(|m| {
+            m.direction == Direction::Outbound
+                && m.metadata.get("in_reply_to") == Some(&id)
+                && m.metadata.get("delivery") == Some(&json!(Delivery::Passive.as_str()))
+        })?;
+        let answer: Answer = serde_json::from_value(reply.metadata.get("answer")?.clone()).ok()?;
+        self.answers.remember(inbound.id, &answer);
+        Some(answer)
+    }
+
     /// Waits up to `deadline` for responders in flight, once ingress is closed: an answer that missed the
     /// budget still goes out through the customer-service API and is stored, instead of dying with the process.
     pub async fn drain(&self, deadline: Duration) {

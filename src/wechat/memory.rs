@@ -1,6 +1,7 @@
 //! The memory of passive answers given, so a retried delivery of the same message gets the same answer without
-//! running the responder again. Kept in memory: WeChat retries within seconds, and after a restart a retry gets
-//! `success`, which WeChat accepts.
+//! running the responder again. Kept in memory because WeChat retries within seconds; when it misses (the first
+//! delivery went to another node, or came before a restart) the answer is read from the stored bot reply
+//! (`answer.rs`).
 //!
 //! Expiry walks an insertion-ordered queue from its old end, so each insert drops only what expired since the
 //! last one. (Sweeping the whole map whenever it held more than a few thousand answers made every callback scan
