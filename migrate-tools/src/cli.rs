@@ -157,6 +157,14 @@ pub struct FollowArgs {
     /// retyped column, a filled new column): `stop`, or `resync-table` to copy that table again and follow on.
     #[arg(long, value_enum, default_value_t = crate::follow::OnDdl::Stop)]
     pub on_ddl: crate::follow::OnDdl,
+    /// When another follower holds this mapping's lease, wait and take over once it stops or dies, instead of
+    /// refusing.
+    #[arg(long)]
+    pub wait_for_lease: bool,
+    /// The follow lease's length in seconds: a follower that dies is taken over this long after its last
+    /// renewal (renewed every third of it).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..))]
+    pub lease_secs: u64,
 }
 
 fn parse_position(text: &str) -> Result<(String, u64), String> {

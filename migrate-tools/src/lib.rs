@@ -28,6 +28,7 @@ pub mod follow;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod gtid;
+pub mod lease;
 pub mod lookup;
 pub mod mapping;
 pub mod progress;

@@ -6,6 +6,7 @@ use anyhow::{Context as _, bail};
 use clap::Parser as _;
 use protofuse_migrate::canonical::Mapper;
 use protofuse_migrate::cli::{Cli, Command, VerifyMode, load_mapping};
+use protofuse_migrate::lease::Lease;
 use protofuse_migrate::mapping::Mapping;
 use protofuse_migrate::sink::{Target, TargetOptions};
 use protofuse_migrate::source::{self, Source};
@@ -73,10 +74,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let at = snapshot::run(&source, &target, &mapper, &args.options()).await?;
             println!("snapshot finished; follow from {}:{}", at.file, at.pos);
         }
-        Command::Follow(args) => follow_until_signal(&source, &target, &mapper, &args.options()).await?,
+        Command::Follow(args) => follow_until_signal(&source, &target, &mapper, &args).await?,
         Command::Run { snapshot, follow } => {
             snapshot::run(&source, &target, &mapper, &snapshot.options()).await?;
-            follow_until_signal(&source, &target, &mapper, &follow.options()).await?;
+            follow_until_signal(&source, &target, &mapper, &follow).await?;
         }
         Command::Status { json } => status(&source, &target, &mapper, json).await?,
         Command::Verify {
@@ -177,9 +178,37 @@ async fn follow_until_signal(
     source: &Source,
     target: &Target,
     mapper: &Mapper,
-    options: &follow::FollowOptions,
+    args: &protofuse_migrate::cli::FollowArgs,
 ) -> anyhow::Result<()> {
+    let ttl = Duration::from_secs(args.lease_secs);
+    let lease = Lease::take(target, &mapper.mapping().name, ttl, args.wait_for_lease).await?;
+    let (lease_lost, lost) = tokio::sync::watch::channel(false);
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let keeper = tokio::spawn(lease.keeper(stopped.clone(), lease_lost));
+    let signal = follow_leased(source, target, mapper, &args.options(), (stop.clone(), stopped), lost).await;
+    // Given up however the follow ended (a refusal or an error too), so the next follower starts at once.
+    let _ = stop.send(true);
+    let _ = keeper.await;
+    lease.release().await;
+    let signal = signal?;
+    let status = target.status(&mapper.mapping().name).await?;
+    let at = format!("{}:{}", status.file.unwrap_or_default(), status.pos.unwrap_or(0));
+    match signal {
+        Some(signal) => tracing::info!(signal, "stopped at position {at}"),
+        None => tracing::info!("caught up; stopped at position {at}"),
+    }
+    Ok(())
+}
+
+/// Follows until caught up (with `--until-caught-up`), a signal (its name is returned), or the lease is lost.
+async fn follow_leased(
+    source: &Source,
+    target: &Target,
+    mapper: &Mapper,
+    options: &follow::FollowOptions,
+    (stop, stopped): (tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>),
+    mut lost: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<&'static str>> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let signalled = async {
         tokio::select! {
@@ -189,25 +218,23 @@ async fn follow_until_signal(
     };
     let followed = follow::run_until(source, target, mapper, options, stopped);
     tokio::pin!(followed);
-    let signal = tokio::select! {
+    tokio::select! {
         result = &mut followed => {
             result?;
-            None
+            Ok(None)
         }
         signal = signalled => {
             tracing::info!(signal, "stopping: committing the transactions read so far");
             let _ = stop.send(true);
             followed.await?;
-            Some(signal)
+            Ok(Some(signal))
         }
-    };
-    let status = target.status(&mapper.mapping().name).await?;
-    let at = format!("{}:{}", status.file.unwrap_or_default(), status.pos.unwrap_or(0));
-    match signal {
-        Some(signal) => tracing::info!(signal, "stopped at position {at}"),
-        None => tracing::info!("caught up; stopped at position {at}"),
+        _ = lost.wait_for(|l| *l) => {
+            let _ = stop.send(true);
+            followed.await?;
+            bail!("another follower took this mapping's lease (this one could not renew it in time); stopped");
+        }
     }
-    Ok(())
 }
 
 async fn refuse_unfit(source: &Source, mapping: &Mapping) -> anyhow::Result<()> {

@@ -6,6 +6,8 @@ mod binlog_values;
 mod caught_up;
 #[path = "cases/ddl_policy.rs"]
 mod ddl_policy;
+#[path = "cases/follow_lease.rs"]
+mod follow_lease;
 #[path = "cases/freescout_preset.rs"]
 mod freescout_preset;
 #[path = "support/gofly.rs"]

@@ -32,6 +32,8 @@ const DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS import_parties (source VARCHAR(191) NOT NULL, pk BIGINT NOT NULL, \
      role VARCHAR(16) NOT NULL, external_id VARCHAR(191) NOT NULL, display_name VARCHAR(191), email VARCHAR(255), \
      raw LONGTEXT NOT NULL, PRIMARY KEY (source, pk)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS import_lease (name VARCHAR(191) NOT NULL PRIMARY KEY, holder VARCHAR(255) NOT NULL, \
+     expires_at BIGINT NOT NULL)",
 ];
 
 fn upsert_tail(_conflict: &str, columns: &[&str]) -> String {

@@ -20,6 +20,8 @@ const DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS import_parties (source TEXT NOT NULL, pk INTEGER NOT NULL, role TEXT NOT NULL, \
      external_id TEXT NOT NULL, display_name TEXT, email TEXT, raw TEXT NOT NULL, PRIMARY KEY (source, pk)) \
      WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS import_lease (name TEXT PRIMARY KEY NOT NULL, holder TEXT NOT NULL, \
+     expires_at INTEGER NOT NULL)",
 ];
 
 fn upsert_tail(conflict: &str, columns: &[&str]) -> String {

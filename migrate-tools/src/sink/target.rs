@@ -140,6 +140,40 @@ impl Target {
         }
     }
 
+    /// Takes import `name`'s lease for `holder` until `until` (ms since the epoch) when it is free, expired,
+    /// `holder`'s already, or `dead`'s (a holder known to have stopped); otherwise `Err` with the holder and when
+    /// its lease ends.
+    pub async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        dead: Option<&str>,
+        now: i64,
+        until: i64,
+    ) -> Result<Result<(), (String, i64)>, TargetError> {
+        let dead = dead.unwrap_or(holder);
+        match self {
+            Self::Sqlite(pool) => sqlite::take_lease(pool, name, holder, dead, now, until).await,
+            Self::Mysql(pool) => mysql::take_lease(pool, name, holder, dead, now, until).await,
+        }
+    }
+
+    /// Extends `holder`'s lease on `name`; `false` when another follower has taken it.
+    pub async fn renew_lease(&self, name: &str, holder: &str, until: i64) -> Result<bool, TargetError> {
+        match self {
+            Self::Sqlite(pool) => sqlite::renew_lease(pool, name, holder, until).await,
+            Self::Mysql(pool) => mysql::renew_lease(pool, name, holder, until).await,
+        }
+    }
+
+    /// Gives `holder`'s lease on `name` up.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), TargetError> {
+        match self {
+            Self::Sqlite(pool) => sqlite::release_lease(pool, name, holder).await,
+            Self::Mysql(pool) => mysql::release_lease(pool, name, holder).await,
+        }
+    }
+
     /// Counts an error and keeps its (redacted) text for `status`.
     pub async fn record_error(&self, name: &str, error: &str) -> Result<(), TargetError> {
         match self {

@@ -338,6 +338,73 @@ macro_rules! impl_writer {
             Ok(row.and_then(|(done, rows)| done.and(rows)))
         }
 
+        /// Takes import `name`'s lease for `holder` until `until` (ms since the epoch) if it is free, expired,
+        /// already `holder`'s or `dead`'s; otherwise the current holder and the time its lease ends.
+        pub(super) async fn take_lease(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+            holder: &str,
+            dead: &str,
+            now: i64,
+            until: i64,
+        ) -> Result<Result<(), (String, i64)>, super::error::TargetError> {
+            let mut tx = pool.begin().await?;
+            sqlx::query(&format!("{INSERT_IGNORE} INTO import_lease (name, holder, expires_at) VALUES (?, '', 0)"))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            let taken = sqlx::query(
+                "UPDATE import_lease SET holder = ?, expires_at = ? \
+                 WHERE name = ? AND (expires_at < ? OR holder = ? OR holder = ?)",
+            )
+            .bind(holder)
+            .bind(until)
+            .bind(name)
+            .bind(now)
+            .bind(holder)
+            .bind(dead)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let held: (String, i64) = sqlx::query_as("SELECT holder, expires_at FROM import_lease WHERE name = ?")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(if taken == 1 { Ok(()) } else { Err(held) })
+        }
+
+        /// Extends `holder`'s lease on `name` to `until`; `false` when it is no longer `holder`'s.
+        pub(super) async fn renew_lease(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+            holder: &str,
+            until: i64,
+        ) -> Result<bool, super::error::TargetError> {
+            let renewed = sqlx::query("UPDATE import_lease SET expires_at = ? WHERE name = ? AND holder = ?")
+                .bind(until)
+                .bind(name)
+                .bind(holder)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(renewed == 1)
+        }
+
+        /// Gives `holder`'s lease on `name` up, so the next follower need not wait for it to expire.
+        pub(super) async fn release_lease(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+            holder: &str,
+        ) -> Result<(), super::error::TargetError> {
+            sqlx::query("UPDATE import_lease SET expires_at = 0 WHERE name = ? AND holder = ?")
+                .bind(name)
+                .bind(holder)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
         pub(super) async fn record_error(pool: &sqlx::Pool<$db>, name: &str, error: &str) -> Result<(), super::error::TargetError> {
             let mut tx = pool.begin().await?;
             ensure_checkpoint_row(&mut tx, name).await?;
