@@ -136,7 +136,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let parts = Parts::build(config)?;
     let store: Arc<dyn Store> = Arc::from(protofuse_store::open(&config.store).await?);
     let (stop, stopping) = watch::channel(false);
-    let (events, shared_nonces) = join_cluster(config, &parts.adapters, &stopping).await?;
+    let (events, shared_nonces) = join_cluster(config, &parts, &stopping).await?;
     let conversations = Conversations::new(store.clone(), events.clone());
     let decisions = (parts.triage.clone()).map(|t| Arc::new(Decisions::new(t, config.triage.clone(), store.clone())));
     let dispatcher = Arc::new(Dispatcher::build(
@@ -210,12 +210,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 }
 
 /// The event bus, through the cluster's stream in cluster mode, and the cluster's memory of HMAC nonces when a
-/// legacy adapter checks them (none on a single node: each route keeps its own).
+/// legacy adapter checks them (none on a single node: each route keeps its own); in cluster mode the WeChat
+/// customer-service clients take their access_tokens from the cluster.
 async fn join_cluster(
     config: &Config,
-    adapters: &[protofuse_legacy::LegacyAdapter],
+    parts: &Parts,
     stopping: &watch::Receiver<bool>,
 ) -> Result<(EventBus, Option<crate::cluster::SharedNonces>), StartError> {
+    let adapters = &parts.adapters;
     let events = EventBus::new(DEFAULT_CAPACITY);
     let Some(cluster_config) = &config.cluster else {
         return Ok((events, None));
@@ -228,6 +230,10 @@ async fn join_cluster(
         Some(window) => Some(crate::cluster::SharedNonces::open(&cluster, window * 2).await?),
         None => None,
     };
+    if !parts.kf.is_empty() {
+        let tokens = crate::cluster::SharedTokens::open(&cluster).await?;
+        parts.kf.values().for_each(|kf| kf.share_tokens(tokens.clone()));
+    }
     tracing::info!(node = cluster.node(), "joined the cluster");
     Ok((events.with_relay(relay), nonces))
 }

@@ -42,6 +42,7 @@ async fn remove(prefix: &str) {
     let js = async_nats::jetstream::new(client);
     let _ = js.delete_stream(format!("{prefix}_events")).await;
     let _ = js.delete_stream(format!("{prefix}_nonces")).await;
+    let _ = js.delete_stream(format!("{prefix}_tokens")).await;
 }
 
 async fn next_text(events: &mut Subscription<Value>) -> String {
@@ -186,6 +187,66 @@ async fn wechat_retries_on_other_nodes_get_the_same_answer_and_run_the_responder
         ["where is my parcel", "echo: where is my parcel"],
         "stored once, with its one reply"
     );
+    drop(nodes);
+    remove(&prefix).await;
+}
+
+/// Late WeChat answers sent by every node through the customer-service API use one access_token: exactly one
+/// fetch at WeChat for the cluster, and after WeChat expires it, exactly one more (each fetch would invalidate
+/// the token the other nodes hold).
+#[tokio::test]
+async fn the_nodes_share_one_wechat_access_token_and_refresh_it_once() {
+    use protofuse_testkit::wechat::{Backend, FAKE_APP_ID, FAKE_SECRET, FakeWechatApi, Oa, text_xml};
+
+    let prefix = format!("pft{}", uuid::Uuid::now_v7().simple());
+    let store = mariadb::server().await.fresh_database().await;
+    let api = FakeWechatApi::start().await;
+    let backend = Backend::start(Duration::from_millis(800)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let account = format!(
+        "[wechat]\napi_base_url = \"{}\"\nanswer_budget = \"300ms\"\n\
+         [[wechat.accounts]]\naccount = \"late\"\ntoken = \"plaintoken\"\nmode = \"plaintext\"\n\
+         app_id = \"{FAKE_APP_ID}\"\napp_secret = \"{FAKE_SECRET}\"\n\
+         [wechat.accounts.webhook]\nurl = \"{}\"\ntimeout = \"10s\"\n",
+        api.base, backend.url
+    );
+    let nodes = nodes(dir.path(), &store, &prefix, &account).await;
+    let client = reqwest::Client::new();
+    let oa = Oa::plaintext("late", "plaintoken");
+    // Every node gets a message at once; each answer misses the budget and goes out through the API.
+    let round = |first: u64| {
+        let (client, oa, nodes) = (&client, &oa, &nodes);
+        async move {
+            let posts = nodes.iter().enumerate().map(|(i, node)| {
+                let (query, body) = oa.request(&text_xml(&format!("u-{i}"), first + i as u64, "hello"));
+                client.post(node.url(&oa.path())).query(&query).body(body).send()
+            });
+            for response in futures::future::join_all(posts).await {
+                assert_eq!(response.unwrap().status(), 200);
+            }
+        }
+    };
+    let wait_for_sent = |count: usize| {
+        let api = &api;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while api.sent().len() < count {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "only {} of {count} sent",
+                    api.sent().len()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    round(7_000).await;
+    wait_for_sent(3).await;
+    assert_eq!(api.tokens_issued(), 1, "one token for the cluster");
+    api.expire_current_token();
+    round(7_100).await;
+    wait_for_sent(6).await;
+    assert_eq!(api.tokens_issued(), 2, "one refresh for the cluster");
     drop(nodes);
     remove(&prefix).await;
 }

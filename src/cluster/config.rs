@@ -71,6 +71,16 @@ impl ClusterConfig {
         format!("{}.events.{conversation}", self.prefix)
     }
 
+    /// The stream of the WeChat accounts' access_tokens.
+    pub(crate) fn token_stream(&self) -> String {
+        format!("{}_tokens", self.prefix)
+    }
+
+    /// The subject of one account's access_token (`*` for all).
+    pub(crate) fn token_subject(&self, app_id: &str) -> String {
+        format!("{}.tokens.{app_id}", self.prefix)
+    }
+
     /// The stream of HMAC nonces seen.
     pub(crate) fn nonce_stream(&self) -> String {
         format!("{}_nonces", self.prefix)

@@ -1,7 +1,7 @@
 //! Cluster mode (`[cluster]`): several protofuse nodes on one MySQL/MariaDB store and one NATS JetStream. The
 //! store already holds the durable state (messages, the outbox with its leases); JetStream carries what lived in
-//! one process: the conversation events every node's subscribers must see (`events.rs`) and the HMAC nonces a
-//! replay to another node must meet (`nonces.rs`).
+//! one process: the conversation events every node's subscribers must see (`events.rs`), the HMAC nonces a
+//! replay to another node must meet (`nonces.rs`), and each WeChat account's one access_token (`tokens.rs`).
 //!
 //! Owns the connection to NATS, the stream and bucket names, and what goes over them. Must never be needed by a
 //! single node: without `[cluster]` nothing here runs and nothing connects.
@@ -9,6 +9,7 @@
 mod config;
 mod events;
 mod nonces;
+mod tokens;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use async_nats::jetstream;
 pub use config::ClusterConfig;
 pub(crate) use events::Relay;
 pub(crate) use nonces::SharedNonces;
+pub(crate) use tokens::{Next as TokenStep, SharedTokens};
 
 /// Why cluster mode could not start.
 #[derive(Debug, thiserror::Error)]

@@ -59,8 +59,9 @@ impl Wechat {
             };
         }
         let (tx, mut rx) = oneshot::channel();
+        let message = outcome.message;
         self.responders
-            .spawn(respond(Arc::clone(account), self.service.clone(), outcome.message, tx));
+            .spawn(respond(Arc::clone(account), self.service.clone(), message.clone(), tx));
         let answer = match tokio::time::timeout(self.budget, &mut rx).await {
             Ok(received) => received.ok().flatten(),
             Err(_) => {
@@ -71,6 +72,9 @@ impl Wechat {
             }
         };
         if let Some(answer) = &answer {
+            // Stored before WeChat hears it: a retry that reaches another node (or this one after a restart)
+            // once this reply is out finds it (`stored_answer`).
+            store_reply(&self.service, &message, answer, Delivery::Passive, &[]).await;
             self.answers.remember(id, answer);
         }
         answer
@@ -80,7 +84,7 @@ impl Wechat {
 impl Wechat {
     /// The passive answer stored for `inbound` (its bot reply, `delivery = passive`), when this node's memory has
     /// none: the first delivery was answered by another node of the cluster, or before a restart. The reply is
-    /// stored right after the passive answer is handed over, and WeChat retries after 5 s, so a retry finds it.
+    /// stored before the passive answer goes out, so a retry sent after it finds it.
     async fn stored_answer(&self, inbound: &Message) -> Option<Answer> {
         let page = protofuse_store::PageRequest {
             after: None,
@@ -130,10 +134,8 @@ async fn respond(account: Arc<Account>, service: Service, message: Message, tx: 
     // WeChat rejects a hand-off in answer to an event.
     let answer =
         answer.filter(|a| !(matches!(a, Answer::Handoff { .. }) && matches!(message.content, Content::Event { .. })));
+    // In time: the handler stores the passive reply before answering WeChat.
     let Err(late) = tx.send(answer.clone()) else {
-        if let Some(answer) = answer {
-            store_reply(&service, &message, &answer, Delivery::Passive, &[]).await;
-        }
         return;
     };
     let Some(answer) = late else { return };

@@ -7,7 +7,7 @@
 //! (each fetch invalidates the previous token at WeChat). It never retries a send more than once and never
 //! stores anything. When the dispatcher lands, its breaker/outbox wraps [`KfClient::send`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -25,6 +25,9 @@ pub enum KfError {
     /// The WeChat API could not be reached or timed out.
     #[error("wechat api unreachable")]
     Transport(#[source] reqwest::Error),
+    /// In cluster mode, another node was fetching the token and none appeared in time.
+    #[error("no access_token from the cluster within {0:?}")]
+    TokenUnavailable(Duration),
     /// The WeChat API refused the call.
     #[error("wechat api error {errcode}: {errmsg}")]
     Api {
@@ -78,7 +81,13 @@ pub struct KfClient {
     secret: String,
     cached: Mutex<Option<Token>>,
     refreshing: tokio::sync::Mutex<()>,
+    /// Cluster mode: the account's token is the cluster's.
+    shared: OnceLock<crate::cluster::SharedTokens>,
 }
+
+/// Longest a node waits for the token another node is fetching (longer than a claim lasts, so a node that died
+/// while fetching is taken over within it).
+const SHARED_WAIT: Duration = Duration::from_secs(20);
 
 impl KfClient {
     /// A client for the account `app_id` at `base_url` (no trailing slash needed).
@@ -90,7 +99,13 @@ impl KfClient {
             secret,
             cached: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Takes the account's token from the cluster from now on.
+    pub(crate) fn share_tokens(&self, shared: crate::cluster::SharedTokens) {
+        let _ = self.shared.set(shared);
     }
 
     /// Sends one customer-service message (`{"touser", "msgtype", …}`); refreshes the token and retries once
@@ -101,7 +116,7 @@ impl KfClient {
             Err(KfError::Api { errcode, .. }) if TOKEN_ERRORS.contains(&errcode) => {
                 tracing::info!(errcode, "wechat access_token rejected; refreshing once");
                 self.expire(&token);
-                let token = self.token().await?;
+                let token = self.token_other_than(Some(&token)).await?;
                 self.post(&token, body).await
             }
             other => other,
@@ -125,6 +140,11 @@ impl KfClient {
 
     /// The cached token, or a fresh one; at most one fetch runs at a time.
     async fn token(&self) -> Result<Arc<str>, KfError> {
+        self.token_other_than(None).await
+    }
+
+    /// [`KfClient::token`], never `rejected` (the token WeChat just refused).
+    async fn token_other_than(&self, rejected: Option<&str>) -> Result<Arc<str>, KfError> {
         if let Some(token) = self.fresh() {
             return Ok(token);
         }
@@ -133,6 +153,54 @@ impl KfClient {
         if let Some(token) = self.fresh() {
             return Ok(token);
         }
+        match self.shared.get() {
+            Some(shared) => self.cluster_token(shared, rejected).await,
+            None => {
+                let (value, lifetime) = self.fetch().await?;
+                Ok(self.cache(&value, Instant::now() + lifetime))
+            }
+        }
+    }
+
+    /// The cluster's token: the current one, or one this node fetches after winning the claim, or the one the
+    /// winner publishes. If the cluster's stream does not answer, this node fetches its own (a token that may
+    /// invalidate the others', which then refresh once: better than no answer to the customer).
+    async fn cluster_token(
+        &self,
+        shared: &crate::cluster::SharedTokens,
+        rejected: Option<&str>,
+    ) -> Result<Arc<str>, KfError> {
+        use crate::cluster::TokenStep;
+        let deadline = Instant::now() + SHARED_WAIT;
+        loop {
+            match shared.next(&self.app_id, rejected).await {
+                Ok(TokenStep::Use { value, refresh_at }) => {
+                    let left = refresh_at - chrono::Utc::now().timestamp_millis();
+                    let left = Duration::from_millis(u64::try_from(left).unwrap_or_default());
+                    return Ok(self.cache(&value, Instant::now() + left));
+                }
+                Ok(TokenStep::Fetch(claimed)) => {
+                    let (value, lifetime) = self.fetch().await?;
+                    let refresh_at = chrono::Utc::now().timestamp_millis()
+                        + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 4);
+                    shared.publish(&self.app_id, &value, refresh_at, claimed).await;
+                    return Ok(self.cache(&value, Instant::now() + lifetime));
+                }
+                Ok(TokenStep::Wait) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(TokenStep::Wait) => return Err(KfError::TokenUnavailable(SHARED_WAIT)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster: token stream unavailable; fetching this node's own token");
+                    let (value, lifetime) = self.fetch().await?;
+                    return Ok(self.cache(&value, Instant::now() + lifetime));
+                }
+            }
+        }
+    }
+
+    /// A new token from WeChat and how long to use it (its lifetime less a margin).
+    async fn fetch(&self) -> Result<(Arc<str>, Duration), KfError> {
         let url = format!("{}/cgi-bin/token", self.base_url);
         let query = [
             ("grant_type", "client_credential"),
@@ -152,11 +220,16 @@ impl KfClient {
         let value: Arc<str> = Arc::from(reply.access_token.unwrap_or_default());
         let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(7200));
         let margin = EXPIRY_MARGIN.min(lifetime / 2);
+        Ok((value, lifetime - margin))
+    }
+
+    fn cache(&self, value: &str, refresh_at: Instant) -> Arc<str> {
+        let value: Arc<str> = Arc::from(value);
         *self.lock() = Some(Token {
             value: Arc::clone(&value),
-            refresh_at: Instant::now() + lifetime - margin,
+            refresh_at,
         });
-        Ok(value)
+        value
     }
 
     fn fresh(&self) -> Option<Arc<str>> {
