@@ -136,7 +136,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let parts = Parts::build(config)?;
     let store: Arc<dyn Store> = Arc::from(protofuse_store::open(&config.store).await?);
     let (stop, stopping) = watch::channel(false);
-    let (events, shared_nonces) = join_cluster(config, &parts, &stopping).await?;
+    let (cluster, events, shared_nonces) = join_cluster(config, &parts, &stopping).await?;
     let conversations = Conversations::new(store.clone(), events.clone());
     let decisions = (parts.triage.clone()).map(|t| Arc::new(Decisions::new(t, config.triage.clone(), store.clone())));
     let dispatcher = Arc::new(Dispatcher::build(
@@ -172,15 +172,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (grpc_addr, grpc_task) = server::grpc::spawn(&config.grpc, service.clone(), auth, draining, stopping.clone())
         .await
         .map_err(bind(config.grpc.listen))?;
-    let (admin_addr, admin_task) = server::admin::spawn(
-        &config.admin,
-        dispatcher.clone(),
-        decisions.clone(),
-        state.clone(),
-        stopping.clone(),
+    let (admin_addr, admin_task) = spawn_admin(
+        config,
+        &dispatcher,
+        decisions.as_ref(),
+        cluster.as_ref(),
+        &state,
+        &stopping,
     )
-    .await
-    .map_err(bind(config.admin.listen))?;
+    .await?;
     let listeners = spawn_http(config, &state, parts.adapters, web.as_ref(), parts.tls, &stopping).await?;
     let reloads = decisions.map(|d| tokio::spawn(reload_on_hangup(d, stopping.clone())));
     let upkeep = tokio::spawn(server::observe::upkeep(crate::telemetry::metrics_handle(), stopping));
@@ -216,11 +216,18 @@ async fn join_cluster(
     config: &Config,
     parts: &Parts,
     stopping: &watch::Receiver<bool>,
-) -> Result<(EventBus, Option<crate::cluster::SharedNonces>), StartError> {
+) -> Result<
+    (
+        Option<crate::cluster::Cluster>,
+        EventBus,
+        Option<crate::cluster::SharedNonces>,
+    ),
+    StartError,
+> {
     let adapters = &parts.adapters;
     let events = EventBus::new(DEFAULT_CAPACITY);
     let Some(cluster_config) = &config.cluster else {
-        return Ok((events, None));
+        return Ok((None, events, None));
     };
     let cluster = crate::cluster::Cluster::connect(cluster_config).await?;
     let relay = crate::cluster::Relay::start(&cluster, events.local_sender(), stopping.clone()).await?;
@@ -235,7 +242,35 @@ async fn join_cluster(
         parts.kf.values().for_each(|kf| kf.share_tokens(tokens.clone()));
     }
     tracing::info!(node = cluster.node(), "joined the cluster");
-    Ok((events.with_relay(relay), nonces))
+    Ok((Some(cluster), events.with_relay(relay), nonces))
+}
+
+/// The admin listener; in cluster mode with the control subjects (other nodes, shared breaker overrides).
+async fn spawn_admin(
+    config: &Config,
+    dispatcher: &Arc<Dispatcher>,
+    decisions: Option<&Arc<Decisions>>,
+    cluster: Option<&crate::cluster::Cluster>,
+    state: &AppState,
+    stopping: &watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
+    let control = match cluster {
+        Some(cluster) => Some(crate::cluster::Control::start(cluster, dispatcher.clone(), stopping.clone()).await?),
+        None => None,
+    };
+    server::admin::spawn(
+        &config.admin,
+        dispatcher.clone(),
+        decisions.cloned(),
+        control,
+        state.clone(),
+        stopping.clone(),
+    )
+    .await
+    .map_err(|source| StartError::Bind {
+        addr: config.admin.listen,
+        source,
+    })
 }
 
 /// SIGHUP reloads the triage models (the same as `POST /admin/triage/reload`); a file that does not load is

@@ -61,7 +61,8 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve { config, log_format } => {
             let config = config::load(config.as_deref())?;
             telemetry::init_logging(log_format.unwrap_or(config.log.format), &config.log.filter);
-            let running = app::start(&config).await.context("starting the server")?;
+            // Boxed: starting holds every component's setup (the cluster's included) in one large future.
+            let running = Box::pin(app::start(&config)).await.context("starting the server")?;
             shutdown_signal().await;
             running.shutdown().await;
             Ok(())

@@ -250,3 +250,56 @@ async fn the_nodes_share_one_wechat_access_token_and_refresh_it_once() {
     drop(nodes);
     remove(&prefix).await;
 }
+
+/// The admin API of any node lists the nodes it hears from, and a breaker override set on one node holds on
+/// every node.
+#[tokio::test]
+async fn any_node_lists_the_nodes_and_a_breaker_override_reaches_them_all() {
+    let prefix = format!("pft{}", uuid::Uuid::now_v7().simple());
+    let store = mariadb::server().await.fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let crm = "[[dispatch.destinations]]\nname = \"crm\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n";
+    let nodes = nodes(dir.path(), &store, &prefix, crm).await;
+    let client = reqwest::Client::new();
+    let get = |node: &Binary, path: &str| {
+        let url = format!("{}{path}", node.admin);
+        let client = client.clone();
+        async move { protofuse_testkit::http::get_json(&client, &url).await }
+    };
+    // Heartbeats every 2 s: listed within a few.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = get(&nodes[2], "/admin/nodes").await;
+        let names: Vec<&str> = listed["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["node"].as_str())
+            .collect();
+        if names == ["a", "b", "c"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "listed: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = client
+        .put(format!("{}/admin/destinations/crm/breaker", nodes[0].admin))
+        .json(&json!({"override": "forced_open"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    for node in &nodes[1..] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let destinations = get(node, "/admin/destinations").await;
+            if destinations["destinations"][0]["override"] == "forced_open" {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{destinations}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    drop(nodes);
+    remove(&prefix).await;
+}

@@ -71,6 +71,11 @@ impl ClusterConfig {
         format!("{}.events.{conversation}", self.prefix)
     }
 
+    /// A control subject (`heartbeat`, `breaker`; `*` for all).
+    pub(crate) fn control_subject(&self, what: &str) -> String {
+        format!("{}.control.{what}", self.prefix)
+    }
+
     /// The stream of the WeChat accounts' access_tokens.
     pub(crate) fn token_stream(&self) -> String {
         format!("{}_tokens", self.prefix)

@@ -27,15 +27,23 @@ struct Admin {
     dispatcher: Arc<Dispatcher>,
     /// Built-in triage, when a WeChat account or a destination uses it.
     decisions: Option<Arc<Decisions>>,
+    /// Cluster mode: the other nodes and the overrides every node applies.
+    control: Option<Arc<crate::cluster::Control>>,
     /// SHA-256 of the token: compared by digest so the comparison's timing does not leak the token's prefix.
     token: Option<[u8; 32]>,
 }
 
 /// The `/admin` routes.
-pub(super) fn routes(dispatcher: Arc<Dispatcher>, decisions: Option<Arc<Decisions>>, token: Option<&str>) -> Router {
+pub(super) fn routes(
+    dispatcher: Arc<Dispatcher>,
+    decisions: Option<Arc<Decisions>>,
+    control: Option<Arc<crate::cluster::Control>>,
+    token: Option<&str>,
+) -> Router {
     let admin = Admin {
         dispatcher,
         decisions,
+        control,
         token: token.map(|t| Sha256::digest(t.as_bytes()).into()),
     };
     Router::new()
@@ -45,6 +53,7 @@ pub(super) fn routes(dispatcher: Arc<Dispatcher>, decisions: Option<Arc<Decision
         .route("/admin/dead-letters/replay", post(replay_many))
         .route("/admin/dead-letters/{id}", get(show_dead).delete(discard_dead))
         .route("/admin/dead-letters/{id}/replay", post(replay_one))
+        .route("/admin/nodes", get(nodes))
         .route("/admin/triage", get(triage_models))
         .route("/admin/triage/reload", post(reload_triage))
         .route_layer(axum::middleware::from_fn_with_state(admin.clone(), authorize))
@@ -134,9 +143,28 @@ async fn set_breaker(
     let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
     let fuse = admin.dispatcher.fuse(&name).ok_or_else(|| unknown_destination(&name))?;
     fuse.set_override(body.r#override);
+    // Every node's breaker for this destination: one command, not one per node.
+    if let Some(control) = &admin.control
+        && let Err(e) = control.set_breaker(&name, body.r#override).await
+    {
+        tracing::warn!(error = %e, "cluster: breaker override not sent to the other nodes");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            "set on this node only: the other nodes could not be told",
+        ));
+    }
     Ok(Json(
         serde_json::json!({ "name": name, "state": fuse.state(), "override": fuse.override_state() }),
     ))
+}
+
+/// The nodes this one hears from (cluster mode), each with its breakers; on a single node, `cluster: false`.
+async fn nodes(State(admin): State<Admin>) -> Json<serde_json::Value> {
+    match &admin.control {
+        Some(control) => Json(serde_json::json!({ "cluster": true, "nodes": control.nodes() })),
+        None => Json(serde_json::json!({ "cluster": false, "nodes": [] })),
+    }
 }
 
 fn triage_of(admin: &Admin) -> Result<Arc<Decisions>, ApiError> {

@@ -21,6 +21,7 @@ pub(crate) async fn spawn(
     config: &AdminConfig,
     dispatcher: Arc<Dispatcher>,
     decisions: Option<Arc<Decisions>>,
+    control: Option<Arc<crate::cluster::Control>>,
     state: AppState,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
@@ -28,7 +29,12 @@ pub(crate) async fn spawn(
     let addr = listener.local_addr()?;
     let app = crate::server::health::routes()
         .with_state(state)
-        .merge(super::api::routes(dispatcher, decisions, config.token.as_deref()))
+        .merge(super::api::routes(
+            dispatcher,
+            decisions,
+            control,
+            config.token.as_deref(),
+        ))
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
     let task = tokio::spawn(async move {
