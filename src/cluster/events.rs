@@ -109,15 +109,13 @@ impl Relay {
             message: e.to_string(),
         };
         let stream = cluster
-            .jetstream
-            .get_or_create_stream(stream::Config {
+            .stream(stream::Config {
                 name: name.clone(),
                 subjects: vec![config.event_subject("*")],
                 max_age: config.event_retention,
                 ..stream::Config::default()
             })
-            .await
-            .map_err(|e| failed(&e))?;
+            .await?;
         // An ordered consumer: no acknowledgements, in stream order, recreated by the client after a gap.
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {

@@ -74,6 +74,22 @@ impl Cluster {
         })
     }
 
+    /// Creates the stream `config` describes, or opens it if it exists.
+    pub(crate) async fn stream(
+        &self,
+        config: jetstream::stream::Config,
+    ) -> Result<jetstream::stream::Stream, ClusterError> {
+        let name = config.name.clone();
+        self.jetstream
+            .get_or_create_stream(config)
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "stream",
+                name,
+                message: e.to_string(),
+            })
+    }
+
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.config.node

@@ -33,22 +33,15 @@ impl SharedNonces {
     /// timestamp may be that far in the past or the future).
     pub(crate) async fn open(cluster: &Cluster, keep: Duration) -> Result<Self, ClusterError> {
         let config = &cluster.config;
-        let name = config.nonce_stream();
         cluster
-            .jetstream
-            .get_or_create_stream(stream::Config {
-                name: name.clone(),
+            .stream(stream::Config {
+                name: config.nonce_stream(),
                 subjects: vec![config.nonce_subject("*")],
                 max_age: keep,
                 max_messages_per_subject: 1,
                 ..stream::Config::default()
             })
-            .await
-            .map_err(|e| ClusterError::JetStream {
-                what: "stream",
-                name,
-                message: e.to_string(),
-            })?;
+            .await?;
         Ok(Self {
             jetstream: cluster.jetstream.clone(),
             config: config.clone(),

@@ -78,21 +78,14 @@ impl SharedTokens {
     /// Opens (or creates) the stream.
     pub(crate) async fn open(cluster: &Cluster) -> Result<Self, ClusterError> {
         let config = &cluster.config;
-        let name = config.token_stream();
         let stream = cluster
-            .jetstream
-            .get_or_create_stream(stream::Config {
-                name: name.clone(),
+            .stream(stream::Config {
+                name: config.token_stream(),
                 subjects: vec![config.token_subject("*")],
                 max_messages_per_subject: 1,
                 ..stream::Config::default()
             })
-            .await
-            .map_err(|e| ClusterError::JetStream {
-                what: "stream",
-                name,
-                message: e.to_string(),
-            })?;
+            .await?;
         Ok(Self {
             jetstream: cluster.jetstream.clone(),
             stream,

@@ -75,11 +75,6 @@ impl SparseVec {
 /// Lowercase, full-width → half-width (NFKC), every non-alphanumeric character (punctuation, emoji,
 /// whitespace) → one space, trimmed.
 pub fn normalize(text: &str) -> String {
-    if text.is_ascii() {
-        // ASCII is NFKC already, and its lowercase and alphanumerics are the ASCII ones: the same result
-        // without the Unicode tables.
-        return fold_ascii(text.as_bytes());
-    }
     // Most messages are already NFKC (ASCII, plain Han): the quick check skips the decompose/compose pass,
     // which was a quarter of the full decision's time; the result is the same by definition.
     if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
@@ -87,24 +82,6 @@ pub fn normalize(text: &str) -> String {
     } else {
         fold(text.nfkc(), text.len())
     }
-}
-
-fn fold_ascii(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    let mut space = true;
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() {
-            out.push(char::from(b.to_ascii_lowercase()));
-            space = false;
-        } else if !space {
-            out.push(' ');
-            space = true;
-        }
-    }
-    if out.ends_with(' ') {
-        out.pop();
-    }
-    out
 }
 
 fn fold(chars: impl Iterator<Item = char>, len: usize) -> String {
@@ -329,7 +306,7 @@ mod tests {
         assert_eq!(units("几 天 能 到 app crash"), ["几", "天", "能", "到", "app", "crash"]);
     }
 
-    /// The fast paths (ASCII; already NFKC) give what the full NFKC pass gives, on every line of the training
+    /// The fast path (text already NFKC) gives what the full NFKC pass gives, on every line of the training
     /// file.
     #[test]
     fn fast_paths_normalize_as_the_full_pass_does() {

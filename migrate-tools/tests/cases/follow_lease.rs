@@ -5,17 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::importer::Importer;
-
-async fn stored(target_url: &str, text: &str) -> bool {
-    let store = sqlx::SqlitePool::connect(target_url).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE body LIKE ?")
-        .bind(format!("%{text}%"))
-        .fetch_one(&store)
-        .await
-        .unwrap();
-    n > 0
-}
+use super::importer::{Importer, stored};
 
 /// Re-reads another process's log (which announces nothing) until it contains `what`, under a deadline.
 async fn wait_for_log(err: &std::path::Path, what: &str) {

@@ -6,17 +6,7 @@ use std::time::{Duration, Instant};
 use protofuse_migrate::sink::Target;
 use protofuse_migrate::source;
 
-use super::importer::Importer;
-
-async fn stored(target_url: &str, text: &str) -> bool {
-    let store = sqlx::SqlitePool::connect(target_url).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE body LIKE ?")
-        .bind(format!("%{text}%"))
-        .fetch_one(&store)
-        .await
-        .unwrap();
-    n > 0
-}
+use super::importer::{Importer, stored};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_logs_progress_and_says_where_it_stopped_on_sigterm() {

@@ -95,3 +95,14 @@ pub(crate) async fn exit_of(mut child: Child, within: Duration) -> Result<ExitSt
         }
     }
 }
+
+/// Whether the SQLite target at `target_url` holds a message whose stored body contains `text`.
+pub(crate) async fn stored(target_url: &str, text: &str) -> bool {
+    let store = sqlx::SqlitePool::connect(target_url).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE body LIKE ?")
+        .bind(format!("%{text}%"))
+        .fetch_one(&store)
+        .await
+        .unwrap();
+    n > 0
+}
