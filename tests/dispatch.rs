@@ -196,7 +196,11 @@ async fn a_hanging_destination_does_not_slow_a_healthy_one_or_ingress() {
 #[tokio::test]
 async fn slow_successes_count_toward_opening_the_breaker() {
     let receiver = Receiver::start(Mode::Slow(Duration::from_millis(350))).await;
-    let server = TestServer::sqlite(|c| route_all(c, vec![webhook("sluggish", &receiver.url)])).await;
+    // A timeout far above the 350 ms answer: on a loaded machine a 350 ms call can take over the shared 400 ms
+    // timeout and count as a timeout instead of a slow success, which is not what this test is about.
+    let mut sluggish = webhook("sluggish", &receiver.url);
+    sluggish.fuse.timeout = Duration::from_secs(5);
+    let server = TestServer::sqlite(|c| route_all(c, vec![sluggish])).await;
     let ids = post_messages(&server, "cid", 8).await;
     eventually("the breaker to open on slow calls", Duration::from_secs(10), || async {
         destination(&server, "sluggish").await["state"] != "closed"
