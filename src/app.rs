@@ -230,7 +230,7 @@ async fn join_cluster(
         return Ok((None, events, None));
     };
     let cluster = crate::cluster::Cluster::connect(cluster_config).await?;
-    let relay = crate::cluster::Relay::start(&cluster, events.local_sender(), stopping.clone()).await?;
+    let relay = crate::cluster::StreamRelay::start(&cluster, events.local_sender(), stopping.clone()).await?;
     // A timestamp may be a window in the past or the future, so a nonce must be remembered for twice it.
     let window = adapters.iter().filter_map(|a| a.nonce_window()).max();
     let nonces = match window {
@@ -242,7 +242,7 @@ async fn join_cluster(
         parts.kf.values().for_each(|kf| kf.share_tokens(tokens.clone()));
     }
     tracing::info!(node = cluster.node(), "joined the cluster");
-    Ok((Some(cluster), events.with_relay(relay), nonces))
+    Ok((Some(cluster), events.with_relay(Arc::new(relay)), nonces))
 }
 
 /// The admin listener; in cluster mode with the control subjects (other nodes, shared breaker overrides).

@@ -72,12 +72,21 @@ impl EventFilter {
     }
 }
 
+/// Where events go in cluster mode, so that every node hears them (`crate::cluster` implements it; this module
+/// needs nothing of the cluster's).
+#[async_trait::async_trait]
+pub trait Relay: Send + Sync + std::fmt::Debug {
+    /// Hands `event` to every node (this one included, through [`EventBus::local_sender`]); `false` when it
+    /// could not, and the bus then gives it to this node's subscribers itself.
+    async fn publish(&self, event: &Event) -> bool;
+}
+
 /// The publishing side; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
-    /// Cluster mode: events go through JetStream, which feeds `sender` on every node.
-    relay: Option<crate::cluster::Relay>,
+    /// Cluster mode: events go through the cluster, which feeds `sender` on every node.
+    relay: Option<Arc<dyn Relay>>,
 }
 
 impl EventBus {
@@ -90,7 +99,7 @@ impl EventBus {
     }
 
     /// The same bus, its events going through the cluster's stream (started with [`EventBus::local_sender`]).
-    pub(crate) fn with_relay(mut self, relay: crate::cluster::Relay) -> Self {
+    pub(crate) fn with_relay(mut self, relay: Arc<dyn Relay>) -> Self {
         self.relay = Some(relay);
         self
     }

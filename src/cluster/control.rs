@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError};
+use super::connection::{Cluster, ClusterError};
 use crate::dispatch::{Dispatcher, Override};
 
 /// How often a node announces itself: often enough that a list is seconds old at most, rare enough to be noise.

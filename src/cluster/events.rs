@@ -15,7 +15,7 @@ use protofuse_model::{ConversationId, ConversationStatus, Message};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use super::{Cluster, ClusterError};
+use super::connection::{Cluster, ClusterError};
 use crate::events::Event;
 
 /// Longest a publish waits for JetStream's acknowledgement before the event is given to local subscribers only.
@@ -81,20 +81,20 @@ impl Wire {
 
 /// The publishing side of the cross-node bus.
 #[derive(Clone)]
-pub(crate) struct Relay {
+pub(crate) struct StreamRelay {
     jetstream: jetstream::Context,
     cluster: super::ClusterConfig,
 }
 
-impl std::fmt::Debug for Relay {
+impl std::fmt::Debug for StreamRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay")
+        f.debug_struct("StreamRelay")
             .field("stream", &self.cluster.event_stream())
             .finish()
     }
 }
 
-impl Relay {
+impl StreamRelay {
     /// Creates (or opens) the event stream, and feeds every event in it from now on into `local` until `stop`.
     pub(crate) async fn start(
         cluster: &Cluster,
@@ -151,10 +151,13 @@ impl Relay {
             cluster: config.clone(),
         })
     }
+}
 
+#[async_trait::async_trait]
+impl crate::events::Relay for StreamRelay {
     /// Publishes `event` and waits for the stream to hold it. `false` when it could not: the caller then gives
     /// it to this node's subscribers itself.
-    pub(crate) async fn publish(&self, event: &Event) -> bool {
+    async fn publish(&self, event: &Event) -> bool {
         let Ok(payload) = serde_json::to_vec(&Wire::of(event)) else {
             return false;
         };

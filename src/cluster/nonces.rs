@@ -11,7 +11,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
 use sha2::{Digest as _, Sha256};
 
-use super::{Cluster, ClusterError};
+use super::connection::{Cluster, ClusterError};
 
 /// The shared memory of nonces.
 #[derive(Clone)]

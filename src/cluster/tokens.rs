@@ -14,7 +14,7 @@ use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
 use async_nats::jetstream::{self};
 use serde::{Deserialize, Serialize};
 
-use super::{Cluster, ClusterError};
+use super::connection::{Cluster, ClusterError};
 
 /// A claim to fetch is honoured this long; a node that died while fetching is then taken over.
 const CLAIM_FOR: Duration = Duration::from_secs(15);

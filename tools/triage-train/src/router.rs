@@ -16,8 +16,10 @@ use protofuse_triage::eval::{self, Confusion};
 use protofuse_triage::features::{self, DEFAULT_DIM, SparseVec};
 
 use crate::data::{self, Example};
+use crate::error::TrainError;
+use crate::export;
 use crate::linear::{self, Linear, softmax};
-use crate::{SGD, TrainError, export};
+use crate::settings::SGD;
 
 /// One labelled customer message from the store.
 #[derive(Debug, Clone)]
