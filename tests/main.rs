@@ -18,6 +18,7 @@ mod store;
 mod support;
 mod triage;
 mod web_channel;
+mod web_widget;
 mod wechat;
 mod wechat_hostile;
 mod wechat_late;
