@@ -322,3 +322,30 @@ async fn the_widget_is_served_with_its_type_caching_and_cors() {
     assert_eq!(stale.headers()["cache-control"], "public, max-age=300");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_signed_in_user_chats_as_themselves_over_sse_where_websockets_are_off() {
+    let claims = json!({"sub": "u-42", "name": "Ann", "exp": chrono::Utc::now().timestamp() + 600});
+    let key = jsonwebtoken::EncodingKey::from_secret(web::SITE_KEY.as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    let attributes = format!(r#"data-lang="en" data-user-token="{token}""#);
+    let (server, page) = site(&attributes, |config| config.web.websocket = false).await;
+    let browser = visitor("signed-in", &page).await;
+    // The session says WebSockets are off: straight to SSE, no upgrade attempted.
+    assert_eq!(connection(&browser, "online").await, "sse");
+    say(&browser, "hello").await;
+    shown_last(&browser, "bot", GREETING).await;
+
+    let conversation = server.get_json("/v1/conversations").await["items"][0].clone();
+    let messages = web::stored(&server, conversation["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (
+            messages[0]["sender"]["external_id"].as_str(),
+            messages[0]["sender"]["display_name"].as_str()
+        ),
+        (Some("u-42"), Some("Ann")),
+        "the site's user, as its token says"
+    );
+    browser.close().await;
+    server.shutdown().await;
+}
