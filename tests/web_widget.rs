@@ -157,6 +157,15 @@ async fn a_visitor_chats_with_the_bot_is_handed_to_an_agent_and_reads_the_reply(
     );
     assert_eq!(shown[4].sender.as_deref(), Some("Mia"), "the agent's display name");
     assert_eq!(shown[1].sender.as_deref(), Some("智能助手"), "the bot, in Chinese");
+
+    // Closed, the chat folds back into its bubble and stays connected for what comes next.
+    browser.displayed(".pfw-close").await.click().await.unwrap();
+    browser.displayed(".pfw-bubble").await;
+    connection(&browser, "background").await;
+    agent_reply(&server, &conversation, "还在吗？").await;
+    let badge = "const b = document.querySelector('.pfw-badge'); return b.hidden ? null : b.textContent;";
+    browser.wait_for("the unread badge", badge, |v| v == "1").await;
+    browser.screenshot("bubble").await;
     browser.close().await;
     server.shutdown().await;
 }
