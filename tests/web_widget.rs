@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::support::browser::{Browser, Page};
+use crate::support::proxy;
 use crate::support::server::TestServer;
 use crate::support::web::{self, GREETING, agent_reply};
 
@@ -203,6 +204,30 @@ async fn with_the_websocket_refused_the_widget_continues_over_sse() {
             "Mia here, over SSE"
         ]
     );
+    browser.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn behind_a_proxy_that_refuses_upgrades_the_widget_chats_over_sse_from_the_start() {
+    let mut page = Page::bind().await;
+    let origin = page.origin.clone();
+    let server = web::server(|config| config.web.sites.get_mut("shop").unwrap().origins.push(origin)).await;
+    // The server would accept a WebSocket (the session says so); the proxy in front refuses the upgrade.
+    let front = proxy::refusing_upgrades(&server.base).await;
+    page.serve(&front, r#"data-lang="en""#);
+    let browser = visitor("proxy", &page).await;
+    assert_eq!(connection(&browser, "online").await, "sse");
+
+    say(&browser, "hello").await;
+    shown_last(&browser, "bot", GREETING).await;
+    let conversation = server.get_json("/v1/conversations").await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    agent_reply(&server, &conversation, "Through the proxy").await;
+    let shown = shown_last(&browser, "agent", "Through the proxy").await;
+    assert_eq!(each_once(&shown), ["hello", GREETING, "Through the proxy"]);
     browser.close().await;
     server.shutdown().await;
 }
