@@ -18,6 +18,8 @@ pub struct TestServer {
     pub admin: std::net::SocketAddr,
     pub client: reqwest::Client,
     running: Option<Running>,
+    /// The configuration it runs with, its listeners pinned to the ports they bound (for [`Self::start_again`]).
+    config: Config,
     _dir: TempDir,
 }
 
@@ -48,14 +50,28 @@ impl TestServer {
     pub async fn start(config: &Config, dir: TempDir) -> Self {
         let running = app::start(config).await.expect("server starts");
         let base = format!("http://{}", running.local_addr());
+        let mut config = config.clone();
+        config.server.listen = running.local_addr();
+        config.grpc.listen = running.grpc_addr();
+        config.admin.listen = running.admin_addr();
+        config.api.listen = config.api.listen.map(|_| running.api_addr());
         Self {
             base,
             grpc: format!("http://{}", running.grpc_addr()),
             admin: running.admin_addr(),
             client: reqwest::Client::new(),
             running: Some(running),
+            config,
             _dir: dir,
         }
+    }
+
+    /// Starts a stopped server again on the same ports and the same store, with `tweak` applied to its
+    /// configuration: a restart, as the clients connected to it see one.
+    pub async fn start_again(&mut self, tweak: impl FnOnce(&mut Config)) {
+        assert!(self.running.is_none(), "stop the server first");
+        tweak(&mut self.config);
+        self.running = Some(app::start(&self.config).await.expect("server starts again"));
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -9,10 +9,13 @@
 //! - `replay.rs`: the feed every connection reads (replay from the store, then live, in sequence order);
 //!   `prompts.rs`: the one bus subscription that tells each connection its visitor has something new.
 //! - `inbound.rs`: a visitor's text → `Envelope` → `Service::send`; `answer.rs`: the bot's answers and hand-off.
+//! - `assets.rs`: `GET /web/widget.js` and `/web/widget.css`, the embeddable widget (`assets/`, plain JS and
+//!   CSS compiled into the binary: no front-end build step).
 //! - `frames.rs`: the JSON both transports speak; `error.rs`: refusals; `limits.rs`: connection caps and the
 //!   per-visitor message rate; `config.rs`: `[web]`.
 
 mod answer;
+mod assets;
 mod channel;
 mod config;
 mod error;
@@ -53,6 +56,7 @@ pub(crate) fn routes(web: &Arc<Web>) -> Router<AppState> {
         .route("/web/messages", post(sse::post_message).options(preflight))
         .layer(cors(&web.settings))
         .with_state(Arc::clone(web))
+        .merge(assets::routes())
 }
 
 /// `OPTIONS`: the CORS layer answers a preflight before this runs. The route needs the method all the same, or
@@ -78,5 +82,7 @@ fn cors(config: &WebConfig) -> CorsLayer {
             header::AUTHORIZATION,
             HeaderName::from_static("last-event-id"),
         ])
+        // The widget reads it to pace a resend after `429 rate_limited`.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(PREFLIGHT_MAX_AGE)
 }
