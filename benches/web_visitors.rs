@@ -16,8 +16,10 @@
 //!
 //! Run: `cargo bench --bench web_visitors` (env: `WEB_BENCH_CONNECTIONS`, default 20000; `WEB_BENCH_ACTIVE`,
 //! default 1000; `WEB_BENCH_ROUNDS`, default 5; `WEB_BENCH_AGENTS`, default 32; `WEB_BENCH_TARGETS`, e.g.
-//! `ws` or `sse`, default both). It raises its descriptor limit (as root, the hard limit too). Compare the
-//! ratios to the baseline, not absolute figures across machines.
+//! `ws` or `sse`, default both). It raises its descriptor limit to the connections plus 4,096 (the hard limit
+//! too where the process may, i.e. with `CAP_SYS_RESOURCE`); the clients and each server hold one descriptor per
+//! connection, so where the hard limit stays at 20,000 the largest run is about 19,500 connections (it says so
+//! before starting). Compare the ratios to the baseline, not absolute figures across machines.
 
 mod support;
 
@@ -32,8 +34,8 @@ use std::time::Duration;
 use axum::extract::ws::{Message as ServerFrame, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::Response;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -265,6 +267,14 @@ async fn drive(limit: u64) {
         active: (env_or("WEB_BENCH_ACTIVE", 1_000) as usize).min(knobs.connections),
         ..knobs
     };
+    if (limit as usize) < knobs.connections + 400 {
+        eprintln!(
+            "warning: the descriptor limit ({limit}) leaves too little room for {} connections (the hard limit \
+             could not be raised); expect failed connections, or set WEB_BENCH_CONNECTIONS below {}",
+            knobs.connections,
+            (limit as usize).saturating_sub(400)
+        );
+    }
     let targets = std::env::var("WEB_BENCH_TARGETS").unwrap_or_else(|_| "ws,sse".to_owned());
     println!(
         "descriptor limit {limit}; {} connections, {} active × {} replies, {} agents; load average {}",
@@ -368,7 +378,11 @@ async fn run(server: Server, transport: Transport, knobs: &Knobs) -> Outcome {
         (Server::Protofuse, Transport::Sse) => "protofuse /web/events",
     };
     eprintln!("== {name}");
-    let role = if server == Server::Protofuse { "protofuse" } else { "baseline" };
+    let role = if server == Server::Protofuse {
+        "protofuse"
+    } else {
+        "baseline"
+    };
     let (mut child, addr) = spawn_server(role).await;
     let pid = child.id().unwrap();
     let http = reqwest::Client::builder()
@@ -405,15 +419,17 @@ async fn run(server: Server, transport: Transport, knobs: &Knobs) -> Outcome {
         Server::Baseline => Vec::new(),
         Server::Protofuse => start_conversations(&http, addr, &visitors[..knobs.active]).await,
     };
-    let (delivery, answered, delivery_errors) =
-        deliver(&http, addr, server, &conversations, &receivers, knobs).await;
+    let (delivery, answered, delivery_errors) = deliver(&http, addr, server, &conversations, &receivers, knobs).await;
     let rss_active_kib = rss_kib(pid);
 
     for handle in &handles {
         handle.abort();
     }
     drop(child.stdin.take());
-    if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .is_err()
+    {
         let _ = child.kill().await;
     }
     Outcome {
@@ -537,9 +553,10 @@ async fn open_ws(
     // The clients' memory is not measured, but 20,000 of tungstenite's default 128 KiB read buffers would
     // still be 2.5 GiB on the machine the servers share.
     let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-    let (mut socket, _) = tokio_tungstenite::client_async_with_config(format!("ws://{addr}{path}"), stream, Some(config))
-        .await
-        .map_err(|e| format!("upgrade: {e}"))?;
+    let (mut socket, _) =
+        tokio_tungstenite::client_async_with_config(format!("ws://{addr}{path}"), stream, Some(config))
+            .await
+            .map_err(|e| format!("upgrade: {e}"))?;
     match tokio::time::timeout(FRAME_WAIT, socket.next()).await {
         Ok(Some(Ok(ClientFrame::Text(text)))) if text.contains("\"ready\"") => {}
         other => return Err(format!("no ready frame: {other:?}")),
@@ -567,7 +584,10 @@ async fn open_sse(
         .body(Empty::<Bytes>::new())
         .unwrap();
     let connection = tokio::spawn(connection);
-    let response = sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
     if response.status() != StatusCode::OK {
         return Err(format!("status {}", response.status()));
     }
