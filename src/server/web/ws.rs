@@ -50,7 +50,7 @@ pub(super) async fn upgrade(
 /// tungstenite's default, 128 KiB, suits bulk transfer, not thousands of idle chat sockets: before every read
 /// it zero-fills the read buffer up to that capacity, so each open socket held 128 KiB of resident memory from
 /// its first read on. `benches/web_visitors.rs` (BENCHMARKS.md, "Idle web visitors") measured the server's RSS
-/// per idle socket at 20,000 sockets: 135 KiB with the default, 10.9 KiB with 4 KiB. A visitor's
+/// per idle socket at 19,500 sockets: 135 KiB with the default, 10.9 KiB with 4 KiB. A visitor's
 /// frame is a chat line; a larger one (up to the frame limit) grows the buffer by its declared length.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
