@@ -37,13 +37,34 @@ pub(super) async fn upgrade(
 ) -> Response {
     match prepare(&web, query, &headers) {
         Ok((visitor, after, slot)) => match upgrade {
-            Ok(upgrade) => upgrade
-                .max_message_size(frames::frame_limit(web.settings.max_message_bytes))
+            Ok(upgrade) => sized(upgrade, web.settings.max_message_bytes)
                 .on_upgrade(move |socket| serve(web, visitor, after, slot, socket)),
             Err(e) => WebError::Invalid(e.body_text()).into_response(),
         },
         Err(e) => e.into_response(),
     }
+}
+
+/// What each socket reads into, at most, per read call; its read buffer starts at this size.
+///
+/// tungstenite's default, 128 KiB, suits bulk transfer, not thousands of idle chat sockets: before every read
+/// it zero-fills the read buffer up to that capacity, so each open socket held 128 KiB of resident memory from
+/// its first read on. `benches/web_visitors.rs` (BENCHMARKS.md, "Idle web visitors") measured the server's RSS
+/// per idle socket at 19,500 sockets: 135 KiB with the default, 10.9 KiB with 4 KiB. A visitor's
+/// frame is a chat line; a larger one (up to the frame limit) grows the buffer by its declared length.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The socket's buffers and limits, sized for many idle chat sockets. The write side needs no setting: each
+/// frame is flushed as it is sent (`write`), and tungstenite's write buffer is a vector that only grows to the
+/// largest frame written, never preallocated.
+fn sized(upgrade: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
+    let limit = frames::frame_limit(max_message_bytes);
+    upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(limit)
+        // tungstenite reserves a frame's declared length before reading it; its default frame limit (16 MiB)
+        // let one visitor's frame header make the server allocate 16 MiB for a chat line at most a few KiB long.
+        .max_frame_size(limit)
 }
 
 fn prepare(
