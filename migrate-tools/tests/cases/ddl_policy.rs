@@ -106,13 +106,7 @@ impl Desk {
     }
 
     async fn stored(&self, text: &str) -> bool {
-        let store = sqlx::SqlitePool::connect(&self.target_url).await.unwrap();
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE body LIKE ?")
-            .bind(format!("%{text}%"))
-            .fetch_one(&store)
-            .await
-            .unwrap();
-        n > 0
+        super::importer::stored(&self.target_url, text).await
     }
 
     /// The change stops `follow`, which names the table, the column and the mapping key, applies nothing after
