@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +20,10 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::conversation::Conversations;
 use crate::decisions::Decisions;
-use crate::dispatch::{DestinationKind, DispatchError, Dispatcher, Outbound};
+use crate::dispatch::{DispatchError, Dispatcher, Outbound};
 use crate::events::{DEFAULT_CAPACITY, EventBus};
 use crate::legacy::AdapterFilesError;
+use crate::reload::{Reloader, Swappable};
 use crate::server::web::{Web, WebSetupError};
 use crate::server::{self, AppState};
 use crate::service::Service;
@@ -112,16 +114,9 @@ pub fn check(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Loads triage once if a WeChat account or a dispatch destination uses it.
+/// Loads triage once if a WeChat account, the web channel or a dispatch destination uses it.
 fn load_triage(config: &Config) -> Result<Option<Arc<Triage>>, StartError> {
-    let wanted = config.wechat.accounts.iter().any(|a| a.triage)
-        || (config.web.enabled && config.web.triage)
-        || config
-            .dispatch
-            .destinations
-            .iter()
-            .any(|d| d.kind == DestinationKind::Triage);
-    if !wanted {
+    if !config.wants_triage() {
         return Ok(None);
     }
     let triage = Triage::load(&config.triage).map_err(StartError::Triage)?;
@@ -129,28 +124,28 @@ fn load_triage(config: &Config) -> Result<Option<Arc<Triage>>, StartError> {
 }
 
 /// Builds the application from `config`, opens the store, binds every listener and serves in the background.
+/// Without a file to read again, a configuration reload is refused; see [`start_from`].
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    start_from(config, None).await
+}
+
+/// [`start`] for `config` read from `file`, which `SIGHUP` and `POST /admin/reload` read again
+/// ([`crate::reload`]).
+pub async fn start_from(config: &Config, file: Option<&Path>) -> Result<Running, StartError> {
     // Installs the recorder first: metric handles taken before it exists (the fuses take theirs when built)
     // would record nothing.
     let metrics = crate::telemetry::metrics_handle();
     let parts = Parts::build(config)?;
     let store: Arc<dyn Store> = Arc::from(protofuse_store::open(&config.store).await?);
     let (stop, stopping) = watch::channel(false);
-    let (cluster, events, shared_nonces) = join_cluster(config, &parts, &stopping).await?;
-    let conversations = Conversations::new(store.clone(), events.clone());
-    let decisions = (parts.triage.clone()).map(|t| Arc::new(Decisions::new(t, config.triage.clone(), store.clone())));
-    let dispatcher = Arc::new(Dispatcher::build(
-        &config.dispatch,
-        &parts.outbound(decisions.as_ref(), Some(&conversations)),
-        store.clone(),
-    )?);
-    let service = Service::new(store, events).with_deliveries(dispatcher.clone());
-    let wechat = Arc::new(Wechat::build(
-        &config.wechat,
-        decisions.as_ref(),
-        service.clone(),
-        dispatcher.kf_destinations(),
-    )?);
+    let (cluster, events, shared_nonces, tokens) = join_cluster(config, &parts, &stopping).await?;
+    let Core {
+        conversations,
+        decisions,
+        dispatcher,
+        service,
+        wechat,
+    } = Core::build(config, &parts, store, events)?;
     let web = config
         .web
         .enabled
@@ -158,6 +153,16 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         .transpose()?;
     let (rpc_stop_handle, rpc_stop) = jsonrpsee::server::stop_channel();
     let auth = Arc::new(Authenticator::new(&config.api));
+    let legacy = Arc::new(server::LegacyRoutes::new(parts.adapters.clone()));
+    let swappable = Swappable {
+        dispatcher: dispatcher.clone(),
+        wechat: wechat.clone(),
+        decisions: decisions.clone(),
+        legacy: legacy.clone(),
+        conversations: conversations.clone(),
+        tokens,
+    };
+    let reloader = Arc::new(Reloader::new(file, config, &parts.kf, swappable));
     let state = AppState {
         service: service.clone(),
         metrics,
@@ -165,6 +170,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         rpc: server::jsonrpc::Endpoint::new(&config.jsonrpc, service.clone(), rpc_stop_handle),
         wechat: Arc::clone(&wechat),
         auth: auth.clone(),
+        legacy,
         shared_nonces,
     };
     let bind = |addr| move |source| StartError::Bind { addr, source };
@@ -172,17 +178,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (grpc_addr, grpc_task) = server::grpc::spawn(&config.grpc, service.clone(), auth, draining, stopping.clone())
         .await
         .map_err(bind(config.grpc.listen))?;
-    let (admin_addr, admin_task) = spawn_admin(
-        config,
-        &dispatcher,
-        decisions.as_ref(),
-        cluster.as_ref(),
-        &state,
-        &stopping,
-    )
-    .await?;
-    let listeners = spawn_http(config, &state, parts.adapters, web.as_ref(), parts.tls, &stopping).await?;
-    let reloads = decisions.map(|d| tokio::spawn(reload_on_hangup(d, stopping.clone())));
+    let admin = Admin {
+        dispatcher: &dispatcher,
+        decisions: decisions.as_ref(),
+        reloader: &reloader,
+        cluster: cluster.as_ref(),
+    };
+    let (admin_addr, admin_task) = spawn_admin(config, admin, &state, &stopping).await?;
+    let listeners = spawn_http(config, &state, web.as_ref(), parts.tls, &stopping).await?;
+    let reloads = tokio::spawn(reload_on_hangup(reloader, stopping.clone()));
     let upkeep = tokio::spawn(server::observe::upkeep(crate::telemetry::metrics_handle(), stopping));
     dispatcher.start();
     tracing::info!(addr = %listeners.public, api = %listeners.api, store = service.store_backend(), "serving");
@@ -195,8 +199,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         tasks: listeners
             .tasks
             .into_iter()
-            .chain([grpc_task, admin_task, upkeep])
-            .chain(reloads)
+            .chain([grpc_task, admin_task, upkeep, reloads])
             .collect(),
         grpc_addr,
         admin_addr,
@@ -207,6 +210,43 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         wechat,
         web,
     })
+}
+
+/// The application's core: conversation rules, triage decisions, the dispatcher, the service and the WeChat
+/// accounts, in the order each needs the one before.
+struct Core {
+    conversations: Conversations,
+    decisions: Option<Arc<Decisions>>,
+    dispatcher: Arc<Dispatcher>,
+    service: Service,
+    wechat: Arc<Wechat>,
+}
+
+impl Core {
+    fn build(config: &Config, parts: &Parts, store: Arc<dyn Store>, events: EventBus) -> Result<Self, StartError> {
+        let conversations = Conversations::new(store.clone(), events.clone());
+        let decisions =
+            (parts.triage.clone()).map(|t| Arc::new(Decisions::new(t, config.triage.clone(), store.clone())));
+        let dispatcher = Arc::new(Dispatcher::build(
+            &config.dispatch,
+            &parts.outbound(decisions.as_ref(), Some(&conversations)),
+            store.clone(),
+        )?);
+        let service = Service::new(store, events).with_deliveries(dispatcher.clone());
+        let wechat = Arc::new(Wechat::build(
+            &config.wechat,
+            decisions.as_ref(),
+            service.clone(),
+            &dispatcher.kf_destinations(),
+        )?);
+        Ok(Self {
+            conversations,
+            decisions,
+            dispatcher,
+            service,
+            wechat,
+        })
+    }
 }
 
 /// The event bus, through the cluster's stream in cluster mode, and the cluster's memory of HMAC nonces when a
@@ -221,13 +261,14 @@ async fn join_cluster(
         Option<crate::cluster::Cluster>,
         EventBus,
         Option<crate::cluster::SharedNonces>,
+        Option<crate::cluster::SharedTokens>,
     ),
     StartError,
 > {
     let adapters = &parts.adapters;
     let events = EventBus::new(DEFAULT_CAPACITY);
     let Some(cluster_config) = &config.cluster else {
-        return Ok((None, events, None));
+        return Ok((None, events, None, None));
     };
     let cluster = crate::cluster::Cluster::connect(cluster_config).await?;
     let relay = crate::cluster::StreamRelay::start(&cluster, events.local_sender(), stopping.clone()).await?;
@@ -237,32 +278,49 @@ async fn join_cluster(
         Some(window) => Some(crate::cluster::SharedNonces::open(&cluster, window * 2).await?),
         None => None,
     };
-    if !parts.kf.is_empty() {
-        let tokens = crate::cluster::SharedTokens::open(&cluster).await?;
-        parts.kf.values().for_each(|kf| kf.share_tokens(tokens.clone()));
-    }
+    // Opened even without a customer-service client yet: a reload may add an account with one.
+    let tokens = crate::cluster::SharedTokens::open(&cluster).await?;
+    parts.kf.values().for_each(|kf| kf.share_tokens(tokens.clone()));
     tracing::info!(node = cluster.node(), "joined the cluster");
-    Ok((Some(cluster), events.with_relay(Arc::new(relay)), nonces))
+    Ok((Some(cluster), events.with_relay(Arc::new(relay)), nonces, Some(tokens)))
 }
 
-/// The admin listener; in cluster mode with the control subjects (other nodes, shared breaker overrides).
+/// What the admin API commands.
+struct Admin<'a> {
+    dispatcher: &'a Arc<Dispatcher>,
+    decisions: Option<&'a Arc<Decisions>>,
+    reloader: &'a Arc<Reloader>,
+    cluster: Option<&'a crate::cluster::Cluster>,
+}
+
+/// The admin listener; in cluster mode with the control subjects (other nodes, shared breaker overrides,
+/// reloads of every node).
 async fn spawn_admin(
     config: &Config,
-    dispatcher: &Arc<Dispatcher>,
-    decisions: Option<&Arc<Decisions>>,
-    cluster: Option<&crate::cluster::Cluster>,
+    admin: Admin<'_>,
     state: &AppState,
     stopping: &watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
-    let control = match cluster {
-        Some(cluster) => Some(crate::cluster::Control::start(cluster, dispatcher.clone(), stopping.clone()).await?),
+    let control = match admin.cluster {
+        Some(cluster) => Some(
+            crate::cluster::Control::start(
+                cluster,
+                admin.dispatcher.clone(),
+                admin.reloader.clone(),
+                stopping.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
     server::admin::spawn(
         &config.admin,
-        dispatcher.clone(),
-        decisions.cloned(),
-        control,
+        server::admin::Commands {
+            dispatcher: admin.dispatcher.clone(),
+            decisions: admin.decisions.cloned(),
+            reloader: admin.reloader.clone(),
+            control,
+        },
         state.clone(),
         stopping.clone(),
     )
@@ -273,11 +331,11 @@ async fn spawn_admin(
     })
 }
 
-/// SIGHUP reloads the triage models (the same as `POST /admin/triage/reload`); a file that does not load is
-/// logged and the models in force stay.
-async fn reload_on_hangup(decisions: Arc<Decisions>, mut stopping: watch::Receiver<bool>) {
+/// SIGHUP reloads the configuration on this node (the same as `POST /admin/reload` on a single node); a
+/// configuration that cannot be put in force is logged with every problem and the running one stays.
+async fn reload_on_hangup(reloader: Arc<Reloader>, mut stopping: watch::Receiver<bool>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP: triage models reload only through the admin API");
+        tracing::warn!("cannot listen for SIGHUP: the configuration reloads only through the admin API");
         return;
     };
     // The guard `wait_for` returns is not `Send`: it is dropped inside this block, never held across a select.
@@ -289,11 +347,9 @@ async fn reload_on_hangup(decisions: Arc<Decisions>, mut stopping: watch::Receiv
         tokio::select! {
             () = &mut stopped => return,
             Some(()) = hangups.recv() => {
-                let decisions = decisions.clone();
-                match tokio::task::spawn_blocking(move || decisions.reload()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %crate::decisions::error_chain(&e), "SIGHUP: triage models not reloaded; the models in force stay"),
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: triage reload panicked"),
+                if let Err(e) = reloader.reload().await {
+                    let problems: Vec<String> = e.issues().iter().map(ToString::to_string).collect();
+                    tracing::error!(error = %e, problems = ?problems, "SIGHUP: configuration not reloaded; the running one stays");
                 }
             }
         }
@@ -312,7 +368,6 @@ struct HttpListeners {
 async fn spawn_http(
     config: &Config,
     state: &AppState,
-    adapters: Vec<protofuse_legacy::LegacyAdapter>,
     web: Option<&Arc<Web>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     stopping: &watch::Receiver<bool>,
@@ -326,16 +381,24 @@ async fn spawn_http(
         max_connections_per_client: server.max_connections_per_client,
     };
     let bind = |addr| move |source| StartError::Bind { addr, source };
-    let app = |routes| http::application(routes, state.clone(), server.request_timeout);
+    let app = |routes, listener| http::application(routes, state.clone(), server.request_timeout, listener);
     let grace = server.shutdown_grace;
-    let public_routes = http::public_routes(adapters, web);
+    let public_routes = http::public_routes(web);
     let Some(api_listen) = config.api.listen else {
         let routes = http::health_routes(true)
             .merge(public_routes)
             .merge(http::api_routes(state));
-        let (public, task) = http::spawn(server.listen, app(routes), limits, tls, stopping.clone(), grace, "http")
-            .await
-            .map_err(bind(server.listen))?;
+        let (public, task) = http::spawn(
+            server.listen,
+            app(routes, http::Listener::Public),
+            limits,
+            tls,
+            stopping.clone(),
+            grace,
+            "http",
+        )
+        .await
+        .map_err(bind(server.listen))?;
         return Ok(HttpListeners {
             public,
             api: public,
@@ -345,7 +408,7 @@ async fn spawn_http(
     let routes = http::health_routes(false).merge(public_routes);
     let (public, public_task) = http::spawn(
         server.listen,
-        app(routes),
+        app(routes, http::Listener::Public),
         limits,
         tls.clone(),
         stopping.clone(),
@@ -355,9 +418,17 @@ async fn spawn_http(
     .await
     .map_err(bind(server.listen))?;
     let routes = http::health_routes(true).merge(http::api_routes(state));
-    let (api, api_task) = http::spawn(api_listen, app(routes), limits, tls, stopping.clone(), grace, "api")
-        .await
-        .map_err(bind(api_listen))?;
+    let (api, api_task) = http::spawn(
+        api_listen,
+        app(routes, http::Listener::Api),
+        limits,
+        tls,
+        stopping.clone(),
+        grace,
+        "api",
+    )
+    .await
+    .map_err(bind(api_listen))?;
     Ok(HttpListeners {
         public,
         api,

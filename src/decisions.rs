@@ -73,8 +73,8 @@ pub(crate) fn error_chain(error: &TriageError) -> String {
 /// Triage decisions, one per message. Share one per process.
 pub struct Decisions {
     triage: ArcSwap<Triage>,
-    /// What [`Decisions::reload`] loads again.
-    config: TriageConfig,
+    /// What [`Decisions::reload`] loads again; a configuration reload replaces it with the models.
+    config: ArcSwap<TriageConfig>,
     store: Arc<dyn Store>,
     recent: Mutex<HashMap<MessageId, (Instant, Slot)>>,
 }
@@ -84,7 +84,7 @@ impl Decisions {
     pub fn new(triage: Arc<Triage>, config: TriageConfig, store: Arc<dyn Store>) -> Self {
         Self {
             triage: ArcSwap::new(triage),
-            config,
+            config: ArcSwap::from_pointee(config),
             store,
             recent: Mutex::new(HashMap::new()),
         }
@@ -99,11 +99,20 @@ impl Decisions {
     /// swaps them in; on any error the models in force stay. Blocking (reads files, optimises the graphs):
     /// call it off the async workers.
     pub fn reload(&self) -> Result<Models, TriageError> {
-        let triage = Triage::load(&self.config)?;
+        let triage = Triage::load(&self.config.load())?;
         let models = Models::of(&triage);
         self.triage.store(Arc::new(triage));
         tracing::info!(intent = %models.intent, router = ?models.router, "triage models reloaded");
         Ok(models)
+    }
+
+    /// Puts `triage`, loaded from `config`, in force (a configuration reload: rules, routing, the knowledge
+    /// base and the models change together); later [`Decisions::reload`]s read `config`'s files.
+    pub fn replace(&self, triage: Triage, config: TriageConfig) -> Models {
+        let models = Models::of(&triage);
+        self.config.store(Arc::new(config));
+        self.triage.store(Arc::new(triage));
+        models
     }
 
     /// The decision for `message`, whose text is `text`: computed by the first caller, shared with the rest.

@@ -4,6 +4,7 @@
 //! - [`config`]: the TOML configuration, environment overrides and validation.
 //! - [`legacy`]: loading the legacy REST adapter files and the HMAC replay guard.
 //! - [`events`]: the conversation event bus behind every protocol's subscriptions.
+//! - [`reload`]: configuration changes without a restart (SIGHUP, `POST /admin/reload`).
 //! - [`cluster`]: cluster mode (`[cluster]`): events and HMAC nonces shared over NATS JetStream.
 //! - [`dispatch`]: the dispatcher: routes, per-destination fuses, outbox workers, dead letters.
 //! - [`service`]: the application service every protocol calls (send, get, list, change status).
@@ -36,6 +37,7 @@ pub mod dispatch;
 pub mod events;
 pub mod legacy;
 pub mod redact;
+pub mod reload;
 pub mod respond;
 pub mod server;
 pub mod service;

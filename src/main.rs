@@ -58,11 +58,16 @@ async fn run() -> anyhow::Result<()> {
             std::io::stdin().lock(),
             &mut std::io::stdout().lock(),
         )?),
-        Command::Serve { config, log_format } => {
-            let config = config::load(config.as_deref())?;
+        Command::Serve {
+            config: config_file,
+            log_format,
+        } => {
+            let config = config::load(config_file.as_deref())?;
             telemetry::init_logging(log_format.unwrap_or(config.log.format), &config.log.filter);
             // Boxed: starting holds every component's setup (the cluster's included) in one large future.
-            let running = Box::pin(app::start(&config)).await.context("starting the server")?;
+            let running = Box::pin(app::start_from(&config, config_file.as_deref()))
+                .await
+                .context("starting the server")?;
             shutdown_signal().await;
             running.shutdown().await;
             Ok(())

@@ -14,6 +14,7 @@ mod legacy;
 mod lifecycle;
 mod llm;
 mod overload;
+mod reload;
 mod rest_api;
 mod store;
 mod support;

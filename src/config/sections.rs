@@ -34,3 +34,17 @@ pub struct Config {
     /// Cluster mode: several nodes on one MySQL/MariaDB store and NATS JetStream; off when unset.
     pub cluster: Option<crate::cluster::ClusterConfig>,
 }
+
+impl Config {
+    /// `true` when a WeChat account, the web channel or a dispatch destination uses built-in triage, which is
+    /// then loaded at start.
+    pub fn wants_triage(&self) -> bool {
+        self.wechat.accounts.iter().any(|a| a.triage)
+            || (self.web.enabled && self.web.triage)
+            || self
+                .dispatch
+                .destinations
+                .iter()
+                .any(|d| d.kind == crate::dispatch::DestinationKind::Triage)
+    }
+}

@@ -10,18 +10,21 @@
 
 mod config;
 pub mod destination;
+mod error;
 pub mod fuse;
+mod gauges;
+mod plan;
 mod retry;
 mod route;
 mod triage_step;
 mod worker;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use protofuse_model::Envelope;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
@@ -32,57 +35,49 @@ pub use fuse::{BreakerState, Fuse, FuseError, FuseSnapshot, Override, Trips};
 pub use route::Routes;
 pub use triage_step::TriageStep;
 
-use crate::telemetry::metric;
-use crate::wechat::kf::KfClient;
+use plan::{Lanes, kf_client, legacy_outbound};
 use protofuse_store::Store;
 use protofuse_store::outbox::Outbox;
 use worker::{Lane, Timing};
 
-/// Why the dispatcher could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum DispatchError {
-    /// A legacy destination names an adapter that is not loaded or has no `[outbound]` section.
-    #[error("dispatch.destinations `{destination}`: no legacy adapter `{adapter}` with an [outbound] section")]
-    UnknownAdapter {
-        /// The destination.
-        destination: String,
-        /// The adapter named.
-        adapter: String,
-    },
-    /// A `wechat_kf` destination names an account without an AppID and AppSecret.
-    #[error("dispatch.destinations `{destination}`: wechat account `{account}` has no app_id/app_secret")]
-    NoWechatApi {
-        /// The destination.
-        destination: String,
-        /// The account named.
-        account: String,
-    },
-    /// A `triage` destination was configured but triage was not loaded.
-    #[error("dispatch.destinations `{0}`: triage is not loaded")]
-    TriageNotLoaded(String),
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client")]
-    Http(#[source] reqwest::Error),
-}
+pub use error::DispatchError;
+pub use plan::{DestinationChanges, Outbound, Plan};
 
-/// The dispatcher. Build once, share with `Arc`.
+/// The dispatcher. Build once, share with `Arc`; [`Dispatcher::plan`] and [`Dispatcher::apply`] change its
+/// destinations and routes while it runs (a configuration reload).
 pub struct Dispatcher {
-    lanes: BTreeMap<String, Arc<Lane>>,
+    lanes: Arc<ArcSwap<Lanes>>,
     /// WeChat account → the destination sending its customer-service messages (configured or implicit).
-    kf_destinations: HashMap<String, String>,
-    routes: Routes,
+    kf_destinations: ArcSwap<HashMap<String, String>>,
+    routes: ArcSwap<Routes>,
     store: Arc<dyn Store>,
     /// The same store, seen only as the outbox the workers claim from and settle to.
     outbox: Arc<dyn Outbox>,
-    timing: Timing,
+    workers: std::sync::Mutex<Workers>,
+    /// Stops the gauges; each worker has its own stop (a reload stops one without the others).
     stop: watch::Sender<bool>,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The running workers, and those a reload retired, which shutdown still waits for.
+#[derive(Default)]
+struct Workers {
+    started: bool,
+    timing: Option<Timing>,
+    running: HashMap<String, Running>,
+    retired: Vec<JoinHandle<()>>,
+}
+
+/// A lane's worker, stopped on its own when a reload replaces or removes the lane.
+struct Running {
+    lane: Arc<Lane>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
-            .field("destinations", &self.lanes.keys())
+            .field("destinations", &self.lanes.load().by_name.keys())
             .finish()
     }
 }
@@ -105,73 +100,128 @@ impl Dispatcher {
         outbound: &Outbound<'_>,
         store: Arc<dyn Store>,
     ) -> Result<Self, DispatchError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(DispatchError::Http)?;
-        let destinations = with_implicit_kf(&config.destinations, outbound.kf);
-        let kf_destinations = destinations
-            .iter()
-            .filter(|d| d.kind == DestinationKind::WechatKf)
-            .filter_map(|d| Some((d.account.clone()?, d.name.clone())))
-            .collect();
-        let mut lanes = BTreeMap::new();
-        for d in &destinations {
-            let destination = make_destination(d, outbound, &http, &store)?;
-            let lane = Lane {
-                name: d.name.clone(),
-                destination,
-                fuse: Arc::new(Fuse::new(&d.name, d.fuse.clone())),
-                budget: retry::RetryBudget::new(&d.retry),
-                retry: d.retry.clone(),
-                wake: Notify::new(),
-            };
-            lanes.insert(d.name.clone(), Arc::new(lane));
-        }
-        let max_timeout = destinations.iter().map(|d| d.fuse.timeout).max().unwrap_or_default();
+        let plan = Plan::build(config, outbound, &store, &Lanes::default())?;
         let (stop, _) = watch::channel(false);
         Ok(Self {
-            lanes,
-            kf_destinations,
-            routes: Routes::new(config.routes.clone()),
+            lanes: Arc::new(ArcSwap::from_pointee(Lanes::default())),
+            kf_destinations: ArcSwap::from_pointee(HashMap::new()),
+            routes: ArcSwap::from_pointee(Routes::new(Vec::new())),
             outbox: store.clone(),
             store,
-            timing: Timing {
-                poll: config.poll_interval,
-                // Longer than any call (bounded by its timeout) plus settling, so a live worker settles first; short
-                // enough that a crashed process's claims come back soon. Expiring early only risks a duplicate
-                // delivery, which the idempotency key covers.
-                lease: max_timeout * 2 + Duration::from_secs(2),
-                drain: config.drain_timeout,
-            },
+            workers: std::sync::Mutex::new(Workers::default()),
             stop,
-            tasks: std::sync::Mutex::new(Vec::new()),
-        })
+        }
+        .applied(plan))
+    }
+
+    fn applied(self, plan: Plan) -> Self {
+        self.apply(plan);
+        self
+    }
+
+    /// Builds what `config` asks for, reusing each destination whose settings did not change (its fuse, its
+    /// worker, its queue); nothing changes until [`Dispatcher::apply`].
+    pub fn plan(&self, config: &DispatchConfig, outbound: &Outbound<'_>) -> Result<Plan, DispatchError> {
+        Plan::build(config, outbound, &self.store, &self.lanes.load())
+    }
+
+    /// Puts `plan` in force: new destinations first (their workers start), then the routes that may name them,
+    /// then the destinations no longer wanted stop, so a message routed at any instant has a worker. A delivery
+    /// in flight finishes with the destination and fuse it started with.
+    pub fn apply(&self, plan: Plan) -> DestinationChanges {
+        let mut workers = self.lock_workers();
+        let old = self.lanes.load_full();
+        let changes = plan.changes(&old);
+        for (name, destination) in plan.swapped {
+            if let Some(lane) = plan.lanes.by_name.get(&name) {
+                lane.destination.store(Arc::new(destination));
+            }
+        }
+        workers.timing = Some(plan.timing);
+        self.lanes.store(Arc::new(plan.lanes));
+        if workers.started {
+            self.start_new_workers(&mut workers);
+        }
+        self.kf_destinations.store(Arc::new(plan.kf_destinations));
+        self.routes.store(Arc::new(plan.routes));
+        if workers.started {
+            self.retire_old_workers(&mut workers);
+        }
+        changes
     }
 
     /// Starts one worker per destination and the outbox gauges; unfinished work from an earlier run is
     /// picked up at once (its leases were released at shutdown, or expire).
     pub fn start(&self) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for lane in self.lanes.values() {
-            let task = worker::run(lane.clone(), self.outbox.clone(), self.timing, self.stop.subscribe());
-            tasks.push(tokio::spawn(task));
+        let mut workers = self.lock_workers();
+        if workers.started {
+            return;
         }
-        let names = self.lanes.keys().cloned().collect();
-        tasks.push(tokio::spawn(gauges(self.store.clone(), names, self.stop.subscribe())));
+        workers.started = true;
+        self.start_new_workers(&mut workers);
+        workers.retired.push(tokio::spawn(gauges::run(
+            self.store.clone(),
+            self.lanes.clone(),
+            self.stop.subscribe(),
+        )));
+    }
+
+    fn start_new_workers(&self, workers: &mut Workers) {
+        let Some(timing) = workers.timing else { return };
+        for (name, lane) in &self.lanes.load().by_name {
+            let running = workers.running.get(name).is_some_and(|r| Arc::ptr_eq(&r.lane, lane));
+            if running {
+                continue;
+            }
+            let (stop, stopped) = watch::channel(false);
+            let task = tokio::spawn(worker::run(lane.clone(), self.outbox.clone(), timing, stopped));
+            let worker = Running {
+                lane: lane.clone(),
+                stop,
+                task,
+            };
+            if let Some(old) = workers.running.insert(name.clone(), worker) {
+                // Replaced: the old worker drains what it started while the new one claims the rest.
+                let _ = old.stop.send(true);
+                workers.retired.push(old.task);
+            }
+        }
+    }
+
+    fn retire_old_workers(&self, workers: &mut Workers) {
+        let lanes = self.lanes.load();
+        let gone: Vec<String> = workers
+            .running
+            .keys()
+            .filter(|name| !lanes.by_name.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(old) = workers.running.remove(&name) {
+                let _ = old.stop.send(true);
+                workers.retired.push(old.task);
+            }
+        }
+        workers.retired.retain(|task| !task.is_finished());
+    }
+
+    fn lock_workers(&self) -> std::sync::MutexGuard<'_, Workers> {
+        // Every update leaves the bookkeeping whole: usable after a panic elsewhere.
+        self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// WeChat account → the destination that sends its customer-service messages. The first `wechat_kf`
     /// destination configured for an account, else the implicit `wechat_kf:<account>`.
-    pub fn kf_destinations(&self) -> &HashMap<String, String> {
-        &self.kf_destinations
+    pub fn kf_destinations(&self) -> Arc<HashMap<String, String>> {
+        self.kf_destinations.load_full()
     }
 
     /// Tells the workers of `destinations` that new deliveries are waiting (new messages, replayed dead
     /// letters).
     pub fn wake(&self, destinations: &[String]) {
+        let lanes = self.lanes.load();
         for name in destinations {
-            if let Some(lane) = self.lanes.get(name) {
+            if let Some(lane) = lanes.by_name.get(name) {
                 lane.wake.notify_one();
             }
         }
@@ -180,7 +230,16 @@ impl Dispatcher {
     /// Stops claiming, lets in-flight deliveries finish within the drain timeout, releases the rest.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut workers = self.lock_workers();
+            let running = std::mem::take(&mut workers.running);
+            let mut tasks = std::mem::take(&mut workers.retired);
+            for worker in running.into_values() {
+                let _ = worker.stop.send(true);
+                tasks.push(worker.task);
+            }
+            tasks
+        };
         for task in tasks {
             let _ = task.await;
         }
@@ -189,6 +248,8 @@ impl Dispatcher {
     /// Every destination's state.
     pub fn destinations(&self) -> Vec<DestinationStatus> {
         self.lanes
+            .load()
+            .by_name
             .values()
             .map(|l| DestinationStatus {
                 name: l.name.clone(),
@@ -198,8 +259,8 @@ impl Dispatcher {
     }
 
     /// A destination's fuse, for the admin API.
-    pub fn fuse(&self, name: &str) -> Option<&Arc<Fuse>> {
-        self.lanes.get(name).map(|l| &l.fuse)
+    pub fn fuse(&self, name: &str) -> Option<Arc<Fuse>> {
+        self.lanes.load().by_name.get(name).map(|l| l.fuse.clone())
     }
 
     /// The store holding the outbox.
@@ -210,7 +271,7 @@ impl Dispatcher {
 
 impl crate::service::Deliveries for Dispatcher {
     fn route(&self, envelope: &Envelope) -> Vec<String> {
-        self.routes.destinations(envelope)
+        self.routes.load().destinations(envelope)
     }
 
     fn wake(&self, destinations: &[String]) {
@@ -229,131 +290,4 @@ pub fn check_destinations(config: &DispatchConfig, outbound: &Outbound<'_>) -> R
         }
     }
     Ok(())
-}
-
-/// What destinations are built from: the loaded legacy adapters, the WeChat customer-service clients, triage
-/// (when loaded) and the conversation rules (for triage's hand-offs).
-#[derive(Clone, Copy)]
-pub struct Outbound<'a> {
-    /// Legacy adapters (their `[outbound]` sections).
-    pub adapters: &'a [protofuse_legacy::LegacyAdapter],
-    /// Customer-service API clients by WeChat account.
-    pub kf: &'a HashMap<String, Arc<KfClient>>,
-    /// Built-in triage's decisions, if triage is loaded.
-    pub triage: Option<&'a Arc<crate::decisions::Decisions>>,
-    /// Status changes (triage's hand-offs), announced on the service's event bus.
-    pub conversations: Option<&'a crate::conversation::Conversations>,
-}
-
-/// The configured destinations, plus `wechat_kf:<account>` for each account with a customer-service client
-/// that no configured `wechat_kf` destination serves.
-fn with_implicit_kf(configured: &[DestinationConfig], kf: &HashMap<String, Arc<KfClient>>) -> Vec<DestinationConfig> {
-    let mut all = configured.to_vec();
-    let mut accounts: Vec<&String> = kf.keys().collect();
-    accounts.sort();
-    for account in accounts {
-        let served = configured
-            .iter()
-            .any(|d| d.kind == DestinationKind::WechatKf && d.account.as_deref() == Some(account.as_str()));
-        let name_taken = configured.iter().any(|d| d.name == format!("wechat_kf:{account}"));
-        if !served && !name_taken {
-            all.push(DestinationConfig::implicit_wechat_kf(account));
-        }
-    }
-    all
-}
-
-fn kf_client(
-    d: &DestinationConfig,
-    kf: &HashMap<String, Arc<KfClient>>,
-) -> Result<Arc<crate::wechat::kf::KfClient>, DispatchError> {
-    let account = d.account.clone().unwrap_or_default();
-    kf.get(&account).cloned().ok_or_else(|| DispatchError::NoWechatApi {
-        destination: d.name.clone(),
-        account,
-    })
-}
-
-fn legacy_outbound<'a>(
-    d: &DestinationConfig,
-    adapters: &'a [protofuse_legacy::LegacyAdapter],
-) -> Result<&'a protofuse_legacy::Outbound, DispatchError> {
-    let name = d.adapter.as_deref().unwrap_or_default();
-    adapters
-        .iter()
-        .find(|a| a.name() == name)
-        .and_then(|a| a.outbound())
-        .ok_or_else(|| DispatchError::UnknownAdapter {
-            destination: d.name.clone(),
-            adapter: name.to_owned(),
-        })
-}
-
-fn make_destination(
-    d: &DestinationConfig,
-    outbound: &Outbound<'_>,
-    http: &reqwest::Client,
-    store: &Arc<dyn Store>,
-) -> Result<destination::SharedDestination, DispatchError> {
-    match d.kind {
-        DestinationKind::Webhook => {
-            let url = d.url.clone().unwrap_or_default();
-            let headers = d.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            Ok(Arc::new(Webhook::new(http.clone(), url, headers)))
-        }
-        DestinationKind::Legacy => {
-            let rendering = legacy_outbound(d, outbound.adapters)?;
-            Ok(Arc::new(LegacyOutbound::new(
-                http.clone(),
-                rendering.clone(),
-                d.fuse.timeout,
-            )))
-        }
-        DestinationKind::WechatKf => {
-            let client = kf_client(d, outbound.kf)?;
-            let account = d.account.clone().unwrap_or_default();
-            Ok(Arc::new(WechatKf::new(account, client, store.clone())))
-        }
-        DestinationKind::Triage => {
-            let (Some(triage), Some(conversations)) = (outbound.triage, outbound.conversations) else {
-                return Err(DispatchError::TriageNotLoaded(d.name.clone()));
-            };
-            Ok(Arc::new(TriageStep::new(
-                triage.clone(),
-                store.clone(),
-                conversations.clone(),
-            )))
-        }
-    }
-}
-
-/// Outbox depth, age and dead letters as gauges, refreshed every few seconds (a query per scrape would let
-/// scrapers load the database).
-async fn gauges(store: Arc<dyn Store>, names: Vec<String>, mut stop: watch::Receiver<bool>) {
-    const EVERY: Duration = Duration::from_secs(5);
-    while !*stop.borrow() {
-        let now = chrono::Utc::now();
-        match store.outbox_depth(now).await {
-            Ok(depths) => {
-                // A destination whose queue emptied has no row; its gauges must drop to zero, not stick.
-                let idle = names.iter().filter(|n| !depths.iter().any(|d| &d.destination == *n));
-                for name in idle {
-                    metrics::gauge!(metric::OUTBOX_DEPTH, "destination" => name.clone()).set(0.0);
-                    metrics::gauge!(metric::OUTBOX_OLDEST_AGE_SECONDS, "destination" => name.clone()).set(0.0);
-                }
-                for d in depths {
-                    let age = d.oldest.map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
-                    let name = d.destination;
-                    metrics::gauge!(metric::OUTBOX_DEPTH, "destination" => name.clone()).set(d.pending as f64);
-                    metrics::gauge!(metric::OUTBOX_OLDEST_AGE_SECONDS, "destination" => name.clone()).set(age);
-                    metrics::gauge!(metric::DEAD_LETTERS, "destination" => name).set(d.dead as f64);
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "reading outbox depth failed"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(EVERY) => {}
-            _ = stop.changed() => {}
-        }
-    }
 }

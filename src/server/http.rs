@@ -16,13 +16,10 @@ use super::listen::{self, Limits};
 use super::state::AppState;
 use super::{auth, error, health, legacy, observe, rest, web, wechat};
 
-/// The public routes: what the internet must reach (WeChat callbacks, legacy adapter routes, and the web
-/// channel when it is on).
-pub(crate) fn public_routes(
-    adapters: Vec<protofuse_legacy::LegacyAdapter>,
-    web: Option<&std::sync::Arc<web::Web>>,
-) -> Router<AppState> {
-    let routes = Router::new().merge(legacy::routes(adapters)).merge(wechat::routes());
+/// The public routes: what the internet must reach (WeChat callbacks and the web channel when it is on; the
+/// legacy adapter routes are the public application's fallback, see [`application`]).
+pub(crate) fn public_routes(web: Option<&std::sync::Arc<web::Web>>) -> Router<AppState> {
+    let routes = Router::new().merge(wechat::routes());
     match web {
         Some(web) => routes.merge(web::routes(web)),
         None => routes,
@@ -45,11 +42,28 @@ pub(crate) fn health_routes(with_metrics: bool) -> Router<AppState> {
     health::routes_with(with_metrics)
 }
 
-/// `routes` as a complete application: the shared error answers, the request deadline, per-route metrics and
-/// the panic guard.
-pub(crate) fn application(routes: Router<AppState>, state: AppState, request_timeout: Duration) -> Router {
+/// Which listener an application serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listener {
+    /// The public listener: a path no route matches may be a legacy adapter's.
+    Public,
+    /// The API's own listener.
+    Api,
+}
+
+/// `routes` as a complete application: the shared error answers (on the public listener after the legacy
+/// adapter routes, which a reload swaps), the request deadline, per-route metrics and the panic guard.
+pub(crate) fn application(
+    routes: Router<AppState>,
+    state: AppState,
+    request_timeout: Duration,
+    listener: Listener,
+) -> Router {
+    let routes = match listener {
+        Listener::Public => routes.fallback(legacy::dispatch),
+        Listener::Api => routes.fallback(|| async { error::ApiError::route_not_found() }),
+    };
     routes
-        .fallback(|| async { error::ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { error::ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(request_timeout, observe::deadline))
         .layer(axum::middleware::from_fn(observe::record))

@@ -32,6 +32,7 @@ mod wechat;
 
 pub(crate) use config::rpc_issues;
 pub use config::{AdminConfig, GrpcConfig, JsonRpcConfig, ServerConfig, TlsConfig};
+pub(crate) use legacy::LegacyRoutes;
 pub(crate) use listen::Limits;
 pub(crate) use state::AppState;
 pub use tls::TlsError;

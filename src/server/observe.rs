@@ -15,11 +15,11 @@ use crate::telemetry::metric;
 pub(super) async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let matched = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let response = next.run(request).await;
+    let route = matched
+        .or_else(|| response.extensions().get::<RouteLabel>().map(|l| l.0.clone()))
+        .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16().to_string();
     metrics::counter!(metric::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
@@ -27,6 +27,11 @@ pub(super) async fn record(request: Request, next: Next) -> Response {
         .record(started.elapsed().as_secs_f64());
     response
 }
+
+/// The route a response answered, for a handler that routes by itself (the legacy routes, swapped by a
+/// reload): its configured path, as bounded as a template.
+#[derive(Debug, Clone)]
+pub(super) struct RouteLabel(pub(super) String);
 
 /// Answers 503 `timeout` when the handler has not finished within the deadline. The handler's future is
 /// dropped; a store write already committed stays committed, so a client retrying with its idempotency key

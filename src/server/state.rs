@@ -23,6 +23,8 @@ pub(crate) struct AppState {
     pub(crate) wechat: Arc<Wechat>,
     /// Who may call the API.
     pub(crate) auth: Arc<Authenticator>,
+    /// The legacy adapter routes in force.
+    pub(crate) legacy: Arc<super::legacy::LegacyRoutes>,
     /// Cluster mode: HMAC nonces every node shares (each legacy route keeps its own otherwise).
     pub(crate) shared_nonces: Option<crate::cluster::SharedNonces>,
 }

@@ -32,7 +32,6 @@ fn account(state: &AppState, name: &str) -> Result<Arc<Account>, ApiError> {
     state
         .wechat
         .account(name)
-        .cloned()
         .ok_or_else(|| DecodeError::Unauthenticated("unknown wechat account").into())
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use protofuse_wechat::WechatSettings;
 
 use super::config::WechatSection;
@@ -56,8 +57,8 @@ impl Account {
 
 /// Every configured account, and what answering them needs. Cheap to share behind an `Arc`.
 pub struct Wechat {
-    accounts: HashMap<String, Arc<Account>>,
-    pub(crate) budget: Duration,
+    /// Swapped whole by a configuration reload; a callback keeps the account it started with.
+    current: ArcSwap<Accounts>,
     pub(crate) service: Service,
     pub(crate) answers: Answered,
     /// Responders in flight, so shutdown can let late answers go out and be stored.
@@ -75,6 +76,22 @@ impl Wechat {
         service: Service,
         kf_destinations: &HashMap<String, String>,
     ) -> Result<Self, WechatError> {
+        let accounts = Self::prepare(section, triage, &service, kf_destinations)?;
+        Ok(Self {
+            current: ArcSwap::from_pointee(accounts),
+            service,
+            answers: Answered::default(),
+            responders: tokio_util::task::TaskTracker::new(),
+        })
+    }
+
+    /// The accounts of `section`, built and not yet in force (see [`Wechat::build`] for the arguments).
+    pub fn prepare(
+        section: &WechatSection,
+        triage: Option<&Arc<Decisions>>,
+        service: &Service,
+        kf_destinations: &HashMap<String, String>,
+    ) -> Result<Accounts, WechatError> {
         if triage.is_none() && section.accounts.iter().any(|a| a.triage) {
             return Err(WechatError::TriageNotLoaded);
         }
@@ -132,19 +149,38 @@ impl Wechat {
             };
             accounts.insert(config.account.clone(), Arc::new(account));
         }
-        Ok(Self {
-            accounts,
+        Ok(Accounts {
+            by_name: accounts,
             budget: section.answer_budget,
-            service,
-            answers: Answered::default(),
-            responders: tokio_util::task::TaskTracker::new(),
         })
     }
 
-    /// The account named `name`.
-    pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
-        self.accounts.get(name)
+    /// Puts `accounts` in force (a configuration reload). Callbacks already running finish with the accounts
+    /// they started with; remembered answers and responders in flight are kept.
+    pub fn replace(&self, accounts: Accounts) {
+        self.current.store(Arc::new(accounts));
     }
+
+    /// The account named `name`.
+    pub fn account(&self, name: &str) -> Option<Arc<Account>> {
+        self.current.load().by_name.get(name).cloned()
+    }
+
+    /// How long a callback waits for its passive answer (`wechat.answer_budget`).
+    pub(crate) fn budget(&self) -> Duration {
+        self.current.load().budget
+    }
+
+    /// How many accounts are in force.
+    pub fn account_count(&self) -> usize {
+        self.current.load().by_name.len()
+    }
+}
+
+/// The accounts of one `[wechat]` section with their answer budget, as [`Wechat`] holds them.
+pub struct Accounts {
+    by_name: HashMap<String, Arc<Account>>,
+    budget: Duration,
 }
 
 fn http_client(section: &WechatSection) -> Result<reqwest::Client, WechatError> {
@@ -156,15 +192,44 @@ fn http_client(section: &WechatSection) -> Result<reqwest::Client, WechatError> 
 
 /// One customer-service API client per account that has an AppID and AppSecret.
 pub fn kf_clients(section: &WechatSection) -> Result<HashMap<String, Arc<KfClient>>, WechatError> {
+    kf_clients_keeping(section, None)
+}
+
+/// [`kf_clients`] for a reloaded `section`, keeping the client (and so its cached access_token) of every
+/// account whose credentials and API settings are those `before` had.
+pub fn kf_clients_keeping(
+    section: &WechatSection,
+    before: Option<(&WechatSection, &HashMap<String, Arc<KfClient>>)>,
+) -> Result<HashMap<String, Arc<KfClient>>, WechatError> {
     let http = http_client(section)?;
     let mut clients = HashMap::new();
     for config in &section.accounts {
-        if let (Some(app_id), Some(secret)) = (&config.app_id, &config.app_secret)
-            && !secret.is_empty()
-        {
-            let client = KfClient::new(http.clone(), &section.api_base_url, app_id.clone(), secret.clone());
-            clients.insert(config.account.clone(), Arc::new(client));
+        let (Some(app_id), Some(secret)) = (&config.app_id, &config.app_secret) else {
+            continue;
+        };
+        if secret.is_empty() {
+            continue;
         }
+        let kept = before.and_then(|(old, clients)| {
+            let same_api = old.api_base_url == section.api_base_url && old.api_timeout == section.api_timeout;
+            let same_account = old
+                .accounts
+                .iter()
+                .any(|a| a.account == config.account && a.app_id == config.app_id && a.app_secret == config.app_secret);
+            clients
+                .get(&config.account)
+                .filter(|_| same_api && same_account)
+                .cloned()
+        });
+        let client = kept.unwrap_or_else(|| {
+            Arc::new(KfClient::new(
+                http.clone(),
+                &section.api_base_url,
+                app_id.clone(),
+                secret.clone(),
+            ))
+        });
+        clients.insert(config.account.clone(), client);
     }
     Ok(clients)
 }

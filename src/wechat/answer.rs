@@ -62,7 +62,7 @@ impl Wechat {
         let message = outcome.message;
         self.responders
             .spawn(respond(Arc::clone(account), self.service.clone(), message.clone(), tx));
-        let answer = match tokio::time::timeout(self.budget, &mut rx).await {
+        let answer = match tokio::time::timeout(self.budget(), &mut rx).await {
             Ok(received) => received.ok().flatten(),
             Err(_) => {
                 // From here on the task's send fails and it delivers late; an answer sent just before

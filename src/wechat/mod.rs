@@ -13,7 +13,7 @@ pub mod kf;
 mod memory;
 mod render;
 
-pub use accounts::{Account, Wechat, WechatError, kf_clients};
+pub use accounts::{Account, Accounts, Wechat, WechatError, kf_clients, kf_clients_keeping};
 pub use config::{
     AccountConfig, DEFAULT_ANSWER_BUDGET, DEFAULT_API_BASE_URL, DEFAULT_API_TIMEOUT, WebhookConfig, WechatSection,
 };

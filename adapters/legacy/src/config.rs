@@ -52,7 +52,7 @@ fn default_auth() -> AuthConfig {
     AuthConfig::None
 }
 
-const RESERVED_PREFIXES: &[&str] = &["/v1/", "/wechat/", "/rpc", "/healthz", "/readyz", "/metrics"];
+const RESERVED_PREFIXES: &[&str] = &["/v1/", "/wechat/", "/web/", "/rpc", "/healthz", "/readyz", "/metrics"];
 
 impl AdapterConfig {
     /// Every rule the types cannot express.

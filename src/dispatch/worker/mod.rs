@@ -35,8 +35,9 @@ const SETTLE_BATCH: usize = 256;
 pub(super) struct Lane {
     /// The destination's name.
     pub(super) name: String,
-    /// Delivers.
-    pub(super) destination: SharedDestination,
+    /// Delivers. Swapped by a configuration reload that keeps the lane (its settings unchanged) but rebuilt
+    /// what it delivers through (an adapter file, a WeChat client); a delivery keeps the one it started with.
+    pub(super) destination: arc_swap::ArcSwap<SharedDestination>,
     /// Guards it.
     pub(super) fuse: Arc<Fuse>,
     /// Retry schedule and budget settings.
@@ -202,7 +203,7 @@ async fn attempt(lane: &Lane, claim: &Claimed, poll: Duration) -> Settlement {
         message: &claim.message,
         attempt,
     };
-    let error = match lane.fuse.call(lane.destination.deliver(delivery)).await {
+    let error = match lane.fuse.call(lane.destination.load_full().deliver(delivery)).await {
         Ok(()) => return Settlement::Delivered,
         Err(FuseError::Open | FuseError::Overloaded) => return later(poll),
         Err(FuseError::Failed(DeliveryError::Permanent(e))) => return Settlement::Dead { error: e },

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{Lane, Timing, run};
-use crate::dispatch::destination::{Delivery, DeliveryError, Destination};
+use crate::dispatch::destination::{Delivery, DeliveryError, Destination, SharedDestination};
 use crate::dispatch::fuse::{BreakerState, Fuse};
 use crate::dispatch::retry::RetryBudget;
 use crate::dispatch::{FuseSettings, RetrySettings};
@@ -254,7 +254,7 @@ impl Worker {
     fn start(outbox: &Arc<FakeOutbox>, destination: &Arc<Scripted>, fuse: Fuse, retry: RetrySettings) -> Self {
         let lane = Arc::new(Lane {
             name: fuse.name().to_owned(),
-            destination: destination.clone(),
+            destination: arc_swap::ArcSwap::from_pointee(destination.clone() as SharedDestination),
             fuse: Arc::new(fuse),
             budget: RetryBudget::new(&retry),
             retry,

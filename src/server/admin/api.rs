@@ -1,6 +1,6 @@
 //! The admin API on the admin listener, under `/admin/`: destinations with breaker state, counters and queue
 //! depth; breaker overrides; dead letters (list, inspect, replay, discard); the triage models in force and
-//! their reload. Guarded by `[admin] token` as a
+//! their reload; the configuration's reload (`reload.rs`). Guarded by `[admin] token` as a
 //! bearer token when one is set.
 //!
 //! Must never: be mounted on the public listener.
@@ -22,28 +22,35 @@ use crate::dispatch::{Dispatcher, Override};
 use crate::server::error::ApiError;
 use protofuse_store::outbox::{DeadLetter, DeadLetterFilter};
 
+/// What the admin API reads and commands.
+pub(crate) struct Commands {
+    /// The destinations, their fuses and the outbox.
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    /// Built-in triage, when a WeChat account or a destination uses it.
+    pub(crate) decisions: Option<Arc<Decisions>>,
+    /// Reads the configuration file again and puts it in force.
+    pub(crate) reloader: Arc<crate::reload::Reloader>,
+    /// Cluster mode: the other nodes and the commands every node applies.
+    pub(crate) control: Option<Arc<crate::cluster::Control>>,
+}
+
 #[derive(Clone)]
 struct Admin {
     dispatcher: Arc<Dispatcher>,
-    /// Built-in triage, when a WeChat account or a destination uses it.
     decisions: Option<Arc<Decisions>>,
-    /// Cluster mode: the other nodes and the overrides every node applies.
+    reloader: Arc<crate::reload::Reloader>,
     control: Option<Arc<crate::cluster::Control>>,
     /// SHA-256 of the token: compared by digest so the comparison's timing does not leak the token's prefix.
     token: Option<[u8; 32]>,
 }
 
 /// The `/admin` routes.
-pub(super) fn routes(
-    dispatcher: Arc<Dispatcher>,
-    decisions: Option<Arc<Decisions>>,
-    control: Option<Arc<crate::cluster::Control>>,
-    token: Option<&str>,
-) -> Router {
+pub(super) fn routes(commands: Commands, token: Option<&str>) -> Router {
     let admin = Admin {
-        dispatcher,
-        decisions,
-        control,
+        dispatcher: commands.dispatcher,
+        decisions: commands.decisions,
+        reloader: commands.reloader,
+        control: commands.control,
         token: token.map(|t| Sha256::digest(t.as_bytes()).into()),
     };
     Router::new()
@@ -56,8 +63,13 @@ pub(super) fn routes(
         .route("/admin/nodes", get(nodes))
         .route("/admin/triage", get(triage_models))
         .route("/admin/triage/reload", post(reload_triage))
+        .route("/admin/reload", post(reload))
         .route_layer(axum::middleware::from_fn_with_state(admin.clone(), authorize))
         .with_state(admin)
+}
+
+async fn reload(State(admin): State<Admin>) -> Response {
+    super::reload::reload(&admin.reloader, admin.control.as_deref()).await
 }
 
 async fn authorize(State(admin): State<Admin>, request: Request, next: Next) -> Response {

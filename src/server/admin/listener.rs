@@ -5,23 +5,18 @@
 //! Must never: serve the customer-facing API.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::decisions::Decisions;
-use crate::dispatch::Dispatcher;
 use crate::server::AdminConfig;
 use crate::server::AppState;
 use crate::server::error::ApiError;
 
 pub(crate) async fn spawn(
     config: &AdminConfig,
-    dispatcher: Arc<Dispatcher>,
-    decisions: Option<Arc<Decisions>>,
-    control: Option<Arc<crate::cluster::Control>>,
+    commands: super::Commands,
     state: AppState,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
@@ -29,12 +24,7 @@ pub(crate) async fn spawn(
     let addr = listener.local_addr()?;
     let app = crate::server::health::routes()
         .with_state(state)
-        .merge(super::api::routes(
-            dispatcher,
-            decisions,
-            control,
-            config.token.as_deref(),
-        ))
+        .merge(super::api::routes(commands, config.token.as_deref()))
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
     let task = tokio::spawn(async move {

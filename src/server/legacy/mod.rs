@@ -1,4 +1,4 @@
-//! Routes of the configured legacy REST adapters: each adapter file becomes one route on the HTTP listener,
+//! Routes of the configured legacy REST adapters: each adapter file becomes one route on the public listener,
 //! answered in its caller's own convention (status and body from the adapter's templates).
 //!
 //! Order of checks: body size, credentials (and HMAC nonce replay), decoding and mapping, then the one
@@ -10,42 +10,29 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, on};
 use protofuse_legacy::auth::Presented;
 use protofuse_legacy::{Class, LegacyAdapter, Reply};
 
+mod routes;
+
+pub(crate) use routes::LegacyRoutes;
+use routes::Route;
+
 use super::body;
 use super::state::AppState;
-use crate::legacy::NonceGuard;
 use crate::service::ErrorClass;
 
-struct Route {
-    adapter: LegacyAdapter,
-    nonces: NonceGuard,
-}
-
-/// One route per adapter.
-pub(super) fn routes(adapters: Vec<LegacyAdapter>) -> axum::Router<AppState> {
-    let mut router = axum::Router::new();
-    for adapter in adapters {
-        let filter = match adapter.method() {
-            "GET" => MethodFilter::GET,
-            "PUT" => MethodFilter::PUT,
-            _ => MethodFilter::POST,
-        };
-        let path = adapter.path().to_owned();
-        let route = Arc::new(Route {
-            adapter,
-            nonces: NonceGuard::default(),
-        });
-        router = router.route(
-            &path,
-            on(filter, move |State(app): State<AppState>, request: Request| {
-                handle(app, Arc::clone(&route), request)
-            }),
-        );
-    }
-    router
+/// The public listener's fallback: the legacy route for the request's method and path, else the shared 404 or
+/// 405 answer. The route's path is the request's metrics label, as a mounted route's template would be.
+pub(super) async fn dispatch(State(app): State<AppState>, request: Request) -> Response {
+    let route = match app.legacy.find(request.method(), request.uri().path()) {
+        Ok(route) => route,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let label = super::observe::RouteLabel(route.adapter.path().to_owned());
+    let mut response = handle(app, route, request).await;
+    response.extensions_mut().insert(label);
+    response
 }
 
 async fn handle(app: AppState, route: Arc<Route>, request: Request) -> Response {
