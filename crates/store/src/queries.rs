@@ -23,6 +23,16 @@ macro_rules! impl_write_one {
             }
             let now = codec::to_micros(received_at);
             let conversation = resolve_conversation(conn, &envelope, now).await?;
+            // The touch matches the row whatever its time, so InnoDB holds its lock to the commit: writers of
+            // one conversation draw their ids one after the other, and the id order is their commit order
+            // (readers resume after the last id they saw). A conditional touch that matched nothing would
+            // release the lock under READ COMMITTED.
+            sqlx::query("UPDATE conversations SET updated_at = CASE WHEN updated_at < ? THEN ? ELSE updated_at END WHERE id = ?")
+                .bind(now)
+                .bind(now)
+                .bind(conversation.to_string())
+                .execute(&mut *conn)
+                .await?;
             let message = envelope.into_message(MessageId::new(), conversation, received_at);
             let inserted = sqlx::query(
                 "INSERT INTO messages (id, conversation_id, idempotency_key, fingerprint, direction, \
@@ -49,12 +59,6 @@ macro_rules! impl_write_one {
                 }
                 Err(e) => return Err(e.into()),
             }
-            sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ? AND updated_at < ?")
-                .bind(now)
-                .bind(conversation.to_string())
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
             // The deliveries are queued in the message's own transaction: an acknowledged message always has
             // them, and a duplicate (returned above) never queues them twice.
             for destination in destinations {
