@@ -146,6 +146,8 @@ async fn serve_protofuse() {
     config.web.enabled = true;
     config.web.session_key = Some(Secret::from(SESSION_KEY));
     config.web.max_connections = connections + 1024;
+    // Every visitor here comes from one address, as no real site's visitors do.
+    config.web.anonymous_sessions_per_minute = 0;
     config.web.sites.insert(
         SITE.to_owned(),
         SiteConfig {

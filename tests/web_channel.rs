@@ -339,6 +339,36 @@ async fn tampered_expired_and_missing_tokens_are_refused_with_401() {
     server.shutdown().await;
 }
 
+/// A script cannot take a fresh visitor id for every message: anonymous sessions are limited per client
+/// address; a site's users and renewals are not.
+#[tokio::test]
+async fn anonymous_sessions_are_limited_per_address_and_users_and_renewals_are_not() {
+    let server = web::server(|c| {
+        c.web.anonymous_sessions_per_minute = 1;
+        c.web.anonymous_session_burst = 2;
+    })
+    .await;
+    let token = web::anonymous(&server).await;
+    web::anonymous(&server).await;
+    let refused = server
+        .client
+        .post(server.url("/web/session"))
+        .json(&json!({"site": "shop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let user = json!({"site": "shop", "user_token": user_token(SITE_KEY, "u-7", 60)});
+    assert_eq!(web::session_with(&server, &user).await.0, 201);
+    let renewal = json!({"site": "shop", "session": token});
+    assert_eq!(web::session_with(&server, &renewal).await.0, 201);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn oversize_overrate_and_garbage_get_clear_errors_and_the_socket_stays_up() {
     let server = web::server(|config| {

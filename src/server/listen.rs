@@ -313,9 +313,11 @@ impl Connection {
             peer,
             name,
         } = self;
-        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             let in_flight = InFlight::begin(&activity);
             let app = app.clone();
+            // Handlers that limit by client address read it here (axum's `ConnectInfo`).
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             async move {
                 let response = app.oneshot(request.map(Body::new)).await?;
                 // The request stays in flight until its body has been sent (a long stream is not idle).

@@ -34,6 +34,12 @@ pub struct WebConfig {
     pub messages_per_minute: u32,
     /// Messages one visitor may send at once before the per-minute rate applies.
     pub message_burst: u32,
+    /// Anonymous sessions one client address may be issued per minute, sustained; 0 turns the limit off.
+    /// Without it a script could take a new visitor id for every message and escape every per-visitor limit.
+    /// Behind a reverse proxy every visitor shares the proxy's address: raise it, or limit at the proxy.
+    pub anonymous_sessions_per_minute: u32,
+    /// Anonymous sessions one address may be issued at once before the per-minute rate applies.
+    pub anonymous_session_burst: u32,
     /// Most web connections (WebSockets and event streams) open at once.
     pub max_connections: usize,
     /// Most web connections one visitor may hold at once.
@@ -119,6 +125,12 @@ const DEFAULT_MAX_MESSAGE_BYTES: usize = 4096;
 const DEFAULT_MESSAGES_PER_MINUTE: u32 = 20;
 /// A pasted paragraph split into a few lines, or a resend after a reconnect, passes at once.
 const DEFAULT_MESSAGE_BURST: u32 = 5;
+/// A new visitor takes one session when the widget first loads (returning visitors renew theirs, which is not
+/// counted): a minute's new visitors behind one office NAT stay well under this, a script minting identities
+/// does not.
+const DEFAULT_ANONYMOUS_SESSIONS_PER_MINUTE: u32 = 60;
+/// A page opened in several tabs at once, or an office arriving together.
+const DEFAULT_ANONYMOUS_SESSION_BURST: u32 = 30;
 /// Below `server.max_connections` (768), so visitors leave room for WeChat callbacks and API calls on the same
 /// listener.
 const DEFAULT_MAX_CONNECTIONS: usize = 512;
@@ -149,6 +161,8 @@ impl Default for WebConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             messages_per_minute: DEFAULT_MESSAGES_PER_MINUTE,
             message_burst: DEFAULT_MESSAGE_BURST,
+            anonymous_sessions_per_minute: DEFAULT_ANONYMOUS_SESSIONS_PER_MINUTE,
+            anonymous_session_burst: DEFAULT_ANONYMOUS_SESSION_BURST,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_visitor: DEFAULT_MAX_CONNECTIONS_PER_VISITOR,
             ping_interval: DEFAULT_PING_INTERVAL,
@@ -203,6 +217,11 @@ impl WebConfig {
             self.message_burst >= 1,
             "message_burst",
             "must be at least 1".to_owned(),
+        );
+        check(
+            self.anonymous_sessions_per_minute == 0 || self.anonymous_session_burst >= 1,
+            "anonymous_session_burst",
+            "must be at least 1 while anonymous_sessions_per_minute is on".to_owned(),
         );
         check(
             self.max_connections >= 1 && listener.is_none_or(|s| self.max_connections < s.max_connections),

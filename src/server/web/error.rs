@@ -65,7 +65,7 @@ impl WebError {
             Self::WebsocketDisabled => "websocket_disabled",
             Self::Limit(LimitError::Full) => "channel_full",
             Self::Limit(LimitError::VisitorFull(_)) => "too_many_connections",
-            Self::Limit(LimitError::RateLimited { .. }) => "rate_limited",
+            Self::Limit(LimitError::RateLimited { .. } | LimitError::SessionsRateLimited { .. }) => "rate_limited",
             Self::TooLarge { .. } => "message_too_large",
             Self::Invalid(_) => "invalid_request",
             Self::InvalidCursor => "invalid_cursor",
@@ -101,7 +101,9 @@ impl WebError {
     /// Seconds after which a retry may pass, for rate limits and a full channel.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::Limit(LimitError::RateLimited { retry_after }) => Some(retry_after.as_secs().max(1)),
+            Self::Limit(
+                LimitError::RateLimited { retry_after } | LimitError::SessionsRateLimited { retry_after },
+            ) => Some(retry_after.as_secs().max(1)),
             Self::Limit(LimitError::Full) => Some(1),
             _ => None,
         }

@@ -5,6 +5,7 @@
 //! at all (closed, evicted, panicked task) gives its slot back.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -25,6 +26,12 @@ pub(crate) enum LimitError {
     /// The visitor holds `web.max_connections_per_visitor` connections.
     #[error("this visitor has too many open connections ({0}); close a tab or wait for an old one to close")]
     VisitorFull(usize),
+    /// The client's address was issued `web.anonymous_sessions_per_minute` anonymous sessions (after the burst).
+    #[error("too many new visitor sessions from this address; retry in {}s", .retry_after.as_secs().max(1))]
+    SessionsRateLimited {
+        /// When the next session would be issued.
+        retry_after: Duration,
+    },
     /// The visitor sent more than `web.messages_per_minute` (after the burst).
     #[error("too many messages; retry in {}s", .retry_after.as_secs().max(1))]
     RateLimited {
@@ -39,6 +46,8 @@ pub(super) struct Limits {
     max_per_visitor: usize,
     open: Mutex<Open>,
     rate: DefaultKeyedRateLimiter<String>,
+    /// Anonymous sessions by client address; `None` when `web.anonymous_sessions_per_minute` is 0.
+    sessions: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 #[derive(Default)]
@@ -66,6 +75,10 @@ impl Limits {
             max_per_visitor: config.max_connections_per_visitor,
             open: Mutex::default(),
             rate: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+            sessions: NonZeroU32::new(config.anonymous_sessions_per_minute).map(|per_minute| {
+                let burst = NonZeroU32::new(config.anonymous_session_burst).unwrap_or(NonZeroU32::MIN);
+                RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
+            }),
         })
     }
 
@@ -99,10 +112,27 @@ impl Limits {
             })
     }
 
-    /// Forgets the buckets of visitors whose bucket is full again, so the table holds only recent senders.
+    /// Takes one anonymous session from `address`'s allowance, or says when the next would be issued.
+    pub(super) fn anonymous_session(&self, address: IpAddr) -> Result<(), LimitError> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(());
+        };
+        sessions
+            .check_key(&address)
+            .map_err(|not_until| LimitError::SessionsRateLimited {
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
+    }
+
+    /// Forgets the buckets of visitors (and addresses) whose bucket is full again, so the tables hold only
+    /// recent senders.
     pub(super) fn forget_quiet_visitors(&self) {
         self.rate.retain_recent();
         self.rate.shrink_to_fit();
+        if let Some(sessions) = &self.sessions {
+            sessions.retain_recent();
+            sessions.shrink_to_fit();
+        }
     }
 
     fn release(&self, key: &str) {

@@ -7,11 +7,12 @@
 //!
 //! Must never: log or echo a token, or issue a session for a site that is not configured.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -46,6 +47,7 @@ struct SessionRequest {
 /// `POST /web/session`.
 pub(super) async fn create(
     State(web): State<Arc<Web>>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     request_body: Body,
 ) -> Result<Response, WebError> {
@@ -67,11 +69,17 @@ pub(super) async fn create(
             }
             visitor
         }
-        (None, None) if web.keys.allows_anonymous(&request.site) => Visitor {
-            site: request.site,
-            id: token::anonymous_id(),
-            name: None,
-        },
+        (None, None) if web.keys.allows_anonymous(&request.site) => {
+            // Every listener records the peer; a request without one (served in-process) is not limited.
+            if let Some(Extension(ConnectInfo(address))) = client {
+                web.limits.anonymous_session(address.ip())?;
+            }
+            Visitor {
+                site: request.site,
+                id: token::anonymous_id(),
+                name: None,
+            }
+        }
         (None, None) => return Err(WebError::AnonymousNotAllowed),
     };
     let issued = web.keys.issue(&visitor, chrono::Utc::now());
