@@ -1,5 +1,6 @@
 //! `POST /v1/messages` into SQLite against a bare hyper hello-world, measured in the same run, and the same
-//! ingest through the php-helpdesk legacy adapter (GBK form, API key, field mapping) against the native route.
+//! ingest through the php-helpdesk legacy adapter (GBK form, API key, field mapping) against the native route;
+//! then into MariaDB (the private `mariadbd` the tests use, binlog on) as the server's store.
 //!
 //! Run: `cargo bench --bench rest_ingest` (env: `BENCH_SECONDS` per target, default 10; `BENCH_CONNECTIONS`,
 //! default 32). Both servers and the load generator share this machine's cores, so compare the ratios, not the
@@ -17,6 +18,11 @@ use protofuse_store::Synchronous;
 use support::{bare_hyper, env_or, load, native};
 
 async fn protofuse(dir: &std::path::Path, synchronous: Synchronous) -> SocketAddr {
+    let url = format!("sqlite://{}", dir.join(format!("{synchronous:?}.db")).display());
+    serve(url, synchronous).await
+}
+
+async fn serve(store_url: String, synchronous: Synchronous) -> SocketAddr {
     let mut config = Config::default();
     config.legacy.adapters =
         vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/adapters/php-helpdesk.toml")];
@@ -24,7 +30,7 @@ async fn protofuse(dir: &std::path::Path, synchronous: Synchronous) -> SocketAdd
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.grpc.listen = "127.0.0.1:0".parse().unwrap();
     config.admin.listen = "127.0.0.1:0".parse().unwrap();
-    config.store.url = format!("sqlite://{}", dir.join(format!("{synchronous:?}.db")).display());
+    config.store.url = store_url;
     config.store.sqlite_synchronous = synchronous;
     let running = protofuse::app::start(&config).await.unwrap();
     let addr = running.local_addr();
@@ -51,6 +57,8 @@ async fn main() {
     let baseline_addr = bare_hyper().await;
     let full_addr = protofuse(dir.path(), Synchronous::Full).await;
     let normal_addr = protofuse(dir.path(), Synchronous::Normal).await;
+    let mariadb = protofuse_testkit::mariadb::server().await.fresh_database().await;
+    let mariadb_addr = serve(mariadb, Synchronous::Full).await;
 
     let _warmup = load("warmup", baseline_addr, connections, 1, native).await;
     let baseline = load("bare hyper (baseline)", baseline_addr, connections, seconds, native).await;
@@ -60,11 +68,13 @@ async fn main() {
     let normal = load(name, normal_addr, connections, seconds, native).await;
     let name = "protofuse legacy GBK form (php-helpdesk), SQLite synchronous=normal";
     let legacy = load(name, normal_addr, connections, seconds, legacy_form).await;
+    let name = "protofuse POST /v1/messages, MariaDB (test mariadbd: binlog on, no fsync per commit)";
+    let mysql = load(name, mariadb_addr, connections, seconds, native).await;
 
     println!("\n{connections} keep-alive connections, {seconds} s per target, one machine\n");
     println!("| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for o in [&baseline, &full, &normal, &legacy] {
+    for o in [&baseline, &full, &normal, &legacy, &mysql] {
         println!(
             "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x |",
             o.name,

@@ -159,6 +159,7 @@ pub async fn start_from(config: &Config, file: Option<&Path>) -> Result<Running,
         wechat: wechat.clone(),
         decisions: decisions.clone(),
         legacy: legacy.clone(),
+        auth: auth.clone(),
         conversations: conversations.clone(),
         tokens,
     };

@@ -8,8 +8,11 @@
 //! whole, and the refusal lists every problem. Each part is swapped whole (`ArcSwap`), so a request in flight
 //! finishes on the part it started with; destinations are put in force before the routes that name them.
 //!
-//! Must never: rebind a listener, reopen the store or change what a node is (listeners, TLS, `[api]`, `[store]`,
-//! `[log]`, `[web]`, `[cluster]`): a change there is reported as needing a restart and the running value stays.
+//! Must never: rebind a listener, reopen the store or change what a node is (listeners and their limits, TLS,
+//! `[api] listen`, `[store]`, `[log]`, `[web]`, `[cluster]`): a change there is reported as needing a restart and
+//! the running value stays. The configuration put in force (the file's reloadable sections over the running
+//! values of the others) is validated as a whole, so new API keys are checked against the listeners actually
+//! running, not the ones the file asks for.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -126,7 +129,7 @@ pub struct Reloaded {
     pub triage: Option<Models>,
 }
 
-/// The parts a reload swaps, and the configuration in force.
+/// The parts a reload swaps, and the configuration in force (see [`in_force`]).
 pub struct Reloader {
     path: Option<PathBuf>,
     /// Held for the whole of a reload, so two reloads never interleave.
@@ -140,6 +143,8 @@ pub(crate) struct Swappable {
     pub(crate) wechat: Arc<Wechat>,
     pub(crate) decisions: Option<Arc<Decisions>>,
     pub(crate) legacy: Arc<LegacyRoutes>,
+    /// The API keys (REST, JSON-RPC, gRPC).
+    pub(crate) auth: Arc<crate::auth::Authenticator>,
     pub(crate) conversations: Conversations,
     /// Cluster mode: the access_tokens new customer-service clients take part in.
     pub(crate) tokens: Option<crate::cluster::SharedTokens>,
@@ -149,9 +154,6 @@ struct Current {
     config: Config,
     kf: HashMap<String, Arc<KfClient>>,
 }
-
-/// The sections a reload puts in force, by name.
-const RELOADED: [&str; 4] = ["legacy", "wechat", "dispatch", "triage"];
 
 impl Reloader {
     /// A reloader for a process started from `config` (read from `path`, when there was a file), whose
@@ -193,6 +195,10 @@ impl Reloader {
         .await
         .map_err(|e| ReloadError::Internal(e.to_string()))??;
         let before = &current.config;
+        let effective = in_force(before, &config);
+        effective
+            .validate()
+            .map_err(|issues| ReloadError::Config(ConfigError::Invalid(issues)))?;
         let kf = crate::wechat::kf_clients_keeping(&config.wechat, Some((&before.wechat, &current.kf)))?;
         if let Some(tokens) = &self.parts.tokens {
             kf.values().for_each(|client| client.share_tokens(tokens.clone()));
@@ -211,7 +217,8 @@ impl Reloader {
             plan.kf_destinations(),
         )?;
         // Everything is built: from here nothing can fail.
-        let (changed, restart_required) = compare(before, &config);
+        let changed = differences(before, &effective);
+        let restart_required = differences(&effective, &config);
         let models = match (triage, &self.parts.decisions) {
             (Some(triage), Some(decisions)) => Some(decisions.replace(triage, config.triage.clone())),
             _ => None,
@@ -219,13 +226,8 @@ impl Reloader {
         let destinations = self.parts.dispatcher.apply(plan);
         self.parts.wechat.replace(accounts);
         let legacy_routes = self.parts.legacy.replace(adapters);
-        current.config = Config {
-            legacy: config.legacy,
-            wechat: config.wechat,
-            dispatch: config.dispatch,
-            triage: config.triage,
-            ..current.config.clone()
-        };
+        self.parts.auth.replace(&effective.api);
+        current.config = effective;
         current.kf = kf;
         let reloaded = Reloaded {
             changed,
@@ -240,8 +242,24 @@ impl Reloader {
     }
 }
 
-/// The sections that differ between `before` and `after`: those a reload puts in force, and the others.
-fn compare(before: &Config, after: &Config) -> (Vec<&'static str>, Vec<&'static str>) {
+/// What a reload of `file` over the running `before` puts in force: the file's legacy adapters, WeChat
+/// accounts, dispatch, triage and API keys; the running values of everything else.
+fn in_force(before: &Config, file: &Config) -> Config {
+    Config {
+        legacy: file.legacy.clone(),
+        wechat: file.wechat.clone(),
+        dispatch: file.dispatch.clone(),
+        triage: file.triage.clone(),
+        api: crate::auth::ApiConfig {
+            listen: before.api.listen,
+            ..file.api.clone()
+        },
+        ..before.clone()
+    }
+}
+
+/// The sections whose values differ between `before` and `after`, by name.
+fn differences(before: &Config, after: &Config) -> Vec<&'static str> {
     let sections: [(&'static str, bool); 13] = [
         ("legacy", before.legacy != after.legacy),
         ("wechat", before.wechat != after.wechat),
@@ -257,8 +275,11 @@ fn compare(before: &Config, after: &Config) -> (Vec<&'static str>, Vec<&'static 
         ("web", before.web != after.web),
         ("cluster", before.cluster != after.cluster),
     ];
-    let changed = sections.iter().filter(|(_, differs)| *differs).map(|(name, _)| *name);
-    changed.partition(|name| RELOADED.contains(name))
+    sections
+        .iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 #[cfg(test)]
@@ -266,14 +287,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listener_changes_need_a_restart_and_dispatch_changes_do_not() {
+    fn listener_changes_need_a_restart_and_dispatch_and_key_changes_do_not() {
         let before = Config::default();
-        let mut after = Config::default();
-        after.server.body_limit_bytes += 1;
-        after.dispatch.poll_interval *= 2;
-        let (changed, restart) = compare(&before, &after);
-        assert_eq!(changed, ["dispatch"]);
-        assert_eq!(restart, ["server"]);
-        assert_eq!(compare(&before, &before.clone()), (vec![], vec![]));
+        let mut file = Config::default();
+        file.server.body_limit_bytes += 1;
+        file.dispatch.poll_interval *= 2;
+        file.api.rate_per_second += 1;
+        file.api.listen = Some("127.0.0.1:9999".parse().unwrap());
+        let effective = in_force(&before, &file);
+        assert_eq!(differences(&before, &effective), ["dispatch", "api"]);
+        assert_eq!(differences(&effective, &file), ["server", "api"]);
+        assert_eq!(effective.api.listen, None, "the running listener stays");
+        assert_eq!(effective.api.rate_per_second, file.api.rate_per_second);
+        assert!(differences(&before, &before.clone()).is_empty());
     }
 }

@@ -17,24 +17,39 @@ use serde_json::{Value, json};
 
 const PHP_ADAPTER: &str = "config/adapters/php-helpdesk.toml";
 
-/// A configuration: `store`, the webhook destination `first` for every `app` message, and `more` after it.
+/// The API key the clients here send; its rate is far above what they can reach.
+const CLIENT_KEY: &str = "reload-test-client-key";
+/// An API key a reload adds, and a later one takes away.
+const OPS_KEY: &str = "reload-test-ops-key";
+
+fn api_key(id: &str, key: &str) -> String {
+    format!(
+        "[[api.keys]]\nid = \"{id}\"\nsha256 = \"{}\"\nscopes = [\"read\", \"write\"]\nrate_per_second = 100000\n",
+        protofuse::auth::digest_hex(key)
+    )
+}
+
+/// A configuration: `store`, the clients' API key, the webhook destination `first` for every `app` message, and
+/// `more` after it.
 fn configuration(store: &str, first: &Receiver, more: &str) -> String {
     format!(
-        "[store]\nurl = \"{store}\"\n\
+        "[store]\nurl = \"{store}\"\n{}\
          [[dispatch.destinations]]\nname = \"first\"\nkind = \"webhook\"\nurl = \"{}\"\n\
          [[dispatch.routes]]\nchannels = [\"app\"]\ndestinations = [\"first\"]\n{more}",
+        api_key("client", CLIENT_KEY),
         first.url
     )
 }
 
-/// What the reload adds: the PHP helpdesk's adapter, and `second` also receiving every `app` message.
+/// What the reload adds: the PHP helpdesk's adapter, `second` also receiving every `app` message, and a key.
 fn additions(second: &Receiver) -> String {
     let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join(PHP_ADAPTER);
     format!(
-        "[legacy]\nadapters = [\"{}\"]\n\
+        "[legacy]\nadapters = [\"{}\"]\n{}\
          [[dispatch.destinations]]\nname = \"second\"\nkind = \"webhook\"\nurl = \"{}\"\n\
          [[dispatch.routes]]\nchannels = [\"app\"]\ndestinations = [\"second\"]\n",
         adapter.display(),
+        api_key("ops", OPS_KEY),
         second.url
     )
 }
@@ -66,7 +81,8 @@ impl Load {
                         let node = &nodes[i % nodes.len()];
                         let body = json!({"channel": "app", "sender": {"role": "customer", "external_id": format!("load-{client}")},
                                           "content": {"type": "text", "text": format!("message {i}")}});
-                        let response = http.post(format!("{node}/v1/messages")).json(&body).send().await.unwrap();
+                        let request = http.post(format!("{node}/v1/messages")).bearer_auth(CLIENT_KEY);
+                        let response = request.json(&body).send().await.unwrap();
                         let status = response.status().as_u16();
                         let answer: Value = response.json().await.unwrap_or_default();
                         answers.push((status, answer["message"]["id"].as_str().unwrap_or_default().to_owned()));
@@ -105,20 +121,26 @@ async fn php_post(node: &str, uid: &str) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-async fn send(node: &str, customer: &str) -> String {
+/// Sends an `app` message with `key`: the status, and the stored message's id.
+async fn send_with(node: &str, key: &str, customer: &str) -> (u16, String) {
     let body = json!({"channel": "app", "sender": {"role": "customer", "external_id": customer},
                       "content": {"type": "text", "text": "after the reload"}});
     let response = reqwest::Client::new()
         .post(format!("{node}/v1/messages"))
+        .bearer_auth(key)
         .json(&body)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json::<Value>().await.unwrap()["message"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap();
+    (status, answer["message"]["id"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn send(node: &str, customer: &str) -> String {
+    let (status, id) = send_with(node, CLIENT_KEY, customer).await;
+    assert_eq!(status, 201);
+    id
 }
 
 async fn reload(node: &Binary) -> (u16, Value) {
@@ -192,13 +214,18 @@ async fn a_reload_under_load_adds_an_adapter_and_a_destination_and_a_broken_file
     std::fs::write(&file, configuration(&store, &first, &additions(&second))).unwrap();
     let (status, reloaded) = reload(&node).await;
     assert_eq!(status, 200, "{reloaded}");
-    assert_eq!(reloaded["changed"], json!(["legacy", "dispatch"]), "{reloaded}");
+    assert_eq!(reloaded["changed"], json!(["legacy", "dispatch", "api"]), "{reloaded}");
     assert_eq!(reloaded["restart_required"], json!([]));
     assert_eq!(reloaded["destinations"]["added"], json!(["second"]));
     assert_eq!(reloaded["destinations"]["replaced"], json!([]));
     assert_eq!(reloaded["legacy_routes"], 1);
     let (status, answer) = php_post(&node.base, "42").await;
     assert_eq!((status, answer.contains(r#""code":0"#)), (200, true), "{answer}");
+    assert_eq!(
+        send_with(&node.base, OPS_KEY, "ops").await.0,
+        201,
+        "the new key is accepted"
+    );
     let id = send(&node.base, "after").await;
     second.wait_for(&[id], Duration::from_secs(20)).await;
     assert_eq!(
@@ -236,6 +263,11 @@ async fn a_reload_under_load_adds_an_adapter_and_a_destination_and_a_broken_file
         php_post(&node.base, "44").await.0 == 404
     })
     .await;
+    assert_eq!(
+        send_with(&node.base, OPS_KEY, "ops").await.0,
+        401,
+        "the removed key is refused"
+    );
     assert_eq!(destination(&node, "first").await["override"], "auto");
     assert_eq!(destination(&node, "second").await, Value::Null);
     let (status, again) = reload(&node).await;

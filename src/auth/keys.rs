@@ -9,6 +9,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
@@ -34,7 +35,7 @@ pub enum AuthError {
 }
 
 /// The caller of a request, once authenticated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The key's id (`anonymous` without authentication).
     pub id: Arc<str>,
@@ -55,18 +56,23 @@ impl Caller {
 struct Key {
     digest: [u8; 32],
     caller: Caller,
+    /// The rate and burst the limiter was built with, so a reload that keeps them keeps the bucket.
+    quota: (NonZeroU32, NonZeroU32),
     limiter: DefaultDirectRateLimiter,
 }
 
-/// The configured keys. Share one per process.
+/// The configured keys. Share one per process; [`Authenticator::replace`] swaps them whole (a configuration
+/// reload), and a request keeps the keys it was checked against.
 pub struct Authenticator {
-    keys: Vec<Key>,
+    keys: ArcSwap<Vec<Arc<Key>>>,
     clock: DefaultClock,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("keys", &self.keys.len()).finish()
+        f.debug_struct("Authenticator")
+            .field("keys", &self.keys.load().len())
+            .finish()
     }
 }
 
@@ -92,37 +98,58 @@ fn parse_hex(hex: &str) -> Option<[u8; 32]> {
 impl Authenticator {
     /// The keys of `config` (validated before, so every digest parses; one that does not is left out).
     pub fn new(config: &ApiConfig) -> Self {
-        let keys = config
+        let this = Self {
+            keys: ArcSwap::from_pointee(Vec::new()),
+            clock: DefaultClock::default(),
+        };
+        this.replace(config);
+        this
+    }
+
+    /// Puts the keys of `config` in force. A key whose digest, caller and rate are unchanged keeps its token
+    /// bucket, so a reload does not hand every caller a fresh burst; a key no longer configured is refused from
+    /// the next request on. Returns how many keys are in force.
+    pub fn replace(&self, config: &ApiConfig) -> usize {
+        let before = self.keys.load();
+        let keys: Vec<Arc<Key>> = config
             .keys
             .iter()
             .filter_map(|k| {
                 let rate = NonZeroU32::new(k.rate_per_second.unwrap_or(config.rate_per_second))?;
                 let burst = NonZeroU32::new(k.burst.unwrap_or(config.burst))?;
-                Some(Key {
-                    digest: parse_hex(&k.sha256)?,
-                    caller: Caller {
-                        id: Arc::from(k.id.as_str()),
-                        scopes: k.scopes.clone().into(),
-                    },
-                    limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
-                })
+                let digest = parse_hex(&k.sha256)?;
+                let caller = Caller {
+                    id: Arc::from(k.id.as_str()),
+                    scopes: k.scopes.clone().into(),
+                };
+                let kept = before
+                    .iter()
+                    .find(|old| old.digest == digest && old.caller == caller && old.quota == (rate, burst));
+                Some(kept.cloned().unwrap_or_else(|| {
+                    Arc::new(Key {
+                        digest,
+                        caller,
+                        quota: (rate, burst),
+                        limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+                    })
+                }))
             })
             .collect();
-        Self {
-            keys,
-            clock: DefaultClock::default(),
-        }
+        let count = keys.len();
+        self.keys.store(Arc::new(keys));
+        count
     }
 
     /// `true` when no keys are configured: every caller may do everything (allowed only on loopback).
     pub fn is_open(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.load().is_empty()
     }
 
     /// The caller presenting `presented`, within its rate. Without configured keys every caller is an
     /// anonymous one with every scope.
     pub fn authenticate(&self, presented: Option<&str>) -> Result<Caller, AuthError> {
-        if self.is_open() {
+        let keys = self.keys.load();
+        if keys.is_empty() {
             return Ok(Caller {
                 id: Arc::from("anonymous"),
                 scopes: vec![Scope::Read, Scope::Write, Scope::Admin].into(),
@@ -132,7 +159,7 @@ impl Authenticator {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Every key is compared, found or not, so the time taken does not depend on which key matched.
         let mut found = None;
-        for key in &self.keys {
+        for key in keys.iter() {
             if bool::from(key.digest.ct_eq(&digest)) {
                 found = Some(key);
             }

@@ -101,9 +101,9 @@ impl WebError {
     /// Seconds after which a retry may pass, for rate limits and a full channel.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::Limit(
-                LimitError::RateLimited { retry_after } | LimitError::SessionsRateLimited { retry_after },
-            ) => Some(retry_after.as_secs().max(1)),
+            Self::Limit(LimitError::RateLimited { retry_after } | LimitError::SessionsRateLimited { retry_after }) => {
+                Some(retry_after.as_secs().max(1))
+            }
             Self::Limit(LimitError::Full) => Some(1),
             _ => None,
         }
