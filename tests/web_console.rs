@@ -392,3 +392,53 @@ async fn the_dashboard_shows_a_breaker_opening_and_replays_a_dead_letter_from_th
     operator.close().await;
     server.shutdown().await;
 }
+
+/// `GET url` with `If-None-Match: etag` when given: the status and the headers.
+async fn fetch_page(server: &TestServer, url: &str, etag: Option<&str>) -> (u16, reqwest::header::HeaderMap) {
+    let mut request = server.client.get(url);
+    if let Some(etag) = etag {
+        request = request.header("if-none-match", etag);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.headers().clone())
+}
+
+#[tokio::test]
+async fn the_pages_are_public_compiled_in_revalidated_and_unframeable_while_their_apis_want_credentials() {
+    let server = TestServer::sqlite(|config| {
+        config.api.keys = vec![key("agent-7", AGENT_KEY, &[Scope::Read])];
+        config.admin.token = Some(ADMIN_TOKEN.to_owned());
+    })
+    .await;
+    let admin = format!("http://{}", server.admin);
+    let pages = [
+        (server.url("/console"), "text/html"),
+        (server.url("/console/console.js"), "text/javascript"),
+        (server.url("/console/console.css"), "text/css"),
+        (format!("{admin}/dashboard"), "text/html"),
+        (format!("{admin}/dashboard/dashboard.js"), "text/javascript"),
+        (format!("{admin}/dashboard/dashboard.css"), "text/css"),
+    ];
+    for (url, content_type) in pages {
+        let (status, headers) = fetch_page(&server, &url, None).await;
+        assert_eq!(status, 200, "{url}: public, no credential");
+        let served = headers["content-type"].to_str().unwrap();
+        assert!(served.starts_with(content_type), "{url}: {served}");
+        if content_type == "text/html" {
+            let policy = headers["content-security-policy"].to_str().unwrap();
+            assert!(
+                policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'self'"),
+                "{policy}"
+            );
+            assert_eq!(headers["x-frame-options"], "DENY");
+        }
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+        let (status, _) = fetch_page(&server, &url, Some(&etag)).await;
+        assert_eq!(status, 304, "{url}: revalidated by its ETag");
+    }
+    let (status, _) = fetch_page(&server, &server.url("/v1/conversations"), None).await;
+    assert_eq!(status, 401, "the API the console calls still wants a key");
+    let (status, _) = fetch_page(&server, &format!("{admin}/admin/destinations"), None).await;
+    assert_eq!(status, 401, "the API the dashboard calls still wants the token");
+    server.shutdown().await;
+}
