@@ -319,6 +319,56 @@ async fn open_the_breaker(operator: &Browser, server: &TestServer) -> Vec<String
     ids
 }
 
+/// The importer's checkpoint table, as `protofuse-migrate` creates it in a SQLite store.
+const CHECKPOINT_TABLE: &str = "CREATE TABLE IF NOT EXISTS import_checkpoint (name TEXT PRIMARY KEY NOT NULL, \
+    file TEXT, pos INTEGER, gtid TEXT, snapshot_done INTEGER NOT NULL, rows_applied INTEGER NOT NULL, \
+    events_applied INTEGER NOT NULL, last_event_at INTEGER, errors INTEGER NOT NULL, last_error TEXT)";
+
+/// The dashboard's row for importer `name`: `{phase, rows, lag, rates}`.
+fn importer_row(name: &str) -> String {
+    format!(
+        "const r = document.querySelector('#importers tr[data-name={name:?}]');
+         return r && {{phase: r.querySelector('.phase').textContent, rows: r.querySelector('.rows').textContent,
+                      lag: r.querySelector('.lag').textContent, rates: Number(r.querySelector('svg').dataset.points)}};"
+    )
+}
+
+/// Plays a binlog importer committing checkpoints into the server's SQLite store (as `protofuse-migrate` does
+/// with each batch): the dashboard shows its phase, rows applied and the age of its last source event, and
+/// follows it as it goes on.
+async fn an_importer_reports_its_progress(operator: &Browser, server: &TestServer) {
+    let url = format!("sqlite://{}", server.dir().join("protofuse.db").display());
+    let mut importer = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(CHECKPOINT_TABLE).execute(&mut importer).await.unwrap();
+    let written = chrono::Utc::now().timestamp() - 90;
+    sqlx::query(
+        "INSERT INTO import_checkpoint VALUES ('osticket', 'mysql-bin.000003', 4711, NULL, 1, 1000, 20, ?, 0, NULL)",
+    )
+    .bind(written)
+    .execute(&mut importer)
+    .await
+    .unwrap();
+    let row = operator
+        .wait_for("the importer following", &importer_row("osticket"), |v| {
+            v["rows"] == "1000"
+        })
+        .await;
+    assert_eq!(row["phase"], "following");
+    assert!(row["lag"].as_str().is_some_and(|lag| lag.ends_with("min ago")), "{row}");
+    sqlx::query("UPDATE import_checkpoint SET rows_applied = 3000, events_applied = 60")
+        .execute(&mut importer)
+        .await
+        .unwrap();
+    operator
+        .wait_for("its next checkpoint", &importer_row("osticket"), |v| {
+            v["rows"] == "3000" && v["rates"].as_f64().is_some_and(|n| n >= 2.0)
+        })
+        .await;
+    operator.screenshot("importer").await;
+}
+
 #[tokio::test]
 async fn the_dashboard_shows_a_breaker_opening_and_replays_a_dead_letter_from_the_page() {
     let receiver = Receiver::start(Mode::Hang).await;
@@ -389,6 +439,7 @@ async fn the_dashboard_shows_a_breaker_opening_and_replays_a_dead_letter_from_th
     );
     assert_eq!(receiver.accepted().len(), 1, "only the replayed letter was delivered");
     operator.screenshot("replayed").await;
+    an_importer_reports_its_progress(&operator, &server).await;
     operator.close().await;
     server.shutdown().await;
 }
@@ -440,5 +491,20 @@ async fn the_pages_are_public_compiled_in_revalidated_and_unframeable_while_thei
     assert_eq!(status, 401, "the API the console calls still wants a key");
     let (status, _) = fetch_page(&server, &format!("{admin}/admin/destinations"), None).await;
     assert_eq!(status, 401, "the API the dashboard calls still wants the token");
+    let importers: Value = server
+        .client
+        .get(format!("{admin}/admin/importers"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        importers,
+        json!({"importers": []}),
+        "no importer has written to this store"
+    );
     server.shutdown().await;
 }

@@ -1,5 +1,5 @@
 //! The embeddable widget in a real browser (headless Chromium over WebDriver) on a site's page, against a real
-//! protofuse server on SQLite; agents answer through the REST API (the agent console has its own tests in `web_console.rs`). Every wait
+//! protofuse server on SQLite; agents answer through the REST API (the agent console is `web_console.rs`). Every wait
 //! polls the page with a deadline. Screenshots land in `target/screenshots/`.
 
 use serde::Deserialize;

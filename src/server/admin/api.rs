@@ -56,6 +56,7 @@ pub(super) fn routes(
         .route("/admin/nodes", get(nodes))
         .route("/admin/triage", get(triage_models))
         .route("/admin/triage/reload", post(reload_triage))
+        .merge(super::importers::routes(Arc::clone(&admin.dispatcher)))
         .route_layer(axum::middleware::from_fn_with_state(admin.clone(), authorize))
         .with_state(admin)
 }

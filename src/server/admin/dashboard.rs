@@ -3,8 +3,8 @@
 //! step, no chart library (sparklines are SVG the script draws).
 //!
 //! The page itself is public on that listener (it holds nothing); what it shows comes from the `/admin` API
-//! with the admin token the operator pastes, and the ingest rate from `/metrics` (the stored-messages counter,
-//! sampled at each refresh).
+//! with the admin token the operator pastes (destinations, dead letters, importers), and the ingest rate from
+//! `/metrics` (the stored-messages counter, sampled at each refresh).
 //!
 //! Must never: answer data itself, accept a credential, or read its files from disk at run time.
 

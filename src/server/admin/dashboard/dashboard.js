@@ -1,7 +1,8 @@
 /*
  * protofuse operator dashboard: each destination's breaker (with force open / close / auto), outbox depth and
- * oldest age, dead letters (show, replay, discard), and the ingest rate. Plain JavaScript, no framework, no
- * chart library and no build step: this file is served as committed (compiled into the binary).
+ * oldest age, dead letters (show, replay, discard), the ingest rate, and the binlog importers' progress. Plain
+ * JavaScript, no framework, no chart library and no build step: this file is served as committed (compiled into
+ * the binary).
  *
  * It calls the admin API on its own listener with the token the operator pasted (sessionStorage: this tab
  * only), and polls at the interval the operator chose. Charts are inline SVG sparklines of the last samples
@@ -20,6 +21,7 @@
   var timer = null;
   var depth = {}; // destination → [pending, …]
   var ingest = { last: null, at: 0, rates: [] };
+  var imported = {}; // mapping → {last, at, rates}
 
   var $ = function (id) { return document.getElementById(id); };
 
@@ -111,7 +113,8 @@
 
   function tick() {
     clearTimeout(timer);
-    Promise.all([refreshDestinations(), refreshDeadLetters(), refreshIngest()]).then(function () {
+    var work = [refreshDestinations(), refreshDeadLetters(), refreshIngest(), refreshImporters()];
+    Promise.all(work).then(function () {
       $('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
       $('status').setAttribute('data-state', 'ok');
     }, function (e) {
@@ -189,7 +192,7 @@
     row.appendChild(state);
     row.appendChild(el('td', 'override', d.override === 'auto' ? 'auto' : d.override.replace('_', ' ')));
     row.appendChild(el('td', 'pending num', String(d.pending)));
-    row.appendChild(el('td', 'num', duration(d.oldest_age_seconds)));
+    row.appendChild(el('td', 'num', d.pending ? duration(d.oldest_age_seconds) : '–'));
     row.appendChild(el('td', 'dead num', String(d.dead_letters)));
     var chart = el('td');
     var svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
@@ -213,7 +216,7 @@
   }
 
   function duration(seconds) {
-    if (!seconds) return '–';
+    if (seconds === null || seconds === undefined) return '–';
     if (seconds < 60) return seconds.toFixed(1) + ' s';
     if (seconds < 3600) return Math.round(seconds / 60) + ' min';
     return (seconds / 3600).toFixed(1) + ' h';
@@ -310,6 +313,49 @@
       ingest.at = now;
       $('ingest-chart').setAttribute('data-total', String(total));
     });
+  }
+
+  // === importers ===
+
+  function refreshImporters() {
+    return call('GET', '/admin/importers').then(function (answer) {
+      var items = answer.importers || [];
+      var body = $('importers').tBodies[0];
+      body.textContent = '';
+      items.forEach(function (i) { body.appendChild(importerRow(i)); });
+      $('importers-empty').hidden = items.length > 0;
+    });
+  }
+
+  function importerRow(i) {
+    var seen = imported[i.name] = imported[i.name] || { last: null, at: 0, rates: [] };
+    var now = Date.now();
+    if (seen.last !== null && now > seen.at) {
+      remember(seen.rates, Math.max(0, i.rows_applied - seen.last) / ((now - seen.at) / 1000));
+    }
+    seen.last = i.rows_applied;
+    seen.at = now;
+    var row = el('tr');
+    row.setAttribute('data-name', i.name);
+    row.appendChild(el('td', 'name', i.name));
+    row.appendChild(el('td', 'phase', i.snapshot_done ? 'following' : 'snapshot'));
+    row.appendChild(el('td', 'rows num', String(i.rows_applied)));
+    var chart = el('td');
+    var svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+    svg.setAttribute('viewBox', '0 0 120 24');
+    svg.setAttribute('class', 'spark');
+    svg.setAttribute('role', 'img');
+    svg.setAttribute('aria-label', 'rows applied per second by ' + i.name);
+    chart.appendChild(svg);
+    row.appendChild(chart);
+    sparkline(svg, seen.rates);
+    row.appendChild(el('td', 'num', String(i.events_applied)));
+    var position = i.gtid || (i.file ? i.file + ':' + i.pos : '–');
+    row.appendChild(el('td', 'mono', position));
+    var age = i.last_event_age_seconds;
+    row.appendChild(el('td', 'lag', age === null || age === undefined ? '–' : duration(age) + ' ago'));
+    row.appendChild(el('td', i.errors ? 'error-text' : 'num', i.errors ? i.errors + ': ' + (i.last_error || '') : '0'));
+    return row;
   }
 
   document.addEventListener('DOMContentLoaded', function () {
