@@ -79,9 +79,9 @@ fn text_of(css: &str) -> String {
 const QUEUE: &str = "return Array.from(document.querySelectorAll('#queue .group')).map(g => ({
     department: g.dataset.department,
     ids: Array.from(g.querySelectorAll('.item')).map(i => i.dataset.id) }));";
-/// The open conversation's history: `[{role, text}]`.
+/// The open conversation's history: `[{role, text, imported}]`.
 const HISTORY: &str = "return Array.from(document.querySelectorAll('#history .msg')).map(m => ({
-    role: m.dataset.role, text: m.querySelector('.text').textContent }));";
+    role: m.dataset.role, text: m.querySelector('.text').textContent, imported: !!m.querySelector('.imported') }));";
 
 #[tokio::test]
 async fn a_visitor_is_greeted_handed_off_and_answered_by_an_agent_in_the_console() {
@@ -173,6 +173,8 @@ async fn open_the_waiting_conversation(agent: &Browser, server: &TestServer) -> 
         queue[0]["department"], waiting["department"],
         "grouped by the conversation's department"
     );
+    let customer = waiting["customer_id"].as_str().unwrap();
+    let imported = import_an_older_message(server, &id, customer).await;
     agent
         .displayed(&format!("#queue .item[data-id='{id}'] .open"))
         .await
@@ -180,9 +182,13 @@ async fn open_the_waiting_conversation(agent: &Browser, server: &TestServer) -> 
         .await
         .unwrap();
     agent
-        .wait_for("the whole history", HISTORY, |v| {
+        .wait_for("the whole history, imported first", HISTORY, |v| {
             v.as_array().is_some_and(|h| {
-                h.len() == 2 && h[0]["role"] == "customer" && h[1]["text"] == handoff_notice().as_str()
+                h.len() == 3
+                    && h[0] == json!({"role": "customer", "text": imported, "imported": true})
+                    && h[1]["role"] == "customer"
+                    && h[1]["imported"] == false
+                    && h[2]["text"] == handoff_notice().as_str()
             })
         })
         .await;
@@ -198,14 +204,56 @@ async fn open_the_waiting_conversation(agent: &Browser, server: &TestServer) -> 
     id
 }
 
-/// The triage outcome stored on the conversation's first message, once the dispatcher's triage step stored it.
+/// Writes a month-old message of `customer` into `conversation` through the store's import API, as the binlog
+/// importer does when it copies a legacy helpdesk's history; returns its text.
+async fn import_an_older_message(server: &TestServer, conversation: &str, customer: &str) -> &'static str {
+    use protofuse_model::{Content, Direction, IdempotencyKey, Message, MessageId, Party, Protocol, Role, Source};
+    let text = "上个月的发票还没收到";
+    let sent = chrono::Utc::now() - chrono::Duration::days(30);
+    let seconds = u64::try_from(sent.timestamp()).unwrap();
+    let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, 0));
+    let message = Message {
+        id: MessageId::from_uuid(id),
+        conversation_id: conversation.parse().unwrap(),
+        channel: "web".to_owned(),
+        direction: Direction::Inbound,
+        sender: Party {
+            role: Role::Customer,
+            external_id: customer.to_owned(),
+            display_name: None,
+        },
+        content: Content::Text { text: text.to_owned() },
+        sent_at: Some(sent),
+        received_at: sent,
+        source: Source::new(Protocol::Import),
+        metadata: Default::default(),
+        idempotency_key: IdempotencyKey::imported("helpdesk", "ticket_thread", 42),
+        triage: None,
+    };
+    let url = format!("sqlite://{}", server.dir().join("protofuse.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let row = protofuse_store::import::MessageRow::new(&message);
+    protofuse_store::import::sqlite::upsert_messages(&mut tx, &[&row])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    pool.close().await;
+    text
+}
+
+/// The triage outcome stored on the conversation's visitor message, once the dispatcher's triage step stored it.
 async fn triage_of(server: &TestServer, conversation: &str) -> Value {
     let deadline = tokio::time::Instant::now() + crate::support::browser::WAIT;
     loop {
         let page = authorized(server, &format!("/v1/conversations/{conversation}/messages")).await;
-        let first = &page["items"][0]["triage"];
-        if first.is_object() {
-            return first.clone();
+        let triaged = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["triage"].is_object());
+        if let Some(message) = triaged {
+            return message["triage"].clone();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
