@@ -20,6 +20,7 @@ mod store;
 mod support;
 mod triage;
 mod web_channel;
+mod web_console;
 mod web_widget;
 mod wechat;
 mod wechat_hostile;

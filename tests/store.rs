@@ -107,7 +107,14 @@ both_backends!(
     status_changes_keep_unset_fields_and_closing_frees_the_slot,
     outbox_writes_interleave_with_a_stream_of_messages,
     labelled_messages_are_the_customer_texts_of_conversations_with_a_department,
+    importers_progress_is_empty_before_any_importer_wrote,
 );
+
+/// The dashboard's importer progress reads the importer's checkpoint table, which only the importer creates: a
+/// store it never wrote to has no such table, and that is no importer rather than an error.
+async fn importers_progress_is_empty_before_any_importer_wrote(store: &dyn Store) {
+    assert_eq!(store.import_progress().await.unwrap(), Vec::new());
+}
 
 /// Issue 21: the router's training data is every customer text of a conversation that has a department, with
 /// that department; not agents' replies, not pictures, not conversations nobody routed.

@@ -1,5 +1,5 @@
 //! The embeddable widget in a real browser (headless Chromium over WebDriver) on a site's page, against a real
-//! protofuse server on SQLite; agents answer through the REST API (the agent console comes later). Every wait
+//! protofuse server on SQLite; agents answer through the REST API (the agent console is `web_console.rs`). Every wait
 //! polls the page with a deadline. Screenshots land in `target/screenshots/`.
 
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use crate::support::server::TestServer;
 use crate::support::web::{self, GREETING, agent_reply};
 
 /// The messages the widget shows, top to bottom.
-const TRANSCRIPT: &str = "return Array.from(document.querySelectorAll('.pfw-msg')).map(m => ({
+pub(crate) const TRANSCRIPT: &str = "return Array.from(document.querySelectorAll('.pfw-msg')).map(m => ({
     seq: m.dataset.seq || null, role: m.dataset.role, state: m.dataset.state,
     text: m.querySelector('.pfw-text').textContent,
     sender: (m.querySelector('.pfw-sender') || {}).textContent || null }));";
@@ -22,22 +22,25 @@ const STATE: &str = "const r = document.querySelector('.pfw-root');
 
 /// One message as the widget shows it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-struct Line {
+pub(crate) struct Line {
     /// The message id, once the server has it; `None` while the visitor's message is still being sent.
-    seq: Option<String>,
-    role: String,
-    state: String,
-    text: String,
-    sender: Option<String>,
+    pub(crate) seq: Option<String>,
+    pub(crate) role: String,
+    pub(crate) state: String,
+    pub(crate) text: String,
+    pub(crate) sender: Option<String>,
 }
 
-fn lines(value: &Value) -> Vec<Line> {
+pub(crate) fn lines(value: &Value) -> Vec<Line> {
     serde_json::from_value(value.clone()).unwrap_or_default()
 }
 
 /// A server with the channel on for site `shop` on `page`'s origin, and the page serving the widget's tag with
 /// `attributes`.
-async fn site(page_attributes: &str, tweak: impl FnOnce(&mut protofuse::config::Config)) -> (TestServer, Page) {
+pub(crate) async fn site(
+    page_attributes: &str,
+    tweak: impl FnOnce(&mut protofuse::config::Config),
+) -> (TestServer, Page) {
     let mut page = Page::bind().await;
     let origin = page.origin.clone();
     let server = web::server(|config| {
@@ -50,7 +53,7 @@ async fn site(page_attributes: &str, tweak: impl FnOnce(&mut protofuse::config::
 }
 
 /// A visitor's browser on the page, with the chat opened.
-async fn visitor(name: &str, page: &Page) -> Browser {
+pub(crate) async fn visitor(name: &str, page: &Page) -> Browser {
     let browser = Browser::start(name).await;
     browser.client.goto(&page.url()).await.unwrap();
     browser.displayed(".pfw-bubble").await.click().await.unwrap();
@@ -59,19 +62,19 @@ async fn visitor(name: &str, page: &Page) -> Browser {
 }
 
 /// Types `text` into the widget and sends it.
-async fn say(browser: &Browser, text: &str) {
+pub(crate) async fn say(browser: &Browser, text: &str) {
     let input = browser.displayed(".pfw-input").await;
     input.send_keys(text).await.unwrap();
     browser.displayed(".pfw-send").await.click().await.unwrap();
 }
 
 /// Waits until the transcript satisfies `done`, and returns it.
-async fn transcript_until(browser: &Browser, what: &str, done: impl Fn(&[Line]) -> bool) -> Vec<Line> {
+pub(crate) async fn transcript_until(browser: &Browser, what: &str, done: impl Fn(&[Line]) -> bool) -> Vec<Line> {
     lines(&browser.wait_for(what, TRANSCRIPT, |v| done(&lines(v))).await)
 }
 
 /// Waits until the last line shown has `role` and `text`, sent (not a placeholder).
-async fn shown_last(browser: &Browser, role: &str, text: &str) -> Vec<Line> {
+pub(crate) async fn shown_last(browser: &Browser, role: &str, text: &str) -> Vec<Line> {
     transcript_until(browser, &format!("{role}: {text}"), |lines| {
         lines
             .last()
@@ -120,7 +123,7 @@ async fn take_queued(server: &TestServer) -> String {
 }
 
 /// The hand-off notice's text (the configured default).
-fn handoff_notice() -> String {
+pub(crate) fn handoff_notice() -> String {
     protofuse::server::web::WebConfig::default().handoff_notice
 }
 

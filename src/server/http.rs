@@ -35,6 +35,7 @@ pub(crate) fn api_routes(state: &AppState) -> Router<AppState> {
             axum::routing::any(|State(app): State<AppState>, request: Request| app.rpc.call(request)),
         )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .merge(super::console::routes())
 }
 
 /// `/healthz`, `/readyz`, and `/metrics` when `with_metrics`.

@@ -8,6 +8,8 @@
 //!   WebSocket, or SSE plus POST, when `[web] enabled`).
 //! - [`grpc`]: the gRPC listener (tonic), with its edge layer (API keys, deadlines).
 //! - [`admin`]: the admin listener (health, metrics, `/admin/` API for destinations and dead letters).
+//! - `console.rs`: the agent console (`/console`, on the API listener), a static page calling `/v1`.
+//! - `pages.rs`: static files compiled into the binary, served with an `ETag` (widget, console, dashboard).
 //! - `config.rs`: the listeners' sections; `state.rs`: what HTTP handlers reach.
 //!
 //! Assembly and shutdown order are `crate::app`'s.
@@ -16,6 +18,7 @@ pub(crate) mod admin;
 mod auth;
 mod body;
 mod config;
+mod console;
 pub mod error;
 pub(crate) mod grpc;
 mod health;
@@ -24,6 +27,7 @@ pub mod jsonrpc;
 mod legacy;
 mod listen;
 pub(crate) mod observe;
+mod pages;
 mod rest;
 mod state;
 mod tls;

@@ -1,6 +1,6 @@
 //! A real browser for tests: Debian's `chromium`, headless, driven over WebDriver (`chromedriver`, one per test
-//! on a free port) with `fantoccini`; and a site's page embedding the widget, served by the test itself on its
-//! own origin, as a customer's shop would serve it.
+//! on a free port; a session per person in the test) with `fantoccini`; and a site's page embedding the widget,
+//! served by the test itself on its own origin, as a customer's shop would serve it.
 //!
 //! Every wait polls the page until a condition holds, bounded by [`WAIT`]; a wait that runs out saves a
 //! screenshot and fails with what the page showed. Chromium missing is a failure, never a skip: CI installs it
@@ -37,9 +37,12 @@ const INSTALL_HINT: &str = "the browser tests need Debian's chromium and chromiu
 /// A headless Chromium under its own chromedriver, killed (the whole process group) when dropped.
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    /// The chromedriver this session runs under; `None` for [`Browser::another`]'s sessions, which borrow it.
+    driver: Option<Child>,
+    /// chromedriver's URL, for further sessions.
+    driver_url: String,
     name: String,
-    _turn: SemaphorePermit<'static>,
+    _turn: Option<SemaphorePermit<'static>>,
 }
 
 fn program(name: &str) -> PathBuf {
@@ -58,11 +61,30 @@ fn free_port() -> u16 {
         .unwrap()
 }
 
+/// A new WebDriver session, so a new headless Chromium with a fresh profile, under the chromedriver at `url`.
+async fn session(url: &str) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("browserName".to_owned(), json!("chrome"));
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": program("chromium"),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-dev-shm-usage", "--window-size=1024,768", "--lang=en-US"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("chromedriver could not start chromium: {e}; {INSTALL_HINT}"))
+}
+
 impl Browser {
     /// Starts chromedriver and a headless Chromium; `name` names the screenshots this test saves.
     pub async fn start(name: &str) -> Self {
         let turn = BROWSERS.acquire().await.unwrap();
-        let chromium = program("chromium");
         let port = free_port();
         let driver = Command::new(program("chromedriver"))
             .arg(format!("--port={port}"))
@@ -75,27 +97,25 @@ impl Browser {
             .unwrap_or_else(|e| panic!("cannot run chromedriver: {e}; {INSTALL_HINT}"));
         let url = format!("http://127.0.0.1:{port}");
         wait_for_driver(&url).await;
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("browserName".to_owned(), json!("chrome"));
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            json!({
-                "binary": chromium,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                         "--disable-dev-shm-usage", "--window-size=1024,768", "--lang=en-US"],
-            }),
-        );
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("chromedriver could not start chromium: {e}; {INSTALL_HINT}"));
         Self {
-            client,
-            driver,
+            client: session(&url).await,
+            driver: Some(driver),
+            driver_url: url,
             name: name.to_owned(),
-            _turn: turn,
+            _turn: Some(turn),
+        }
+    }
+
+    /// A second browser under the same chromedriver: its own Chromium with its own profile (storage,
+    /// cookies), as a second person at another computer; `name` names its screenshots. It ends with `self`,
+    /// whose drop stops the chromedriver both run under.
+    pub async fn another(&self, name: &str) -> Self {
+        Self {
+            client: session(&self.driver_url).await,
+            driver: None,
+            driver_url: self.driver_url.clone(),
+            name: name.to_owned(),
+            _turn: None,
         }
     }
 
@@ -160,12 +180,15 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let Some(driver) = &mut self.driver else {
+            return;
+        };
         // The group: chromedriver and any browser it left (after a failed test, it is still running).
         let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .args(["-KILL", "--", &format!("-{}", driver.id())])
             .stderr(Stdio::null())
             .status();
-        let _ = self.driver.wait();
+        let _ = driver.wait();
     }
 }
 

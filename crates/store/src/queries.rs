@@ -147,6 +147,13 @@ macro_rules! impl_write_one {
     };
 }
 
+/// A missing table: SQLite says so in its message (its code is the generic `SQLITE_ERROR`), MySQL and MariaDB by
+/// SQLSTATE `42S02`.
+pub(crate) fn no_such_table(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.code().as_deref() == Some("42S02") || d.message().contains("no such table"))
+}
+
 /// Implements [`crate::Store`] for `$store`, which has `reader` and `writer: sqlx::Pool<$db>` fields, a `turn:
 /// WriteTurn` taken before writing on `writer`, and an inherent
 /// `async fn insert(&self, Envelope, Timestamp, Vec<String>) -> Result<Inserted, StoreError>`.
@@ -320,6 +327,44 @@ macro_rules! impl_store {
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.reader).await?;
                 Ok(())
+            }
+
+            async fn import_progress(&self) -> Result<Vec<$crate::ImportProgress>, StoreError> {
+                type Row = (
+                    String,
+                    Option<String>,
+                    Option<i64>,
+                    Option<String>,
+                    i64,
+                    i64,
+                    i64,
+                    Option<i64>,
+                    i64,
+                    Option<String>,
+                );
+                let sql = "SELECT name, file, pos, gtid, snapshot_done, rows_applied, events_applied, \
+                           last_event_at, errors, last_error FROM import_checkpoint ORDER BY name";
+                let rows: Vec<Row> = match sqlx::query_as(sql).fetch_all(&self.reader).await {
+                    Ok(rows) => rows,
+                    // The importer creates its tables on first use: a store never imported into has none.
+                    Err(e) if $crate::queries::no_such_table(&e) => return Ok(Vec::new()),
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(rows
+                    .into_iter()
+                    .map(|r| $crate::ImportProgress {
+                        name: r.0,
+                        file: r.1,
+                        pos: r.2,
+                        gtid: r.3,
+                        snapshot_done: r.4 != 0,
+                        rows_applied: r.5,
+                        events_applied: r.6,
+                        last_event_at: r.7,
+                        errors: r.8,
+                        last_error: r.9,
+                    })
+                    .collect())
             }
 
             fn backend(&self) -> &'static str {

@@ -68,8 +68,38 @@ pub trait Store: Outbox + Send + Sync + 'static {
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Each binlog importer's checkpoint in this store (`import_checkpoint`, which `protofuse-migrate` creates and
+    /// writes), by mapping name; empty when no importer has written to this store. Read only: the importer owns
+    /// the table.
+    async fn import_progress(&self) -> Result<Vec<ImportProgress>, StoreError>;
+
     /// `sqlite` or `mysql`, for logs and metrics.
     fn backend(&self) -> &'static str;
+}
+
+/// One importer's checkpoint as it committed it ([`Store::import_progress`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImportProgress {
+    /// The mapping's name.
+    pub name: String,
+    /// The binlog file and position applied up to, once following.
+    pub file: Option<String>,
+    /// The position in `file`.
+    pub pos: Option<i64>,
+    /// The GTID applied up to, when the source has GTIDs.
+    pub gtid: Option<String>,
+    /// Whether the snapshot has finished.
+    pub snapshot_done: bool,
+    /// Rows applied, snapshot and follow.
+    pub rows_applied: i64,
+    /// Binlog events applied.
+    pub events_applied: i64,
+    /// Unix seconds of the last applied source event.
+    pub last_event_at: Option<i64>,
+    /// Errors the importer recorded (reconnects, failed batches).
+    pub errors: i64,
+    /// The last of them, as the importer redacted it.
+    pub last_error: Option<String>,
 }
 
 /// A customer message and the department its conversation is labelled with ([`Store::labelled_messages`]).

@@ -64,6 +64,7 @@ pub(super) fn routes(commands: Commands, token: Option<&str>) -> Router {
         .route("/admin/triage", get(triage_models))
         .route("/admin/triage/reload", post(reload_triage))
         .route("/admin/reload", post(reload))
+        .merge(super::importers::routes(Arc::clone(&admin.dispatcher)))
         .route_layer(axum::middleware::from_fn_with_state(admin.clone(), authorize))
         .with_state(admin)
 }

@@ -1,6 +1,6 @@
 //! The admin listener (`[admin] listen`): `/healthz`, `/readyz` and `/metrics` on a port operators can keep
 //! private (the same endpoints stay on the main HTTP listener for existing probes), and the operators' API under
-//! `/admin/` (see `api.rs`).
+//! `/admin/` (see `api.rs`), and the operators' page over it (`/dashboard`, see `dashboard.rs`).
 //!
 //! Must never: serve the customer-facing API.
 
@@ -25,6 +25,7 @@ pub(crate) async fn spawn(
     let app = crate::server::health::routes()
         .with_state(state)
         .merge(super::api::routes(commands, config.token.as_deref()))
+        .merge(super::dashboard::routes())
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
     let task = tokio::spawn(async move {

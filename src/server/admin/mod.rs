@@ -1,7 +1,10 @@
 //! The admin listener (`listener.rs`) and the operators' API under `/admin/` (`api.rs`): destinations and
-//! breakers, dead letters, triage models; the configuration's reload (`reload.rs`).
+//! breakers, dead letters, triage models; importers' progress (`importers.rs`); the operator dashboard over
+//! that API (`dashboard.rs`, `/dashboard`); the configuration's reload (`reload.rs`).
 
 mod api;
+mod dashboard;
+mod importers;
 mod listener;
 mod reload;
 

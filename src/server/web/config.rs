@@ -57,6 +57,8 @@ pub struct WebConfig {
     pub handoff_keywords: Vec<String>,
     /// What the visitor is told (stored as a system message) when the conversation is handed to a human.
     pub handoff_notice: String,
+    /// The bot's first line, shown by the widget when it connects; never stored. Empty: no greeting.
+    pub greeting: String,
     /// Built-in triage answers visitors (and hands off) after the keywords.
     pub triage: bool,
     /// Fixed answers, tried before triage.
@@ -145,6 +147,8 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 /// The bilingual notice the seed systems show on hand-off.
 const DEFAULT_HANDOFF_NOTICE: &str = "正在为您转接人工客服，请稍候。/ Connecting you to an agent, please wait.";
+/// Bilingual like the notice: the server does not know the page's language, the widget's `data-lang` does.
+const DEFAULT_GREETING: &str = "您好，请问有什么可以帮您？/ Hello! How can we help you?";
 
 /// HMAC-SHA256 keys shorter than its 32-byte output are weaker than the hash.
 const MIN_KEY_BYTES: usize = 32;
@@ -170,6 +174,7 @@ impl Default for WebConfig {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             handoff_keywords: ["人工", "转人工", "human"].map(str::to_owned).to_vec(),
             handoff_notice: DEFAULT_HANDOFF_NOTICE.to_owned(),
+            greeting: DEFAULT_GREETING.to_owned(),
             triage: false,
             auto_replies: Vec::new(),
             sites: BTreeMap::new(),

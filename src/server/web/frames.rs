@@ -2,7 +2,8 @@
 //! what it is sent (WebSocket frames and SSE event data share one form).
 //!
 //! Server → visitor:
-//! - `{"type":"ready","visitor_id","site","after"}`: the connection is live; replay follows.
+//! - `{"type":"ready","visitor_id","site","after","greeting"?}`: the connection is live; replay follows. The
+//!   greeting (`web.greeting`) is the bot's opening line, shown by the widget and never stored.
 //! - `{"type":"message","seq","message":{…}}`: a message of the visitor's conversations, in `seq` order.
 //! - `{"type":"ack","client_id","seq","duplicate"}`: a WebSocket send was stored (or was a resend).
 //! - `{"type":"error","client_id"?,"error":{"code","message","retry_after"?}}`.
@@ -134,9 +135,13 @@ pub(super) fn message_frame(message: &Message) -> Value {
     json!({"type": "message", "seq": seq(message.id), "message": message_view(message)})
 }
 
-/// `{"type":"ready"}`.
-pub(super) fn ready_frame(visitor: &super::token::Visitor, after: Option<MessageId>) -> Value {
-    json!({"type": "ready", "visitor_id": visitor.id, "site": visitor.site, "after": after.map(seq)})
+/// `{"type":"ready"}`, with the bot's `greeting` unless it is empty.
+pub(super) fn ready_frame(visitor: &super::token::Visitor, after: Option<MessageId>, greeting: &str) -> Value {
+    let mut frame = json!({"type": "ready", "visitor_id": visitor.id, "site": visitor.site, "after": after.map(seq)});
+    if !greeting.is_empty() {
+        frame["greeting"] = Value::from(greeting);
+    }
+    frame
 }
 
 /// `{"type":"ack"}`.

@@ -51,7 +51,7 @@ pub(super) async fn events(
     let ready = SseEvent::default()
         .event("ready")
         .retry(RECONNECT_AFTER)
-        .data(frames::ready_frame(&visitor, after).to_string());
+        .data(frames::ready_frame(&visitor, after, &web.settings.greeting).to_string());
     let feed = Feed::open(web.service.clone(), &web.prompts, visitor, after);
     let stream = stream(feed, slot, web.stop.clone(), ready);
     let keep_alive = KeepAlive::new()

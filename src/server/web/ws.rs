@@ -113,7 +113,12 @@ async fn send(socket: &mut WebSocket, frame: &Value) -> bool {
 
 async fn serve(web: Arc<Web>, visitor: Visitor, after: Option<MessageId>, _slot: Slot, mut socket: WebSocket) {
     let mut feed = Feed::open(web.service.clone(), &web.prompts, visitor.clone(), after);
-    if !send(&mut socket, &frames::ready_frame(&visitor, after)).await {
+    if !send(
+        &mut socket,
+        &frames::ready_frame(&visitor, after, &web.settings.greeting),
+    )
+    .await
+    {
         return;
     }
     let mut ping = tokio::time::interval_at(Instant::now() + web.settings.ping_interval, web.settings.ping_interval);

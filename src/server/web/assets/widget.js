@@ -478,7 +478,19 @@
     }
   }
 
-  function onReady(c) {
+  // The bot's opening line from the `ready` frame: first in the list, once per page, never a stored message
+  // (no `pfw-msg`, no sequence), so it neither counts as history nor as unread.
+  function showGreeting(text) {
+    if (!text || ui.log.querySelector('.pfw-greeting')) return;
+    var item = el('li', 'pfw-greeting pfw-theirs');
+    item.setAttribute('data-role', 'bot');
+    item.appendChild(el('span', 'pfw-sender', t.bot));
+    item.appendChild(el('span', 'pfw-text', text));
+    ui.log.insertBefore(item, ui.log.firstChild);
+  }
+
+  function onReady(c, frame) {
+    showGreeting(frame && frame.greeting);
     failures = 0;
     c.ready = true;
     showState();
@@ -500,7 +512,7 @@
     conn = c;
     ws.onmessage = function (event) {
       var frame = JSON.parse(event.data);
-      if (frame.type === 'ready') onReady(c);
+      if (frame.type === 'ready') onReady(c, frame);
       else onFrame(frame, c);
     };
     var pinger = setInterval(function () {
@@ -541,9 +553,9 @@
       });
     };
     conn = c;
-    events.addEventListener('ready', function () {
+    events.addEventListener('ready', function (event) {
       if (afterWebSocketFailed) sseOnly = true;
-      onReady(c);
+      onReady(c, JSON.parse(event.data));
     });
     events.addEventListener('message', function (event) {
       onFrame(JSON.parse(event.data), c);
