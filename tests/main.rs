@@ -5,6 +5,7 @@
 
 mod cli;
 mod cluster;
+mod cluster_failover;
 mod dispatch;
 mod dispatch_crash;
 mod edge;
@@ -15,6 +16,7 @@ mod lifecycle;
 mod llm;
 mod overload;
 mod rest_api;
+mod resume;
 mod store;
 mod support;
 mod triage;
