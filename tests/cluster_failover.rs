@@ -29,7 +29,7 @@ const WATCHED: &str = "watched";
 /// The node killed (`b`); the subscriber starts on it.
 const VICTIM: usize = 1;
 /// Each delivery takes this long, so deliveries are in flight (leased) on every node when one dies.
-const DELIVERY: Duration = Duration::from_millis(300);
+const DELIVERY: Duration = Duration::from_millis(500);
 /// Deliveries in flight at once per node (the destination's bulkhead).
 const CONCURRENCY: usize = 8;
 
