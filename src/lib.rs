@@ -5,6 +5,7 @@
 //! - [`legacy`]: loading the legacy REST adapter files and the HMAC replay guard.
 //! - [`events`]: the conversation event bus behind every protocol's subscriptions.
 //! - [`reload`]: configuration changes without a restart (SIGHUP, `POST /admin/reload`).
+//! - [`resume`]: a conversation subscription resumed after a message id (stored messages, then live events).
 //! - [`cluster`]: cluster mode (`[cluster]`): events and HMAC nonces shared over NATS JetStream.
 //! - [`dispatch`]: the dispatcher: routes, per-destination fuses, outbox workers, dead letters.
 //! - [`service`]: the application service every protocol calls (send, get, list, change status).
@@ -39,6 +40,7 @@ pub mod legacy;
 pub mod redact;
 pub mod reload;
 pub mod respond;
+pub mod resume;
 pub mod server;
 pub mod service;
 pub mod telemetry;

@@ -3,7 +3,6 @@
 //! hears every message ingested through the others, in order and once; an HMAC request replayed to another node
 //! is refused.
 
-use std::path::Path;
 use std::time::Duration;
 
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
@@ -13,37 +12,7 @@ use protofuse_testkit::binary::Binary;
 use protofuse_testkit::mariadb;
 use serde_json::{Value, json};
 
-/// The machine's NATS with JetStream.
-const NATS: &str = "nats://127.0.0.1:4222";
-
-/// Three nodes sharing `store` and the cluster `prefix`, each with `extra` configuration.
-async fn nodes(dir: &Path, store: &str, prefix: &str, extra: &str) -> Vec<Binary> {
-    let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/adapters/java-crm.toml");
-    let mut nodes = Vec::new();
-    for node in ["a", "b", "c"] {
-        let config = dir.join(format!("{node}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "[store]\nurl = \"{store}\"\n[legacy]\nadapters = [\"{}\"]\n\
-                 [cluster]\nnats = \"{NATS}\"\nnode = \"{node}\"\nprefix = \"{prefix}\"\n{extra}",
-                adapter.display()
-            ),
-        )
-        .unwrap();
-        nodes.push(Binary::serve(Path::new(env!("CARGO_BIN_EXE_protofuse")), &config, dir, &[]).await);
-    }
-    nodes
-}
-
-/// Removes this test's streams from the shared NATS.
-async fn remove(prefix: &str) {
-    let client = async_nats::connect(NATS).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let _ = js.delete_stream(format!("{prefix}_events")).await;
-    let _ = js.delete_stream(format!("{prefix}_nonces")).await;
-    let _ = js.delete_stream(format!("{prefix}_tokens")).await;
-}
+use crate::support::cluster::{nodes, prefix, remove};
 
 async fn next_text(events: &mut Subscription<Value>) -> String {
     let event = tokio::time::timeout(Duration::from_secs(10), events.next())
@@ -89,7 +58,7 @@ async fn crm_post(client: &reqwest::Client, node: &Binary, nonce: &str) -> u16 {
 
 #[tokio::test]
 async fn a_subscriber_on_one_node_hears_the_others_and_a_replay_to_another_node_is_refused() {
-    let prefix = format!("pft{}", uuid::Uuid::now_v7().simple());
+    let prefix = prefix();
     let store = mariadb::server().await.fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     let nodes = nodes(dir.path(), &store, &prefix, "").await;
@@ -139,7 +108,7 @@ async fn a_subscriber_on_one_node_hears_the_others_and_a_replay_to_another_node_
 /// once, and every retry gets the first node's passive answer, read from the shared store by the others.
 #[tokio::test]
 async fn wechat_retries_on_other_nodes_get_the_same_answer_and_run_the_responder_once() {
-    let prefix = format!("pft{}", uuid::Uuid::now_v7().simple());
+    let prefix = prefix();
     let store = mariadb::server().await.fresh_database().await;
     let backend = protofuse_testkit::wechat::Backend::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
@@ -198,7 +167,7 @@ async fn wechat_retries_on_other_nodes_get_the_same_answer_and_run_the_responder
 async fn the_nodes_share_one_wechat_access_token_and_refresh_it_once() {
     use protofuse_testkit::wechat::{Backend, FAKE_APP_ID, FAKE_SECRET, FakeWechatApi, Oa, text_xml};
 
-    let prefix = format!("pft{}", uuid::Uuid::now_v7().simple());
+    let prefix = prefix();
     let store = mariadb::server().await.fresh_database().await;
     let api = FakeWechatApi::start().await;
     let backend = Backend::start(Duration::from_millis(800)).await;
@@ -255,7 +224,7 @@ async fn the_nodes_share_one_wechat_access_token_and_refresh_it_once() {
 /// every node.
 #[tokio::test]
 async fn any_node_lists_the_nodes_and_a_breaker_override_reaches_them_all() {
-    let prefix = format!("pft{}", uuid::Uuid::now_v7().simple());
+    let prefix = prefix();
     let store = mariadb::server().await.fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     let crm = "[[dispatch.destinations]]\nname = \"crm\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n";

@@ -5,6 +5,7 @@
 
 mod cli;
 mod cluster;
+mod cluster_failover;
 mod dispatch;
 mod dispatch_crash;
 mod edge;
@@ -16,6 +17,7 @@ mod llm;
 mod overload;
 mod reload;
 mod rest_api;
+mod resume;
 mod store;
 mod support;
 mod triage;

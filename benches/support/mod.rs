@@ -102,12 +102,21 @@ pub async fn load<F>(name: &str, addr: SocketAddr, connections: u64, seconds: u6
 where
     F: Fn(u64, u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
 {
+    load_spread(name, &[addr], connections, seconds, make).await
+}
+
+/// [`load`] with the connections spread over `addrs` in turn (several nodes behind one client load).
+pub async fn load_spread<F>(name: &str, addrs: &[SocketAddr], connections: u64, seconds: u64, make: F) -> Outcome
+where
+    F: Fn(u64, u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
+{
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let make = std::sync::Arc::new(make);
     let mut workers = Vec::new();
     for worker in 0..connections {
         let make = std::sync::Arc::clone(&make);
+        let addr = addrs[worker as usize % addrs.len()];
         workers.push(tokio::spawn(async move {
             let stream = TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use protofuse_adapter::DecodeError;
 use protofuse_model::{
-    Content, Conversation, ConversationStatus, Direction, Envelope, MediaRef, Message, Metadata, NewMessage, Party,
-    Protocol, Role, Timestamp,
+    Content, Conversation, ConversationId, ConversationStatus, Direction, Envelope, MediaRef, Message, MessageId,
+    Metadata, NewMessage, Party, Protocol, Role, Timestamp,
 };
 use serde_json::Value;
 
@@ -226,6 +226,40 @@ pub fn encode_message(m: Message) -> pb::Message {
         metadata: encode_metadata(m.metadata),
         idempotency_key: m.idempotency_key.as_str().to_owned(),
     }
+}
+
+/// What a `Subscribe` request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeFilter {
+    /// Only this conversation's events.
+    pub conversation_id: Option<ConversationId>,
+    /// Only this customer's events.
+    pub customer_id: Option<String>,
+    /// Resume after this message id: stored messages first, then live events. Only with `conversation_id`.
+    pub after: Option<MessageId>,
+}
+
+/// Decodes a `Subscribe` request. A cursor without a conversation is refused: a customer's messages across
+/// conversations have no one order to resume in.
+pub fn decode_subscribe(req: pb::SubscribeRequest) -> Result<SubscribeFilter, DecodeError> {
+    let conversation_id = req
+        .conversation_id
+        .map(|c| c.parse().map_err(|_| invalid("conversation_id must be a UUID")))
+        .transpose()?;
+    let after = req
+        .after
+        .map(|a| a.parse().map_err(|_| invalid("after must be a message id (UUID)")))
+        .transpose()?;
+    if after.is_some() && conversation_id.is_none() {
+        return Err(invalid(
+            "after resumes one conversation: conversation_id is required with it",
+        ));
+    }
+    Ok(SubscribeFilter {
+        conversation_id,
+        customer_id: req.customer_id,
+        after,
+    })
 }
 
 /// The wire form of a conversation status.

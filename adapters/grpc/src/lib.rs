@@ -10,7 +10,8 @@ mod convert;
 pub mod pb;
 
 pub use convert::{
-    decode_send, encode_content, encode_conversation, encode_message, encode_status, model_order, model_status,
+    SubscribeFilter, decode_send, decode_subscribe, encode_content, encode_conversation, encode_message, encode_status,
+    model_order, model_status,
 };
 
 /// The encoded `FileDescriptorSet` of every proto file, for `tonic-reflection`.

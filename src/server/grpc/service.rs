@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use protofuse_grpc::pb::conversation_service_server::{ConversationService, ConversationServiceServer};
 use protofuse_grpc::pb::{self, subscribe_response};
-use protofuse_grpc::{decode_send, encode_conversation, encode_message, encode_status, model_order, model_status};
+use protofuse_grpc::{
+    decode_send, decode_subscribe, encode_conversation, encode_message, encode_status, model_order, model_status,
+};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -22,6 +24,7 @@ use tonic_health::ServingStatus;
 use super::edge::EdgeLayer;
 use crate::auth::Authenticator;
 use crate::events::{Event, EventFilter, Received};
+use crate::resume::{Events, Resumed};
 use crate::server::GrpcConfig;
 use crate::service::{ErrorClass, Service, ServiceError};
 use protofuse_store::{ConversationFilter, Order, PageRequest};
@@ -177,24 +180,36 @@ impl ConversationService for GrpcApi {
     type SubscribeStream = EventStream;
 
     async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<EventStream>, Status> {
-        let r = request.into_inner();
-        let filter = EventFilter {
-            conversation_id: r.conversation_id.as_deref().map(conversation_id).transpose()?,
-            customer_id: r.customer_id,
+        let wanted = decode_subscribe(request.into_inner()).map_err(|e| decode_status(&e))?;
+        let mut events = match (wanted.after, wanted.conversation_id) {
+            (Some(after), Some(conversation)) => Events::Resumed(Box::new(
+                Resumed::open(self.service.clone(), conversation, wanted.customer_id, after)
+                    .await
+                    .map_err(|e| service_status(&e))?,
+            )),
+            _ => Events::Live(self.service.subscribe(EventFilter {
+                conversation_id: wanted.conversation_id,
+                customer_id: wanted.customer_id,
+            })),
         };
-        let mut subscription = self.service.subscribe(filter);
         let mut stop = self.stop.clone();
         // A small buffer: the bus already buffers per subscriber; this only decouples the socket.
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
-                    next = subscription.next() => next,
+                    next = events.next() => next,
                     () = tx.closed() => return,
                     _ = stop.wait_for(|stopping| *stopping) => return,
                 };
-                let Some(received) = next else { return };
-                if tx.send(Ok(event_response(received))).await.is_err() {
+                // A failed store read ends the stream with its status; the client resumes with its cursor.
+                let item = match next {
+                    None => return,
+                    Some(Ok(received)) => Ok(event_response(received)),
+                    Some(Err(e)) => Err(service_status(&e)),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
                     return;
                 }
             }

@@ -10,10 +10,11 @@
 use std::sync::Arc;
 
 use crate::events::{Event, EventFilter, Received};
+use crate::resume::{Events, Resumed};
 use crate::service::{Service, ServiceError};
 use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
-use protofuse_model::{ConversationId, ConversationStatus, NewMessage, Protocol};
+use protofuse_model::{ConversationId, ConversationStatus, MessageId, NewMessage, Protocol};
 use protofuse_store::{ConversationFilter, Order, Page, PageRequest};
 use serde::Deserialize;
 
@@ -181,6 +182,8 @@ async fn list(p: Params<'static>, service: Arc<Service>) -> RpcResult {
 struct SubscribeParams {
     conversation_id: Option<ConversationId>,
     customer: Option<String>,
+    /// Resume after this message id (stored messages first, then live events); needs `conversation_id`.
+    after: Option<MessageId>,
 }
 
 fn event_json(received: Received) -> Value {
@@ -198,31 +201,56 @@ fn event_json(received: Received) -> Value {
     }
 }
 
+/// The subscription `wanted` asks for: resumed after its cursor, or live only.
+async fn open_events(wanted: SubscribeParams, service: &Service) -> Result<Events, ErrorObjectOwned> {
+    match (wanted.after, wanted.conversation_id) {
+        (Some(after), Some(conversation)) => Resumed::open(service.clone(), conversation, wanted.customer, after)
+            .await
+            .map(|r| Events::Resumed(Box::new(r)))
+            .map_err(|e| service_error(&e)),
+        (Some(_), None) => Err(invalid_params(
+            "after resumes one conversation: conversation_id is required with it",
+        )),
+        (None, _) => Ok(Events::Live(service.subscribe(EventFilter {
+            conversation_id: wanted.conversation_id,
+            customer_id: wanted.customer,
+        }))),
+    }
+}
+
 async fn subscribe(p: Params<'static>, pending: PendingSubscriptionSink, service: Arc<Service>) {
     let wanted: Result<SubscribeParams, _> = if p.as_str().is_some() {
         params(&p)
     } else {
         Ok(SubscribeParams::default())
     };
-    let wanted = match wanted {
-        Ok(w) => w,
+    let opened = match wanted {
+        Ok(w) => open_events(w, &service).await,
+        Err(e) => Err(e),
+    };
+    let mut events = match opened {
+        Ok(events) => events,
         Err(e) => return pending.reject(e).await,
     };
-    let mut subscription = service.subscribe(EventFilter {
-        conversation_id: wanted.conversation_id,
-        customer_id: wanted.customer,
-    });
     let Ok(sink) = pending.accept().await else { return };
     loop {
         let received = tokio::select! {
-            received = subscription.next() => received,
+            received = events.next() => received,
             () = sink.closed() => return,
         };
-        let Some(received) = received else { return };
-        let Ok(raw) = serde_json::value::to_raw_value(&event_json(received)) else {
+        // A failed store read ends the subscription with an `error` event; the client resumes with its cursor.
+        let (event, last) = match received {
+            None => return,
+            Some(Ok(received)) => (event_json(received), false),
+            Some(Err(e)) => (
+                json!({ "type": "error", "code": e.code(), "message": e.to_string() }),
+                true,
+            ),
+        };
+        let Ok(raw) = serde_json::value::to_raw_value(&event) else {
             return;
         };
-        if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+        if sink.send(SubscriptionMessage::from(raw)).await.is_err() || last {
             return;
         }
     }
