@@ -14,9 +14,9 @@
 //! (the lag notice is still passed on: status changes may have been missed).
 //!
 //! Owns: the replay-then-live seam for one subscriber. Must never: send a message id at or below one it
-//! already sent, or skip a message the store holds after the cursor. Known limit (as for the web channel): on
-//! MySQL, two messages of one conversation written at the same instant may commit out of id order; a cursor
-//! that passed the later one in that window does not get the earlier one.
+//! already sent, or skip a message the store holds after the cursor. Writers of one conversation draw their ids
+//! in commit order (the store locks the conversation first), so this holds on one node; across nodes it needs
+//! their clocks to agree to within the time between two messages of one conversation (as for the web channel).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
