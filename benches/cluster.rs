@@ -86,6 +86,7 @@ async fn cross_node(a: SocketAddr, b: SocketAddr, samples: u64) -> (Outcome, Out
         errors: 0,
         seconds,
         latency,
+        rss: support::Rss::default(),
     };
     (
         outcome("REST on B → event on A's JSON-RPC subscriber", heard),

@@ -72,18 +72,23 @@ async fn main() {
     let mysql = load(name, mariadb_addr, connections, seconds, native).await;
 
     println!("\n{connections} keep-alive connections, {seconds} s per target, one machine\n");
-    println!("| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline | process RSS MiB start → peak → end |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
     for o in [&baseline, &full, &normal, &legacy, &mysql] {
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x |",
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x | {:.0} → {:.0} → {:.0} |",
             o.name,
             o.rate(),
             o.p(0.5),
             o.p(0.99),
             o.errors,
             o.rate() / baseline.rate(),
-            o.p(0.99) / baseline.p(0.99)
+            o.p(0.99) / baseline.p(0.99),
+            o.rss.start,
+            o.rss.peak,
+            o.rss.end
         );
     }
     println!(

@@ -22,6 +22,27 @@ pub struct Outcome {
     pub errors: u64,
     pub seconds: f64,
     pub latency: Histogram<u64>,
+    /// This process's resident memory while the load ran (server and load generator, when in-process).
+    pub rss: Rss,
+}
+
+/// Resident set size in MiB: when the load began, its highest sample (every 100 ms), when it ended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rss {
+    pub start: f64,
+    pub peak: f64,
+    pub end: f64,
+}
+
+/// `VmRSS` of this process in MiB (0 where `/proc` is missing).
+pub fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
 }
 
 impl Outcome {
@@ -80,6 +101,18 @@ pub async fn collect(
     started: Instant,
     workers: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64, u64)>>,
 ) -> Outcome {
+    let start = rss_mib();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(async move {
+        let mut peak = start;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => peak = peak.max(rss_mib()),
+                _ = &mut stopped => return peak,
+            }
+        }
+    });
     let mut latency = histogram();
     let (mut requests, mut errors) = (0, 0);
     for worker in workers {
@@ -88,12 +121,17 @@ pub async fn collect(
         requests += ok;
         errors += failed;
     }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    let end = rss_mib();
+    let peak = sampler.await.unwrap().max(end);
     Outcome {
         name: name.to_owned(),
         requests,
         errors,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         latency,
+        rss: Rss { start, peak, end },
     }
 }
 

@@ -37,6 +37,10 @@ pub enum StoreError {
     /// The SQLite writer thread has stopped (the store is shutting down).
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// An fsync of the SQLite WAL failed (now or earlier in this process's life): whether this write survives a
+    /// power cut is unknown, and every write is refused until a restart recovers the file (`sqlite/sync.rs`).
+    #[error("the store cannot make writes durable (an fsync failed); restart the server")]
+    NotDurable,
     /// The transaction holding this write (with others) failed to commit; nothing of it was stored.
     #[error("group commit failed: {0}")]
     GroupFailed(String),

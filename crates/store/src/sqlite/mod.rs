@@ -4,7 +4,8 @@
 //! SQLite allows one writer at a time and, with `synchronous = full`, pays an fsync per commit. The writer
 //! thread (`writer.rs`, statements in `message.rs`) takes every message write waiting in its queue into one
 //! transaction, so under load many messages share one fsync, while a lone message is still committed at once.
-//! Callers are answered only after the commit of their group. Status changes, triage outcomes and the outbox's
+//! Callers are answered only after the commit of their group and, with `full`, the WAL's fsync that follows it,
+//! which runs on a thread of its own (`sync.rs`) so the writer can go on to the next group meanwhile. Status changes, triage outcomes and the outbox's
 //! claims and settlements are rarer and stay on sqlx (the SQL shared with MySQL); they take the same
 //! [`WriteTurn`] as the writer thread before writing, so the two connections alternate fairly.
 
@@ -24,6 +25,7 @@ use crate::store::{Inserted, Store};
 use crate::turn::WriteTurn;
 
 mod message;
+mod sync;
 mod writer;
 
 use writer::Write;

@@ -8,8 +8,11 @@
 //! and WAL behave as for the sqlx connections reading and writing the same file.
 //!
 //! The thread waits for a write, takes whatever else is queued (up to [`MAX_GROUP`]) into one `BEGIN IMMEDIATE`
-//! transaction with a savepoint per write, commits, and only then answers each caller: nothing is acknowledged
-//! before the fsync of its commit. It ends when the last sender of its queue (the last store handle) is gone.
+//! transaction with a savepoint per write, commits, and hands the group's answers to the sync thread
+//! (`sync.rs`), which answers each caller after the WAL's fsync: nothing is acknowledged before it is durable,
+//! and the writer executes the next group while the disk syncs. With `synchronous = normal` there is no sync
+//! thread and callers are answered at commit. The thread ends when the last sender of its queue (the last store
+//! handle) is gone.
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,6 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use super::message::write_one;
+use super::sync::{Answer, Syncer, WalFile};
 use crate::config::Synchronous;
 use crate::error::StoreError;
 use crate::store::Inserted;
@@ -46,40 +50,44 @@ pub(super) fn start(
     turn: WriteTurn,
     queue: mpsc::Receiver<Write>,
 ) -> Result<(), StoreError> {
-    let conn = connect(path, synchronous, busy_timeout)?;
+    let conn = connect(path, busy_timeout)?;
+    let syncer = match synchronous {
+        Synchronous::Full => Some(Syncer::start(WalFile::next_to(path))?),
+        Synchronous::Normal => None,
+    };
     std::thread::Builder::new()
         .name("sqlite-writer".to_owned())
-        .spawn(move || write_groups(&conn, &turn, queue))
+        .spawn(move || write_groups(&conn, &turn, syncer.as_ref(), queue))
         .map_err(StoreError::WriterThread)?;
     Ok(())
 }
 
-/// The connection, set up as sqlx sets up its own (`synchronous` and `foreign_keys` are per connection; WAL is
-/// a property of the file, set when sqlx opened it).
-fn connect(path: &Path, synchronous: Synchronous, busy_timeout: Duration) -> Result<Connection, StoreError> {
+/// The connection, set up as sqlx sets up its own (`foreign_keys` is per connection; WAL is a property of the
+/// file, set when sqlx opened it). `synchronous` is NORMAL whatever the store's setting: with `full`, the WAL's
+/// fsync after each commit is the sync thread's (`sync.rs`), so that it does not stall this connection.
+fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
     // NO_MUTEX: only this thread ever uses the connection.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(busy_timeout)?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        match synchronous {
-            Synchronous::Full => "FULL",
-            Synchronous::Normal => "NORMAL",
-        },
-    )?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
 /// The thread's loop: a group per turn, until the queue closes.
-fn write_groups(conn: &Connection, turn: &WriteTurn, mut queue: mpsc::Receiver<Write>) {
+fn write_groups(conn: &Connection, turn: &WriteTurn, syncer: Option<&Syncer>, mut queue: mpsc::Receiver<Write>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = queue.blocking_recv() {
         group.push(first);
         fill(&mut group, &mut queue);
+        if syncer.is_some_and(Syncer::failed) {
+            for write in group.drain(..) {
+                let _ = write.done.send(Err(StoreError::NotDurable));
+            }
+            continue;
+        }
         let held = turn.take_blocking();
         // Writes that arrived while waiting for the turn share this commit rather than wait for the next one.
         fill(&mut group, &mut queue);
@@ -91,8 +99,14 @@ fn write_groups(conn: &Connection, turn: &WriteTurn, mut queue: mpsc::Receiver<W
         drop(held);
         match results {
             Ok(results) => {
-                for (answer, result) in answers.into_iter().zip(results) {
-                    let _ = answer.send(result);
+                let answered: Vec<Answer> = answers.into_iter().zip(results).collect();
+                match syncer {
+                    Some(syncer) => syncer.committed(answered),
+                    None => {
+                        for (caller, result) in answered {
+                            let _ = caller.send(result);
+                        }
+                    }
                 }
             }
             Err(e) => {
