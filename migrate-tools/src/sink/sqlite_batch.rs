@@ -2,12 +2,13 @@
 //! store's `import::connection` writes, the importer's bookkeeping with its own statements, all prepared once
 //! and cached on the connection, in one `BEGIN IMMEDIATE` transaction per batch.
 //!
-//! Why not the sqlx pool the rest of the SQLite target uses: sqlx hands every statement and its arguments to the
-//! connection's worker thread, and a multi-row statement's arguments are first encoded into owned values; that
-//! was most of the importer's CPU per row on SQLite (migrate-tools/BENCHMARKS.md, seventh session). Here the
-//! batch thread binds each row's columns straight from the records, while the snapshot's reader decodes and maps
-//! the next batch on another core. Reads, leases and the other bookkeeping stay on the sqlx pool: they are rare,
-//! and SQLite's file locking orders them with the batches (WAL mode; `busy_timeout` on both).
+//! Why not the sqlx pool the rest of the SQLite target uses: sqlx hands every statement to the connection's
+//! worker thread after encoding a multi-row statement's arguments into owned values, and SQLite keeps a statement
+//! journal for every multi-row INSERT (see `protofuse_store::import::connection`); the batch thread binds each
+//! row's columns straight from the records, one row per statement, while the snapshot's reader decodes and maps the
+//! next batch on the other core (migrate-tools/BENCHMARKS.md, 2026-12-03: 18% less CPU per row). Reads, leases
+//! and the other bookkeeping stay on the sqlx pool: they are rare, and SQLite's file locking orders them with the
+//! batches (WAL mode; `busy_timeout` on both).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,12 +1,14 @@
 //! The bulk writes on SQLite through a raw connection (rusqlite), for an importer that runs its batches on a
 //! thread of its own: the same SQL and the same conflict handling as [`super::sqlite`], one row per statement.
 //!
-//! Why a second copy of the SQLite writes: sqlx's SQLite driver runs each connection on a worker thread and
-//! hands every statement and its arguments over a channel, and a multi-row statement's arguments are encoded into
-//! owned values first; profiling the importer's snapshot put most of its CPU per row there (migrate-tools/
-//! BENCHMARKS.md, seventh session). Here each statement is prepared once and cached on the connection, and a
-//! row's columns are bound straight from the [`ConversationRow`] or [`MessageRow`] the codec computed. rusqlite
-//! links the same libsqlite3 as sqlx (see `sqlite/writer.rs`), so the file is read and written alike.
+//! Why a second copy of the SQLite writes: a profile of the importer's snapshot (migrate-tools/BENCHMARKS.md,
+//! 2026-12-03) put 58% of its CPU in the sqlx path, the worker thread each statement is handed to and the task
+//! encoding a multi-row statement's arguments into owned values, and a sixth of that in SQLite's statement journal:
+//! a multi-row INSERT that may fail halfway copies every page it is about to change to a temporary file first,
+//! so that it can be undone alone. A single-row INSERT needs no statement journal. Here each statement is prepared
+//! once and cached on the connection, and a row's columns are bound straight from the [`ConversationRow`] or
+//! [`MessageRow`] the codec computed. rusqlite links the same libsqlite3 as sqlx (see `sqlite/writer.rs`), so the
+//! file is read and written alike.
 //!
 //! Every function runs inside the caller's transaction (a `rusqlite::Transaction` derefs to the connection).
 
