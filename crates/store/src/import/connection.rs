@@ -2,13 +2,13 @@
 //! thread of its own: the same SQL and the same conflict handling as [`super::sqlite`], one row per statement.
 //!
 //! Why a second copy of the SQLite writes: a profile of the importer's snapshot (migrate-tools/BENCHMARKS.md,
-//! 2026-12-03) put 58% of its CPU in the sqlx path, the worker thread each statement is handed to and the task
-//! encoding a multi-row statement's arguments into owned values, and a sixth of that in SQLite's statement journal:
-//! a multi-row INSERT that may fail halfway copies every page it is about to change to a temporary file first,
-//! so that it can be undone alone. A single-row INSERT needs no statement journal. Here each statement is prepared
-//! once and cached on the connection, and a row's columns are bound straight from the [`ConversationRow`] or
-//! [`MessageRow`] the codec computed. rusqlite links the same libsqlite3 as sqlx (see `sqlite/writer.rs`), so the
-//! file is read and written alike.
+//! 2026-12-03) put 58% of its CPU on the write side: 44% in SQLite itself, a quarter of that in its statement
+//! journal (a multi-row INSERT that may fail halfway first copies every page it changes to a temporary file, so
+//! that it can be undone alone; a single-row INSERT needs none), and 14% in sqlx around it (each multi-row
+//! statement's arguments encoded into owned values, then handed to the connection's worker thread). Here each
+//! statement is prepared once and cached on the connection, and a row's columns are bound straight from the
+//! [`ConversationRow`] or [`MessageRow`] the codec computed. rusqlite links the same libsqlite3 as sqlx (see
+//! `sqlite/writer.rs`), so the file is read and written alike.
 //!
 //! Every function runs inside the caller's transaction (a `rusqlite::Transaction` derefs to the connection).
 
