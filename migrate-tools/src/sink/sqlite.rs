@@ -39,7 +39,7 @@ fn upsert_tail(conflict: &str, columns: &[&str]) -> String {
 /// SQLite's 4 MB copies a hot index page to the database file once rather than once per commit (together 1.8x the
 /// snapshot rate of the defaults, migrate-tools/BENCHMARKS.md). The WAL is cut back to 64 MB after each
 /// checkpoint. Foreign keys are off: messages may arrive before their conversation row.
-pub(super) const PRAGMAS: [(&str, &str); 5] = [
+const PRAGMAS: [(&str, &str); 5] = [
     ("synchronous", "NORMAL"),
     ("foreign_keys", "OFF"),
     ("cache_size", "-262144"),
@@ -72,7 +72,7 @@ pub(super) async fn open(url: &str) -> Result<SqliteTarget, super::error::Target
     for statement in DDL {
         sqlx::query(statement).execute(&pool).await?;
     }
-    let batches = BatchConnection::open(options.get_filename(), BUSY_TIMEOUT)?;
+    let batches = BatchConnection::open(options.get_filename(), BUSY_TIMEOUT, &PRAGMAS)?;
     Ok(SqliteTarget { pool, batches })
 }
 

@@ -27,13 +27,13 @@ use crate::mapping::EntityKind;
 pub(super) struct BatchConnection(Arc<Mutex<Connection>>);
 
 impl BatchConnection {
-    /// Opens `path` (created, migrated and switched to WAL by the sqlx pool already) with the pool's settings:
+    /// Opens `path` (created, migrated and switched to WAL by the sqlx pool already) with the pool's `pragmas`:
     /// `synchronous`, `foreign_keys`, the page cache and the checkpoint interval are per connection.
-    pub(super) fn open(path: &Path, busy_timeout: Duration) -> Result<Self, rusqlite::Error> {
+    pub(super) fn open(path: &Path, busy_timeout: Duration, pragmas: &[(&str, &str)]) -> Result<Self, rusqlite::Error> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(busy_timeout)?;
-        for (pragma, value) in super::sqlite::PRAGMAS {
+        for (pragma, value) in pragmas {
             conn.pragma_update(None, pragma, value)?;
         }
         conn.set_prepared_statement_cache_capacity(store::STATEMENT_CACHE);
