@@ -6,8 +6,8 @@
 //! worker thread after encoding a multi-row statement's arguments into owned values, and SQLite keeps a statement
 //! journal for every multi-row INSERT (see `protofuse_store::import::connection`); the batch thread binds each
 //! row's columns straight from the records, one row per statement, while the snapshot's reader decodes and maps the
-//! next batch on the other core (migrate-tools/BENCHMARKS.md, 2026-12-03: 18% less CPU per row at 500,000 rows,
-//! no measurable change at 8M in that loaded sitting). Reads, leases and the other bookkeeping stay on the sqlx
+//! next batch on the other core (migrate-tools/BENCHMARKS.md, 2026-12-03: 18% less CPU per row at 500,000 and
+//! 2M rows; no measurable change at 8M in a more loaded run). Reads, leases and the other bookkeeping stay on the sqlx
 //! pool: they are rare, and SQLite's file locking orders them with the batches (WAL mode; `busy_timeout` on both).
 
 use std::path::Path;
