@@ -85,7 +85,7 @@ impl FollowError {
                 | Self::Resync(SnapshotError::Source(SourceError::Connect { .. }) | SnapshotError::Query(_))
                 | Self::Lookup(SnapshotError::Source(SourceError::Connect { .. }) | SnapshotError::Query(_))
                 | Self::Stream(_)
-                | Self::Target(TargetError::Database(_))
+                | Self::Target(TargetError::Database(_) | TargetError::Sqlite(_))
         )
     }
 }

@@ -95,7 +95,7 @@ async fn start_at(target: &Target, name: &str, file: &str, pos: u64, gtid: Optio
         events: 0,
         event_time: chrono::Utc::now().timestamp(),
     };
-    target.apply(name, &[], &progress).await?;
+    target.apply(name, Vec::new(), &progress).await?;
     tracing::info!(file, pos, gtid, "following from the given position, now the checkpoint");
     Ok(())
 }
@@ -169,7 +169,7 @@ async fn write_batches(
     let mut last_report: Option<Instant> = None;
     while let Some((ops, progress)) = rx.recv().await {
         let rows = ops.len() as u64;
-        target.apply(&name, &ops, &progress).await?;
+        target.apply(&name, ops, &progress).await?;
         applied += rows;
         metrics::counter!("protofuse_migrate_rows_applied_total").increment(rows);
         if let Progress::Binlog {

@@ -1,5 +1,6 @@
 //! The mapping's shape: the tables, their kinds and fields, and how one field is evaluated over a source row.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{FixedOffset, NaiveDateTime, Offset as _, TimeZone as _};
@@ -252,30 +253,43 @@ impl Mapping {
 impl TableMapping {
     /// Evaluates a field to JSON (`Null` when absent and without default).
     pub fn value(&self, name: &str, row: &Row) -> Json {
+        self.value_ref(name, row).into_owned()
+    }
+
+    /// [`TableMapping::value`], borrowing the row's value when no map or default replaces it: the snapshot
+    /// reads several fields of every row, and each clone of a text value is an allocation.
+    fn value_ref<'a>(&'a self, name: &str, row: &'a Row) -> Cow<'a, Json> {
+        const NULL: &Json = &Json::Null;
         let Some(field) = self.fields.get(name) else {
-            return Json::Null;
+            return Cow::Borrowed(NULL);
         };
         let raw = if let Some(column) = &field.column {
-            row.get(column).cloned().unwrap_or(Json::Null)
+            Cow::Borrowed(row.get(column).unwrap_or(NULL))
         } else if let Some(constant) = &field.constant {
-            constant.clone()
+            Cow::Borrowed(constant)
         } else {
-            field
-                .parsed
-                .as_ref()
-                .and_then(|t| t.render(row))
-                .map_or(Json::Null, Json::String)
+            Cow::Owned(
+                field
+                    .parsed
+                    .as_ref()
+                    .and_then(|t| t.render(row))
+                    .map_or(Json::Null, Json::String),
+            )
         };
-        let mapped = field.apply_map(raw);
+        let mapped = if field.map.is_empty() || raw.is_null() {
+            raw
+        } else {
+            Cow::Owned(field.apply_map(raw.into_owned()))
+        };
         if is_empty(&mapped) {
-            return field.default.clone().unwrap_or(Json::Null);
+            return field.default.as_ref().map_or(Cow::Borrowed(NULL), Cow::Borrowed);
         }
         mapped
     }
 
     /// A field as text, `None` when NULL.
     pub fn text(&self, name: &str, row: &Row) -> Option<String> {
-        let v = self.value(name, row);
+        let v = self.value_ref(name, row);
         (!v.is_null()).then(|| text_of(&v))
     }
 
@@ -288,9 +302,9 @@ impl TableMapping {
     /// A field as a bool (absent: false).
     pub fn flag(&self, name: &str, row: &Row) -> bool {
         let present = self.fields.get(name).is_some_and(|f| f.transform == Transform::Present);
-        match self.value(name, row) {
+        match self.value_ref(name, row).as_ref() {
             v if present => !v.is_null(),
-            Json::Bool(b) => b,
+            Json::Bool(b) => *b,
             Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
             Json::String(s) => matches!(s.to_ascii_lowercase().as_str(), "1" | "y" | "yes" | "true"),
             _ => false,
@@ -299,7 +313,7 @@ impl TableMapping {
 
     /// A field as a timestamp, by its transform.
     pub fn time(&self, name: &str, row: &Row, zone: FixedOffset) -> Result<Option<Timestamp>, FieldError> {
-        let value = self.value(name, row);
+        let value = self.value_ref(name, row);
         if value.is_null() {
             return Ok(None);
         }

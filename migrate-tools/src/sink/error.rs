@@ -9,6 +9,9 @@ pub enum TargetError {
     /// A database error.
     #[error("target database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A database error on the SQLite target's batch connection.
+    #[error("target database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The URL names no supported backend.
     #[error("target url must start with sqlite: or mysql: (got {0})")]
     Url(String),

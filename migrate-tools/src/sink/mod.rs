@@ -13,6 +13,7 @@ mod error;
 mod mysql;
 mod quiet;
 mod sqlite;
+mod sqlite_batch;
 mod target;
 mod writer;
 

@@ -78,4 +78,5 @@ pub(super) async fn open(url: &str, binlog: bool) -> Result<MySqlPool, super::er
     Ok(pool)
 }
 
-super::writer::impl_writer!(sqlx::MySql, mysql);
+super::writer::impl_writer!(sqlx::MySql);
+super::writer::impl_apply!(sqlx::MySql, mysql);

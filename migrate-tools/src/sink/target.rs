@@ -31,7 +31,7 @@ impl Default for TargetOptions {
 #[derive(Debug, Clone)]
 pub enum Target {
     /// SQLite file.
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(sqlite::SqliteTarget),
     /// MySQL/MariaDB database.
     Mysql(sqlx::MySqlPool),
 }
@@ -65,13 +65,13 @@ impl Target {
     /// Applies `ops` and `progress` in one transaction. On MySQL a transaction InnoDB picks as a deadlock victim
     /// is run again (parallel snapshot writers, or the server writing the same conversation, can lock rows in
     /// opposite orders); it rolled back whole, so nothing is applied twice.
-    pub async fn apply(&self, name: &str, ops: &[Op], progress: &Progress) -> Result<(), TargetError> {
+    pub async fn apply(&self, name: &str, ops: Vec<Op>, progress: &Progress) -> Result<(), TargetError> {
         match self {
-            Self::Sqlite(pool) => Ok(sqlite::apply(pool, name, ops, progress).await?),
+            Self::Sqlite(sqlite) => sqlite.batches.apply(name, ops, progress).await,
             Self::Mysql(pool) => {
                 let mut attempt = 0;
                 loop {
-                    match mysql::apply(pool, name, ops, progress).await {
+                    match mysql::apply(pool, name, &ops, progress).await {
                         Err(e) if protofuse_store::is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
                             attempt += 1;
                             tracing::debug!(attempt, "target batch was a deadlock victim; running it again");
@@ -95,7 +95,7 @@ impl Target {
     /// The checkpoint and counters of import `name`.
     pub async fn status(&self, name: &str) -> Result<Status, TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::status(pool, name).await,
+            Self::Sqlite(sqlite) => sqlite::status(&sqlite.pool, name).await,
             Self::Mysql(pool) => mysql::status(pool, name).await,
         }
     }
@@ -103,7 +103,7 @@ impl Target {
     /// Where a snapshot of `source` stands: the last primary key copied, if any.
     pub async fn snapshot_progress(&self, name: &str, source: &str) -> Result<Option<i64>, TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::snapshot_progress(pool, name, source).await,
+            Self::Sqlite(sqlite) => sqlite::snapshot_progress(&sqlite.pool, name, source).await,
             Self::Mysql(pool) => mysql::snapshot_progress(pool, name, source).await,
         }
     }
@@ -111,7 +111,7 @@ impl Target {
     /// Records where a snapshot began (only the first time) or that it finished.
     pub async fn mark_snapshot(&self, name: &str, start: Option<&Position>, done: bool) -> Result<(), TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::mark_snapshot(pool, name, start, done).await,
+            Self::Sqlite(sqlite) => sqlite::mark_snapshot(&sqlite.pool, name, start, done).await,
             Self::Mysql(pool) => mysql::mark_snapshot(pool, name, start, done).await,
         }
     }
@@ -119,7 +119,7 @@ impl Target {
     /// Asks the running `follow` (or the next one to start) to copy `table` again (`resync --table`).
     pub async fn request_resync(&self, name: &str, table: &str) -> Result<(), TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::request_resync(pool, name, table).await,
+            Self::Sqlite(sqlite) => sqlite::request_resync(&sqlite.pool, name, table).await,
             Self::Mysql(pool) => mysql::request_resync(pool, name, table).await,
         }
     }
@@ -127,7 +127,7 @@ impl Target {
     /// Tables whose requested copy is not done yet, oldest request first.
     pub async fn pending_resyncs(&self, name: &str) -> Result<Vec<String>, TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::pending_resyncs(pool, name).await,
+            Self::Sqlite(sqlite) => sqlite::pending_resyncs(&sqlite.pool, name).await,
             Self::Mysql(pool) => mysql::pending_resyncs(pool, name).await,
         }
     }
@@ -135,7 +135,7 @@ impl Target {
     /// The rows the requested copy of `table` wrote, once it is done.
     pub async fn resync_done(&self, name: &str, table: &str) -> Result<Option<i64>, TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::resync_done(pool, name, table).await,
+            Self::Sqlite(sqlite) => sqlite::resync_done(&sqlite.pool, name, table).await,
             Self::Mysql(pool) => mysql::resync_done(pool, name, table).await,
         }
     }
@@ -153,7 +153,7 @@ impl Target {
     ) -> Result<Result<(), (String, i64)>, TargetError> {
         let dead = dead.unwrap_or(holder);
         match self {
-            Self::Sqlite(pool) => sqlite::take_lease(pool, name, holder, dead, now, until).await,
+            Self::Sqlite(sqlite) => sqlite::take_lease(&sqlite.pool, name, holder, dead, now, until).await,
             Self::Mysql(pool) => mysql::take_lease(pool, name, holder, dead, now, until).await,
         }
     }
@@ -161,7 +161,7 @@ impl Target {
     /// Extends `holder`'s lease on `name`; `false` when another follower has taken it.
     pub async fn renew_lease(&self, name: &str, holder: &str, until: i64) -> Result<bool, TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::renew_lease(pool, name, holder, until).await,
+            Self::Sqlite(sqlite) => sqlite::renew_lease(&sqlite.pool, name, holder, until).await,
             Self::Mysql(pool) => mysql::renew_lease(pool, name, holder, until).await,
         }
     }
@@ -169,7 +169,7 @@ impl Target {
     /// Gives `holder`'s lease on `name` up.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::release_lease(pool, name, holder).await,
+            Self::Sqlite(sqlite) => sqlite::release_lease(&sqlite.pool, name, holder).await,
             Self::Mysql(pool) => mysql::release_lease(pool, name, holder).await,
         }
     }
@@ -177,7 +177,7 @@ impl Target {
     /// Counts an error and keeps its (redacted) text for `status`.
     pub async fn record_error(&self, name: &str, error: &str) -> Result<(), TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::record_error(pool, name, error).await,
+            Self::Sqlite(sqlite) => sqlite::record_error(&sqlite.pool, name, error).await,
             Self::Mysql(pool) => mysql::record_error(pool, name, error).await,
         }
     }
@@ -191,7 +191,7 @@ impl Target {
         hi: i64,
     ) -> Result<Vec<(i64, String)>, TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::digests(pool, source, kind, lo, hi).await,
+            Self::Sqlite(sqlite) => sqlite::digests(&sqlite.pool, source, kind, lo, hi).await,
             Self::Mysql(pool) => mysql::digests(pool, source, kind, lo, hi).await,
         }
     }
@@ -205,7 +205,7 @@ impl Target {
         hi: i64,
     ) -> Result<Vec<(i64, serde_json::Map<String, serde_json::Value>)>, TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::stored(pool, source, kind, lo, hi).await,
+            Self::Sqlite(sqlite) => sqlite::stored(&sqlite.pool, source, kind, lo, hi).await,
             Self::Mysql(pool) => mysql::stored(pool, source, kind, lo, hi).await,
         }
     }
@@ -213,7 +213,7 @@ impl Target {
     /// How many rows of `source` the target holds.
     pub async fn count(&self, source: &str, kind: EntityKind) -> Result<i64, TargetError> {
         match self {
-            Self::Sqlite(pool) => sqlite::count(pool, source, kind).await,
+            Self::Sqlite(sqlite) => sqlite::count(&sqlite.pool, source, kind).await,
             Self::Mysql(pool) => mysql::count(pool, source, kind).await,
         }
     }

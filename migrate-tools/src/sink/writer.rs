@@ -1,100 +1,130 @@
-//! The write path, written once and instantiated for each backend by [`impl_writer!`] (the same approach as the
-//! store's `queries.rs`: one copy of the SQL without sqlx's generic-executor bounds). Conversations and messages
-//! are written by the store's bulk import API (`protofuse_store::import`), inside the importer's transaction; the
-//! SQL here is the importer's own bookkeeping (`import_*`). A backend module provides
+//! The write path, written once and instantiated for each backend by [`impl_writer!`] and [`impl_apply!`] (the
+//! same approach as the store's `queries.rs`: one copy of the SQL without sqlx's generic-executor bounds).
+//! Conversations and messages are written by the store's bulk import API (`protofuse_store::import`), inside the
+//! importer's transaction; the SQL here is the importer's own bookkeeping (`import_*`). A backend module provides
 //! `upsert_tail(conflict_columns, columns)`, `greatest_tail(conflict_columns, column)` (keep the larger value)
-//! and `INSERT_IGNORE`.
+//! and `INSERT_IGNORE`. SQLite applies its batches on a raw connection instead (`sqlite_batch.rs`), from the same
+//! [`Plan`].
 
-/// Instantiates `apply`, `status`, `snapshot_progress`, `mark_snapshot`, `record_error`, `digests` and `count`
-/// for the sqlx database `$db`, whose store writes are `protofuse_store::import::$store`.
-macro_rules! impl_writer {
+use std::collections::{HashMap, HashSet};
+
+use protofuse_store::import::{ConversationRow, MessageRow};
+
+use crate::canonical::{PartyRecord, Record};
+use crate::mapping::EntityKind;
+use crate::sink::batch::{Action, Op};
+
+/// What one batch writes, in the order it is written: the deletes first (in the batch's order), then the
+/// conversations, the placeholders of the messages' conversations, the messages, parties and `import_rows`.
+/// Built once per batch by [`plan`], for either backend.
+pub(super) struct Plan<'a> {
+    /// Rows that go: source, kind, pk and, for a message, its idempotency key.
+    pub(super) deletes: Vec<(&'a str, EntityKind, i64, Option<String>)>,
+    pub(super) conversations: Vec<&'a ConversationRow>,
+    /// One per conversation the messages name and the batch does not write itself; foreign keys are off, so they
+    /// may follow the rows that point at them within the transaction.
+    pub(super) placeholders: Vec<&'a ConversationRow>,
+    pub(super) messages: Vec<&'a MessageRow>,
+    pub(super) parties: Vec<(&'a str, i64, &'a PartyRecord)>,
+    /// `import_rows`: source, pk, canonical id.
+    pub(super) keys: Vec<(&'a str, i64, &'a str)>,
+}
+
+/// Sorts the last change of every row of `ops` into a [`Plan`]: each change carries the row's full state, so
+/// earlier ones are superseded, and the rest may then be grouped by table without reordering two changes of one
+/// row.
+pub(super) fn plan(ops: &[Op]) -> Plan<'_> {
+    let mut last = HashMap::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        last.insert((op.source.as_str(), op.pk), i);
+    }
+    let mut plan = Plan {
+        deletes: Vec::new(),
+        conversations: Vec::new(),
+        placeholders: Vec::new(),
+        messages: Vec::new(),
+        parties: Vec::new(),
+        keys: Vec::with_capacity(last.len()),
+    };
+    let mut message_records = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if last.get(&(op.source.as_str(), op.pk)) != Some(&i) {
+            continue;
+        }
+        match &op.action {
+            Action::Delete { message_key } => {
+                plan.deletes.push((&op.source, op.kind, op.pk, message_key.clone()));
+            }
+            Action::Upsert(Record::Skipped) => {
+                let key = message_key_of(&op.source, op.pk);
+                plan.deletes.push((&op.source, op.kind, op.pk, Some(key)));
+            }
+            Action::Upsert(record) => {
+                plan.keys.push((&op.source, op.pk, record.canonical_id()));
+                match record {
+                    Record::Conversation(c) => plan.conversations.push(c),
+                    Record::Message(m) => message_records.push(m),
+                    Record::Party(p) => plan.parties.push((&op.source, op.pk, p)),
+                    Record::Skipped => {}
+                }
+            }
+        }
+    }
+    let mut seen: HashSet<&str> = plan.conversations.iter().map(|c| c.id()).collect();
+    for m in &message_records {
+        if seen.insert(m.placeholder.id()) {
+            plan.placeholders.push(&m.placeholder);
+        }
+        plan.messages.push(&m.row);
+    }
+    plan
+}
+
+/// Instantiates `apply` (one batch in one transaction) for the sqlx database `$db`, whose store writes are
+/// `protofuse_store::import::$store`; next to [`impl_writer!`], whose `ensure_checkpoint_row` it uses.
+macro_rules! impl_apply {
     ($db:ty, $store:ident) => {
-        use protofuse_store::import::$store as store;
-        use protofuse_store::import::{ConversationRow, MessageRow, statements};
-
-        use crate::canonical::{MessageRecord, PartyRecord, Record};
-        use crate::mapping::EntityKind;
-        use crate::sink::batch::{Action, Op, Position, Progress, Status};
-
         pub(super) async fn apply(
             pool: &sqlx::Pool<$db>,
             name: &str,
-            ops: &[Op],
-            progress: &Progress,
+            ops: &[crate::sink::batch::Op],
+            progress: &crate::sink::batch::Progress,
         ) -> Result<(), sqlx::Error> {
-            let rows = ops.len() as i64;
-            let ops = compact(ops);
+            use protofuse_store::import::statements;
+            use protofuse_store::import::$store as store;
+
+            let plan = crate::sink::writer::plan(ops);
             let mut tx = pool.begin().await?;
-            let mut conversations: Vec<&ConversationRow> = Vec::new();
-            let mut messages: Vec<&MessageRecord> = Vec::new();
-            let mut parties: Vec<(&str, i64, &PartyRecord)> = Vec::new();
-            let mut keys: Vec<(&str, i64, &str)> = Vec::new();
-            for op in ops {
-                match &op.action {
-                    Action::Delete { message_key } => {
-                        delete(&mut tx, &op.source, op.kind, op.pk, message_key.clone()).await?
-                    }
-                    Action::Upsert(Record::Skipped) => {
-                        let key = crate::sink::writer::message_key_of(&op.source, op.pk);
-                        delete(&mut tx, &op.source, op.kind, op.pk, Some(key)).await?;
-                    }
-                    Action::Upsert(record) => {
-                        keys.push((&op.source, op.pk, record.canonical_id()));
-                        match record {
-                            Record::Conversation(c) => conversations.push(c),
-                            Record::Message(m) => messages.push(m),
-                            Record::Party(p) => parties.push((&op.source, op.pk, p)),
-                            Record::Skipped => {}
-                        }
-                    }
-                }
+            for (source, kind, pk, message_key) in &plan.deletes {
+                delete(&mut tx, source, *kind, *pk, message_key.as_deref()).await?;
             }
-            store::upsert_conversations(&mut tx, &conversations).await?;
-            // One placeholder per conversation of the batch; foreign keys are off, so they may follow the rows
-            // that point at them within the transaction.
-            let mut seen: std::collections::HashSet<&str> = conversations.iter().map(|c| c.id()).collect();
-            let placeholders: Vec<&ConversationRow> = messages
-                .iter()
-                .filter(|m| seen.insert(m.placeholder.id()))
-                .map(|m| &m.placeholder)
-                .collect();
-            store::insert_missing_conversations(&mut tx, &placeholders).await?;
-            let rows_of_messages: Vec<&MessageRow> = messages.iter().map(|m| &m.row).collect();
-            store::upsert_messages(&mut tx, &rows_of_messages).await?;
-            for chunk in statements(&parties, |(_, _, p)| p.raw.len()) {
+            store::upsert_conversations(&mut tx, &plan.conversations).await?;
+            store::insert_missing_conversations(&mut tx, &plan.placeholders).await?;
+            store::upsert_messages(&mut tx, &plan.messages).await?;
+            for chunk in statements(&plan.parties, |(_, _, p)| p.raw.len()) {
                 write_parties(&mut tx, chunk).await?;
             }
-            for chunk in statements(&keys, |_| 0) {
+            for chunk in statements(&plan.keys, |_| 0) {
                 write_keys(&mut tx, chunk).await?;
             }
-            write_progress(&mut tx, name, rows, progress).await?;
+            write_progress(&mut tx, name, ops.len() as i64, progress).await?;
             tx.commit().await?;
             Ok(())
-        }
-
-        /// Keeps the last change per row: each carries the row's full state, so earlier ones are superseded, and
-        /// the rest may then be grouped by table without reordering two changes of one row.
-        fn compact(ops: &[Op]) -> impl Iterator<Item = &Op> {
-            let mut last = std::collections::HashMap::with_capacity(ops.len());
-            for (i, op) in ops.iter().enumerate() {
-                last.insert((op.source.as_str(), op.pk), i);
-            }
-            ops.iter()
-                .enumerate()
-                .filter(move |(i, op)| last.get(&(op.source.as_str(), op.pk)) == Some(i))
-                .map(|(_, op)| op)
         }
 
         async fn delete(
             tx: &mut sqlx::Transaction<'_, $db>,
             source: &str,
-            kind: EntityKind,
+            kind: crate::mapping::EntityKind,
             pk: i64,
-            message_key: Option<String>,
+            message_key: Option<&str>,
         ) -> Result<(), sqlx::Error> {
+            use crate::mapping::EntityKind;
+            use protofuse_store::import::$store as store;
+
             match kind {
                 EntityKind::Message => {
-                    store::delete_message(tx, &message_key.unwrap_or_default()).await?;
+                    store::delete_message(tx, message_key.unwrap_or_default()).await?;
                 }
                 EntityKind::Conversation => {
                     let id: Option<(String,)> =
@@ -125,10 +155,19 @@ macro_rules! impl_writer {
 
         async fn write_parties(
             tx: &mut sqlx::Transaction<'_, $db>,
-            rows: &[(&str, i64, &PartyRecord)],
+            rows: &[(&str, i64, &crate::canonical::PartyRecord)],
         ) -> Result<(), sqlx::Error> {
-            const COLUMNS: [&str; 7] = ["source", "pk", "role", "external_id", "display_name", "email", "raw"];
-            let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO import_parties ({}) ", COLUMNS.join(", ")));
+            const COLUMNS: [&str; 7] = [
+                "source",
+                "pk",
+                "role",
+                "external_id",
+                "display_name",
+                "email",
+                "raw",
+            ];
+            let mut qb =
+                sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO import_parties ({}) ", COLUMNS.join(", ")));
             qb.push_values(rows, |mut b, (source, pk, p)| {
                 b.push_bind(*source)
                     .push_bind(*pk)
@@ -143,7 +182,10 @@ macro_rules! impl_writer {
             Ok(())
         }
 
-        async fn write_keys(tx: &mut sqlx::Transaction<'_, $db>, rows: &[(&str, i64, &str)]) -> Result<(), sqlx::Error> {
+        async fn write_keys(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            rows: &[(&str, i64, &str)],
+        ) -> Result<(), sqlx::Error> {
             let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO import_rows (source, pk, canonical_id) ");
             qb.push_values(rows, |mut b, (source, pk, id)| {
                 b.push_bind(*source).push_bind(*pk).push_bind(*id);
@@ -153,24 +195,14 @@ macro_rules! impl_writer {
             Ok(())
         }
 
-        async fn ensure_checkpoint_row(tx: &mut sqlx::Transaction<'_, $db>, name: &str) -> Result<(), sqlx::Error> {
-            sqlx::query(&format!(
-                "{INSERT_IGNORE} INTO import_checkpoint (name, snapshot_done, rows_applied, events_applied, errors) \
-                 VALUES (?, 0, 0, 0, 0)"
-            ))
-            .bind(name)
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        }
-
         async fn write_progress(
             tx: &mut sqlx::Transaction<'_, $db>,
             name: &str,
             rows: i64,
-            progress: &Progress,
+            progress: &crate::sink::batch::Progress,
         ) -> Result<(), sqlx::Error> {
             ensure_checkpoint_row(tx, name).await?;
+            use crate::sink::batch::Progress;
             match progress {
                 Progress::None => {
                     sqlx::query("UPDATE import_checkpoint SET rows_applied = rows_applied + ? WHERE name = ?")
@@ -200,14 +232,18 @@ macro_rules! impl_writer {
                         .execute(&mut **tx)
                         .await?;
                     sqlx::query("UPDATE import_resync SET done_at = ?, copied = ? WHERE name = ? AND tbl = ?")
-                    .bind(chrono::Utc::now().timestamp())
-                    .bind(*copied as i64)
-                    .bind(name)
-                    .bind(table)
-                    .execute(&mut **tx)
-                    .await?;
+                        .bind(chrono::Utc::now().timestamp())
+                        .bind(*copied as i64)
+                        .bind(name)
+                        .bind(table)
+                        .execute(&mut **tx)
+                        .await?;
                 }
-                Progress::Binlog { position, events, event_time } => {
+                Progress::Binlog {
+                    position,
+                    events,
+                    event_time,
+                } => {
                     sqlx::query(
                         "UPDATE import_checkpoint SET file = ?, pos = ?, gtid = ?, rows_applied = rows_applied + ?, \
                          events_applied = events_applied + ?, last_event_at = ? WHERE name = ?",
@@ -223,6 +259,28 @@ macro_rules! impl_writer {
                     .await?;
                 }
             }
+            Ok(())
+        }
+    };
+}
+
+pub(super) use impl_apply;
+
+/// Instantiates `status`, `snapshot_progress`, `mark_snapshot`, `record_error`, `digests`, `count` and the other
+/// bookkeeping operations for the sqlx database `$db`.
+macro_rules! impl_writer {
+    ($db:ty) => {
+        use crate::mapping::EntityKind;
+        use crate::sink::batch::{Position, Status};
+
+        async fn ensure_checkpoint_row(tx: &mut sqlx::Transaction<'_, $db>, name: &str) -> Result<(), sqlx::Error> {
+            sqlx::query(&format!(
+                "{INSERT_IGNORE} INTO import_checkpoint (name, snapshot_done, rows_applied, events_applied, errors) \
+                 VALUES (?, 0, 0, 0, 0)"
+            ))
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
             Ok(())
         }
 

@@ -217,6 +217,8 @@ pub struct TableReader<'c> {
     table: String,
     columns: Vec<ColumnInfo>,
     mappings: Vec<TableMapping>,
+    /// Each mapping's bookkeeping source name, formatted once.
+    sources: Vec<String>,
     mapper: Mapper,
     sql: String,
     chunk: usize,
@@ -245,11 +247,13 @@ impl<'c> TableReader<'c> {
             t = ident(table),
             k = ident(&key)
         );
+        let sources = mappings.iter().map(|m| mapper.source_name(m)).collect();
         Ok(Self {
             conn,
             table: table.to_owned(),
             columns,
             mappings,
+            sources,
             mapper: mapper.clone(),
             sql,
             chunk,
@@ -284,11 +288,11 @@ impl<'c> TableReader<'c> {
         }
         let mut ops = Vec::with_capacity(n * self.mappings.len());
         for row in decoded {
-            for m in &self.mappings {
+            for (m, source) in self.mappings.iter().zip(&self.sources) {
                 let pk = m.pk(&row)?;
                 self.last = self.last.max(pk);
                 ops.push(Op {
-                    source: self.mapper.source_name(m),
+                    source: source.clone(),
                     kind: m.kind,
                     pk,
                     action: Action::Upsert(self.mapper.map(m, &row)?),

@@ -157,13 +157,14 @@ async fn write_batches(
             return Ok(());
         };
         let covered = lock(&watermark).covered(batch.seq, &batch.progress);
-        if let Err(e) = target.apply(&name, &batch.ops, &covered).await {
+        let rows = batch.ops.len() as u64;
+        if let Err(e) = target.apply(&name, batch.ops, &covered).await {
             // Stops the gatherer (and through it the reader) instead of letting the other writers go on.
             queue.lock().await.close();
             return Err(e.into());
         }
         lock(&watermark).commit(batch.seq, batch.progress);
-        bar.committed(batch.ops.len() as u64);
+        bar.committed(rows);
     }
 }
 

@@ -11,6 +11,8 @@
 
 use protofuse_model::{Conversation, ConversationStatus, Message};
 
+pub mod connection;
+
 use crate::codec;
 
 /// A conversation as the importer writes it: the stored columns, computed once by the store's codec.
