@@ -130,7 +130,8 @@ async fn serve(web: Arc<Web>, visitor: Visitor, after: Option<MessageId>, _slot:
             received = socket.recv() => match received {
                 Some(Ok(frame)) => {
                     heard = Instant::now();
-                    on_frame(&web, &visitor, &mut socket, frame).await
+                    // Boxed: storing a message is a deep future; an idle socket should not hold room for it.
+                    Box::pin(on_frame(&web, &visitor, &mut socket, frame)).await
                 }
                 // Gone: nothing more can be said to it.
                 None | Some(Err(_)) => return,
