@@ -556,3 +556,65 @@ async fn the_pages_are_public_compiled_in_revalidated_and_unframeable_while_thei
     );
     server.shutdown().await;
 }
+
+/// The console's "take" through the real API: a take expecting nobody (what the page last showed) after another
+/// agent took the conversation is `409 assignee_changed`, naming that agent, and changes nothing; expecting the
+/// current assignee (a deliberate hand-over) passes; without `expected_assignee` a status change applies as
+/// before.
+#[tokio::test]
+async fn a_take_after_another_agent_took_the_conversation_is_409_and_steals_nothing() {
+    let server = TestServer::sqlite(|_| {}).await;
+    let body = json!({"channel": "api", "sender": {"role": "customer", "external_id": "buyer-2"},
+                      "content": {"type": "text", "text": "a customer waiting"}});
+    let sent: Value = server
+        .client
+        .post(server.url("/v1/messages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conversation = sent["message"]["conversation_id"].as_str().unwrap().to_owned();
+    let put = |body: Value| {
+        let request = server
+            .client
+            .put(server.url(&format!("/v1/conversations/{conversation}/status")))
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let take = |agent: &str, expected: Value| json!({"status": "assigned", "assigned_agent": agent, "expected_assignee": expected});
+    let (status, taken) = put(take("agent-9", Value::Null)).await;
+    assert_eq!(
+        (status, taken["assigned_agent"].as_str()),
+        (200, Some("agent-9")),
+        "{taken}"
+    );
+    let (status, refused) = put(take("agent-7", Value::Null)).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("assignee_changed")),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("agent-9"),
+        "{refused}"
+    );
+    let now = server.get_json(&format!("/v1/conversations/{conversation}")).await;
+    assert_eq!(now["assigned_agent"], "agent-9", "the refused take changed nothing");
+    let (status, handed) = put(take("agent-7", json!("agent-9"))).await;
+    assert_eq!(
+        (status, handed["assigned_agent"].as_str()),
+        (200, Some("agent-7")),
+        "{handed}"
+    );
+    let (status, _) = put(json!({"status": "assigned", "assigned_agent": "agent-8"})).await;
+    assert_eq!(status, 200, "no expectation: applied whoever is assigned");
+    let (status, body) = put(json!({"status": "closed", "expected_assignee": 7})).await;
+    assert_eq!(status, 422, "{body}");
+    server.shutdown().await;
+}

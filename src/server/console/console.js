@@ -68,7 +68,11 @@
           signOut('The API refused the key: ' + errorText(json));
           throw new Error('unauthenticated');
         }
-        if (!response.ok) throw new Error(errorText(json) + ' (' + response.status + ')');
+        if (!response.ok) {
+          var failure = new Error(errorText(json) + ' (' + response.status + ')');
+          failure.code = json && json.error && json.error.code;
+          throw failure;
+        }
         return json;
       });
     });
@@ -310,12 +314,26 @@
   function setStatus(status) {
     var current = open;
     var body = { status: status };
-    if (status === 'assigned') body.assigned_agent = settings.agent;
+    if (status === 'assigned') {
+      body.assigned_agent = settings.agent;
+      // Take only from whoever this page last showed: if another agent took it meanwhile, the server answers
+      // 409 assignee_changed instead of handing it over silently.
+      body.expected_assignee = (current.conversation && current.conversation.assigned_agent) || null;
+    }
     return api('PUT', '/v1/conversations/' + encodeURIComponent(current.id) + '/status', body)
       .then(function (conversation) {
+        say('conv-error', '');
         if (open === current) showConversation(conversation);
         tick();
-      }, function (e) { say('conv-error', e.message); });
+      }, function (e) {
+        if (e.code === 'assignee_changed') {
+          // The refreshed conversation shows who has it now; taking it from them is a second, deliberate click.
+          say('conv-error', 'Not taken: ' + e.message.replace(/ \(409\)$/, '') + '.');
+          tick();
+          return;
+        }
+        say('conv-error', e.message);
+      });
   }
 
   function reply(event) {
