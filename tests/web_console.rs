@@ -512,9 +512,11 @@ async fn the_pages_are_public_compiled_in_revalidated_and_unframeable_while_thei
     let admin = format!("http://{}", server.admin);
     let pages = [
         (server.url("/console"), "text/html"),
+        (server.url("/console/desk.js"), "text/javascript"),
         (server.url("/console/console.js"), "text/javascript"),
         (server.url("/console/console.css"), "text/css"),
         (format!("{admin}/dashboard"), "text/html"),
+        (format!("{admin}/dashboard/desk.js"), "text/javascript"),
         (format!("{admin}/dashboard/dashboard.js"), "text/javascript"),
         (format!("{admin}/dashboard/dashboard.css"), "text/css"),
     ];
@@ -535,6 +537,15 @@ async fn the_pages_are_public_compiled_in_revalidated_and_unframeable_while_thei
         let (status, _) = fetch_page(&server, &url, Some(&etag)).await;
         assert_eq!(status, 304, "{url}: revalidated by its ETag");
     }
+    let shared = |url: String| {
+        let client = server.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(
+        shared(server.url("/console/desk.js")).await,
+        shared(format!("{admin}/dashboard/desk.js")).await,
+        "one shared script on both listeners"
+    );
     let (status, _) = fetch_page(&server, &server.url("/v1/conversations"), None).await;
     assert_eq!(status, 401, "the API the console calls still wants a key");
     let (status, _) = fetch_page(&server, &format!("{admin}/admin/destinations"), None).await;
