@@ -54,6 +54,11 @@ impl Feed {
         }
     }
 
+    /// The visitor this feed is for.
+    pub(super) fn visitor(&self) -> &Visitor {
+        &self.visitor
+    }
+
     /// The next messages the visitor has not been sent, oldest first; waits for the bus when caught up.
     /// Cancel-safe: the cursor moves only when a batch is returned.
     pub(super) async fn next(&mut self) -> Result<Vec<Message>, ServiceError> {
