@@ -329,7 +329,7 @@ impl Connection {
             Ok(Sniffed::Stream(start)) => Box::pin(self.serve_stream(socket, start)).await,
             Ok(Sniffed::Other(start)) => Box::pin(self.serve_hyper(stream::Replay::new(start, socket))).await,
             Err(e) => {
-                tracing::debug!(listener = self.name, client = %self.peer, error = %e, "connection ended before a request")
+                tracing::debug!(listener = self.name, client = %self.peer, error = %e, "connection ended before a request");
             }
         }
     }
