@@ -302,6 +302,11 @@ const DEAD_LETTERS: &str =
 
 /// Posts a customer's message through the REST API; returns its id.
 async fn post_message(server: &TestServer, text: &str) -> String {
+    posted(server, text).await["id"].as_str().unwrap().to_owned()
+}
+
+/// Posts a customer's message through the REST API; returns it as stored.
+async fn posted(server: &TestServer, text: &str) -> Value {
     let body = json!({"channel": "api", "sender": {"role": "customer", "external_id": "buyer-1"},
                       "content": {"type": "text", "text": text}});
     let response = server
@@ -313,7 +318,7 @@ async fn post_message(server: &TestServer, text: &str) -> String {
         .unwrap();
     assert_eq!(response.status(), 201);
     let stored: Value = response.json().await.unwrap();
-    stored["message"]["id"].as_str().unwrap().to_owned()
+    stored["message"].clone()
 }
 
 /// Fills the dashboard's sign-in form and submits it.
@@ -575,19 +580,8 @@ async fn the_pages_are_public_compiled_in_revalidated_and_unframeable_while_thei
 #[tokio::test]
 async fn a_take_after_another_agent_took_the_conversation_is_409_and_steals_nothing() {
     let server = TestServer::sqlite(|_| {}).await;
-    let body = json!({"channel": "api", "sender": {"role": "customer", "external_id": "buyer-2"},
-                      "content": {"type": "text", "text": "a customer waiting"}});
-    let sent: Value = server
-        .client
-        .post(server.url("/v1/messages"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let conversation = sent["message"]["conversation_id"].as_str().unwrap().to_owned();
+    let waiting = posted(&server, "a customer waiting").await;
+    let conversation = waiting["conversation_id"].as_str().unwrap().to_owned();
     let put = |body: Value| {
         let request = server
             .client

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use eventsource_stream::Eventsource as _;
 use futures::StreamExt as _;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -295,6 +295,11 @@ impl Raw {
     }
 }
 
+/// The JSON answer to `request`.
+async fn answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// The stream over `[server.tls]`: HTTP/1.1 (served outside hyper after the handshake) and HTTP/2 (by ALPN,
 /// through hyper), both carrying the `ready` event and a live message.
 #[tokio::test]
@@ -319,15 +324,12 @@ async fn the_event_stream_works_over_tls_on_http1_and_http2() {
         .build()
         .unwrap();
         let base = format!("https://localhost:{port}");
-        let session: Value = client
-            .post(format!("{base}/web/session"))
-            .json(&serde_json::json!({"site": "shop"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let session = answer(
+            client
+                .post(format!("{base}/web/session"))
+                .json(&json!({"site": "shop"})),
+        )
+        .await;
         let token = session["token"].as_str().unwrap();
         let response = client
             .get(format!("{base}/web/events?token={token}"))
@@ -348,16 +350,14 @@ async fn the_event_stream_works_over_tls_on_http1_and_http2() {
             .unwrap()
             .unwrap();
         assert_eq!(ready.event, "ready");
-        let sent: Value = client
-            .post(format!("{base}/web/messages"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({"client_id": "c-1", "text": "over tls"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let message = json!({"client_id": "c-1", "text": "over tls"});
+        let sent = answer(
+            client
+                .post(format!("{base}/web/messages"))
+                .bearer_auth(token)
+                .json(&message),
+        )
+        .await;
         let own = tokio::time::timeout(WAIT, events.next())
             .await
             .unwrap()
