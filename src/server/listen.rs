@@ -325,7 +325,7 @@ impl Connection {
         }
         // Each path is boxed so the task of an idle connection holds the state of the path it took, not the
         // larger of the two (hyper's connection is a few KiB inline).
-        match stream::sniff(&mut socket, self.streams).await {
+        match stream::sniff(&mut socket, self.streams, self.header_read_timeout).await {
             Ok(Sniffed::Stream(start)) => Box::pin(self.serve_stream(socket, start)).await,
             Ok(Sniffed::Other(start)) => Box::pin(self.serve_hyper(stream::Replay::new(start, socket))).await,
             Err(e) => {

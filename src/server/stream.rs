@@ -98,17 +98,29 @@ pub(super) enum Sniffed {
 }
 
 /// Reads until the request line shows whether this connection opens a stream. Waits for the first byte as long
-/// as the socket lets it (the listener's idle rule ends a silent connection).
-pub(super) async fn sniff<S: AsyncRead + Unpin>(socket: &mut S, streams: Streams) -> io::Result<Sniffed> {
+/// as the socket lets it (the listener's idle rule ends a silent connection, as hyper's would); the rest of the
+/// line must come within `header_read_timeout`.
+pub(super) async fn sniff<S: AsyncRead + Unpin>(
+    socket: &mut S,
+    streams: Streams,
+    header_read_timeout: Duration,
+) -> io::Result<Sniffed> {
     let mut start = Vec::with_capacity(FIRST_READ_BYTES);
+    if socket.read_buf(&mut start).await? == 0 {
+        return Ok(Sniffed::Other(start));
+    }
+    let deadline = tokio::time::Instant::now() + header_read_timeout;
     loop {
         match streams.classify(&start) {
             Some(true) => return Ok(Sniffed::Stream(start)),
             Some(false) => return Ok(Sniffed::Other(start)),
             None => {}
         }
-        if socket.read_buf(&mut start).await? == 0 {
-            return Ok(Sniffed::Other(start));
+        match tokio::time::timeout_at(deadline, socket.read_buf(&mut start)).await {
+            Ok(Ok(0)) => return Ok(Sniffed::Other(start)),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
         }
     }
 }
