@@ -367,3 +367,59 @@ async fn the_event_stream_works_over_tls_on_http1_and_http2() {
     }
     server.shutdown().await;
 }
+
+/// A connection from 127.0.0.2, so the listener's per-address count sees only this test's sockets (the shared
+/// client's pooled connections come from 127.0.0.1).
+async fn from_second_address(server: &TestServer) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    socket
+        .connect(server.base.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Whether the listener answers a request on a new connection from 127.0.0.2 (a refused one is closed unread).
+async fn answered(server: &TestServer) -> bool {
+    let mut raw = Raw {
+        socket: from_second_address(server).await,
+        read: Vec::new(),
+    };
+    raw.send(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await;
+    !raw.rest().await.is_empty()
+}
+
+/// Upgraded and streaming connections keep their place in the listener's per-address count for as long as they
+/// are open (hyper hands an upgraded socket over and forgets it; the count lives with the socket).
+#[tokio::test]
+async fn open_websockets_and_event_streams_keep_their_place_in_the_listeners_counts() {
+    let server = web::server(|config| config.server.max_connections_per_client = 2).await;
+    let token = web::anonymous(&server).await;
+    let url = web::ws_url(&server, &token, None);
+    let (mut ws, _) = tokio_tungstenite::client_async(url, from_second_address(&server).await)
+        .await
+        .expect("the upgrade is accepted");
+    assert!(ws.next().await.unwrap().unwrap().is_text(), "the ready frame");
+    let mut stream = Raw {
+        socket: from_second_address(&server).await,
+        read: Vec::new(),
+    };
+    stream.send(&events_request(&token, "")).await;
+    assert_eq!(stream.head().await.status, 200);
+    assert!(
+        !answered(&server).await,
+        "a third connection from the address is refused"
+    );
+    drop(ws);
+    // The server notices the close when it next reads; wait for the place to come back, within a deadline.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !answered(&server).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed WebSocket's place came back"
+        );
+    }
+    drop(stream);
+    server.shutdown().await;
+}

@@ -153,21 +153,24 @@ impl Drop for InFlight {
 }
 
 /// The connection's socket, failing its reads once it has been idle (nothing in flight, no bytes moved) for
-/// the idle timeout; hyper then closes the connection.
+/// the idle timeout; hyper then closes the connection. It holds the connection's place in the counts, so a
+/// socket hyper hands over on an upgrade (a visitor's WebSocket) stays counted for as long as it is open.
 struct Idle {
     inner: TcpStream,
     activity: Arc<Activity>,
     timeout: Duration,
     timer: Pin<Box<Sleep>>,
+    _admitted: Admitted,
 }
 
 impl Idle {
-    fn new(inner: TcpStream, activity: Arc<Activity>, timeout: Duration) -> Self {
+    fn new(inner: TcpStream, activity: Arc<Activity>, timeout: Duration, admitted: Admitted) -> Self {
         Self {
             timer: Box::pin(tokio::time::sleep_until(activity.idle_deadline(timeout))),
             inner,
             activity,
             timeout,
+            _admitted: admitted,
         }
     }
 }
@@ -264,7 +267,7 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
-        let socket = Idle::new(stream, activity.clone(), limits.idle_timeout);
+        let socket = Idle::new(stream, activity.clone(), limits.idle_timeout, admitted);
         let connection = Connection {
             builder: builder.clone(),
             watcher: graceful.watcher(),
@@ -290,7 +293,6 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            drop(admitted);
         });
     }
     drop(listener);
