@@ -392,6 +392,7 @@ async fn spawn_http(
         let (public, task) = http::spawn(
             server.listen,
             app(routes, http::Listener::Public),
+            http::public_streams(web),
             limits,
             tls,
             stopping.clone(),
@@ -410,6 +411,7 @@ async fn spawn_http(
     let (public, public_task) = http::spawn(
         server.listen,
         app(routes, http::Listener::Public),
+        http::public_streams(web),
         limits,
         tls.clone(),
         stopping.clone(),
@@ -422,6 +424,7 @@ async fn spawn_http(
     let (api, api_task) = http::spawn(
         api_listen,
         app(routes, http::Listener::Api),
+        server::Streams::NONE,
         limits,
         tls,
         stopping.clone(),

@@ -34,6 +34,13 @@ pub enum ServiceError {
     /// a new one).
     #[error("conversation {0} is closed")]
     ConversationClosed(ConversationId),
+    /// The conversation's assignee is not the one the request expected: another agent took (or released) it
+    /// meanwhile. Read it again and decide.
+    #[error("another agent changed this conversation's assignment meanwhile (now assigned to {})", .current.as_deref().unwrap_or("nobody"))]
+    AssigneeChanged {
+        /// Who is assigned now.
+        current: Option<String>,
+    },
 }
 
 impl ServiceError {
@@ -45,6 +52,7 @@ impl ServiceError {
             Self::KeyReused => "idempotency_key_reused",
             Self::Unavailable(_) => "store_unavailable",
             Self::ConversationClosed(_) => "conversation_closed",
+            Self::AssigneeChanged { .. } => "assignee_changed",
         }
     }
 }
@@ -72,7 +80,7 @@ impl ServiceError {
             Self::Invalid(_) => ErrorClass::Invalid,
             Self::ConversationNotFound(_) => ErrorClass::NotFound,
             Self::KeyReused => ErrorClass::AlreadyExists,
-            Self::ConversationClosed(_) => ErrorClass::FailedPrecondition,
+            Self::ConversationClosed(_) | Self::AssigneeChanged { .. } => ErrorClass::FailedPrecondition,
             Self::Unavailable(_) => ErrorClass::Unavailable,
         }
     }
@@ -93,6 +101,7 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::ConversationNotFound(id) => Self::ConversationNotFound(id),
             StoreError::KeyReused => Self::KeyReused,
+            StoreError::AssigneeChanged { current } => Self::AssigneeChanged { current },
             // Load shedding, not a failure: counted, not logged per request (it comes in floods).
             StoreError::Overloaded => {
                 metrics::counter!(crate::telemetry::metric::WRITES_SHED).increment(1);

@@ -23,6 +23,7 @@ mod support;
 mod triage;
 mod web_channel;
 mod web_console;
+mod web_stream;
 mod web_widget;
 mod wechat;
 mod wechat_hostile;

@@ -105,6 +105,7 @@ both_backends!(
     conversations_filter_by_customer_and_status,
     a_burst_commits_and_a_bad_write_fails_alone,
     status_changes_keep_unset_fields_and_closing_frees_the_slot,
+    taking_is_a_compare_and_set_on_the_assignee,
     outbox_writes_interleave_with_a_stream_of_messages,
     labelled_messages_are_the_customer_texts_of_conversations_with_a_department,
     importers_progress_is_empty_before_any_importer_wrote,
@@ -147,6 +148,7 @@ async fn labelled_messages_are_the_customer_texts_of_conversations_with_a_depart
         status: ConversationStatus::Queued,
         department: Some("billing".to_owned()),
         assigned_agent: None,
+        if_assignee: None,
     };
     store.change_status(conversation, &change, Utc::now()).await.unwrap();
 
@@ -183,6 +185,7 @@ async fn status_changes_keep_unset_fields_and_closing_frees_the_slot(store: &dyn
         status,
         department: department.map(str::to_owned),
         assigned_agent: agent.map(str::to_owned),
+        if_assignee: None,
     };
     let (before, after) = store
         .change_status(
@@ -236,6 +239,65 @@ async fn status_changes_keep_unset_fields_and_closing_frees_the_slot(store: &dyn
             .unwrap()
             .is_none()
     );
+}
+
+/// Two agents take the same waiting conversation, each expecting nobody: one wins, the other is told who did and
+/// changes nothing; concurrently, exactly one of many wins.
+async fn taking_is_a_compare_and_set_on_the_assignee(store: &dyn Store) {
+    use protofuse_store::{Assignee, StatusChange, StoreError};
+    let first = store
+        .insert_message(inbound("kim", "help", "kim-1"), Utc::now())
+        .await
+        .unwrap()
+        .message;
+    let id = first.conversation_id;
+    let take = |agent: &str, expected: Assignee| StatusChange {
+        status: ConversationStatus::Assigned,
+        department: None,
+        assigned_agent: Some(agent.to_owned()),
+        if_assignee: Some(expected),
+    };
+    let (_, after) = store
+        .change_status(id, &take("agent1", Assignee::Nobody), Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.assigned_agent.as_deref(), Some("agent1"));
+    match store
+        .change_status(id, &take("agent2", Assignee::Nobody), Utc::now())
+        .await
+    {
+        Err(StoreError::AssigneeChanged { current }) => assert_eq!(current.as_deref(), Some("agent1")),
+        other => panic!("agent2 must not take agent1's conversation: {other:?}"),
+    }
+    let kept = store.conversation(id).await.unwrap().unwrap();
+    assert_eq!(
+        kept.assigned_agent.as_deref(),
+        Some("agent1"),
+        "the refused take changed nothing"
+    );
+    // Expecting the current assignee passes: a hand-over from agent1.
+    let handed = take("agent2", Assignee::Agent("agent1".to_owned()));
+    let (_, after) = store.change_status(id, &handed, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(after.assigned_agent.as_deref(), Some("agent2"));
+
+    let contested = store
+        .insert_message(inbound("lee", "help", "lee-1"), Utc::now())
+        .await
+        .unwrap()
+        .message
+        .conversation_id;
+    let takes = (0..8).map(|i| {
+        let change = take(&format!("racer{i}"), Assignee::Nobody);
+        async move { store.change_status(contested, &change, Utc::now()).await }
+    });
+    let outcomes = futures::future::join_all(takes).await;
+    let won = outcomes.iter().filter(|o| matches!(o, Ok(Some(_)))).count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(StoreError::AssigneeChanged { .. })))
+        .count();
+    assert_eq!((won, refused), (1, 7), "{outcomes:?}");
 }
 
 async fn first_message_opens_a_conversation(store: &dyn Store) {

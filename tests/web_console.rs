@@ -302,6 +302,11 @@ const DEAD_LETTERS: &str =
 
 /// Posts a customer's message through the REST API; returns its id.
 async fn post_message(server: &TestServer, text: &str) -> String {
+    posted(server, text).await["id"].as_str().unwrap().to_owned()
+}
+
+/// Posts a customer's message through the REST API; returns it as stored.
+async fn posted(server: &TestServer, text: &str) -> Value {
     let body = json!({"channel": "api", "sender": {"role": "customer", "external_id": "buyer-1"},
                       "content": {"type": "text", "text": text}});
     let response = server
@@ -313,7 +318,7 @@ async fn post_message(server: &TestServer, text: &str) -> String {
         .unwrap();
     assert_eq!(response.status(), 201);
     let stored: Value = response.json().await.unwrap();
-    stored["message"]["id"].as_str().unwrap().to_owned()
+    stored["message"].clone()
 }
 
 /// Fills the dashboard's sign-in form and submits it.
@@ -512,9 +517,11 @@ async fn the_pages_are_public_compiled_in_revalidated_and_unframeable_while_thei
     let admin = format!("http://{}", server.admin);
     let pages = [
         (server.url("/console"), "text/html"),
+        (server.url("/console/desk.js"), "text/javascript"),
         (server.url("/console/console.js"), "text/javascript"),
         (server.url("/console/console.css"), "text/css"),
         (format!("{admin}/dashboard"), "text/html"),
+        (format!("{admin}/dashboard/desk.js"), "text/javascript"),
         (format!("{admin}/dashboard/dashboard.js"), "text/javascript"),
         (format!("{admin}/dashboard/dashboard.css"), "text/css"),
     ];
@@ -535,6 +542,15 @@ async fn the_pages_are_public_compiled_in_revalidated_and_unframeable_while_thei
         let (status, _) = fetch_page(&server, &url, Some(&etag)).await;
         assert_eq!(status, 304, "{url}: revalidated by its ETag");
     }
+    let shared = |url: String| {
+        let client = server.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(
+        shared(server.url("/console/desk.js")).await,
+        shared(format!("{admin}/dashboard/desk.js")).await,
+        "one shared script on both listeners"
+    );
     let (status, _) = fetch_page(&server, &server.url("/v1/conversations"), None).await;
     assert_eq!(status, 401, "the API the console calls still wants a key");
     let (status, _) = fetch_page(&server, &format!("{admin}/admin/destinations"), None).await;
@@ -554,5 +570,56 @@ async fn the_pages_are_public_compiled_in_revalidated_and_unframeable_while_thei
         json!({"importers": []}),
         "no importer has written to this store"
     );
+    server.shutdown().await;
+}
+
+/// The console's "take" through the real API: a take expecting nobody (what the page last showed) after another
+/// agent took the conversation is `409 assignee_changed`, naming that agent, and changes nothing; expecting the
+/// current assignee (a deliberate hand-over) passes; without `expected_assignee` a status change applies as
+/// before.
+#[tokio::test]
+async fn a_take_after_another_agent_took_the_conversation_is_409_and_steals_nothing() {
+    let server = TestServer::sqlite(|_| {}).await;
+    let waiting = posted(&server, "a customer waiting").await;
+    let conversation = waiting["conversation_id"].as_str().unwrap().to_owned();
+    let put = |body: Value| {
+        let request = server
+            .client
+            .put(server.url(&format!("/v1/conversations/{conversation}/status")))
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let take = |agent: &str, expected: Value| json!({"status": "assigned", "assigned_agent": agent, "expected_assignee": expected});
+    let (status, taken) = put(take("agent-9", Value::Null)).await;
+    assert_eq!(
+        (status, taken["assigned_agent"].as_str()),
+        (200, Some("agent-9")),
+        "{taken}"
+    );
+    let (status, refused) = put(take("agent-7", Value::Null)).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("assignee_changed")),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("agent-9"),
+        "{refused}"
+    );
+    let now = server.get_json(&format!("/v1/conversations/{conversation}")).await;
+    assert_eq!(now["assigned_agent"], "agent-9", "the refused take changed nothing");
+    let (status, handed) = put(take("agent-7", json!("agent-9"))).await;
+    assert_eq!(
+        (status, handed["assigned_agent"].as_str()),
+        (200, Some("agent-7")),
+        "{handed}"
+    );
+    let (status, _) = put(json!({"status": "assigned", "assigned_agent": "agent-8"})).await;
+    assert_eq!(status, 200, "no expectation: applied whoever is assigned");
+    let (status, body) = put(json!({"status": "closed", "expected_assignee": 7})).await;
+    assert_eq!(status, 422, "{body}");
     server.shutdown().await;
 }

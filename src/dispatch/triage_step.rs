@@ -72,6 +72,7 @@ impl Destination for TriageStep {
             status: ConversationStatus::Queued,
             department: Some(outcome.department.clone()),
             assigned_agent: None,
+            if_assignee: None,
         };
         match self.conversations.change_status(message.conversation_id, change).await {
             Ok(_) | Err(StatusError::Closed(_) | StatusError::NotFound(_)) => Ok(()),

@@ -1,5 +1,6 @@
-//! The agent console: `GET /console` (the page), `/console/console.js` and `/console/console.css`, on the API
-//! listener. Plain JavaScript and CSS in `console/`, compiled into the binary: no front-end build step.
+//! The agent console: `GET /console` (the page), `/console/console.js`, `/console/console.css` and the shared
+//! `/console/desk.js`, on the API listener. Plain JavaScript and CSS in `console/`, compiled into the binary:
+//! no front-end build step.
 //!
 //! The page itself is public (it holds nothing); everything it shows comes from the authenticated `/v1` API
 //! with the key the agent pastes into it, so it can do exactly what that key may. Live updates are polls at an
@@ -11,32 +12,17 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::http::HeaderMap;
-use axum::response::Response;
-use axum::routing::get;
 
-use super::pages::{self, Asset};
+use super::pages::{self, Asset, Desk};
 
-static PAGE: LazyLock<Asset> = LazyLock::new(|| Asset::html(include_str!("console/console.html")));
-static SCRIPT: LazyLock<Asset> = LazyLock::new(|| Asset::script(include_str!("console/console.js")));
-static STYLE: LazyLock<Asset> = LazyLock::new(|| Asset::stylesheet(include_str!("console/console.css")));
+static CONSOLE: LazyLock<Desk> = LazyLock::new(|| Desk {
+    html: Asset::html(include_str!("console/console.html")),
+    script: Asset::script(include_str!("console/console.js")),
+    style: Asset::stylesheet(include_str!("console/console.css")),
+});
 
-/// The console's routes, outside the API's key check (the page calls the API with the agent's key).
+/// The console's routes (`pages::desk_routes`), outside the API's key check (the page calls the API with the
+/// agent's key).
 pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/console", get(page))
-        .route("/console/console.js", get(script))
-        .route("/console/console.css", get(style))
-}
-
-async fn page(headers: HeaderMap) -> Response {
-    pages::credential_page(&PAGE, &headers)
-}
-
-async fn script(headers: HeaderMap) -> Response {
-    pages::serve(&SCRIPT, &headers, pages::REVALIDATE)
-}
-
-async fn style(headers: HeaderMap) -> Response {
-    pages::serve(&STYLE, &headers, pages::REVALIDATE)
+    pages::desk_routes("console", &CONSOLE)
 }

@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::listen::{self, Limits};
 use super::state::AppState;
+use super::stream::Streams;
 use super::{auth, error, health, legacy, observe, rest, web, wechat};
 
 /// The public routes: what the internet must reach (WeChat callbacks and the web channel when it is on; the
@@ -74,11 +75,23 @@ pub(crate) fn application(
         .with_state(state)
 }
 
-/// Binds `addr` and serves `app` (over TLS when `tls` is given) under `limits` until `stop` turns true; requests in flight then finish
-/// within `grace`. Returns the bound address and the serving task.
+/// The paths whose `GET` the public listener serves outside hyper (`stream.rs`): the web channel's event stream
+/// when the channel is on.
+pub(crate) fn public_streams(web: Option<&std::sync::Arc<web::Web>>) -> Streams {
+    match web {
+        Some(_) => Streams::new(web::STREAM_PATHS),
+        None => Streams::NONE,
+    }
+}
+
+/// Binds `addr` and serves `app` (over TLS when `tls` is given, the `GET`s of `streams` outside hyper) under
+/// `limits` until `stop` turns true; requests in flight then finish within `grace`. Returns the bound address
+/// and the serving task.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn spawn(
     addr: SocketAddr,
     app: Router,
+    streams: Streams,
     limits: Limits,
     tls: Option<TlsAcceptor>,
     stop: watch::Receiver<bool>,
@@ -87,7 +100,7 @@ pub(crate) async fn spawn(
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let (listener, bound) = listen::bind(addr).await?;
     let https = tls.is_some();
-    let task = tokio::spawn(listen::serve(listener, app, limits, tls, stop, grace, name));
+    let task = tokio::spawn(listen::serve(listener, app, streams, limits, tls, stop, grace, name));
     tracing::info!(addr = %bound, listener = name, https, "serving HTTP");
     Ok((bound, task))
 }

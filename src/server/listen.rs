@@ -9,6 +9,11 @@
 //! With `[server.tls]`, each admitted connection's TLS handshake runs in its own task under the header-read
 //! timeout (a handshake that never completes is a slow header by another name).
 //!
+//! On a listener with stream paths (the public one with the web channel on: `GET /web/events`), each new
+//! connection's first request line decides who serves it: a stream's request is served by `stream.rs`, outside
+//! hyper's dispatcher and its 16 KiB of buffers per connection; anything else goes to hyper with the bytes read
+//! so far replayed. Either way the same application answers, under the same counts and idle rule.
+//!
 //! Must never: hold a request that is being answered to the idle rule (a slow handler is not an idle client),
 //! or refuse a connection silently (refusals are counted in `protofuse_connections_refused_total`).
 
@@ -35,6 +40,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
+use super::stream::{self, Sniffed, Streams};
 use crate::telemetry::metric;
 
 /// The limits of one listener.
@@ -147,21 +153,24 @@ impl Drop for InFlight {
 }
 
 /// The connection's socket, failing its reads once it has been idle (nothing in flight, no bytes moved) for
-/// the idle timeout; hyper then closes the connection.
+/// the idle timeout; hyper then closes the connection. It holds the connection's place in the counts, so a
+/// socket hyper hands over on an upgrade (a visitor's WebSocket) stays counted for as long as it is open.
 struct Idle {
     inner: TcpStream,
     activity: Arc<Activity>,
     timeout: Duration,
     timer: Pin<Box<Sleep>>,
+    _admitted: Admitted,
 }
 
 impl Idle {
-    fn new(inner: TcpStream, activity: Arc<Activity>, timeout: Duration) -> Self {
+    fn new(inner: TcpStream, activity: Arc<Activity>, timeout: Duration, admitted: Admitted) -> Self {
         Self {
             timer: Box::pin(tokio::time::sleep_until(activity.idle_deadline(timeout))),
             inner,
             activity,
             timeout,
+            _admitted: admitted,
         }
     }
 }
@@ -211,11 +220,14 @@ impl AsyncWrite for Idle {
     }
 }
 
-/// Serves `app` on `listener` under `limits` (over TLS when `tls` is given) until `stop` turns true; then stops
-/// accepting, lets requests in flight finish within `grace` and closes what is left.
+/// Serves `app` on `listener` under `limits` (over TLS when `tls` is given), the `GET`s of `streams` outside
+/// hyper, until `stop` turns true; then stops accepting, lets requests in flight finish within `grace` (streams
+/// end at once) and closes what is left.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
+    streams: Streams,
     limits: Limits,
     tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
@@ -255,11 +267,14 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
-        let socket = Idle::new(stream, activity.clone(), limits.idle_timeout);
+        let socket = Idle::new(stream, activity.clone(), limits.idle_timeout, admitted);
         let connection = Connection {
             builder: builder.clone(),
             watcher: graceful.watcher(),
             app: app.clone(),
+            streams,
+            stop: stop.clone(),
+            header_read_timeout: limits.header_read_timeout,
             activity,
             peer,
             name,
@@ -278,7 +293,6 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            drop(admitted);
         });
     }
     drop(listener);
@@ -295,13 +309,94 @@ struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
     app: Router,
+    streams: Streams,
+    stop: watch::Receiver<bool>,
+    header_read_timeout: Duration,
     activity: Arc<Activity>,
     peer: SocketAddr,
     name: &'static str,
 }
 
 impl Connection {
-    async fn serve<S>(self, socket: S)
+    async fn serve<S>(self, mut socket: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if self.streams.is_empty() {
+            return self.serve_hyper(socket).await;
+        }
+        // Each path is boxed so the task of an idle connection holds the state of the path it took, not the
+        // larger of the two (hyper's connection is a few KiB inline).
+        match stream::sniff(&mut socket, self.streams, self.header_read_timeout).await {
+            Ok(Sniffed::Stream(start)) => Box::pin(self.serve_stream(socket, start)).await,
+            Ok(Sniffed::Other(start)) => Box::pin(self.serve_hyper(stream::Replay::new(start, socket))).await,
+            Err(e) => {
+                tracing::debug!(listener = self.name, client = %self.peer, error = %e, "connection ended before a request");
+            }
+        }
+    }
+
+    /// A stream's request (its first bytes in `start`), answered by the application and written by
+    /// `stream.rs`; the connection closes when the response ends.
+    async fn serve_stream<S>(self, mut socket: S, start: Vec<u8>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            app,
+            watcher,
+            mut stop,
+            header_read_timeout,
+            activity,
+            peer,
+            name,
+            ..
+        } = self;
+        // Held until the stream ends: the graceful shutdown counts this connection like hyper's, and the idle
+        // rule leaves a stream alone while it is open (a quiet stream is not an idle client).
+        let _watched = watcher;
+        let _in_flight = InFlight::begin(&activity);
+        let head = tokio::time::timeout(header_read_timeout, stream::read_head(&mut socket, start, peer)).await;
+        let (response, version) = match head {
+            Err(_) => {
+                tracing::debug!(listener = name, client = %peer, "stream request head timed out");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(listener = name, client = %peer, error = %e, "connection ended in a stream request head");
+                return;
+            }
+            Ok(Ok(Err(refused))) => {
+                tracing::debug!(listener = name, client = %peer, error = %refused, "stream request refused");
+                let response = refused.response();
+                // Counted as hyper's path counts a request no route took (`observe.rs`).
+                let status = response.status().as_u16().to_string();
+                metrics::counter!(metric::HTTP_REQUESTS, "method" => "GET", "route" => "unmatched", "status" => status)
+                    .increment(1);
+                if let Err(e) =
+                    stream::respond(&mut socket, response, hyper::Version::HTTP_11, std::future::pending()).await
+                {
+                    tracing::debug!(listener = name, client = %peer, error = %e, "refusal not delivered");
+                }
+                stream::linger(&mut socket).await;
+                return;
+            }
+            Ok(Ok(Ok(request))) => {
+                let version = request.version();
+                match Box::pin(app.oneshot(request)).await {
+                    Ok(response) => (response, version),
+                    Err(never) => match never {},
+                }
+            }
+        };
+        let stopping = async move { stopped(&mut stop).await };
+        if let Err(e) = stream::respond(&mut socket, response, version, stopping).await {
+            tracing::debug!(listener = name, client = %peer, error = %e, "stream ended with an error");
+        }
+    }
+
+    /// Anything but a stream: hyper serves the connection (HTTP/1 keep-alive, HTTP/2, upgrades).
+    async fn serve_hyper<S>(self, socket: S)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -312,6 +407,7 @@ impl Connection {
             activity,
             peer,
             name,
+            ..
         } = self;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             let in_flight = InFlight::begin(&activity);

@@ -1,7 +1,8 @@
 //! The transports, a folder or file per protocol. Each owns its socket framing and its protocol's answers, and
 //! calls the one [`crate::service::Service`]; none stores, validates or publishes by itself.
 //!
-//! - `http.rs`: the HTTP listener and router, with `observe.rs` (per-route metrics, request deadline),
+//! - `http.rs`: the HTTP listener and router (`listen.rs` serves it, `stream.rs` the event streams outside
+//!   hyper), with `observe.rs` (per-route metrics, request deadline),
 //!   `body.rs` (size-limited body reading) and `error.rs` (the one JSON error shape). On it: `rest.rs`
 //!   (`/v1`), [`jsonrpc`] (`/rpc`, HTTP and WebSocket), `wechat.rs` (`/wechat/{account}`), `legacy.rs` (one
 //!   route per adapter file), `health.rs` (`/healthz`, `/readyz`, `/metrics`), [`web`] (`/web/…`: visitors over
@@ -30,6 +31,7 @@ pub(crate) mod observe;
 mod pages;
 mod rest;
 mod state;
+mod stream;
 mod tls;
 pub mod web;
 mod wechat;
@@ -39,5 +41,6 @@ pub use config::{AdminConfig, GrpcConfig, JsonRpcConfig, ServerConfig, TlsConfig
 pub(crate) use legacy::LegacyRoutes;
 pub(crate) use listen::Limits;
 pub(crate) use state::AppState;
+pub(crate) use stream::Streams;
 pub use tls::TlsError;
 pub(crate) use tls::acceptor as tls_acceptor;

@@ -2,12 +2,50 @@
 //! widget's script and stylesheet, the agent console and the operator dashboard. What is committed is what is
 //! served: no front-end build step, and nothing read from disk at run time.
 //!
-//! Owns the answer for one file (content type, cache headers, revalidation) and the security headers of the
-//! pages that hold a credential. Must never: read files at run time, or decide which routes exist (each page's
-//! module does).
+//! Owns the answer for one file (content type, cache headers, revalidation), the security headers of the
+//! pages that hold a credential, and the one serving path of those pages ([`Desk`], [`desk_routes`]) with the
+//! script they share (`pages/desk.js`: settings, the API client, the sign-in form). Must never: read files at
+//! run time, or decide which pages exist (each page's module does: `console.rs`, `admin/dashboard.rs`).
 
+use std::sync::LazyLock;
+
+use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// What the agent console and the operator dashboard share, served to each under its own path.
+static DESK_SCRIPT: LazyLock<Asset> = LazyLock::new(|| Asset::script(include_str!("pages/desk.js")));
+
+/// A page a person signs in to with a pasted credential: its HTML, its script and its stylesheet.
+pub(crate) struct Desk {
+    pub(crate) html: Asset,
+    pub(crate) script: Asset,
+    pub(crate) style: Asset,
+}
+
+/// `desk` served under `/{name}`: the page at `/{name}` (with [`credential_page`]'s headers), then
+/// `/{name}/desk.js` (the shared script, which the page loads first), `/{name}/{name}.js` and
+/// `/{name}/{name}.css`. Each page keeps its files under its own path, so it can sit on its own listener.
+pub(crate) fn desk_routes<S: Clone + Send + Sync + 'static>(name: &str, desk: &'static LazyLock<Desk>) -> Router<S> {
+    Router::new()
+        .route(
+            &format!("/{name}"),
+            get(move |headers: HeaderMap| async move { credential_page(&desk.html, &headers) }),
+        )
+        .route(
+            &format!("/{name}/desk.js"),
+            get(|headers: HeaderMap| async move { serve(&DESK_SCRIPT, &headers, REVALIDATE) }),
+        )
+        .route(
+            &format!("/{name}/{name}.js"),
+            get(move |headers: HeaderMap| async move { serve(&desk.script, &headers, REVALIDATE) }),
+        )
+        .route(
+            &format!("/{name}/{name}.css"),
+            get(move |headers: HeaderMap| async move { serve(&desk.style, &headers, REVALIDATE) }),
+        )
+}
 
 /// One served file: its body, its `ETag` and its content type.
 pub(crate) struct Asset {

@@ -40,6 +40,15 @@ struct StatusBody {
     status: ConversationStatus,
     department: Option<String>,
     assigned_agent: Option<String>,
+    /// Compare-and-set: apply only while this agent (`null`: nobody) is assigned, else `409 assignee_changed`;
+    /// absent applies the change whoever is assigned.
+    #[serde(default, deserialize_with = "present")]
+    expected_assignee: Option<Option<String>>,
+}
+
+/// A field that is present, `null` included (`Some(None)`), as opposed to absent (`None`, by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(field).map(Some)
 }
 
 async fn put_status(
@@ -56,6 +65,9 @@ async fn put_status(
         status: request.status,
         department: request.department,
         assigned_agent: request.assigned_agent,
+        if_assignee: request
+            .expected_assignee
+            .map(|expected| protofuse_store::Assignee::of(expected.as_deref())),
     };
     let conversation = app.service.change_status(conversation_id(&id)?, change).await?;
     Ok(Json(conversation).into_response())

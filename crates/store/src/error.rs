@@ -12,6 +12,12 @@ pub enum StoreError {
     /// The idempotency key was stored before with different content.
     #[error("idempotency key was already used for a different message")]
     KeyReused,
+    /// [`crate::StatusChange::if_assignee`] no longer holds: another agent took (or released) the conversation.
+    #[error("the conversation's assignee changed (now {})", .current.as_deref().unwrap_or("nobody"))]
+    AssigneeChanged {
+        /// Who is assigned now.
+        current: Option<String>,
+    },
     /// The store URL names no supported backend.
     #[error("store url must start with sqlite: or mysql:")]
     UnsupportedUrl,

@@ -249,10 +249,15 @@ macro_rules! impl_store {
                 let Some(row) = row else { return Ok(None) };
                 let before = tuple_to_row(row).into_conversation()?;
                 let closing = change.status == ConversationStatus::Closed;
-                sqlx::query(
+                // The assignee check is in the UPDATE's own WHERE, not only in the read above: MySQL re-reads
+                // the row under the UPDATE's lock, so two nodes taking the same conversation cannot both pass.
+                // (SQLite's single writer serialises them anyway.) Both drivers report matched rows.
+                let expected = change.if_assignee.as_ref();
+                let updated = sqlx::query(
                     "UPDATE conversations SET status = ?, department = COALESCE(?, department), \
                      assigned_agent = COALESCE(?, assigned_agent), \
-                     open_key = CASE WHEN ? THEN NULL ELSE open_key END, updated_at = ? WHERE id = ?",
+                     open_key = CASE WHEN ? THEN NULL ELSE open_key END, updated_at = ? WHERE id = ? \
+                     AND (? OR assigned_agent = ? OR (assigned_agent IS NULL AND ?))",
                 )
                 .bind(change.status.as_str())
                 .bind(change.department.as_deref())
@@ -260,6 +265,9 @@ macro_rules! impl_store {
                 .bind(closing)
                 .bind(codec::to_micros(at))
                 .bind(id.to_string())
+                .bind(expected.is_none())
+                .bind(expected.and_then($crate::Assignee::agent))
+                .bind(expected == Some(&$crate::Assignee::Nobody))
                 .execute(&mut *tx)
                 .await?;
                 let row: ConversationTuple = sqlx::query_as(&sql)
@@ -267,6 +275,11 @@ macro_rules! impl_store {
                     .fetch_one(&mut *tx)
                     .await?;
                 let after = tuple_to_row(row).into_conversation()?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::AssigneeChanged {
+                        current: after.assigned_agent,
+                    });
+                }
                 tx.commit().await?;
                 Ok(Some((before, after)))
             }

@@ -47,8 +47,9 @@ pub trait Store: Outbox + Send + Sync + 'static {
 
     /// Moves a conversation to `change.status`, setting its department and agent where given (a `None` keeps the
     /// current value). Closing also frees the customer's "open conversation" slot, so their next message opens a
-    /// new one. Returns the conversation before and after, or `None` if it does not exist. Which transitions are
-    /// allowed is the service's rule, not the store's.
+    /// new one. Returns the conversation before and after, or `None` if it does not exist. With
+    /// `change.if_assignee`, the change is a compare-and-set on the assignee, atomic on both backends. Which
+    /// transitions are allowed is the service's rule, not the store's.
     async fn change_status(
         &self,
         id: ConversationId,
@@ -120,6 +121,34 @@ pub struct StatusChange {
     pub department: Option<String>,
     /// The agent now assigned, if it changes.
     pub assigned_agent: Option<String>,
+    /// Applies the change only while the conversation's assignee is still this one, so an agent taking a
+    /// conversation cannot silently take it from another who took it meanwhile
+    /// ([`crate::StoreError::AssigneeChanged`] otherwise); `None` applies it whoever is assigned.
+    pub if_assignee: Option<Assignee>,
+}
+
+/// Who a conversation is assigned to, as [`StatusChange::if_assignee`] expects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    /// No agent.
+    Nobody,
+    /// This agent.
+    Agent(String),
+}
+
+impl Assignee {
+    /// The assignee a conversation's `assigned_agent` column names.
+    pub fn of(assigned_agent: Option<&str>) -> Self {
+        assigned_agent.map_or(Self::Nobody, |a| Self::Agent(a.to_owned()))
+    }
+
+    /// The agent, if any.
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            Self::Nobody => None,
+            Self::Agent(a) => Some(a),
+        }
+    }
 }
 
 /// The result of [`Store::insert_message`].

@@ -10,73 +10,22 @@
 (function () {
   'use strict';
 
-  var STORE = 'protofuse.console';
+  var D = window.ProtofuseDesk; // desk.js: storage, the API client, the sign-in form, DOM helpers
+  var $ = D.$, el = D.el, show = D.show, say = D.say;
   var PAGE = 500; // the API's largest page
-  var MIN_INTERVAL_MS = 500;
-  var MAX_INTERVAL_MS = 60000;
 
-  var settings = load(); // {key, agent, name, intervalMs}
+  var tab = D.kept('protofuse.console');
+  var form = D.signInForm('desk', tab);
+  var settings = tab.load(); // {key, agent, name, intervalMs}
   var open = null; // {id, conversation, lastId, seen: {id: true}, triage}
   var timer = null;
   var pendingReply = null; // {key, text}: resent with the same Idempotency-Key until stored
 
-  var $ = function (id) { return document.getElementById(id); };
-
-  function load() {
-    try {
-      return JSON.parse(sessionStorage.getItem(STORE)) || {};
-    } catch (e) {
-      return {};
-    }
-  }
-
-  function save() {
-    try {
-      sessionStorage.setItem(STORE, JSON.stringify(settings));
-    } catch (e) { /* storage off: this page still works until it is closed */ }
-  }
-
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = text; // never innerHTML: texts are customers'
-    return node;
-  }
-
-  function show(node, visible) {
-    node.hidden = !visible;
-  }
-
-  function say(id, text) {
-    var node = $(id);
-    node.textContent = text || '';
-    show(node, !!text);
-  }
-
   // === the API ===
 
-  function api(method, path, body, headers) {
-    var init = { method: method, headers: { Authorization: 'Bearer ' + settings.key } };
-    Object.keys(headers || {}).forEach(function (h) { init.headers[h] = headers[h]; });
-    if (body !== undefined) {
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    return fetch(path, init).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (json) {
-        if (response.status === 401) {
-          signOut('The API refused the key: ' + errorText(json));
-          throw new Error('unauthenticated');
-        }
-        if (!response.ok) throw new Error(errorText(json) + ' (' + response.status + ')');
-        return json;
-      });
-    });
-  }
-
-  function errorText(json) {
-    return (json && json.error && (json.error.message || json.error.code)) || 'request failed';
-  }
+  var api = D.client(function () { return settings.key; }, function (message) {
+    signOut('The API refused the key: ' + message);
+  });
 
   // Every page of a list, oldest first for messages.
   function allPages(path, cursor, items) {
@@ -92,21 +41,14 @@
 
   function signIn(event) {
     event.preventDefault();
-    var seconds = parseFloat($('interval').value);
     settings = {
       key: $('key').value.trim(),
       agent: $('agent').value.trim(),
       name: $('name').value.trim() || $('agent').value.trim(),
-      intervalMs: Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, (seconds || 3) * 1000))
+      intervalMs: D.intervalMs($('interval').value, 3)
     };
     // One read proves the key before the desk opens.
-    api('GET', '/v1/conversations?status=queued&limit=1').then(function () {
-      save();
-      $('key').value = '';
-      start();
-    }, function (e) {
-      if (e.message !== 'unauthenticated') say('sign-in-error', e.message);
-    });
+    form.submit(function () { return api('GET', '/v1/conversations?status=queued&limit=1'); }, settings, 'key', start);
   }
 
   function signOut(why) {
@@ -114,19 +56,12 @@
     timer = null;
     settings = {};
     open = null;
-    try { sessionStorage.removeItem(STORE); } catch (e) { /* nothing kept */ }
-    show($('desk'), false);
-    show($('sign-in'), true);
-    show($('sign-out'), false);
+    form.close(why);
     $('who').textContent = '';
-    say('sign-in-error', why);
   }
 
   function start() {
-    show($('sign-in'), false);
-    show($('desk'), true);
-    show($('sign-out'), true);
-    say('sign-in-error', '');
+    form.open();
     $('who').textContent = settings.name + ' (' + settings.agent + ')';
     $('desk').setAttribute('data-agent', settings.agent);
     tick();
@@ -138,13 +73,7 @@
     clearTimeout(timer);
     var work = [refreshQueue(), refreshMine()];
     if (open) work.push(refreshOpen());
-    Promise.all(work).then(function () {
-      $('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
-      $('status').setAttribute('data-state', 'ok');
-    }, function (e) {
-      $('status').textContent = 'Not updated: ' + e.message;
-      $('status').setAttribute('data-state', 'error');
-    }).then(function () {
+    D.refreshed(work).then(function () {
       if (settings.key) timer = setTimeout(tick, settings.intervalMs);
     });
   }
@@ -310,12 +239,26 @@
   function setStatus(status) {
     var current = open;
     var body = { status: status };
-    if (status === 'assigned') body.assigned_agent = settings.agent;
+    if (status === 'assigned') {
+      body.assigned_agent = settings.agent;
+      // Take only from whoever this page last showed: if another agent took it meanwhile, the server answers
+      // 409 assignee_changed instead of handing it over silently.
+      body.expected_assignee = (current.conversation && current.conversation.assigned_agent) || null;
+    }
     return api('PUT', '/v1/conversations/' + encodeURIComponent(current.id) + '/status', body)
       .then(function (conversation) {
+        say('conv-error', '');
         if (open === current) showConversation(conversation);
         tick();
-      }, function (e) { say('conv-error', e.message); });
+      }, function (e) {
+        if (e.code === 'assignee_changed') {
+          // The refreshed conversation shows who has it now; taking it from them is a second, deliberate click.
+          say('conv-error', 'Not taken: ' + e.message.replace(/ \(409\)$/, '') + '.');
+          tick();
+          return;
+        }
+        say('conv-error', e.message);
+      });
   }
 
   function reply(event) {

@@ -98,6 +98,7 @@ impl Answers {
             status: ConversationStatus::Queued,
             department: self.department(inbound).await,
             assigned_agent: None,
+            if_assignee: None,
         };
         if let Err(e) = self.service.change_status(inbound.conversation_id, change).await {
             tracing::warn!(error = %e, "web: hand-off not queued");

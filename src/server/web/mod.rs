@@ -44,6 +44,11 @@ pub use token::KeyError;
 
 use super::AppState;
 
+/// The channel's routes whose `GET` the public listener serves outside hyper's dispatcher (`server/stream.rs`):
+/// responses that last as long as the connection, where hyper's per-connection buffers would be most of what
+/// an idle visitor costs.
+pub(crate) const STREAM_PATHS: &[&str] = &["/web/events"];
+
 /// How long a browser may cache a CORS preflight answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 

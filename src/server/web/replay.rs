@@ -54,12 +54,20 @@ impl Feed {
         }
     }
 
+    /// The visitor this feed is for.
+    pub(super) fn visitor(&self) -> &Visitor {
+        &self.visitor
+    }
+
     /// The next messages the visitor has not been sent, oldest first; waits for the bus when caught up.
     /// Cancel-safe: the cursor moves only when a batch is returned.
     pub(super) async fn next(&mut self) -> Result<Vec<Message>, ServiceError> {
         loop {
             if self.stale {
-                let (batch, more) = self.read_after().await?;
+                // Boxed: the store read's state (several KiB of query futures) is allocated only while it
+                // runs, not held by every idle connection waiting for a prompt (BENCHMARKS.md, "Idle web
+                // visitors").
+                let (batch, more) = Box::pin(self.read_after()).await?;
                 self.stale = more;
                 if let Some(last) = batch.last() {
                     self.cursor = Some(last.id);

@@ -111,26 +111,40 @@ async fn send(socket: &mut WebSocket, frame: &Value) -> bool {
     write(socket, Frame::Text(frame.to_string().into())).await
 }
 
+/// When the socket's one timer fires next: a ping is due, or the visitor has been silent too long.
+enum Due {
+    Ping,
+    Evict,
+}
+
+fn due(next_ping: Instant, evict_at: Instant) -> (Instant, Due) {
+    if evict_at <= next_ping {
+        (evict_at, Due::Evict)
+    } else {
+        (next_ping, Due::Ping)
+    }
+}
+
 async fn serve(web: Arc<Web>, visitor: Visitor, after: Option<MessageId>, _slot: Slot, mut socket: WebSocket) {
-    let mut feed = Feed::open(web.service.clone(), &web.prompts, visitor.clone(), after);
-    if !send(
-        &mut socket,
-        &frames::ready_frame(&visitor, after, &web.settings.greeting),
-    )
-    .await
-    {
+    let ready = frames::ready_frame(&visitor, after, &web.settings.greeting);
+    // The feed holds the visitor for the socket's life; the loop reads it from there (one copy per socket).
+    let mut feed = Feed::open(web.service.clone(), &web.prompts, visitor, after);
+    if !send(&mut socket, &ready).await {
         return;
     }
-    let mut ping = tokio::time::interval_at(Instant::now() + web.settings.ping_interval, web.settings.ping_interval);
+    drop(ready);
+    // One timer for both pings and eviction (an idle socket holds one, not an interval and a sleep).
+    let mut next_ping = Instant::now() + web.settings.ping_interval;
     let mut heard = Instant::now();
     let turn = loop {
-        let evict_at = heard + web.settings.idle_timeout;
+        let (at, due) = due(next_ping, heard + web.settings.idle_timeout);
         let turn = tokio::select! {
             () = web.stop.cancelled() => close(close_code::AWAY, "server shutting down"),
             received = socket.recv() => match received {
                 Some(Ok(frame)) => {
                     heard = Instant::now();
-                    on_frame(&web, &visitor, &mut socket, frame).await
+                    // Boxed: storing a message is a deep future; an idle socket should not hold room for it.
+                    Box::pin(on_frame(&web, feed.visitor(), &mut socket, frame)).await
                 }
                 // Gone: nothing more can be said to it.
                 None | Some(Err(_)) => return,
@@ -151,13 +165,16 @@ async fn serve(web: Arc<Web>, visitor: Visitor, after: Option<MessageId>, _slot:
                     close(close_code::AGAIN, "try again later")
                 }
             },
-            _ = ping.tick() => {
-                if !write(&mut socket, Frame::Ping(Default::default())).await {
-                    return;
+            () = tokio::time::sleep_until(at) => match due {
+                Due::Evict => close(close_code::POLICY, "idle"),
+                Due::Ping => {
+                    next_ping = Instant::now() + web.settings.ping_interval;
+                    if !write(&mut socket, Frame::Ping(Default::default())).await {
+                        return;
+                    }
+                    Turn::Continue
                 }
-                Turn::Continue
-            }
-            () = tokio::time::sleep_until(evict_at) => close(close_code::POLICY, "idle"),
+            },
         };
         if let Turn::Close(frame) = turn {
             break frame;

@@ -11,116 +11,50 @@
 (function () {
   'use strict';
 
-  var STORE = 'protofuse.dashboard';
+  var D = window.ProtofuseDesk; // desk.js: storage, the API client, the sign-in form, DOM helpers
+  var $ = D.$, el = D.el, say = D.say;
   var SAMPLES = 60; // points per sparkline
-  var MIN_INTERVAL_MS = 500;
-  var MAX_INTERVAL_MS = 60000;
   var INGESTED = 'protofuse_messages_ingested_total';
 
-  var settings = load(); // {token, intervalMs}
+  var tab = D.kept('protofuse.dashboard');
+  var form = D.signInForm('board', tab);
+  var settings = tab.load(); // {token, intervalMs}
   var timer = null;
   var depth = {}; // destination → [pending, …]
   var ingest = { last: null, at: 0, rates: [] };
   var imported = {}; // mapping → {last, at, rates}
 
-  var $ = function (id) { return document.getElementById(id); };
-
-  function load() {
-    try {
-      return JSON.parse(sessionStorage.getItem(STORE)) || {};
-    } catch (e) {
-      return {};
-    }
-  }
-
-  function save() {
-    try {
-      sessionStorage.setItem(STORE, JSON.stringify(settings));
-    } catch (e) { /* storage off: this page still works until it is closed */ }
-  }
-
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = text; // never innerHTML
-    return node;
-  }
-
-  function say(id, text) {
-    $(id).textContent = text || '';
-    $(id).hidden = !text;
-  }
-
   // === the API ===
 
-  function call(method, path, body) {
-    var init = { method: method, headers: {} };
-    if (settings.token) init.headers.Authorization = 'Bearer ' + settings.token;
-    if (body !== undefined) {
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    return fetch(path, init).then(function (response) {
-      if (response.status === 204) return {};
-      return response.json().catch(function () { return {}; }).then(function (json) {
-        var message = (json.error && (json.error.message || json.error.code)) || 'request failed';
-        if (response.status === 401) {
-          signOut('The admin API refused the token: ' + message);
-          throw new Error('unauthenticated');
-        }
-        if (!response.ok) throw new Error(message + ' (' + response.status + ')');
-        return json;
-      });
-    });
-  }
+  // The token may be empty: `[admin] token` unset leaves the admin API open on its listener.
+  var call = D.client(function () { return settings.token; }, function (message) {
+    signOut('The admin API refused the token: ' + message);
+  });
 
   // === signing in ===
 
   function signIn(event) {
     event.preventDefault();
-    var seconds = parseFloat($('interval').value);
-    settings = {
-      token: $('token').value.trim(),
-      intervalMs: Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, (seconds || 2) * 1000))
-    };
-    call('GET', '/admin/destinations').then(function () {
-      save();
-      $('token').value = '';
-      start();
-    }, function (e) {
-      if (e.message !== 'unauthenticated') say('sign-in-error', e.message);
-    });
+    settings = { token: $('token').value.trim(), intervalMs: D.intervalMs($('interval').value, 2) };
+    form.submit(function () { return call('GET', '/admin/destinations'); }, settings, 'token', start);
   }
 
   function signOut(why) {
     clearTimeout(timer);
     timer = null;
     settings = {};
-    try { sessionStorage.removeItem(STORE); } catch (e) { /* nothing kept */ }
-    $('board').hidden = true;
-    $('sign-in').hidden = false;
-    $('sign-out').hidden = true;
-    say('sign-in-error', why);
+    form.close(why);
   }
 
   function start() {
-    $('sign-in').hidden = true;
-    $('board').hidden = false;
-    $('sign-out').hidden = false;
-    say('sign-in-error', '');
+    form.open();
     tick();
   }
 
   function tick() {
     clearTimeout(timer);
     var work = [refreshDestinations(), refreshDeadLetters(), refreshIngest(), refreshImporters()];
-    Promise.all(work).then(function () {
-      $('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
-      $('status').setAttribute('data-state', 'ok');
-    }, function (e) {
-      $('status').textContent = 'Not updated: ' + e.message;
-      $('status').setAttribute('data-state', 'error');
-    }).then(function () {
+    D.refreshed(work).then(function () {
       if (!$('board').hidden) timer = setTimeout(tick, settings.intervalMs);
     });
   }
