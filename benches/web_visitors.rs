@@ -16,10 +16,11 @@
 //!
 //! Run: `cargo bench --bench web_visitors` (env: `WEB_BENCH_CONNECTIONS`, default 20000; `WEB_BENCH_ACTIVE`,
 //! default 1000; `WEB_BENCH_ROUNDS`, default 5; `WEB_BENCH_AGENTS`, default 32; `WEB_BENCH_TARGETS`, e.g.
-//! `ws` or `sse`, default both). It raises its descriptor limit to the connections plus 4,096 (the hard limit
-//! too where the process may, i.e. with `CAP_SYS_RESOURCE`); the clients and each server hold one descriptor per
-//! connection, so where the hard limit stays at 20,000 the largest run is about 19,500 connections (it says so
-//! before starting). Compare the ratios to the baseline, not absolute figures across machines.
+//! `ws` or `sse`, default both; `WEB_BENCH_NO_BASELINE` set: protofuse only; `WEB_BENCH_SERVER_WRAPPER`: a
+//! command the server children run under, e.g. `heaptrack -o /tmp/web` for what holds their memory). It raises
+//! its descriptor limit to the connections plus 4,096 (the hard limit too where the process may, i.e. with
+//! `CAP_SYS_RESOURCE`); the clients and each server hold one descriptor per connection, so where the hard limit
+//! stays at 20,000 the largest run is about 19,500 connections (it says so before starting). Compare the ratios to the baseline, not absolute figures across machines.
 
 mod support;
 
@@ -291,9 +292,15 @@ async fn drive(limit: u64) {
         if !targets.split(',').any(|t| t.trim() == label) {
             continue;
         }
+        let mut pair = Vec::new();
         for server in [Server::Baseline, Server::Protofuse] {
-            results.push(run(server, transport, &knobs).await);
+            // Without the baseline (a profiling run of protofuse alone), ratios are against protofuse itself.
+            if server == Server::Baseline && std::env::var_os("WEB_BENCH_NO_BASELINE").is_some() {
+                continue;
+            }
+            pair.push(run(server, transport, &knobs).await);
         }
+        results.push(pair);
     }
     println!(
         "\n{} idle connections per target, {} of them active ({} replies each, {} concurrent agents); one machine; \
@@ -305,7 +312,7 @@ async fn drive(limit: u64) {
          | delivery p50 ms | delivery p99 ms | p99 vs baseline | POST answered p99 ms | delivery errors |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for pair in results.chunks(2) {
+    for pair in &results {
         let baseline = &pair[0];
         for o in pair {
             println!(
@@ -327,14 +334,25 @@ async fn drive(limit: u64) {
         }
     }
     println!("\nRSS after the active phase (MiB):");
-    for o in &results {
+    for o in results.iter().flatten() {
         println!("- {}: {:.1}", o.name, o.rss_active_kib as f64 / 1024.0);
     }
 }
 
 /// This binary again as the `role` server; returns the child and its address.
 async fn spawn_server(role: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    // A profiler around the server only (e.g. `heaptrack -o /tmp/web`): what holds each connection's memory.
+    let wrapper = std::env::var("WEB_BENCH_SERVER_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(std::env::current_exe().unwrap());
+            command
+        }
+        None => Command::new(std::env::current_exe().unwrap()),
+    };
+    let mut child = command
         .env(ROLE, role)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

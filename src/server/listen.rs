@@ -279,21 +279,13 @@ pub(crate) async fn serve(
             peer,
             name,
         };
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => connection.serve(socket).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(socket)).await {
-                        Ok(Ok(tls)) => connection.serve(tls).await,
-                        Ok(Err(e)) => {
-                            tracing::debug!(listener = name, client = %peer, error = %e, "TLS handshake failed");
-                        }
-                        Err(_) => tracing::debug!(listener = name, client = %peer, "TLS handshake timed out"),
-                    }
-                }
-            }
-        });
+        // A task per path: a connection's task is allocated at the size of its largest state for its whole
+        // life, and the TLS path's (rustls' connection, the handshake) is several KiB that a plain connection,
+        // such as an idle visitor's event stream, must not carry (BENCHMARKS.md, "Idle web visitors").
+        match &tls {
+            None => drop(tokio::spawn(connection.serve(socket))),
+            Some(acceptor) => drop(tokio::spawn(serve_tls(connection, acceptor.clone(), socket))),
+        }
     }
     drop(listener);
     tokio::select! {
@@ -301,6 +293,16 @@ pub(crate) async fn serve(
         () = tokio::time::sleep(grace) => {
             tracing::warn!(listener = name, ?grace, "shutdown grace elapsed; closing remaining connections");
         }
+    }
+}
+
+/// The TLS handshake (within the header-read timeout), then `connection` on the encrypted stream.
+async fn serve_tls(connection: Connection, acceptor: TlsAcceptor, socket: Idle) {
+    let (name, peer) = (connection.name, connection.peer);
+    match tokio::time::timeout(connection.header_read_timeout, acceptor.accept(socket)).await {
+        Ok(Ok(tls)) => connection.serve(tls).await,
+        Ok(Err(e)) => tracing::debug!(listener = name, client = %peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(listener = name, client = %peer, "TLS handshake timed out"),
     }
 }
 
@@ -322,11 +324,11 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        if self.streams.is_empty() {
-            return self.serve_hyper(socket).await;
-        }
         // Each path is boxed so the task of an idle connection holds the state of the path it took, not the
         // larger of the two (hyper's connection is a few KiB inline).
+        if self.streams.is_empty() {
+            return Box::pin(self.serve_hyper(socket)).await;
+        }
         match stream::sniff(&mut socket, self.streams, self.header_read_timeout).await {
             Ok(Sniffed::Stream(start)) => Box::pin(self.serve_stream(socket, start)).await,
             Ok(Sniffed::Other(start)) => Box::pin(self.serve_hyper(stream::Replay::new(start, socket))).await,
@@ -356,38 +358,19 @@ impl Connection {
         // rule leaves a stream alone while it is open (a quiet stream is not an idle client).
         let _watched = watcher;
         let _in_flight = InFlight::begin(&activity);
-        let head = tokio::time::timeout(header_read_timeout, stream::read_head(&mut socket, start, peer)).await;
-        let (response, version) = match head {
-            Err(_) => {
-                tracing::debug!(listener = name, client = %peer, "stream request head timed out");
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(listener = name, client = %peer, error = %e, "connection ended in a stream request head");
-                return;
-            }
-            Ok(Ok(Err(refused))) => {
-                tracing::debug!(listener = name, client = %peer, error = %refused, "stream request refused");
-                let response = refused.response();
-                // Counted as hyper's path counts a request no route took (`observe.rs`).
-                let status = response.status().as_u16().to_string();
-                metrics::counter!(metric::HTTP_REQUESTS, "method" => "GET", "route" => "unmatched", "status" => status)
-                    .increment(1);
-                if let Err(e) =
-                    stream::respond(&mut socket, response, hyper::Version::HTTP_11, std::future::pending()).await
-                {
-                    tracing::debug!(listener = name, client = %peer, error = %e, "refusal not delivered");
-                }
-                stream::linger(&mut socket).await;
-                return;
-            }
-            Ok(Ok(Ok(request))) => {
-                let version = request.version();
-                match Box::pin(app.oneshot(request)).await {
-                    Ok(response) => (response, version),
-                    Err(never) => match never {},
-                }
-            }
+        // Boxed: reading the head, calling the application and answering a refusal take more room than writing
+        // the stream, and an open stream should hold only what writing it needs.
+        let answered = Box::pin(stream_response(
+            &mut socket,
+            start,
+            app,
+            header_read_timeout,
+            peer,
+            name,
+        ))
+        .await;
+        let Some((response, version)) = answered else {
+            return;
         };
         let stopping = async move { stopped(&mut stop).await };
         if let Err(e) = stream::respond(&mut socket, response, version, stopping).await {
@@ -428,6 +411,52 @@ impl Connection {
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(socket), service);
         if let Err(e) = watcher.watch(connection.into_owned()).await {
             tracing::debug!(listener = name, client = %peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// A stream request's head read from `socket` (its first bytes in `start`) and answered by `app`: the response
+/// to write, or `None` when the connection ended or the head was refused (the refusal already written).
+async fn stream_response<S>(
+    socket: &mut S,
+    start: Vec<u8>,
+    app: Router,
+    header_read_timeout: Duration,
+    peer: SocketAddr,
+    name: &'static str,
+) -> Option<(axum::response::Response, hyper::Version)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let head = tokio::time::timeout(header_read_timeout, stream::read_head(socket, start, peer)).await;
+    match head {
+        Err(_) => {
+            tracing::debug!(listener = name, client = %peer, "stream request head timed out");
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(listener = name, client = %peer, error = %e, "connection ended in a stream request head");
+            None
+        }
+        Ok(Ok(Err(refused))) => {
+            tracing::debug!(listener = name, client = %peer, error = %refused, "stream request refused");
+            let response = refused.response();
+            // Counted as hyper's path counts a request no route took (`observe.rs`).
+            let status = response.status().as_u16().to_string();
+            metrics::counter!(metric::HTTP_REQUESTS, "method" => "GET", "route" => "unmatched", "status" => status)
+                .increment(1);
+            if let Err(e) = stream::respond(socket, response, hyper::Version::HTTP_11, std::future::pending()).await {
+                tracing::debug!(listener = name, client = %peer, error = %e, "refusal not delivered");
+            }
+            stream::linger(socket).await;
+            None
+        }
+        Ok(Ok(Ok(request))) => {
+            let version = request.version();
+            match app.oneshot(request).await {
+                Ok(response) => Some((response, version)),
+                Err(never) => match never {},
+            }
         }
     }
 }
