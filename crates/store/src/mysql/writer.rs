@@ -1,0 +1,117 @@
+//! The MySQL message writers: a bounded queue, a few tasks draining it in batches, and who answers whom.
+//!
+//! A task waits for a write, takes whatever else is queued (up to [`MAX_BATCH`]) and commits it as one batch
+//! (`batch.rs`); callers are answered only after that commit. While one task's batch waits on the database,
+//! another collects the writes that arrived meanwhile, so under load batches grow by themselves, and a lone
+//! write is still committed at once. Writes the batch could not settle in bulk, and writes repeating a key
+//! seen earlier in the same batch, take the per-message path ([`MysqlStore::insert_one`]) after it. The tasks
+//! end when the last sender of the queue (the last store handle) is gone.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use protofuse_model::{Envelope, Timestamp};
+use sqlx::mysql::MySqlPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::MysqlStore;
+use super::batch::{self, Failed};
+use crate::error::StoreError;
+use crate::store::Inserted;
+
+/// Most writes in one batch: bounds how long a batch holds its row locks and the size of its statements (a
+/// message row has nine parameters; a statement may have 65,535).
+pub(super) const MAX_BATCH: usize = 128;
+
+/// Writer tasks. Two keep the database busy while this process prepares the next batch; a few more let
+/// batches of unrelated conversations commit side by side (InnoDB's group commit shares the log write),
+/// beyond that they only cut the queue into smaller batches. Capped at half the pool, so reads, the outbox
+/// and status changes always find a connection.
+const WRITERS: u32 = 4;
+
+/// One queued message write and where its answer goes.
+pub(super) struct Write {
+    pub(super) envelope: Envelope,
+    pub(super) received_at: Timestamp,
+    pub(super) destinations: Vec<String>,
+    pub(super) done: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
+impl Write {
+    fn answer(self, result: Result<Inserted, StoreError>) {
+        // The caller may have given up (its request timed out); the write stands either way.
+        let _ = self.done.send(result);
+    }
+}
+
+/// Starts the writer tasks on `queue`, writing through `pool` (of `max_connections`).
+pub(super) fn start(pool: &MySqlPool, max_connections: u32, queue: mpsc::Receiver<Write>) {
+    let writers = WRITERS.min(max_connections / 2).max(1);
+    let queue = Arc::new(Mutex::new(queue));
+    for _ in 0..writers {
+        tokio::spawn(run(pool.clone(), Arc::clone(&queue)));
+    }
+}
+
+/// One writer task: a batch per turn, until the queue closes.
+async fn run(pool: MySqlPool, queue: Arc<Mutex<mpsc::Receiver<Write>>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            // Only one task waits on the queue at a time; the others are writing their batches meanwhile.
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(write) => batch.push(write),
+                    Err(_) => break,
+                }
+            }
+        }
+        write(&pool, std::mem::take(&mut batch)).await;
+        batch.reserve(MAX_BATCH);
+    }
+}
+
+/// Commits `writes` as one batch and answers every caller.
+async fn write(pool: &MySqlPool, writes: Vec<Write>) {
+    // A key seen earlier in this batch must see how the first write of it ended (stored: a duplicate; other
+    // content: a reused key), so it waits for the batch and goes on its own.
+    let mut keys = HashSet::with_capacity(writes.len());
+    let (firsts, repeats): (Vec<Write>, Vec<Write>) = writes
+        .into_iter()
+        .partition(|w| keys.insert(w.envelope.idempotency_key.as_str().to_owned()));
+    match batch::commit(pool, &firsts).await {
+        Ok(results) => {
+            for (write, result) in firsts.into_iter().zip(results) {
+                write.answer(result);
+            }
+        }
+        Err(Failed::Refused(e)) => {
+            // Nothing of the batch was stored: each write goes again on its own, where a conflict is settled
+            // by the per-message path (a re-read after a unique-key conflict, a retry after a deadlock) and a
+            // bad value fails only its own write.
+            tracing::debug!(error = %e, writes = firsts.len(), "MySQL batch rolled back; writing one by one");
+            one_by_one(pool, firsts).await;
+        }
+        Err(Failed::Unavailable(e)) => {
+            tracing::warn!(error = %e, writes = firsts.len(), "MySQL batch failed");
+            let reason = format!("{e}");
+            for write in firsts {
+                write.answer(Err(StoreError::GroupFailed(reason.clone())));
+            }
+        }
+    }
+    one_by_one(pool, repeats).await;
+}
+
+/// Each write in a transaction of its own, in order.
+async fn one_by_one(pool: &MySqlPool, writes: Vec<Write>) {
+    for write in writes {
+        let result = MysqlStore::insert_one(pool, &write.envelope, write.received_at, &write.destinations).await;
+        write.answer(result);
+    }
+}
