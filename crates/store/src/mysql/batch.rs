@@ -23,15 +23,19 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
-use protofuse_model::{ConversationId, ConversationStatus, Message, MessageId};
+use protofuse_model::{ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
 use sqlx::QueryBuilder;
 use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
+use tokio::sync::oneshot;
 
-use super::writer::{MAX_BATCH, Write};
 use crate::codec::{self, Text};
 use crate::error::StoreError;
 use crate::queries::replay;
 use crate::store::Inserted;
+
+/// Most writes in one batch: bounds how long a batch holds its row locks and the size of its statements (a
+/// message row has nine parameters; a statement may have 65,535).
+pub(super) const MAX_BATCH: usize = 128;
 
 /// Most bytes of row data in one insert statement (beyond its first row), well under the smallest default
 /// `max_allowed_packet` (4 MiB in MySQL 5.7; 16 MiB in MariaDB, 64 MiB in MySQL 8).
@@ -39,6 +43,22 @@ const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 /// What a message row costs besides its body, for [`MAX_STATEMENT_BYTES`].
 const MESSAGE_ROW_OVERHEAD: usize = 256;
+
+/// One queued message write and where its answer goes.
+pub(super) struct Write {
+    pub(super) envelope: Envelope,
+    pub(super) received_at: Timestamp,
+    pub(super) destinations: Vec<String>,
+    pub(super) done: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
+impl Write {
+    /// Sends the caller its answer.
+    pub(super) fn answer(self, result: Result<Inserted, StoreError>) {
+        // The caller may have given up (its request timed out); the write stands either way.
+        let _ = self.done.send(result);
+    }
+}
 
 /// Why a batch was not stored.
 pub(super) enum Failed {

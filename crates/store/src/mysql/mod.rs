@@ -5,13 +5,14 @@
 //! is queued into one transaction of set-based statements (`batch.rs`): a statement per step for the whole
 //! batch instead of one per message, so a message costs a fraction of a round trip instead of seven. Whatever
 //! the batch cannot settle in bulk (a conflict with another writer, a deadlock, a failed statement) it rolls
-//! back and hands to [`MysqlStore::insert_one`], a transaction per message running the shared `write_one`
+//! back and hands to the per-message path (`one.rs`), a transaction per message running the shared `write_one`
 //! (`queries.rs`): correctness never depends on the fast path.
 //!
 //! # Layout
-//! - `mod.rs`: the store, its connection set-up and the per-message write with its deadlock retry.
-//! - `writer.rs`: the queue, the writer tasks, who answers whom.
-//! - `batch.rs`: one batch transaction, its SQL and the plan of what it writes.
+//! - `mod.rs`: the store and its connection set-up; reads and the other writes come from `queries.rs`.
+//! - `writer.rs`: the queue's writer tasks, who answers whom.
+//! - `batch.rs`: one batch transaction and its SQL.
+//! - `one.rs`: one message in its own transaction, with deadlock retry.
 
 use std::str::FromStr;
 
@@ -25,18 +26,16 @@ use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
 use crate::page::{ConversationFilter, Order, Page, PageRequest};
-use crate::queries::{ConversationTuple, impl_store, impl_write_one, split_page, tuple_to_row};
+use crate::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
 use crate::store::{Inserted, Store};
 use crate::turn::WriteTurn;
 
 mod batch;
+mod one;
 mod writer;
 
-use writer::Write;
-
-/// How often a write is retried when InnoDB picks it as a deadlock victim (concurrent first messages of one
-/// customer can lock the same unique keys in opposite orders).
-const DEADLOCK_RETRIES: u32 = 3;
+use batch::Write;
+pub use one::is_deadlock;
 
 /// Prepared statements kept per connection. The batch statements come in a bounded set of shapes (`batch.rs`
 /// pads and chunks to powers of two: nine sizes per statement), which must fit beside the rest of the store's
@@ -114,37 +113,7 @@ impl MysqlStore {
             })?;
         result.await.map_err(|_| StoreError::WriterGone)?
     }
-
-    /// One message in a transaction of its own, retried when InnoDB picks it as a deadlock victim: the path
-    /// for whatever a batch could not settle in bulk.
-    async fn insert_one(
-        pool: &MySqlPool,
-        envelope: &Envelope,
-        received_at: Timestamp,
-        destinations: &[String],
-    ) -> Result<Inserted, StoreError> {
-        let mut attempt = 0;
-        loop {
-            let mut tx = pool.begin().await?;
-            match write_one(&mut tx, envelope.clone(), received_at, destinations).await {
-                Ok(inserted) => {
-                    tx.commit().await?;
-                    return Ok(inserted);
-                }
-                Err(StoreError::Database(e)) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => attempt += 1,
-                // Dropping the transaction rolls back, including a conversation it may have opened.
-                Err(e) => return Err(e),
-            }
-        }
-    }
 }
 
-/// Whether InnoDB rolled the transaction back as a deadlock victim (SQLSTATE 40001), so running it again is the
-/// remedy. Shared with the importer, which writes the same tables from parallel transactions.
-pub fn is_deadlock(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
-}
-
-impl_write_one!(sqlx::MySql);
 impl_store!(MysqlStore, sqlx::MySql, "mysql", "START TRANSACTION");
 impl_outbox!(MysqlStore, sqlx::MySql, "START TRANSACTION");

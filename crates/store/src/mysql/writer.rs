@@ -4,45 +4,24 @@
 //! (`batch.rs`); callers are answered only after that commit. While one task's batch waits on the database,
 //! another collects the writes that arrived meanwhile, so under load batches grow by themselves, and a lone
 //! write is still committed at once. Writes the batch could not settle in bulk, and writes repeating a key
-//! seen earlier in the same batch, take the per-message path ([`MysqlStore::insert_one`]) after it. The tasks
+//! seen earlier in the same batch, take the per-message path (`one.rs`) after it. The tasks
 //! end when the last sender of the queue (the last store handle) is gone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use protofuse_model::{Envelope, Timestamp};
 use sqlx::mysql::MySqlPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc};
 
-use super::MysqlStore;
-use super::batch::{self, Failed};
+use super::batch::{self, Failed, MAX_BATCH, Write};
+use super::one::insert_one;
 use crate::error::StoreError;
-use crate::store::Inserted;
-
-/// Most writes in one batch: bounds how long a batch holds its row locks and the size of its statements (a
-/// message row has nine parameters; a statement may have 65,535).
-pub(super) const MAX_BATCH: usize = 128;
 
 /// Writer tasks. Two keep the database busy while this process prepares the next batch; a few more let
 /// batches of unrelated conversations commit side by side (InnoDB's group commit shares the log write),
 /// beyond that they only cut the queue into smaller batches. Capped at half the pool, so reads, the outbox
 /// and status changes always find a connection.
 const WRITERS: u32 = 4;
-
-/// One queued message write and where its answer goes.
-pub(super) struct Write {
-    pub(super) envelope: Envelope,
-    pub(super) received_at: Timestamp,
-    pub(super) destinations: Vec<String>,
-    pub(super) done: oneshot::Sender<Result<Inserted, StoreError>>,
-}
-
-impl Write {
-    fn answer(self, result: Result<Inserted, StoreError>) {
-        // The caller may have given up (its request timed out); the write stands either way.
-        let _ = self.done.send(result);
-    }
-}
 
 /// Starts the writer tasks on `queue`, writing through `pool` (of `max_connections`).
 pub(super) fn start(pool: &MySqlPool, max_connections: u32, queue: mpsc::Receiver<Write>) {
@@ -111,7 +90,7 @@ async fn write(pool: &MySqlPool, writes: Vec<Write>) {
 /// Each write in a transaction of its own, in order.
 async fn one_by_one(pool: &MySqlPool, writes: Vec<Write>) {
     for write in writes {
-        let result = MysqlStore::insert_one(pool, &write.envelope, write.received_at, &write.destinations).await;
+        let result = insert_one(pool, &write.envelope, write.received_at, &write.destinations).await;
         write.answer(result);
     }
 }
