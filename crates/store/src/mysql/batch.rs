@@ -1,10 +1,10 @@
 //! One batch of message writes in one transaction, with a statement per step for the whole batch.
 //!
 //! The steps are `write_one`'s (`queries.rs`), each over every write at once:
-//! 1. keys stored before: one `SELECT … WHERE idempotency_key IN (…)`; each hit is answered as a duplicate or
-//!    a reused key, exactly as `replay` answers it, and writes nothing;
-//! 2. conversations: the named ones must exist (one `SELECT … IN`), the customers' open ones are looked up by
-//!    `open_key` (one `SELECT … IN`), and those missing are opened with one multi-row `INSERT`, where the
+//! 1. one lookup statement finds the keys stored before, the customers' open conversations (by `open_key`) and
+//!    which named conversations exist; each stored key is answered as a duplicate or a reused key, exactly as
+//!    `replay` answers it, and writes nothing;
+//! 2. customers without an open conversation get one, opened with one multi-row `INSERT`, where the
 //!    `open_key` unique key still settles a race with another writer (this process's or another node's);
 //! 3. one touch `UPDATE … WHERE id IN (…)` over every conversation written to: InnoDB locks the rows in id
 //!    order, so two batches never take them in opposite orders, and holds them to the commit;
@@ -16,6 +16,10 @@
 //! a deadlock, a value the column refuses): the batch rolls back and the caller writes each message on its own
 //! (`writer.rs`). Nothing is answered before the commit.
 //!
+//! Round trips, not rows, are what a batch costs (on a busy machine each waits for both processes to be
+//! scheduled): `BEGIN`, the lookup, the touch, the message insert (plus the opened conversations and the outbox
+//! rows, when there are any) and `COMMIT`, whatever the batch's size.
+//!
 //! Statement shapes: sqlx prepares each distinct SQL text once per connection. `IN` lists are padded to a power
 //! of two by repeating their last value, and multi-row inserts are cut into chunks of power-of-two rows, so a
 //! statement comes in at most nine shapes however the batches vary, and every shape stays prepared.
@@ -24,8 +28,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use protofuse_model::{ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
-use sqlx::QueryBuilder;
-use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
+use sqlx::mysql::{MySql, MySqlConnection};
+use sqlx::{Connection as _, QueryBuilder};
 use tokio::sync::oneshot;
 
 use crate::codec::{self, Text};
@@ -70,9 +74,13 @@ pub(super) enum Failed {
     Unavailable(sqlx::Error),
 }
 
-/// Writes `writes` (no two with the same idempotency key) in one transaction; the answers are in their order.
-pub(super) async fn commit(pool: &MySqlPool, writes: &[Write]) -> Result<Vec<Result<Inserted, StoreError>>, Failed> {
-    let mut tx = pool.begin().await.map_err(Failed::Unavailable)?;
+/// Writes `writes` (no two with the same idempotency key) in one transaction on `conn`; the answers are in
+/// their order.
+pub(super) async fn commit(
+    conn: &mut MySqlConnection,
+    writes: &[Write],
+) -> Result<Vec<Result<Inserted, StoreError>>, Failed> {
+    let mut tx = conn.begin().await.map_err(Failed::Unavailable)?;
     match write_all(&mut tx, writes).await {
         Ok(answers) => {
             tx.commit().await.map_err(Failed::Unavailable)?;
@@ -98,15 +106,15 @@ async fn write_all(
     // Per write: its answer once known; a write still unanswered after step 2 is stored.
     let mut answers: Vec<Option<Result<Inserted, StoreError>>> = writes.iter().map(|_| None).collect();
 
-    let keys: Vec<&str> = writes.iter().map(|w| w.envelope.idempotency_key.as_str()).collect();
-    let stored = stored_keys(conn, &keys).await?;
-    for (i, key) in keys.iter().enumerate() {
-        if let Some(found) = stored.get(*key) {
-            answers[i] = Some(replay(&fingerprints[i], found));
+    let open_keys: Vec<Option<String>> = writes.iter().map(|w| open_key(&w.envelope)).collect();
+    let found = look_up(conn, writes, &open_keys).await?;
+    for (i, write) in writes.iter().enumerate() {
+        if let Some(stored) = found.stored.get(write.envelope.idempotency_key.as_str()) {
+            answers[i] = Some(replay(&fingerprints[i], stored));
         }
     }
+    let conversations = resolve_conversations(conn, writes, &open_keys, found, &mut answers).await?;
 
-    let conversations = resolve_conversations(conn, writes, &mut answers).await?;
     let mut latest = BTreeMap::new();
     for (write, conversation) in writes.iter().zip(&conversations) {
         if let Some(id) = conversation {
@@ -156,16 +164,77 @@ struct Row {
     body: String,
 }
 
-/// The stored `(fingerprint, body)` of each of `keys` that is stored.
-async fn stored_keys(
+/// The customer's open-conversation key, for an envelope that names no conversation.
+fn open_key(envelope: &Envelope) -> Option<String> {
+    envelope.conversation_id.is_none().then(|| {
+        let account = envelope.source.account.as_deref();
+        codec::open_key(&envelope.channel, account, &envelope.sender.external_id)
+    })
+}
+
+/// What the batch's first statement finds.
+struct Found {
+    /// `(fingerprint, body)` by idempotency key, for the keys already stored.
+    stored: HashMap<String, (String, String)>,
+    /// The open conversation by open key, for the customers that have one.
+    open: HashMap<String, ConversationId>,
+    /// Which of the named conversations exist.
+    named: HashSet<String>,
+}
+
+/// Looks up, in one statement, which keys are stored, which customers have an open conversation and which
+/// named conversations exist (a round trip is a batch's largest cost on a busy machine). The three `IN` lists
+/// are padded to the same power of two (an empty one with `''`, which no key or id equals), so the statement
+/// has one shape per size.
+async fn look_up(
     conn: &mut MySqlConnection,
-    keys: &[&str],
-) -> Result<HashMap<String, (String, String)>, StoreError> {
+    writes: &[Write],
+    open_keys: &[Option<String>],
+) -> Result<Found, StoreError> {
+    let keys: Vec<&str> = writes.iter().map(|w| w.envelope.idempotency_key.as_str()).collect();
+    let opens: Vec<&str> = distinct(open_keys.iter().flatten().map(String::as_str));
+    let named: Vec<String> = distinct(
+        writes
+            .iter()
+            .filter_map(|w| w.envelope.conversation_id.map(|id| id.to_string())),
+    );
+    let named: Vec<&str> = named.iter().map(String::as_str).collect();
+    let size = keys.len().next_power_of_two();
     let mut qb =
-        QueryBuilder::<MySql>::new("SELECT idempotency_key, fingerprint, body FROM messages WHERE idempotency_key");
-    push_in_list(&mut qb, keys);
-    let rows: Vec<(Text, Text, Text)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-    Ok(rows.into_iter().map(|(k, f, b)| (k.0, (f.0, b.0))).collect())
+        QueryBuilder::<MySql>::new("SELECT 0, idempotency_key, fingerprint, body FROM messages WHERE idempotency_key");
+    push_in_list(&mut qb, &keys, size);
+    qb.push(" UNION ALL SELECT 1, open_key, id, NULL FROM conversations WHERE open_key");
+    push_in_list(&mut qb, &opens, size);
+    qb.push(" UNION ALL SELECT 2, id, id, NULL FROM conversations WHERE id");
+    push_in_list(&mut qb, &named, size);
+    let rows: Vec<(i64, Text, Text, Option<Text>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    let mut found = Found {
+        stored: HashMap::new(),
+        open: HashMap::new(),
+        named: HashSet::new(),
+    };
+    for (kind, key, value, body) in rows {
+        match (kind, body) {
+            (0, Some(body)) => {
+                found.stored.insert(key.0, (value.0, body.0));
+            }
+            (1, _) => {
+                let id = ConversationId::from_uuid(codec::parse_uuid(&value.0)?);
+                found.open.insert(key.0, id);
+            }
+            (2, _) => {
+                found.named.insert(key.0);
+            }
+            _ => return Err(StoreError::Corrupt("message row without a body".to_owned())),
+        }
+    }
+    Ok(found)
+}
+
+/// `items` without repeats, in first-seen order.
+fn distinct<T: Eq + std::hash::Hash + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items.filter(|item| seen.insert(item.clone())).collect()
 }
 
 /// Each unanswered write's conversation (`None` for the answered ones). A named conversation that does not
@@ -174,39 +243,16 @@ async fn stored_keys(
 async fn resolve_conversations(
     conn: &mut MySqlConnection,
     writes: &[Write],
+    open_keys: &[Option<String>],
+    found: Found,
     answers: &mut [Option<Result<Inserted, StoreError>>],
 ) -> Result<Vec<Option<ConversationId>>, StoreError> {
-    let pending: Vec<bool> = answers.iter().map(Option::is_none).collect();
-    let named: Vec<String> = (0..writes.len())
-        .filter(|i| pending[*i])
-        .filter_map(|i| writes[i].envelope.conversation_id.map(|id| id.to_string()))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let existing = existing_conversations(conn, &named).await?;
-
-    // The open key of each unanswered write that names no conversation.
-    let open_keys: Vec<Option<String>> = (0..writes.len())
-        .map(|i| {
-            let envelope = &writes[i].envelope;
-            (pending[i] && envelope.conversation_id.is_none()).then(|| {
-                let account = envelope.source.account.as_deref();
-                codec::open_key(&envelope.channel, account, &envelope.sender.external_id)
-            })
-        })
-        .collect();
-    let distinct: Vec<&str> = open_keys
-        .iter()
-        .flatten()
-        .map(String::as_str)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let mut open = open_conversations(conn, &distinct).await?;
-    // Customers without one: a conversation each, described by their first write in the batch.
+    let mut open = found.open;
+    // Customers without one: a conversation each, described by their first unanswered write in the batch.
     let mut opened = Vec::new();
     for (i, key) in open_keys.iter().enumerate() {
         if let Some(key) = key
+            && answers[i].is_none()
             && !open.contains_key(key)
         {
             let id = ConversationId::new();
@@ -221,48 +267,21 @@ async fn resolve_conversations(
 
     let mut resolved = Vec::with_capacity(writes.len());
     for (i, write) in writes.iter().enumerate() {
+        if answers[i].is_some() {
+            resolved.push(None);
+            continue;
+        }
         resolved.push(match (&open_keys[i], write.envelope.conversation_id) {
             (Some(key), _) => open.get(key).copied(),
-            (None, Some(id)) if pending[i] => {
-                if existing.contains(&id.to_string()) {
-                    Some(id)
-                } else {
-                    answers[i] = Some(Err(StoreError::ConversationNotFound(id)));
-                    None
-                }
+            (None, Some(id)) if found.named.contains(&id.to_string()) => Some(id),
+            (None, Some(id)) => {
+                answers[i] = Some(Err(StoreError::ConversationNotFound(id)));
+                None
             }
-            (None, _) => None,
+            (None, None) => None,
         });
     }
     Ok(resolved)
-}
-
-/// Which of `ids` exist.
-async fn existing_conversations(conn: &mut MySqlConnection, ids: &[String]) -> Result<HashSet<String>, StoreError> {
-    if ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut qb = QueryBuilder::<MySql>::new("SELECT id FROM conversations WHERE id");
-    push_in_list(&mut qb, &ids);
-    let rows: Vec<(Text,)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-    Ok(rows.into_iter().map(|(id,)| id.0).collect())
-}
-
-/// The open conversation of each of `keys` that has one.
-async fn open_conversations(
-    conn: &mut MySqlConnection,
-    keys: &[&str],
-) -> Result<HashMap<String, ConversationId>, StoreError> {
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut qb = QueryBuilder::<MySql>::new("SELECT open_key, id FROM conversations WHERE open_key");
-    push_in_list(&mut qb, keys);
-    let rows: Vec<(Text, Text)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-    rows.into_iter()
-        .map(|(key, id)| Ok((key.0, ConversationId::from_uuid(codec::parse_uuid(&id.0)?))))
-        .collect()
 }
 
 /// Opens a conversation per `(id, write, open key)`. A customer whose conversation another writer opened since
@@ -302,12 +321,13 @@ async fn touch(conn: &mut MySqlConnection, latest: &BTreeMap<String, i64>) -> Re
     }
     let pairs: Vec<(&str, i64)> = latest.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     let ids: Vec<&str> = pairs.iter().map(|(id, _)| *id).collect();
+    let size = ids.len().next_power_of_two();
     let mut qb = QueryBuilder::<MySql>::new("UPDATE conversations SET updated_at = GREATEST(updated_at, CASE id");
     for (id, at) in pad(&pairs) {
         qb.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*at);
     }
     qb.push(" END) WHERE id");
-    push_in_list(&mut qb, &ids);
+    push_in_list(&mut qb, &ids, size);
     qb.build().execute(&mut *conn).await?;
     Ok(())
 }
@@ -362,13 +382,19 @@ async fn insert_outbox(conn: &mut MySqlConnection, rows: &[Row], writes: &[Write
     Ok(())
 }
 
-/// Appends ` IN (…)` binding `values`, padded to a power of two by repeating the last one (a set is the same
-/// with a member repeated). `values` must not be empty.
-fn push_in_list<'a>(qb: &mut QueryBuilder<'a, MySql>, values: &[&'a str]) {
+/// Appends ` IN (…)` binding `values` padded to `size` by repeating the last one (a set is the same with a
+/// member repeated), or `''` for an empty list.
+fn push_in_list<'a>(qb: &mut QueryBuilder<'a, MySql>, values: &[&'a str], size: usize) {
     qb.push(" IN (");
     let mut list = qb.separated(", ");
-    for value in pad(values) {
-        list.push_bind(*value);
+    let last = values.last().copied().unwrap_or("");
+    for value in values
+        .iter()
+        .copied()
+        .chain(std::iter::repeat(last))
+        .take(size.max(values.len()))
+    {
+        list.push_bind(value);
     }
     list.push_unseparated(")");
 }

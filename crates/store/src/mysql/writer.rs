@@ -10,17 +10,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use sqlx::mysql::MySqlPool;
+use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
+use sqlx::pool::PoolConnection;
 use tokio::sync::{Mutex, mpsc};
 
 use super::batch::{self, Failed, MAX_BATCH, Write};
 use super::one::insert_one;
 use crate::error::StoreError;
 
-/// Writer tasks. Two keep the database busy while this process prepares the next batch; a few more let
-/// batches of unrelated conversations commit side by side (InnoDB's group commit shares the log write),
-/// beyond that they only cut the queue into smaller batches. Capped at half the pool, so reads, the outbox
-/// and status changes always find a connection.
+/// Writer tasks, each holding one connection of the pool. Two keep the database busy while this process
+/// prepares the next batch; a few more let batches of unrelated conversations commit side by side, beyond
+/// that they only cut the queue into smaller batches. Capped at half the pool, so reads, the outbox and
+/// status changes always find a connection.
 const WRITERS: u32 = 4;
 
 /// Starts the writer tasks on `queue`, writing through `pool` (of `max_connections`).
@@ -35,6 +36,10 @@ pub(super) fn start(pool: &MySqlPool, max_connections: u32, queue: mpsc::Receive
 /// One writer task: a batch per turn, until the queue closes.
 async fn run(pool: MySqlPool, queue: Arc<Mutex<mpsc::Receiver<Write>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // The task's own connection, kept from batch to batch: taking one from the pool for each batch costs a
+    // round trip (sqlx pings a connection before handing it out), a sixth of a batch's. Dropped after a
+    // failure, so the next batch starts on a fresh one.
+    let mut conn: Option<PoolConnection<MySql>> = None;
     loop {
         {
             // Only one task waits on the queue at a time; the others are writing their batches meanwhile.
@@ -50,24 +55,45 @@ async fn run(pool: MySqlPool, queue: Arc<Mutex<mpsc::Receiver<Write>>>) {
                 }
             }
         }
-        write(&pool, std::mem::take(&mut batch)).await;
+        let connection = match conn.take() {
+            Some(c) => Ok(c),
+            None => pool.acquire().await,
+        };
+        match connection {
+            Ok(mut c) => {
+                if write(&pool, &mut c, std::mem::take(&mut batch)).await {
+                    conn = Some(c);
+                } else {
+                    c.close_on_drop();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, writes = batch.len(), "no MySQL connection for a batch");
+                let reason = e.to_string();
+                for write in batch.drain(..) {
+                    write.answer(Err(StoreError::GroupFailed(reason.clone())));
+                }
+            }
+        }
         batch.reserve(MAX_BATCH);
     }
 }
 
-/// Commits `writes` as one batch and answers every caller.
-async fn write(pool: &MySqlPool, writes: Vec<Write>) {
+/// Commits `writes` as one batch on `conn` and answers every caller. `false` when the connection failed and
+/// should not be used again.
+async fn write(pool: &MySqlPool, conn: &mut MySqlConnection, writes: Vec<Write>) -> bool {
     // A key seen earlier in this batch must see how the first write of it ended (stored: a duplicate; other
     // content: a reused key), so it waits for the batch and goes on its own.
     let mut keys = HashSet::with_capacity(writes.len());
     let (firsts, repeats): (Vec<Write>, Vec<Write>) = writes
         .into_iter()
         .partition(|w| keys.insert(w.envelope.idempotency_key.as_str().to_owned()));
-    match batch::commit(pool, &firsts).await {
+    let healthy = match batch::commit(conn, &firsts).await {
         Ok(results) => {
             for (write, result) in firsts.into_iter().zip(results) {
                 write.answer(result);
             }
+            true
         }
         Err(Failed::Refused(e)) => {
             // Nothing of the batch was stored: each write goes again on its own, where a conflict is settled
@@ -75,6 +101,7 @@ async fn write(pool: &MySqlPool, writes: Vec<Write>) {
             // bad value fails only its own write.
             tracing::debug!(error = %e, writes = firsts.len(), "MySQL batch rolled back; writing one by one");
             one_by_one(pool, firsts).await;
+            true
         }
         Err(Failed::Unavailable(e)) => {
             tracing::warn!(error = %e, writes = firsts.len(), "MySQL batch failed");
@@ -82,9 +109,11 @@ async fn write(pool: &MySqlPool, writes: Vec<Write>) {
             for write in firsts {
                 write.answer(Err(StoreError::GroupFailed(reason.clone())));
             }
+            false
         }
-    }
+    };
     one_by_one(pool, repeats).await;
+    healthy
 }
 
 /// Each write in a transaction of its own, in order.
