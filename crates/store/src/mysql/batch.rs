@@ -17,19 +17,20 @@
 //! (`writer.rs`). Nothing is answered before the commit.
 //!
 //! Round trips, not rows, are what a batch costs (on a busy machine each waits for both processes to be
-//! scheduled): `BEGIN`, the lookup, the touch, the message insert (plus the opened conversations and the outbox
-//! rows, when there are any) and `COMMIT`, whatever the batch's size.
+//! scheduled): the lookup, the touch, the message insert (plus the opened conversations and the outbox rows,
+//! when there are any) and `COMMIT`, whatever the batch's size; no `BEGIN` (see [`commit`]).
 //!
 //! Statement shapes: sqlx prepares each distinct SQL text once per connection. `IN` lists are padded to a power
-//! of two by repeating their last value, and multi-row inserts are cut into chunks of power-of-two rows, so a
-//! statement comes in at most nine shapes however the batches vary, and every shape stays prepared.
+//! of two by repeating their last value (eight shapes); an insert has a shape per row count (up to
+//! [`MAX_BATCH`]), which the connection's statement cache holds, rather than costing a batch extra round trips
+//! in chunks of fixed sizes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use protofuse_model::{ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
 use sqlx::mysql::{MySql, MySqlConnection};
-use sqlx::{Connection as _, QueryBuilder};
+use sqlx::{Executor as _, QueryBuilder};
 use tokio::sync::oneshot;
 
 use crate::codec::{self, Text};
@@ -74,21 +75,21 @@ pub(super) enum Failed {
     Unavailable(sqlx::Error),
 }
 
-/// Writes `writes` (no two with the same idempotency key) in one transaction on `conn`; the answers are in
-/// their order.
+/// Writes `writes` (no two with the same idempotency key) in one transaction on `conn`, a writer's connection
+/// with `autocommit` off (`writer.rs`): the first statement opens the transaction, which saves the round trip
+/// of a `BEGIN`. The answers are in the writes' order.
 pub(super) async fn commit(
     conn: &mut MySqlConnection,
     writes: &[Write],
 ) -> Result<Vec<Result<Inserted, StoreError>>, Failed> {
-    let mut tx = conn.begin().await.map_err(Failed::Unavailable)?;
-    match write_all(&mut tx, writes).await {
+    match write_all(conn, writes).await {
         Ok(answers) => {
-            tx.commit().await.map_err(Failed::Unavailable)?;
+            conn.execute("COMMIT").await.map_err(Failed::Unavailable)?;
             Ok(answers)
         }
         Err(e) => {
-            // Explicitly, not on drop: the per-message writes that follow must not wait on this batch's locks.
-            tx.rollback().await.map_err(Failed::Unavailable)?;
+            // At once: the per-message writes that follow must not wait on this batch's locks.
+            conn.execute("ROLLBACK").await.map_err(Failed::Unavailable)?;
             Err(Failed::Refused(e))
         }
     }
@@ -408,8 +409,10 @@ fn pad<T>(items: &[T]) -> impl Iterator<Item = &T> {
         .chain(std::iter::repeat_n(last, padded - items.len()).flatten())
 }
 
-/// Cuts rows of the given sizes into consecutive chunks of a power of two rows each, at most [`MAX_BATCH`]
-/// rows and, beyond a chunk's first row, [`MAX_STATEMENT_BYTES`] bytes.
+/// Cuts rows of the given sizes into consecutive chunks of at most [`MAX_BATCH`] rows and, beyond a chunk's
+/// first row, [`MAX_STATEMENT_BYTES`] bytes: one chunk, one statement, for every batch but those of large
+/// messages. (Padding cannot apply to inserts; each row count is its own shape, and the statement cache holds
+/// them all.)
 fn chunks(sizes: &[usize]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -420,10 +423,8 @@ fn chunks(sizes: &[usize]) -> Vec<Range<usize>> {
             bytes += sizes[end];
             end += 1;
         }
-        // The largest power of two that fits; the rest starts the next chunk.
-        let len = 1 << (end - start).ilog2();
-        out.push(start..start + len);
-        start += len;
+        out.push(start..end);
+        start = end;
     }
     out
 }
@@ -433,16 +434,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_are_powers_of_two_covering_every_row_once() {
+    fn chunks_cover_every_row_once_within_the_row_limit() {
         for n in 0..300 {
             let ranges = chunks(&vec![10; n]);
             let mut next = 0;
             for r in &ranges {
                 assert_eq!(r.start, next);
-                assert!(r.len().is_power_of_two() && r.len() <= MAX_BATCH, "{n}: {r:?}");
+                assert!(!r.is_empty() && r.len() <= MAX_BATCH, "{n}: {r:?}");
                 next = r.end;
             }
             assert_eq!(next, n);
+            assert_eq!(ranges.len(), n.div_ceil(MAX_BATCH), "{n}");
         }
     }
 

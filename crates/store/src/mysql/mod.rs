@@ -37,10 +37,10 @@ mod writer;
 use batch::Write;
 pub use one::is_deadlock;
 
-/// Prepared statements kept per connection. The batch statements come in a bounded set of shapes (`batch.rs`
-/// pads and chunks to powers of two: nine sizes per statement), which must fit beside the rest of the store's
-/// statements, or each batch would prepare again what the last one evicted.
-const STATEMENT_CACHE: usize = 256;
+/// Prepared statements kept per connection. A writer's batch statements come in a bounded set of shapes
+/// (`batch.rs`: eight lookup and touch sizes, an insert per row count up to 128), which must fit beside the
+/// rest of the store's statements, or a batch would prepare again what an earlier one evicted.
+const STATEMENT_CACHE: usize = 512;
 
 /// The MySQL/MariaDB store.
 #[derive(Debug, Clone)]

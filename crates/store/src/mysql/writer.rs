@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use sqlx::Executor as _;
 use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
 use sqlx::pool::PoolConnection;
 use tokio::sync::{Mutex, mpsc};
@@ -37,8 +38,8 @@ pub(super) fn start(pool: &MySqlPool, max_connections: u32, queue: mpsc::Receive
 async fn run(pool: MySqlPool, queue: Arc<Mutex<mpsc::Receiver<Write>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // The task's own connection, kept from batch to batch: taking one from the pool for each batch costs a
-    // round trip (sqlx pings a connection before handing it out), a sixth of a batch's. Dropped after a
-    // failure, so the next batch starts on a fresh one.
+    // round trip (sqlx pings a connection before handing it out). Dropped (closed) after a failure, so the
+    // next batch starts on a fresh one.
     let mut conn: Option<PoolConnection<MySql>> = None;
     loop {
         {
@@ -57,14 +58,12 @@ async fn run(pool: MySqlPool, queue: Arc<Mutex<mpsc::Receiver<Write>>>) {
         }
         let connection = match conn.take() {
             Some(c) => Ok(c),
-            None => pool.acquire().await,
+            None => connect(&pool).await,
         };
         match connection {
             Ok(mut c) => {
                 if write(&pool, &mut c, std::mem::take(&mut batch)).await {
                     conn = Some(c);
-                } else {
-                    c.close_on_drop();
                 }
             }
             Err(e) => {
@@ -77,6 +76,16 @@ async fn run(pool: MySqlPool, queue: Arc<Mutex<mpsc::Receiver<Write>>>) {
         }
         batch.reserve(MAX_BATCH);
     }
+}
+
+/// A writer's connection: taken from the pool for good, with `autocommit` off, so a batch's first statement
+/// opens its transaction (`batch::commit`). Closed when dropped, never returned to the pool, where it would
+/// hand its next user a connection that never commits.
+async fn connect(pool: &MySqlPool) -> Result<PoolConnection<MySql>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    conn.close_on_drop();
+    conn.execute("SET autocommit = 0").await?;
+    Ok(conn)
 }
 
 /// Commits `writes` as one batch on `conn` and answers every caller. `false` when the connection failed and
