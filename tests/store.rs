@@ -866,6 +866,46 @@ mod mysql_batches {
         assert_eq!(distinct.len(), deliveries.len());
     }
 
+    /// A writer keeps its connection from batch to batch. When the server drops it (here: every connection of
+    /// the store killed; in production, a restart), the batch on it is written one by one on fresh pool
+    /// connections and the writer reconnects: every write is answered and stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_go_on_after_the_server_kills_the_writers_connections() {
+        use sqlx::Connection as _;
+        let server = mariadb::server().await;
+        let url = server.fresh_database().await;
+        let store = open_at(&url, |_| {}).await;
+        store
+            .insert_message(inbound("kim", "before", "kill-0"), Utc::now())
+            .await
+            .unwrap();
+        let database = url.rsplit('/').next().unwrap().to_owned();
+        let mut admin = sqlx::MySqlConnection::connect(&server.admin_url()).await.unwrap();
+        let ids: Vec<(i64,)> = sqlx::query_as("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?")
+            .bind(&database)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+        assert!(!ids.is_empty(), "the store has connections to kill");
+        for (id,) in ids {
+            sqlx::raw_sql(&format!("KILL CONNECTION {id}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        for round in 1..=3 {
+            let writes = (0..8).map(|i| {
+                let key = format!("kill-{round}-{i}");
+                store.insert_message(inbound("kim", &key, &key), Utc::now())
+            });
+            for result in futures::future::join_all(writes).await {
+                assert!(result.is_ok(), "round {round}: {result:?}");
+            }
+        }
+        let conversations = conversations_of(&*store, "kim").await;
+        assert_eq!(messages_in(&*store, conversations[0]).await.len(), 1 + 3 * 8);
+    }
+
     /// A full queue refuses at once: with room for two writes, the two queued are stored and the rest are
     /// `Overloaded` without waiting (a current-thread runtime queues all of them before a writer task runs).
     #[tokio::test]

@@ -70,8 +70,11 @@ pub(super) enum Failed {
     /// A statement was refused (a conflict, a deadlock, a bad value) and the batch rolled back: nothing of it
     /// was stored, and each write may go again on its own.
     Refused(StoreError),
-    /// The database could not be reached, or `COMMIT` failed (whether it took effect is then unknown): every
-    /// write of the batch fails with this; a client's retry with the same key settles it.
+    /// The connection failed before `COMMIT`, taking the transaction with it: nothing of the batch was stored,
+    /// and each write may go again on its own, on another connection.
+    Lost(sqlx::Error),
+    /// `COMMIT` failed: whether it took effect is unknown, so every write of the batch fails with this; a
+    /// client's retry with the same key settles it.
     Unavailable(sqlx::Error),
 }
 
@@ -87,11 +90,12 @@ pub(super) async fn commit(
             conn.execute("COMMIT").await.map_err(Failed::Unavailable)?;
             Ok(answers)
         }
-        Err(e) => {
-            // At once: the per-message writes that follow must not wait on this batch's locks.
-            conn.execute("ROLLBACK").await.map_err(Failed::Unavailable)?;
-            Err(Failed::Refused(e))
-        }
+        // At once: the per-message writes that follow must not wait on this batch's locks. A connection that
+        // cannot roll back is gone, and the server rolls back a transaction whose connection is gone.
+        Err(e) => match conn.execute("ROLLBACK").await {
+            Ok(_) => Err(Failed::Refused(e)),
+            Err(lost) => Err(Failed::Lost(lost)),
+        },
     }
 }
 

@@ -112,8 +112,15 @@ async fn write(pool: &MySqlPool, conn: &mut MySqlConnection, writes: Vec<Write>)
             one_by_one(pool, firsts).await;
             true
         }
+        Err(Failed::Lost(e)) => {
+            // Say a server restart: the next batch takes a fresh connection, and these go one by one on the
+            // pool's (which checks a connection before handing it out).
+            tracing::warn!(error = %e, writes = firsts.len(), "MySQL writer connection lost; writing one by one");
+            one_by_one(pool, firsts).await;
+            false
+        }
         Err(Failed::Unavailable(e)) => {
-            tracing::warn!(error = %e, writes = firsts.len(), "MySQL batch failed");
+            tracing::warn!(error = %e, writes = firsts.len(), "MySQL batch commit failed");
             let reason = format!("{e}");
             for write in firsts {
                 write.answer(Err(StoreError::GroupFailed(reason.clone())));
