@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench --bench rest_ingest` (env: `BENCH_SECONDS` per target, default 10; `BENCH_CONNECTIONS`,
 //! default 32; `BENCH_MYSQL_POOL`, the MariaDB store's `max_connections`, default the server's default 8, which
-//! also sets its number of batch writers: half the pool, at most 4). Both servers and the load generator share this machine's cores, so compare the ratios, not the
+//! also sets its number of batch writers: half the pool, at most 2). Both servers and the load generator share this machine's cores, so compare the ratios, not the
 //! absolute figures, across machines.
 
 mod support;

@@ -19,11 +19,12 @@ use super::batch::{self, Failed, MAX_BATCH, Write};
 use super::one::insert_one;
 use crate::error::StoreError;
 
-/// Writer tasks, each holding one connection of the pool. Two keep the database busy while this process
-/// prepares the next batch; a few more let batches of unrelated conversations commit side by side, beyond
-/// that they only cut the queue into smaller batches. Capped at half the pool, so reads, the outbox and
-/// status changes always find a connection.
-const WRITERS: u32 = 4;
+/// Writer tasks, each holding one connection of the pool. Two: while one waits on the database, the other
+/// collects the writes that arrived meanwhile into the next batch. More only cut the queue into smaller
+/// batches, and a batch's cost is its round trips, not its rows: on the REST bench (BENCHMARKS.md,
+/// 2026-12-03) four writers took 3,436 messages/s, two 4,838, one 4,767. Capped at half the pool, so reads,
+/// the outbox and status changes always find a connection.
+const WRITERS: u32 = 2;
 
 /// Starts the writer tasks on `queue`, writing through `pool` (of `max_connections`).
 pub(super) fn start(pool: &MySqlPool, max_connections: u32, queue: mpsc::Receiver<Write>) {
