@@ -3,7 +3,8 @@
 //! then into MariaDB (the private `mariadbd` the tests use, binlog on) as the server's store.
 //!
 //! Run: `cargo bench --bench rest_ingest` (env: `BENCH_SECONDS` per target, default 10; `BENCH_CONNECTIONS`,
-//! default 32). Both servers and the load generator share this machine's cores, so compare the ratios, not the
+//! default 32; `BENCH_MYSQL_POOL`, the MariaDB store's `max_connections`, default the server's default 8, which
+//! also sets its number of batch writers: half the pool, at most 2). Both servers and the load generator share this machine's cores, so compare the ratios, not the
 //! absolute figures, across machines.
 
 mod support;
@@ -24,6 +25,9 @@ async fn protofuse(dir: &std::path::Path, synchronous: Synchronous) -> SocketAdd
 
 async fn serve(store_url: String, synchronous: Synchronous) -> SocketAddr {
     let mut config = Config::default();
+    if store_url.starts_with("mysql:") {
+        config.store.max_connections = env_or("BENCH_MYSQL_POOL", u64::from(config.store.max_connections)) as u32;
+    }
     config.legacy.adapters =
         vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/adapters/php-helpdesk.toml")];
     // Every listener on a port of its own: the bench starts more than one server, and the defaults may be taken.

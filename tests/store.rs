@@ -594,3 +594,335 @@ async fn outbox_writes_interleave_with_a_stream_of_messages(store: &dyn Store) {
         "every stored message's delivery is claimed"
     );
 }
+
+/// MySQL writes messages in batches (`crates/store/src/mysql/batch.rs`), one transaction of set-based statements
+/// per batch, falling back to a transaction per message for what a batch cannot settle in bulk. These tests
+/// drive that path through the store's interface on the private MariaDB: many concurrent writers, duplicates
+/// and reused keys inside one batch, a full queue, and two stores on one database (two server nodes).
+mod mysql_batches {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use protofuse_model::MessageId;
+
+    use super::*;
+
+    async fn open_at(url: &str, configure: impl FnOnce(&mut StoreConfig)) -> Arc<dyn Store> {
+        let mut config = settings(url.to_owned());
+        configure(&mut config);
+        Arc::from(protofuse_store::open(&config).await.unwrap())
+    }
+
+    async fn open() -> Arc<dyn Store> {
+        let url = mariadb::server().await.fresh_database().await;
+        open_at(&url, |_| {}).await
+    }
+
+    /// Every delivery queued for `destination`, by message.
+    async fn queued(store: &dyn Store, destination: &str) -> Vec<MessageId> {
+        let now = Utc::now();
+        let claimed = store
+            .claim(destination, now, now + chrono::Duration::seconds(600), 10_000)
+            .await
+            .unwrap();
+        claimed.into_iter().map(|c| c.message.id).collect()
+    }
+
+    /// The customer's conversations, whatever their status.
+    async fn conversations_of(store: &dyn Store, customer: &str) -> Vec<ConversationId> {
+        let filter = ConversationFilter {
+            customer_id: Some(customer.to_owned()),
+            ..ConversationFilter::default()
+        };
+        let page = PageRequest {
+            limit: 100,
+            ..PageRequest::default()
+        };
+        let found = store.conversations(&filter, page).await.unwrap();
+        found.items.into_iter().map(|c| c.id).collect()
+    }
+
+    async fn messages_in(store: &dyn Store, conversation: ConversationId) -> Vec<protofuse_model::Message> {
+        let page = PageRequest {
+            limit: 500,
+            ..PageRequest::default()
+        };
+        store.messages(conversation, page).await.unwrap().items
+    }
+
+    /// A current-thread runtime runs no other task while `join_all` first polls its writes, so every one of
+    /// them is queued before a writer task wakes, and they reach MariaDB as one batch.
+    #[tokio::test]
+    async fn one_batch_settles_duplicates_reused_keys_and_unknown_conversations_write_by_write() {
+        let store = open().await;
+        let before = store
+            .insert_message(inbound("ann", "hello", "before"), Utc::now())
+            .await
+            .unwrap()
+            .message;
+        let missing = ConversationId::new();
+        let mut unknown = inbound("bob", "to nowhere", "unknown");
+        unknown.conversation_id = Some(missing);
+        let mut reply = inbound("agent-1", "on it", "reply");
+        reply.conversation_id = Some(before.conversation_id);
+        reply.direction = Direction::Outbound;
+        reply.sender.role = Role::Agent;
+        let writes = vec![
+            inbound("ann", "hello", "before"),   // 0: a key stored before, same content
+            inbound("ann", "changed", "before"), // 1: a key stored before, other content
+            inbound("cat", "one", "twice"),      // 2: stored
+            inbound("cat", "one", "twice"),      // 3: the same key again in the batch
+            inbound("cat", "other", "twice"),    // 4: the same key in the batch, other content
+            unknown,                             // 5: names a conversation that does not exist
+            reply,                               // 6: names ann's conversation
+            inbound("dan", "first", "dan-1"),    // 7-9: a new customer, three messages
+            inbound("dan", "second", "dan-2"),
+            inbound("dan", "third", "dan-3"),
+        ];
+        let hook = || vec!["hook".to_owned()];
+        let results =
+            futures::future::join_all(writes.into_iter().map(|e| store.insert_routed(e, Utc::now(), hook()))).await;
+
+        let ok = |i: usize| results[i].as_ref().unwrap_or_else(|e| panic!("write {i}: {e:?}"));
+        assert!(
+            ok(0).duplicate && ok(0).message == before,
+            "a stored key answers with its message"
+        );
+        assert!(matches!(results[1], Err(StoreError::KeyReused)), "{:?}", results[1]);
+        assert!(!ok(2).duplicate);
+        assert!(ok(3).duplicate && ok(3).message == ok(2).message);
+        assert!(matches!(results[4], Err(StoreError::KeyReused)), "{:?}", results[4]);
+        assert!(
+            matches!(results[5], Err(StoreError::ConversationNotFound(id)) if id == missing),
+            "{:?}",
+            results[5]
+        );
+        assert!(
+            store.conversation(missing).await.unwrap().is_none(),
+            "nothing was created for it"
+        );
+        assert_eq!(ok(6).message.conversation_id, before.conversation_id);
+
+        let dans = conversations_of(&*store, "dan").await;
+        assert_eq!(dans.len(), 1, "one conversation opened for all of dan's messages");
+        let stored: Vec<_> = messages_in(&*store, dans[0]).await.into_iter().map(|m| m.id).collect();
+        let sent: Vec<_> = (7..10).map(|i| ok(i).message.id).collect();
+        assert_eq!(stored, sent, "ids drawn in the batch's order");
+        assert_eq!(messages_in(&*store, before.conversation_id).await.len(), 2);
+        assert_eq!(conversations_of(&*store, "cat").await.len(), 1);
+
+        let mut expected: Vec<_> = [2, 6, 7, 8, 9].into_iter().map(|i| ok(i).message.id).collect();
+        let mut deliveries = queued(&*store, "hook").await;
+        expected.sort();
+        deliveries.sort();
+        assert_eq!(
+            deliveries, expected,
+            "one delivery per stored message, none for the answered ones"
+        );
+    }
+
+    /// Many writers at once, each message delivered twice concurrently, several in flight per customer: every
+    /// key is stored exactly once, each customer has one conversation holding all of their messages, each
+    /// stored message has its delivery, and a message acknowledged before another of its conversation was sent
+    /// has the lower id.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_store_each_key_once_in_one_conversation_per_customer() {
+        const CUSTOMERS: usize = 12;
+        const SENDERS: usize = 3;
+        const EACH: usize = 8;
+        let store = open().await;
+        // A logical clock: an acknowledgement numbered below a send happened before it.
+        let clock = Arc::new(AtomicU64::new(0));
+        let mut senders = Vec::new();
+        for customer in 0..CUSTOMERS {
+            for sender in 0..SENDERS {
+                let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+                senders.push(tokio::spawn(async move {
+                    let mut sent = Vec::new();
+                    for n in 0..EACH {
+                        let key = format!("c{customer}-s{sender}-{n}");
+                        let envelope = inbound(&format!("crowd-{customer}"), &key, &key);
+                        let issued = clock.fetch_add(1, Ordering::SeqCst);
+                        let hook = vec!["hook".to_owned()];
+                        let (a, b) = tokio::join!(
+                            store.insert_routed(envelope.clone(), Utc::now(), hook.clone()),
+                            store.insert_routed(envelope, Utc::now(), hook),
+                        );
+                        let acked = clock.fetch_add(1, Ordering::SeqCst);
+                        let (a, b) = (a.unwrap(), b.unwrap());
+                        assert_eq!(a.message, b.message, "{key}: both deliveries answer the same message");
+                        assert!(
+                            a.duplicate != b.duplicate,
+                            "{key}: exactly one of two deliveries stores it"
+                        );
+                        sent.push((a.message, issued, acked));
+                    }
+                    sent
+                }));
+            }
+        }
+        let mut sent = Vec::new();
+        for sender in senders {
+            sent.extend(sender.await.unwrap());
+        }
+
+        let mut by_conversation: HashMap<ConversationId, Vec<_>> = HashMap::new();
+        for (message, issued, acked) in &sent {
+            by_conversation
+                .entry(message.conversation_id)
+                .or_default()
+                .push((message.id, *issued, *acked));
+        }
+        assert_eq!(by_conversation.len(), CUSTOMERS, "one conversation per customer");
+        for customer in 0..CUSTOMERS {
+            let conversations = conversations_of(&*store, &format!("crowd-{customer}")).await;
+            assert_eq!(conversations.len(), 1, "customer {customer}");
+            let stored = messages_in(&*store, conversations[0]).await;
+            assert_eq!(
+                stored.len(),
+                SENDERS * EACH,
+                "customer {customer}: each key stored once"
+            );
+        }
+        for writes in by_conversation.values() {
+            for (first, _, acked) in writes {
+                for (then, issued, _) in writes {
+                    if acked < issued {
+                        assert!(first < then, "{first} was acknowledged before {then} was sent");
+                    }
+                }
+            }
+        }
+        let deliveries = queued(&*store, "hook").await;
+        let distinct: HashSet<_> = deliveries.iter().collect();
+        assert_eq!(distinct.len(), deliveries.len(), "no delivery queued twice");
+        assert_eq!(
+            distinct,
+            sent.iter().map(|(m, _, _)| &m.id).collect(),
+            "every message's delivery is queued"
+        );
+    }
+
+    /// Two stores on one database are two server nodes: new customers' first messages arrive at both at once,
+    /// and one key at both. The `open_key` unique key settles which node opens each conversation; the loser's
+    /// batch falls back to the per-message path, which joins the winner's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_racing_to_open_a_customers_conversation_open_one() {
+        const CUSTOMERS: usize = 16;
+        const EACH: usize = 4;
+        let url = mariadb::server().await.fresh_database().await;
+        let nodes = [open_at(&url, |_| {}).await, open_at(&url, |_| {}).await];
+        let mut writes = Vec::new();
+        for customer in 0..CUSTOMERS {
+            let who = format!("racer-{customer}");
+            for (n, node) in nodes.iter().enumerate() {
+                for i in 0..EACH {
+                    let key = format!("{who}-node{n}-{i}");
+                    writes.push((Arc::clone(node), inbound(&who, &key, &key)));
+                }
+                let shared = format!("{who}-shared");
+                writes.push((Arc::clone(node), inbound(&who, "both nodes", &shared)));
+            }
+        }
+        let results = futures::future::join_all(writes.into_iter().map(|(node, envelope)| async move {
+            node.insert_routed(envelope, Utc::now(), vec!["hook".to_owned()]).await
+        }))
+        .await;
+        let stored: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+
+        for customer in 0..CUSTOMERS {
+            let who = format!("racer-{customer}");
+            let conversations = conversations_of(&*nodes[0], &who).await;
+            assert_eq!(
+                conversations.len(),
+                1,
+                "{who}: one conversation, whichever node opened it"
+            );
+            let messages = messages_in(&*nodes[1], conversations[0]).await;
+            assert_eq!(
+                messages.len(),
+                2 * EACH + 1,
+                "{who}: every key once, the shared one too"
+            );
+            let shared: Vec<_> = stored
+                .iter()
+                .filter(|s| s.message.idempotency_key == IdempotencyKey::derive("test", &[&format!("{who}-shared")]))
+                .collect();
+            assert_eq!(shared.len(), 2);
+            assert_eq!(
+                shared.iter().filter(|s| !s.duplicate).count(),
+                1,
+                "{who}: one node stored it"
+            );
+            assert_eq!(shared[0].message, shared[1].message);
+        }
+        let deliveries = queued(&*nodes[0], "hook").await;
+        let distinct: HashSet<_> = deliveries.iter().collect();
+        assert_eq!(
+            deliveries.len(),
+            CUSTOMERS * (2 * EACH + 1),
+            "one delivery per stored message"
+        );
+        assert_eq!(distinct.len(), deliveries.len());
+    }
+
+    /// A writer keeps its connection from batch to batch. When the server drops it (here: every connection of
+    /// the store killed; in production, a restart), the batch on it is written one by one on fresh pool
+    /// connections and the writer reconnects: every write is answered and stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_go_on_after_the_server_kills_the_writers_connections() {
+        use sqlx::Connection as _;
+        let server = mariadb::server().await;
+        let url = server.fresh_database().await;
+        let store = open_at(&url, |_| {}).await;
+        store
+            .insert_message(inbound("kim", "before", "kill-0"), Utc::now())
+            .await
+            .unwrap();
+        let database = url.rsplit('/').next().unwrap().to_owned();
+        let mut admin = sqlx::MySqlConnection::connect(&server.admin_url()).await.unwrap();
+        let ids: Vec<(i64,)> = sqlx::query_as("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?")
+            .bind(&database)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+        assert!(!ids.is_empty(), "the store has connections to kill");
+        for (id,) in ids {
+            sqlx::raw_sql(&format!("KILL CONNECTION {id}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        for round in 1..=3 {
+            let writes = (0..8).map(|i| {
+                let key = format!("kill-{round}-{i}");
+                store.insert_message(inbound("kim", &key, &key), Utc::now())
+            });
+            for result in futures::future::join_all(writes).await {
+                assert!(result.is_ok(), "round {round}: {result:?}");
+            }
+        }
+        let conversations = conversations_of(&*store, "kim").await;
+        assert_eq!(messages_in(&*store, conversations[0]).await.len(), 1 + 3 * 8);
+    }
+
+    /// A full queue refuses at once: with room for two writes, the two queued are stored and the rest are
+    /// `Overloaded` without waiting (a current-thread runtime queues all of them before a writer task runs).
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_stores_what_it_took() {
+        let url = mariadb::server().await.fresh_database().await;
+        let store = open_at(&url, |c| c.write_queue = 2).await;
+        let writes = (0..6).map(|i| {
+            let key = format!("flood-{i}");
+            store.insert_message(inbound("flood", &key, &key), Utc::now())
+        });
+        let results = futures::future::join_all(writes).await;
+        assert!(results[..2].iter().all(Result::is_ok), "{results:?}");
+        assert!(
+            results[2..].iter().all(|r| matches!(r, Err(StoreError::Overloaded))),
+            "{results:?}"
+        );
+        let conversations = conversations_of(&*store, "flood").await;
+        assert_eq!(messages_in(&*store, conversations[0]).await.len(), 2);
+    }
+}

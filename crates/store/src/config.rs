@@ -20,8 +20,9 @@ pub struct StoreConfig {
     pub acquire_timeout: Duration,
     /// SQLite only: `full` (fsync every commit; survives power loss) or `normal` (survives process crashes).
     pub sqlite_synchronous: Synchronous,
-    /// SQLite only: writes that may wait for the single writer. When the queue is full a write is refused at
-    /// once ([`crate::StoreError::Overloaded`], HTTP 503 with `Retry-After`) instead of piling up in memory.
+    /// Message writes that may wait for the store's writer (SQLite: the writer thread; MySQL: the batch
+    /// writer tasks). When the queue is full a write is refused at once ([`crate::StoreError::Overloaded`],
+    /// HTTP 503 with `Retry-After`) instead of piling up in memory.
     pub write_queue: usize,
 }
 

@@ -15,7 +15,9 @@
 //!   [`StoreConfig`] (`config.rs`); [`open`] (`open.rs`).
 //! - `codec.rs`: rows ↔ model (times, ids, the stored body, the fingerprint, the open-conversation key).
 //! - `queries.rs`: the store's SQL once, instantiated per backend; `sqlite/` (a writer thread on its own
-//!   connection group-commits messages, sqlx for the rest), `mysql.rs` (READ COMMITTED, deadlock retry);
+//!   connection group-commits messages, sqlx for the rest), `mysql/` (READ COMMITTED; writer tasks commit
+//!   queued messages in batches of set-based statements, falling back to a transaction per message with
+//!   deadlock retry);
 //!   `turn.rs` (the FIFO turn SQLite's two writer connections take).
 //! - [`outbox`]: claim, settle, release, dead letters.
 //! - [`import`]: bulk upserts for the importer, inside the importer's own transaction.
