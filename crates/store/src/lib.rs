@@ -18,7 +18,8 @@
 //!   connection group-commits messages, sqlx for the rest), `mysql/` (READ COMMITTED; writer tasks commit
 //!   queued messages in batches of set-based statements, falling back to a transaction per message with
 //!   deadlock retry);
-//!   `turn.rs` (the FIFO turn SQLite's two writer connections take).
+//!   `turn.rs` (the FIFO turn SQLite's two writer connections take); `queue.rs` (the queued message write both
+//!   backends' writers take, and submitting one).
 //! - [`outbox`]: claim, settle, release, dead letters.
 //! - [`import`]: bulk upserts for the importer, inside the importer's own transaction.
 
@@ -31,6 +32,7 @@ mod open;
 pub mod outbox;
 mod page;
 mod queries;
+mod queue;
 mod sqlite;
 mod store;
 mod turn;

@@ -28,14 +28,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
-use protofuse_model::{ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
+use protofuse_model::{ConversationId, ConversationStatus, Envelope, Message, MessageId};
 use sqlx::mysql::{MySql, MySqlConnection};
 use sqlx::{Executor as _, QueryBuilder};
-use tokio::sync::oneshot;
 
 use crate::codec::{self, Text};
 use crate::error::StoreError;
 use crate::queries::replay;
+use crate::queue::Write;
 use crate::store::Inserted;
 
 /// Most writes in one batch: bounds how long a batch holds its row locks and the size of its statements (a
@@ -48,22 +48,6 @@ const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 /// What a message row costs besides its body, for [`MAX_STATEMENT_BYTES`].
 const MESSAGE_ROW_OVERHEAD: usize = 256;
-
-/// One queued message write and where its answer goes.
-pub(super) struct Write {
-    pub(super) envelope: Envelope,
-    pub(super) received_at: Timestamp,
-    pub(super) destinations: Vec<String>,
-    pub(super) done: oneshot::Sender<Result<Inserted, StoreError>>,
-}
-
-impl Write {
-    /// Sends the caller its answer.
-    pub(super) fn answer(self, result: Result<Inserted, StoreError>) {
-        // The caller may have given up (its request timed out); the write stands either way.
-        let _ = self.done.send(result);
-    }
-}
 
 /// Why a batch was not stored.
 pub(super) enum Failed {

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
 use sqlx::Executor;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::codec;
 use crate::config::StoreConfig;
@@ -34,7 +34,7 @@ mod batch;
 mod one;
 mod writer;
 
-use batch::Write;
+use crate::queue::{self, Write};
 pub use one::is_deadlock;
 
 /// Prepared statements kept per connection. A writer's batch statements come in a bounded set of shapes
@@ -97,21 +97,7 @@ impl MysqlStore {
         received_at: Timestamp,
         destinations: Vec<String>,
     ) -> Result<Inserted, StoreError> {
-        let (done, result) = oneshot::channel();
-        // Refused at once when full: a caller waiting for room would hold its request (and its memory) for as
-        // long as the overload lasts, and its client would time out anyway.
-        self.writes
-            .try_send(Write {
-                envelope,
-                received_at,
-                destinations,
-                done,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => StoreError::WriterGone,
-            })?;
-        result.await.map_err(|_| StoreError::WriterGone)?
+        queue::submit(&self.writes, envelope, received_at, destinations).await
     }
 }
 

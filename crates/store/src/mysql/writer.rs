@@ -15,9 +15,10 @@ use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
 use sqlx::pool::PoolConnection;
 use tokio::sync::{Mutex, mpsc};
 
-use super::batch::{self, Failed, MAX_BATCH, Write};
+use super::batch::{self, Failed, MAX_BATCH};
 use super::one::insert_one;
 use crate::error::StoreError;
+use crate::queue::Write;
 
 /// Writer tasks, each holding one connection of the pool. Two: while one waits on the database, the other
 /// collects the writes that arrived meanwhile into the next batch. More only cut the queue into smaller

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use protofuse_model::{Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::codec;
 use crate::config::{StoreConfig, Synchronous};
@@ -28,7 +28,7 @@ mod message;
 mod sync;
 mod writer;
 
-use writer::Write;
+use crate::queue::{self, Write};
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -98,21 +98,7 @@ impl SqliteStore {
         received_at: Timestamp,
         destinations: Vec<String>,
     ) -> Result<Inserted, StoreError> {
-        let (done, result) = oneshot::channel();
-        // Refused at once when full: a caller waiting for room would hold its request (and its memory) for as
-        // long as the overload lasts, and its client would time out anyway.
-        self.writes
-            .try_send(Write {
-                envelope,
-                received_at,
-                destinations,
-                done,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => StoreError::WriterGone,
-            })?;
-        result.await.map_err(|_| StoreError::WriterGone)?
+        queue::submit(&self.writes, envelope, received_at, destinations).await
     }
 }
 

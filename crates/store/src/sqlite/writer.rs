@@ -19,12 +19,13 @@ use std::time::Duration;
 
 use protofuse_model::{Envelope, Timestamp};
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::message::write_one;
 use super::sync::{Answer, Syncer, WalFile};
 use crate::config::Synchronous;
 use crate::error::StoreError;
+use crate::queue::Write;
 use crate::store::Inserted;
 use crate::turn::WriteTurn;
 
@@ -33,14 +34,6 @@ pub(super) const MAX_GROUP: usize = 256;
 
 /// Statements kept prepared: the message path uses eight, with room for the transaction's own.
 const STATEMENT_CACHE: usize = 32;
-
-/// One queued message write and where its answer goes.
-pub(super) struct Write {
-    pub(super) envelope: Envelope,
-    pub(super) received_at: Timestamp,
-    pub(super) destinations: Vec<String>,
-    pub(super) done: oneshot::Sender<Result<Inserted, StoreError>>,
-}
 
 /// Opens the writer's connection to the (already migrated) database at `path` and starts its thread on `queue`.
 pub(super) fn start(

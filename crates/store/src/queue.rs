@@ -1,0 +1,49 @@
+//! The message write queue both backends put their writers behind: a caller queues its [`Write`] and waits for
+//! the answer, which the backend's writer sends only after the write's group committed (SQLite: `sqlite/writer.rs`;
+//! MySQL: `mysql/writer.rs`).
+
+use protofuse_model::{Envelope, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::StoreError;
+use crate::store::Inserted;
+
+/// One queued message write and where its answer goes.
+pub(crate) struct Write {
+    pub(crate) envelope: Envelope,
+    pub(crate) received_at: Timestamp,
+    pub(crate) destinations: Vec<String>,
+    pub(crate) done: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
+impl Write {
+    /// Sends the caller its answer.
+    pub(crate) fn answer(self, result: Result<Inserted, StoreError>) {
+        // The caller may have given up (its request timed out); the write stands either way.
+        let _ = self.done.send(result);
+    }
+}
+
+/// Queues a write on `writes` and waits for its answer. Refused at once when the queue is full: a caller
+/// waiting for room would hold its request (and its memory) for as long as the overload lasts, and its client
+/// would time out anyway.
+pub(crate) async fn submit(
+    writes: &mpsc::Sender<Write>,
+    envelope: Envelope,
+    received_at: Timestamp,
+    destinations: Vec<String>,
+) -> Result<Inserted, StoreError> {
+    let (done, result) = oneshot::channel();
+    writes
+        .try_send(Write {
+            envelope,
+            received_at,
+            destinations,
+            done,
+        })
+        .map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::WriterGone,
+        })?;
+    result.await.map_err(|_| StoreError::WriterGone)?
+}
