@@ -96,15 +96,9 @@ async fn a_request_over_the_deadline_gets_503_timeout_and_the_server_keeps_servi
         status == 201 || status == 200,
         "the retry settles the timed-out write: {status}"
     );
-    let messages: Value = server
-        .client
-        .get(server.url(&format!("/v1/conversations/{conversation}/messages")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let messages = server
+        .get_json(&format!("/v1/conversations/{conversation}/messages"))
+        .await;
     let replies = messages["items"]
         .as_array()
         .unwrap()
