@@ -87,6 +87,7 @@ async fn cross_node(a: SocketAddr, b: SocketAddr, samples: u64) -> (Outcome, Out
         seconds,
         latency,
         rss: support::Rss::default(),
+        cpu_seconds: 0.0,
     };
     (
         outcome("REST on B → event on A's JSON-RPC subscriber", heard),

@@ -2,10 +2,14 @@
 //! ingest through the php-helpdesk legacy adapter (GBK form, API key, field mapping) against the native route;
 //! then into MariaDB (the private `mariadbd` the tests use, binlog on) as the server's store.
 //!
-//! Run: `cargo bench --bench rest_ingest` (env: `BENCH_SECONDS` per target, default 10; `BENCH_CONNECTIONS`,
-//! default 32; `BENCH_MYSQL_POOL`, the MariaDB store's `max_connections`, default the server's default 8, which
-//! also sets its number of batch writers: half the pool, at most 2). Both servers and the load generator share this machine's cores, so compare the ratios, not the
-//! absolute figures, across machines.
+//! Run: `cargo bench --bench rest_ingest`. Environment:
+//! - `BENCH_TARGETS`: a subset of `full,normal,legacy,mariadb` (default all);
+//! - `BENCH_SECONDS` per target (default 10), `BENCH_CONNECTIONS` (default 32);
+//! - `BENCH_MYSQL_POOL`: the MariaDB store's `max_connections` (default the server's, 8), which also sets its
+//!   number of batch writers (half the pool, at most 2).
+//!
+//! The servers and the load generator share this process and this machine's cores: compare the ratios and the
+//! CPU per request, not the absolute rates, across runs and machines.
 
 mod support;
 
@@ -57,32 +61,47 @@ fn legacy_form(worker: u64, n: u64) -> Request<Full<Bytes>> {
 async fn main() {
     let seconds = env_or("BENCH_SECONDS", 10);
     let connections = env_or("BENCH_CONNECTIONS", 32);
+    // `BENCH_TARGETS`: a comma-separated subset of full,normal,legacy,mariadb (default all), e.g. `full` for a
+    // quick A/B of the SQLite write path without starting MariaDB.
+    let targets = std::env::var("BENCH_TARGETS").unwrap_or_else(|_| "full,normal,legacy,mariadb".to_owned());
+    let wanted = |t: &str| targets.split(',').any(|w| w.trim() == t);
     let dir = tempfile::tempdir().unwrap();
     let baseline_addr = bare_hyper().await;
-    let full_addr = protofuse(dir.path(), Synchronous::Full).await;
-    let normal_addr = protofuse(dir.path(), Synchronous::Normal).await;
-    let mariadb = protofuse_testkit::mariadb::server().await.fresh_database().await;
-    let mariadb_addr = serve(mariadb, Synchronous::Full).await;
-
     let _warmup = load("warmup", baseline_addr, connections, 1, native).await;
     let baseline = load("bare hyper (baseline)", baseline_addr, connections, seconds, native).await;
-    let name = "protofuse POST /v1/messages, SQLite synchronous=full";
-    let full = load(name, full_addr, connections, seconds, native).await;
-    let name = "protofuse POST /v1/messages, SQLite synchronous=normal";
-    let normal = load(name, normal_addr, connections, seconds, native).await;
-    let name = "protofuse legacy GBK form (php-helpdesk), SQLite synchronous=normal";
-    let legacy = load(name, normal_addr, connections, seconds, legacy_form).await;
-    let name = "protofuse POST /v1/messages, MariaDB (test mariadbd: binlog on, no fsync per commit)";
-    let mysql = load(name, mariadb_addr, connections, seconds, native).await;
+    let mut outcomes = vec![];
+    if wanted("full") {
+        let addr = protofuse(dir.path(), Synchronous::Full).await;
+        let name = "protofuse POST /v1/messages, SQLite synchronous=full";
+        outcomes.push(load(name, addr, connections, seconds, native).await);
+    }
+    let mut mapping = None;
+    if wanted("normal") || wanted("legacy") {
+        let addr = protofuse(dir.path(), Synchronous::Normal).await;
+        let name = "protofuse POST /v1/messages, SQLite synchronous=normal";
+        let normal = wanted("normal").then_some(load(name, addr, connections, seconds, native).await);
+        let name = "protofuse legacy GBK form (php-helpdesk), SQLite synchronous=normal";
+        let legacy = wanted("legacy").then_some(load(name, addr, connections, seconds, legacy_form).await);
+        if let (Some(normal), Some(legacy)) = (&normal, &legacy) {
+            mapping = Some((legacy.rate() / normal.rate(), legacy.p(0.99) / normal.p(0.99)));
+        }
+        outcomes.extend(normal.into_iter().chain(legacy));
+    }
+    if wanted("mariadb") {
+        let mariadb = protofuse_testkit::mariadb::server().await.fresh_database().await;
+        let addr = serve(mariadb, Synchronous::Full).await;
+        let name = "protofuse POST /v1/messages, MariaDB (test mariadbd: binlog on, no fsync per commit)";
+        outcomes.push(load(name, addr, connections, seconds, native).await);
+    }
 
     println!("\n{connections} keep-alive connections, {seconds} s per target, one machine\n");
     println!(
-        "| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline | process RSS MiB start → peak → end |"
+        "| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline | process RSS MiB start → peak → end | CPU µs per request | vs baseline |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---|");
-    for o in [&baseline, &full, &normal, &legacy, &mysql] {
+    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|");
+    for o in std::iter::once(&baseline).chain(&outcomes) {
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x | {:.0} → {:.0} → {:.0} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x | {:.0} → {:.0} → {:.0} | {:.1} | {:.2}x |",
             o.name,
             o.rate(),
             o.p(0.5),
@@ -92,15 +111,17 @@ async fn main() {
             o.p(0.99) / baseline.p(0.99),
             o.rss.start,
             o.rss.peak,
-            o.rss.end
+            o.rss.end,
+            o.cpu_us(),
+            o.cpu_us() / baseline.cpu_us()
         );
     }
-    println!(
-        "\nmapping layer: legacy adapter / native REST on the same store: throughput {:.3}, p99 {:.2}x",
-        legacy.rate() / normal.rate(),
-        legacy.p(0.99) / normal.p(0.99)
-    );
-    decode_cost();
+    if let Some((throughput, p99)) = mapping {
+        println!(
+            "\nmapping layer: legacy adapter / native REST on the same store: throughput {throughput:.3}, p99 {p99:.2}x"
+        );
+        decode_cost();
+    }
 }
 
 /// The mapping layer alone, without HTTP or the store: decoding the same message natively and through the

@@ -164,7 +164,7 @@ pub async fn start_from(config: &Config, file: Option<&Path>) -> Result<Running,
         tokens,
     };
     let reloader = Arc::new(Reloader::new(file, config, &parts.kf, swappable));
-    let state = AppState {
+    let state = AppState::new(server::AppParts {
         service: service.clone(),
         metrics,
         body_limit: config.server.body_limit_bytes,
@@ -173,7 +173,7 @@ pub async fn start_from(config: &Config, file: Option<&Path>) -> Result<Running,
         auth: auth.clone(),
         legacy,
         shared_nonces,
-    };
+    });
     let bind = |addr| move |source| StartError::Bind { addr, source };
     let (draining_tx, draining) = watch::channel(false);
     let (grpc_addr, grpc_task) = server::grpc::spawn(&config.grpc, service.clone(), auth, draining, stopping.clone())

@@ -24,6 +24,9 @@ pub struct Outcome {
     pub latency: Histogram<u64>,
     /// This process's resident memory while the load ran (server and load generator, when in-process).
     pub rss: Rss,
+    /// CPU seconds this process (server, store threads and load generator, when in-process) used during the load:
+    /// per request, a figure far steadier than the rate on a shared machine.
+    pub cpu_seconds: f64,
 }
 
 /// Resident set size in MiB: when the load began, its highest sample (every 100 ms), when it ended.
@@ -45,9 +48,27 @@ pub fn rss_mib() -> f64 {
     kib / 1024.0
 }
 
+/// User plus system CPU seconds this process has used so far (0 where `/proc` is missing).
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may itself hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 ticks a second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 impl Outcome {
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.seconds
+    }
+    /// Microseconds of this process's CPU per successful request.
+    pub fn cpu_us(&self) -> f64 {
+        self.cpu_seconds * 1e6 / self.requests.max(1) as f64
     }
     pub fn p(&self, q: f64) -> f64 {
         self.latency.value_at_quantile(q) as f64 / 1000.0
@@ -102,6 +123,7 @@ pub async fn collect(
     workers: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64, u64)>>,
 ) -> Outcome {
     let start = rss_mib();
+    let cpu_start = cpu_seconds();
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let sampler = tokio::spawn(async move {
         let mut peak = start;
@@ -123,6 +145,7 @@ pub async fn collect(
     }
     let seconds = started.elapsed().as_secs_f64();
     let _ = stop.send(());
+    let cpu_seconds = cpu_seconds() - cpu_start;
     let end = rss_mib();
     let peak = sampler.await.unwrap().max(end);
     Outcome {
@@ -132,6 +155,7 @@ pub async fn collect(
         seconds,
         latency,
         rss: Rss { start, peak, end },
+        cpu_seconds,
     }
 }
 

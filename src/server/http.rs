@@ -33,7 +33,9 @@ pub(crate) fn api_routes(state: &AppState) -> Router<AppState> {
         .merge(rest::routes())
         .route(
             "/rpc",
-            axum::routing::any(|State(app): State<AppState>, request: Request| app.rpc.call(request)),
+            axum::routing::any(
+                |State(app): State<AppState>, request: Request| async move { app.rpc.call(request).await },
+            ),
         )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .merge(super::console::routes())
@@ -67,8 +69,10 @@ pub(crate) fn application(
     };
     routes
         .method_not_allowed_fallback(|| async { error::ApiError::method_not_allowed() })
-        .layer(axum::middleware::from_fn_with_state(request_timeout, observe::deadline))
-        .layer(axum::middleware::from_fn(observe::record))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            observe::deadline_and_record,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             error::ApiError::internal().into_response()
         }))

@@ -40,7 +40,7 @@ pub(crate) use config::rpc_issues;
 pub use config::{AdminConfig, GrpcConfig, JsonRpcConfig, ServerConfig, TlsConfig};
 pub(crate) use legacy::LegacyRoutes;
 pub(crate) use listen::Limits;
-pub(crate) use state::AppState;
+pub(crate) use state::{AppParts, AppState};
 pub(crate) use stream::Streams;
 pub use tls::TlsError;
 pub(crate) use tls::acceptor as tls_acceptor;

@@ -1,4 +1,4 @@
-//! Middleware every route passes through: per-route request metrics and the request deadline.
+//! The middleware every route passes through: the request deadline and per-route request metrics.
 
 use std::time::Duration;
 
@@ -10,13 +10,22 @@ use tokio::time::Instant;
 use super::error::ApiError;
 use crate::telemetry::metric;
 
-/// Counts requests by method, route template and status, and records their latency by method and route.
-/// Labels use the route template (`/v1/conversations/{id}`), never the raw path, to keep cardinality bounded.
-pub(super) async fn record(request: Request, next: Next) -> Response {
+/// Bounds the request by `limit` and records it: counts requests by method, route template and status, and
+/// records their latency by method and route. Labels use the route template (`/v1/conversations/{id}`), never
+/// the raw path, to keep cardinality bounded.
+///
+/// A handler still running at the deadline is dropped and the request answered 503 `timeout` (counted as such);
+/// a store write already committed stays committed, so a client retrying with its idempotency key learns the
+/// outcome. One middleware for both, not two: axum clones the inner service and boxes a future per middleware
+/// and request.
+pub(super) async fn deadline_and_record(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let matched = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let response = next.run(request).await;
+    let response = match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::timeout().into_response(),
+    };
     let route = matched
         .or_else(|| response.extensions().get::<RouteLabel>().map(|l| l.0.clone()))
         .unwrap_or_else(|| "unmatched".to_owned());
@@ -32,16 +41,6 @@ pub(super) async fn record(request: Request, next: Next) -> Response {
 /// reload): its configured path, as bounded as a template.
 #[derive(Debug, Clone)]
 pub(super) struct RouteLabel(pub(super) String);
-
-/// Answers 503 `timeout` when the handler has not finished within the deadline. The handler's future is
-/// dropped; a store write already committed stays committed, so a client retrying with its idempotency key
-/// learns the outcome.
-pub(super) async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::timeout().into_response(),
-    }
-}
 
 /// Folds recorded histogram samples into the Prometheus recorder's state; without it they accumulate until the
 /// next scrape.

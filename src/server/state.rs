@@ -8,9 +8,27 @@ use crate::auth::Authenticator;
 use crate::service::Service;
 use crate::wechat::Wechat;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared allocation, so that the clones axum makes of it for every request
+/// (one per layer and extractor that holds the state) cost one reference count each, not one per field.
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub(crate) fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] holds.
+pub(crate) struct AppParts {
     /// The application service.
     pub(crate) service: Service,
     /// The Prometheus recorder, rendered at `/metrics`.

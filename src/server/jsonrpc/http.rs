@@ -51,7 +51,7 @@ impl Endpoint {
     }
 
     /// Serves one HTTP request or WebSocket upgrade on `/rpc`.
-    pub(crate) async fn call(self, request: axum::extract::Request) -> Response {
+    pub(crate) async fn call(&self, request: axum::extract::Request) -> Response {
         let (request, refused) = if request.method() == axum::http::Method::POST {
             match super::ids::screen(request, self.max_request_bytes).await {
                 Ok(screened) => screened,
@@ -63,7 +63,7 @@ impl Endpoint {
         let Some(request) = request else {
             return super::ids::only_refusals(&refused);
         };
-        let service = self.builder.build(self.methods, self.stop);
+        let service = self.builder.clone().build(self.methods.clone(), self.stop.clone());
         match service.oneshot(request).await {
             Ok(response) if refused.is_empty() => no_answer_for_notifications(response).await,
             Ok(response) => super::ids::with_refusals(response, &refused).await,

@@ -53,6 +53,7 @@ impl SqliteStore {
                 Synchronous::Normal => SqliteSynchronous::Normal,
             })
             .foreign_keys(true)
+            .pragma("wal_autocheckpoint", writer::CHECKPOINT_PAGES.to_string())
             .busy_timeout(settings.acquire_timeout);
         let path = options.get_filename().to_owned();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
