@@ -79,9 +79,17 @@ async fn main() {
     if wanted("normal") || wanted("legacy") {
         let addr = protofuse(dir.path(), Synchronous::Normal).await;
         let name = "protofuse POST /v1/messages, SQLite synchronous=normal";
-        let normal = wanted("normal").then_some(load(name, addr, connections, seconds, native).await);
+        let normal = if wanted("normal") {
+            Some(load(name, addr, connections, seconds, native).await)
+        } else {
+            None
+        };
         let name = "protofuse legacy GBK form (php-helpdesk), SQLite synchronous=normal";
-        let legacy = wanted("legacy").then_some(load(name, addr, connections, seconds, legacy_form).await);
+        let legacy = if wanted("legacy") {
+            Some(load(name, addr, connections, seconds, legacy_form).await)
+        } else {
+            None
+        };
         if let (Some(normal), Some(legacy)) = (&normal, &legacy) {
             mapping = Some((legacy.rate() / normal.rate(), legacy.p(0.99) / normal.p(0.99)));
         }
