@@ -1,7 +1,7 @@
 //! Identifiers. Message and conversation ids are UUIDv7, so sorting them sorts by creation time; that is what
 //! cursor pagination relies on.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use schemars::JsonSchema;
@@ -89,8 +89,13 @@ impl IdempotencyKey {
             hasher.update(part.as_bytes());
         }
         let digest = hasher.finalize();
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        Self(format!("{scope}:{hex}"))
+        let mut key = String::with_capacity(scope.len() + 33);
+        key.push_str(scope);
+        key.push(':');
+        for b in digest.iter().take(16) {
+            let _ = write!(key, "{b:02x}");
+        }
+        Self(key)
     }
 
     /// The key of the message imported from row `pk` of `table` by the importer's mapping `mapping`:

@@ -55,6 +55,14 @@ pub(crate) fn open_key(channel: &str, account: Option<&str>, customer_id: &str) 
         .to_owned()
 }
 
+/// The [`open_key`] of the customer's conversation, for an envelope that names no conversation.
+pub(crate) fn envelope_open_key(envelope: &Envelope) -> Option<String> {
+    envelope.conversation_id.is_none().then(|| {
+        let account = envelope.source.account.as_deref();
+        open_key(&envelope.channel, account, &envelope.sender.external_id)
+    })
+}
+
 pub(crate) fn decode_message(body: &str) -> Result<Message, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("message body: {e}")))
 }

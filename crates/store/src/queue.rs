@@ -5,6 +5,7 @@
 use protofuse_model::{Envelope, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::codec;
 use crate::error::StoreError;
 use crate::store::Inserted;
 
@@ -13,6 +14,11 @@ pub(crate) struct Write {
     pub(crate) envelope: Envelope,
     pub(crate) received_at: Timestamp,
     pub(crate) destinations: Vec<String>,
+    /// The envelope's [`codec::fingerprint`], and its open-conversation key when it names no conversation:
+    /// hashed by the caller before queueing, on whichever core runs it, so that the one writer (the serial part
+    /// of every write) does not.
+    pub(crate) fingerprint: String,
+    pub(crate) open_key: Option<String>,
     pub(crate) done: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
@@ -34,11 +40,15 @@ pub(crate) async fn submit(
     destinations: Vec<String>,
 ) -> Result<Inserted, StoreError> {
     let (done, result) = oneshot::channel();
+    let fingerprint = codec::envelope_fingerprint(&envelope);
+    let open_key = codec::envelope_open_key(&envelope);
     writes
         .try_send(Write {
             envelope,
             received_at,
             destinations,
+            fingerprint,
+            open_key,
             done,
         })
         .map_err(|e| match e {

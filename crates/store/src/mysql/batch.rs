@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
-use protofuse_model::{ConversationId, ConversationStatus, Envelope, Message, MessageId};
+use protofuse_model::{ConversationId, ConversationStatus, Message, MessageId};
 use sqlx::mysql::{MySql, MySqlConnection};
 use sqlx::{Executor as _, QueryBuilder};
 
@@ -88,18 +88,15 @@ async fn write_all(
     conn: &mut MySqlConnection,
     writes: &[Write],
 ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
-    let fingerprints: Vec<String> = writes
-        .iter()
-        .map(|w| codec::envelope_fingerprint(&w.envelope))
-        .collect();
+    let fingerprints: Vec<&str> = writes.iter().map(|w| w.fingerprint.as_str()).collect();
     // Per write: its answer once known; a write still unanswered after step 2 is stored.
     let mut answers: Vec<Option<Result<Inserted, StoreError>>> = writes.iter().map(|_| None).collect();
 
-    let open_keys: Vec<Option<String>> = writes.iter().map(|w| open_key(&w.envelope)).collect();
+    let open_keys: Vec<Option<&str>> = writes.iter().map(|w| w.open_key.as_deref()).collect();
     let found = look_up(conn, writes, &open_keys).await?;
     for (i, write) in writes.iter().enumerate() {
         if let Some(stored) = found.stored.get(write.envelope.idempotency_key.as_str()) {
-            answers[i] = Some(replay(&fingerprints[i], stored));
+            answers[i] = Some(replay(fingerprints[i], stored));
         }
     }
     let conversations = resolve_conversations(conn, writes, &open_keys, found, &mut answers).await?;
@@ -153,14 +150,6 @@ struct Row {
     body: String,
 }
 
-/// The customer's open-conversation key, for an envelope that names no conversation.
-fn open_key(envelope: &Envelope) -> Option<String> {
-    envelope.conversation_id.is_none().then(|| {
-        let account = envelope.source.account.as_deref();
-        codec::open_key(&envelope.channel, account, &envelope.sender.external_id)
-    })
-}
-
 /// What the batch's first statement finds.
 struct Found {
     /// `(fingerprint, body)` by idempotency key, for the keys already stored.
@@ -178,10 +167,10 @@ struct Found {
 async fn look_up(
     conn: &mut MySqlConnection,
     writes: &[Write],
-    open_keys: &[Option<String>],
+    open_keys: &[Option<&str>],
 ) -> Result<Found, StoreError> {
     let keys: Vec<&str> = writes.iter().map(|w| w.envelope.idempotency_key.as_str()).collect();
-    let opens: Vec<&str> = distinct(open_keys.iter().flatten().map(String::as_str));
+    let opens: Vec<&str> = distinct(open_keys.iter().flatten().copied());
     let named: Vec<String> = distinct(
         writes
             .iter()
@@ -232,7 +221,7 @@ fn distinct<T: Eq + std::hash::Hash + Clone>(items: impl Iterator<Item = T>) -> 
 async fn resolve_conversations(
     conn: &mut MySqlConnection,
     writes: &[Write],
-    open_keys: &[Option<String>],
+    open_keys: &[Option<&str>],
     found: Found,
     answers: &mut [Option<Result<Inserted, StoreError>>],
 ) -> Result<Vec<Option<ConversationId>>, StoreError> {
@@ -240,13 +229,13 @@ async fn resolve_conversations(
     // Customers without one: a conversation each, described by their first unanswered write in the batch.
     let mut opened = Vec::new();
     for (i, key) in open_keys.iter().enumerate() {
-        if let Some(key) = key
+        if let Some(key) = *key
             && answers[i].is_none()
             && !open.contains_key(key)
         {
             let id = ConversationId::new();
-            open.insert(key.clone(), id);
-            opened.push((id, i, key.as_str()));
+            open.insert(key.to_owned(), id);
+            opened.push((id, i, key));
         }
     }
     // In key order, so two writers opening overlapping sets of customers wait for each other rather than
@@ -261,7 +250,7 @@ async fn resolve_conversations(
             continue;
         }
         resolved.push(match (&open_keys[i], write.envelope.conversation_id) {
-            (Some(key), _) => open.get(key).copied(),
+            (Some(key), _) => open.get(*key).copied(),
             (None, Some(id)) if found.named.contains(&id.to_string()) => Some(id),
             (None, Some(id)) => {
                 answers[i] = Some(Err(StoreError::ConversationNotFound(id)));
@@ -323,7 +312,7 @@ async fn touch(conn: &mut MySqlConnection, latest: &BTreeMap<String, i64>) -> Re
 
 /// Inserts the messages. A key another writer stored since the lookup fails the statement on the
 /// `idempotency_key` unique key, and the batch goes one by one, where it is answered as a duplicate.
-async fn insert_messages(conn: &mut MySqlConnection, rows: &[Row], fingerprints: &[String]) -> Result<(), StoreError> {
+async fn insert_messages(conn: &mut MySqlConnection, rows: &[Row], fingerprints: &[&str]) -> Result<(), StoreError> {
     let sizes: Vec<usize> = rows.iter().map(|r| r.body.len() + MESSAGE_ROW_OVERHEAD).collect();
     for range in chunks(&sizes) {
         let mut qb = QueryBuilder::<MySql>::new(
@@ -335,7 +324,7 @@ async fn insert_messages(conn: &mut MySqlConnection, rows: &[Row], fingerprints:
             b.push_bind(message.id.to_string())
                 .push_bind(message.conversation_id.to_string())
                 .push_bind(message.idempotency_key.as_str())
-                .push_bind(fingerprints[row.write].as_str())
+                .push_bind(fingerprints[row.write])
                 .push_bind(message.direction.as_str())
                 .push_bind(message.sender.role.as_str())
                 .push_bind(message.content.kind())

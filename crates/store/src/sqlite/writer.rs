@@ -17,11 +17,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use protofuse_model::{Envelope, Timestamp};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc;
 
-use super::message::write_one;
+use super::message::{Statements, Work, write_one};
 use super::sync::{Answer, Syncer, WalFile};
 use crate::config::Synchronous;
 use crate::error::StoreError;
@@ -45,9 +44,6 @@ pub(super) const MAX_GROUP: usize = 256;
 /// themselves, in the dispatcher's path.
 pub(super) const CHECKPOINT_PAGES: i64 = 10_000;
 
-/// Statements kept prepared: the message path uses eight, with room for the transaction's own.
-const STATEMENT_CACHE: usize = 32;
-
 /// Opens the writer's connection to the (already migrated) database at `path` and starts its thread on `queue`.
 pub(super) fn start(
     path: &Path,
@@ -61,11 +57,24 @@ pub(super) fn start(
         Synchronous::Full => Some(Syncer::start(WalFile::next_to(path))?),
         Synchronous::Normal => None,
     };
+    // The statements borrow the connection, so the thread prepares them and says whether it could.
+    let (ready, prepared) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("sqlite-writer".to_owned())
-        .spawn(move || write_groups(&conn, &turn, syncer.as_ref(), queue))
+        .spawn(move || match Statements::prepare(&conn) {
+            Ok(mut statements) => {
+                let _ = ready.send(Ok(()));
+                write_groups(&mut statements, &turn, syncer.as_ref(), queue);
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+            }
+        })
         .map_err(StoreError::WriterThread)?;
-    Ok(())
+    prepared
+        .recv()
+        .map_err(|_| StoreError::WriterGone)?
+        .map_err(StoreError::from)
 }
 
 /// The connection, set up as sqlx sets up its own (`foreign_keys` is per connection; WAL is a property of the
@@ -79,12 +88,16 @@ fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
 /// The thread's loop: a group per turn, until the queue closes.
-fn write_groups(conn: &Connection, turn: &WriteTurn, syncer: Option<&Syncer>, mut queue: mpsc::Receiver<Write>) {
+fn write_groups(
+    statements: &mut Statements<'_>,
+    turn: &WriteTurn,
+    syncer: Option<&Syncer>,
+    mut queue: mpsc::Receiver<Write>,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = queue.blocking_recv() {
         group.push(first);
@@ -100,9 +113,18 @@ fn write_groups(conn: &Connection, turn: &WriteTurn, syncer: Option<&Syncer>, mu
         fill(&mut group, &mut queue);
         let (work, answers): (Vec<_>, Vec<_>) = group
             .drain(..)
-            .map(|w| ((w.envelope, w.received_at, w.destinations), w.done))
+            .map(|w| {
+                let work = Work {
+                    envelope: w.envelope,
+                    received_at: w.received_at,
+                    destinations: w.destinations,
+                    fingerprint: w.fingerprint,
+                    open_key: w.open_key,
+                };
+                (work, w.done)
+            })
             .unzip();
-        let results = commit_group(conn, work);
+        let results = commit_group(statements, work);
         drop(held);
         match results {
             Ok(results) => {
@@ -137,19 +159,20 @@ fn fill(group: &mut Vec<Write>, queue: &mut mpsc::Receiver<Write>) {
     }
 }
 
-type Work = (Envelope, Timestamp, Vec<String>);
 
 /// One transaction for the whole group; the answers are in the group's order. A write refused on its own
 /// (reused key, unknown conversation, a failed statement) is rolled back to its savepoint and leaves the others
 /// untouched.
-fn commit_group(conn: &Connection, work: Vec<Work>) -> Result<Vec<Result<Inserted, StoreError>>, rusqlite::Error> {
-    // IMMEDIATE takes the write lock up front: a deferred transaction would read first and then fail with
-    // SQLITE_BUSY when upgrading to write while another process holds the lock, instead of waiting for it.
-    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let written = write_all(conn, work).and_then(|results| {
-        conn.prepare_cached("COMMIT")?.execute([])?;
+fn commit_group(
+    statements: &mut Statements<'_>,
+    work: Vec<Work>,
+) -> Result<Vec<Result<Inserted, StoreError>>, rusqlite::Error> {
+    statements.begin.execute([])?;
+    let written = write_all(statements, work).and_then(|results| {
+        statements.commit.execute([])?;
         Ok(results)
     });
+    let conn = statements.connection();
     if written.is_err() && !conn.is_autocommit() {
         // Leaves the connection usable for the next group; the group's callers learn it failed.
         if let Err(e) = conn.execute_batch("ROLLBACK") {
@@ -159,17 +182,20 @@ fn commit_group(conn: &Connection, work: Vec<Work>) -> Result<Vec<Result<Inserte
     written
 }
 
-fn write_all(conn: &Connection, work: Vec<Work>) -> Result<Vec<Result<Inserted, StoreError>>, rusqlite::Error> {
+fn write_all(
+    statements: &mut Statements<'_>,
+    work: Vec<Work>,
+) -> Result<Vec<Result<Inserted, StoreError>>, rusqlite::Error> {
     let mut results = Vec::with_capacity(work.len());
-    for (envelope, received_at, destinations) in work {
+    for one in work {
         // A savepoint per write: a write that fails half-way (say, after opening its conversation) leaves
         // nothing behind, and the rest of the group still commits.
-        conn.prepare_cached("SAVEPOINT one")?.execute([])?;
-        let result = write_one(conn, envelope, received_at, &destinations);
+        statements.savepoint.execute([])?;
+        let result = write_one(statements, one);
         if result.is_err() {
-            conn.prepare_cached("ROLLBACK TO one")?.execute([])?;
+            statements.rollback_to.execute([])?;
         }
-        conn.prepare_cached("RELEASE one")?.execute([])?;
+        statements.release.execute([])?;
         results.push(result);
     }
     Ok(results)
