@@ -103,27 +103,8 @@ async fn main() {
     }
 
     println!("\n{connections} keep-alive connections, {seconds} s per target, one machine\n");
-    println!(
-        "| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline | process RSS MiB start → peak → end | CPU µs per request | vs baseline |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|");
-    for o in std::iter::once(&baseline).chain(&outcomes) {
-        println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x | {:.0} → {:.0} → {:.0} | {:.1} | {:.2}x |",
-            o.name,
-            o.rate(),
-            o.p(0.5),
-            o.p(0.99),
-            o.errors,
-            o.rate() / baseline.rate(),
-            o.p(0.99) / baseline.p(0.99),
-            o.rss.start,
-            o.rss.peak,
-            o.rss.end,
-            o.cpu_us(),
-            o.cpu_us() / baseline.cpu_us()
-        );
-    }
+    let rows: Vec<&support::Outcome> = outcomes.iter().collect();
+    support::print_table("req/s", &baseline, &rows);
     if let Some((throughput, p99)) = mapping {
         println!(
             "\nmapping layer: legacy adapter / native REST on the same store: throughput {throughput:.3}, p99 {p99:.2}x"

@@ -186,18 +186,6 @@ async fn main() {
     ];
     let baseline = &results[0];
     println!("\n{connections} concurrent callers, {seconds} s per target, SQLite synchronous=full, one machine\n");
-    println!("| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for o in &results {
-        println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x |",
-            o.name,
-            o.rate(),
-            o.p(0.5),
-            o.p(0.99),
-            o.errors,
-            o.rate() / baseline.rate(),
-            o.p(0.99) / baseline.p(0.99)
-        );
-    }
+    let rows: Vec<&support::Outcome> = results[1..].iter().collect();
+    support::print_table("req/s", baseline, &rows);
 }

@@ -125,18 +125,5 @@ async fn main() {
     .await;
 
     println!("\n{connections} keep-alive connections, {seconds} s per target, one machine, SQLite synchronous=full\n");
-    println!("| target | callbacks/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for o in [&baseline, &plain, &safe] {
-        println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x |",
-            o.name,
-            o.rate(),
-            o.p(0.5),
-            o.p(0.99),
-            o.errors,
-            o.rate() / baseline.rate(),
-            o.p(0.99) / baseline.p(0.99)
-        );
-    }
+    support::print_table("callbacks/s", &baseline, &[&plain, &safe]);
 }

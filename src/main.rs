@@ -6,6 +6,10 @@ use clap::{CommandFactory, Parser};
 use protofuse::cli::{Cli, Command};
 use protofuse::{app, config, telemetry};
 
+/// See `Cargo.toml` for why not the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match run().await {

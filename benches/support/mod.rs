@@ -16,6 +16,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+/// The allocator the `protofuse` binary runs with (`src/main.rs`), so the servers the benches start allocate as
+/// it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub struct Outcome {
     pub name: String,
     pub requests: u64,
@@ -72,6 +77,33 @@ impl Outcome {
     }
     pub fn p(&self, q: f64) -> f64 {
         self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// Prints `rows` as a Markdown table against `baseline` (which is printed first): rate, latency, errors, process
+/// RSS and CPU per request, each ratio to the baseline measured in the same run. `rate` names the rate column
+/// (`req/s`, `callbacks/s`).
+pub fn print_table(rate: &str, baseline: &Outcome, rows: &[&Outcome]) {
+    println!(
+        "| target | {rate} | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline | process RSS MiB start → peak → end | CPU µs per request | vs baseline |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|");
+    for o in std::iter::once(baseline).chain(rows.iter().copied()) {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x | {:.0} → {:.0} → {:.0} | {:.1} | {:.2}x |",
+            o.name,
+            o.rate(),
+            o.p(0.5),
+            o.p(0.99),
+            o.errors,
+            o.rate() / baseline.rate(),
+            o.p(0.99) / baseline.p(0.99),
+            o.rss.start,
+            o.rss.peak,
+            o.rss.end,
+            o.cpu_us(),
+            o.cpu_us() / baseline.cpu_us()
+        );
     }
 }
 
