@@ -111,15 +111,11 @@ pub(super) fn write_one(statements: &mut Statements<'_>, work: Work) -> Result<I
         now,
         codec::encode_message(&message),
     ])?;
-    statements
-        .touch_conversation
-        .execute(params![now, conversation, now])?;
+    statements.touch_conversation.execute(params![now, conversation, now])?;
     // The deliveries are queued in the message's own transaction: an acknowledged message always has them, and
     // a duplicate (returned above) never queues them twice.
     for destination in &destinations {
-        statements
-            .queue_delivery
-            .execute(params![id, destination, now, now])?;
+        statements.queue_delivery.execute(params![id, destination, now, now])?;
     }
     Ok(Inserted {
         message,

@@ -159,7 +159,6 @@ fn fill(group: &mut Vec<Write>, queue: &mut mpsc::Receiver<Write>) {
     }
 }
 
-
 /// One transaction for the whole group; the answers are in the group's order. A write refused on its own
 /// (reused key, unknown conversation, a failed statement) is rolled back to its savepoint and leaves the others
 /// untouched.
