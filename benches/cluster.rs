@@ -95,19 +95,6 @@ async fn cross_node(a: SocketAddr, b: SocketAddr, samples: u64) -> (Outcome, Out
     )
 }
 
-fn row(o: &Outcome, baseline: &Outcome) {
-    println!(
-        "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} | {:.1}x |",
-        o.name,
-        o.rate(),
-        o.p(0.5),
-        o.p(0.99),
-        o.errors,
-        o.rate() / baseline.rate(),
-        o.p(0.99) / baseline.p(0.99)
-    );
-}
-
 #[tokio::main]
 async fn main() {
     let seconds = env_or("BENCH_SECONDS", 10);
@@ -126,11 +113,7 @@ async fn main() {
     let (heard, acked) = cross_node(a, b, samples).await;
 
     println!("\n{connections} keep-alive connections, {seconds} s per target, one machine\n");
-    println!("| target | req/s | p50 ms | p99 ms | errors | throughput vs baseline | p99 vs baseline |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for o in [&baseline, &one, &three] {
-        row(o, &baseline);
-    }
+    support::print_table("req/s", &baseline, &[&one, &three]);
     println!("\ncross-node event latency, {samples} messages one at a time\n");
     println!("| path | p50 ms | p99 ms |");
     println!("|---|---:|---:|");

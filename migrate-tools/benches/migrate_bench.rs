@@ -27,6 +27,10 @@ use sqlx::MySqlPool;
 #[path = "support/preset_seed.rs"]
 mod preset_seed;
 
+/// The allocator the `protofuse-migrate` binary runs with (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE `visitor` (`id` int(11) NOT NULL AUTO_INCREMENT PRIMARY KEY, `name` varchar(50) NOT NULL DEFAULT '', \
      `to_id` varchar(50) NOT NULL DEFAULT '', `created_at` timestamp NULL DEFAULT NULL, \
