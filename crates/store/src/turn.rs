@@ -38,6 +38,12 @@ impl WriteTurn {
     pub(crate) fn take_blocking(&self) -> Option<OwnedMutexGuard<()>> {
         self.0.as_ref().map(|turn| Arc::clone(turn).blocking_lock_owned())
     }
+
+    /// The turn if it is free now (`None` also when there is no turn).
+    #[cfg(test)]
+    pub(crate) fn try_take(&self) -> Option<OwnedMutexGuard<()>> {
+        self.0.as_ref().and_then(|turn| Arc::clone(turn).try_lock_owned().ok())
+    }
 }
 
 #[cfg(test)]

@@ -5,9 +5,11 @@
 //! thread (`writer.rs`, statements in `message.rs`) takes every message write waiting in its queue into one
 //! transaction, so under load many messages share one fsync, while a lone message is still committed at once.
 //! Callers are answered only after the commit of their group and, with `full`, the WAL's fsync that follows it,
-//! which runs on a thread of its own (`sync.rs`) so the writer can go on to the next group meanwhile. Status changes, triage outcomes and the outbox's
-//! claims and settlements are rarer and stay on sqlx (the SQL shared with MySQL); they take the same
-//! [`WriteTurn`] as the writer thread before writing, so the two connections alternate fairly.
+//! which runs on a thread of its own (`sync.rs`) so the writer can go on to the next group meanwhile; WAL
+//! checkpoints run on another (`checkpoint.rs`), so the writer does not stop to copy the WAL. Status changes,
+//! triage outcomes and the outbox's claims and settlements are rarer and stay on sqlx (the SQL shared with
+//! MySQL); they take the same [`WriteTurn`] as the writer thread before writing, so the two connections
+//! alternate fairly.
 
 use std::str::FromStr;
 
@@ -24,6 +26,7 @@ use crate::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
 use crate::store::{Inserted, Store};
 use crate::turn::WriteTurn;
 
+mod checkpoint;
 mod message;
 mod sync;
 mod writer;
@@ -53,7 +56,7 @@ impl SqliteStore {
                 Synchronous::Normal => SqliteSynchronous::Normal,
             })
             .foreign_keys(true)
-            .pragma("wal_autocheckpoint", writer::CHECKPOINT_PAGES.to_string())
+            .pragma("wal_autocheckpoint", checkpoint::BACKSTOP_PAGES.to_string())
             .busy_timeout(settings.acquire_timeout);
         let path = options.get_filename().to_owned();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -20,6 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc;
 
+use super::checkpoint::{BACKSTOP_PAGES, Checkpointer};
 use super::message::{Statements, Work, write_one};
 use super::sync::{Answer, Syncer, WalFile};
 use crate::config::Synchronous;
@@ -31,19 +32,6 @@ use crate::turn::WriteTurn;
 /// Most writes committed in one transaction: bounds how long the first writer of a group waits for the rest.
 pub(super) const MAX_GROUP: usize = 256;
 
-/// WAL pages after which a commit checkpoints (SQLite's default is 1,000). Under load most of a group's pages
-/// are the same few hot pages (the tables' and indexes' last leaves, the busy conversations' leaves of
-/// `messages_by_conversation`), rewritten to the WAL by every commit; a checkpoint copies each page once however
-/// often it was committed, so a longer WAL between checkpoints writes fewer pages per message and stalls the
-/// message writer less often for the checkpoint's two syncs. Measured on the REST bench (BENCHMARKS.md,
-/// 2026-12-03). The cost is a WAL file of up to about 40 MB (4 KiB pages) and a longer replay when the database
-/// is opened after a crash.
-///
-/// Every connection of the store uses it, the pool's too (the outbox's claims and settlements, status changes):
-/// at SQLite's default their commits would find the WAL past 1,000 pages nearly every time and checkpoint it
-/// themselves, in the dispatcher's path.
-pub(super) const CHECKPOINT_PAGES: i64 = 10_000;
-
 /// Opens the writer's connection to the (already migrated) database at `path` and starts its thread on `queue`.
 pub(super) fn start(
     path: &Path,
@@ -53,6 +41,7 @@ pub(super) fn start(
     queue: mpsc::Receiver<Write>,
 ) -> Result<(), StoreError> {
     let conn = connect(path, busy_timeout)?;
+    let checkpointer = Checkpointer::start(path, busy_timeout, turn.clone())?;
     let syncer = match synchronous {
         Synchronous::Full => Some(Syncer::start(WalFile::next_to(path))?),
         Synchronous::Normal => None,
@@ -64,7 +53,7 @@ pub(super) fn start(
         .spawn(move || match Statements::prepare(&conn) {
             Ok(mut statements) => {
                 let _ = ready.send(Ok(()));
-                write_groups(&mut statements, &turn, syncer.as_ref(), queue);
+                write_groups(&mut statements, &turn, &checkpointer, syncer.as_ref(), queue);
             }
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -87,7 +76,7 @@ fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError
     conn.busy_timeout(busy_timeout)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;
     Ok(conn)
 }
 
@@ -95,6 +84,7 @@ fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError
 fn write_groups(
     statements: &mut Statements<'_>,
     turn: &WriteTurn,
+    checkpointer: &Checkpointer,
     syncer: Option<&Syncer>,
     mut queue: mpsc::Receiver<Write>,
 ) {
@@ -128,6 +118,7 @@ fn write_groups(
         drop(held);
         match results {
             Ok(results) => {
+                checkpointer.committed(results.len());
                 let answered: Vec<Answer> = answers.into_iter().zip(results).collect();
                 match syncer {
                     Some(syncer) => syncer.committed(answered),
