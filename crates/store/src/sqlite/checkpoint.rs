@@ -86,7 +86,7 @@ impl Database {
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;
-        let file = File::open(path).map_err(|source| StoreError::DataDir {
+        let file = File::open(path).map_err(|source| StoreError::DatabaseFile {
             path: path.display().to_string(),
             source,
         })?;
