@@ -59,15 +59,6 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// The database file could not be opened once more for flushing it (`sqlite/checkpoint.rs`).
-    #[error("cannot open the database file {path}")]
-    DatabaseFile {
-        /// The file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl From<sqlx::Error> for StoreError {

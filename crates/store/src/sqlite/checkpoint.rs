@@ -12,17 +12,21 @@
 //! the WAL beside the writer, a few more passes copy what was committed meanwhile (each shorter than the last),
 //! and the last pass runs holding the [`WriteTurn`]: no write transaction is open on this process's
 //! connections, that pass copies the last few frames, and the next write transaction finds the WAL fully copied
-//! and restarts it. The writer waits only for that last short pass. It stays short because this thread flushes
-//! the database file after each pass beside the writer: SQLite syncs the database only after a pass that reaches
-//! the WAL's end, so otherwise the last pass would sync every page of the cycle (measured: 6 to 21 ms held,
-//! against 1.5 to 5 ms with the flushes).
+//! and restarts it. The writer waits only for that last pass: 2 to 21 ms on the WeChat bench, because SQLite
+//! syncs the database file only after a pass that reaches the WAL's end, which beside a busy writer only the last
+//! one does, so that pass flushes the cycle's pages.
+//!
+//! Why this thread does not flush the database file itself between passes (which held the writer only 1.5 to
+//! 5 ms, with no p99 gain measurable on a noisy VM): it would need a descriptor of its own on the database file,
+//! and closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included
+//! (sqlite.org, "How To Corrupt An SQLite Database File", 2.2). Another process could then take the file for its
+//! own and delete the WAL under this one: an importer test saw a committed row that new connections could not
+//! read.
 //!
 //! The cycle starts after [`CHECKPOINT_MESSAGES`] committed messages (the writer reports each group). Every
 //! connection keeps SQLite's own automatic checkpoint at [`BACKSTOP_PAGES`], far above where a cycle starts, so
 //! that the WAL stays bounded even if this thread falls behind.
 
-use std::fs::File;
-use std::io;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -67,15 +71,10 @@ pub(super) struct Pass {
 pub(super) trait Checkpoint: Send + 'static {
     /// One PASSIVE checkpoint: copies what it can without waiting for readers or writers.
     fn passive(&mut self) -> rusqlite::Result<Pass>;
-    /// Makes the pages copied so far durable in the database file.
-    fn flush_database(&mut self) -> io::Result<()>;
 }
 
-/// The checkpoint thread's connection, and the database file, opened once more to flush it.
-pub(super) struct Database {
-    conn: Connection,
-    file: File,
-}
+/// The checkpoint thread's connection.
+pub(super) struct Database(Connection);
 
 impl Database {
     /// `synchronous` NORMAL makes a checkpoint sync the WAL before it copies frames into the database, so the
@@ -86,27 +85,18 @@ impl Database {
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;
-        let file = File::open(path).map_err(|source| StoreError::DatabaseFile {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Ok(Self { conn, file })
+        Ok(Self(conn))
     }
 }
 
 impl Checkpoint for Database {
     fn passive(&mut self) -> rusqlite::Result<Pass> {
-        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        self.0.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             Ok(Pass {
                 busy: row.get::<_, i64>(0)? != 0,
                 frames: row.get(1)?,
             })
         })
-    }
-
-    fn flush_database(&mut self) -> io::Result<()> {
-        // fdatasync flushes the inode's pages whichever descriptor wrote them.
-        self.file.sync_data()
     }
 }
 
@@ -148,30 +138,19 @@ fn run(mut wal: impl Checkpoint, turn: &WriteTurn, every: usize, queue: &mpsc::R
         }
         since = 0;
         if let Err(e) = cycle(&mut wal, turn) {
-            tracing::warn!(error = %e, "SQLite WAL checkpoint cycle stopped");
+            // Nothing is lost: the next cycle, or the backstop, copies these frames.
+            tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
         }
     }
 }
 
-/// Why a cycle stopped. Nothing is lost either way: the next cycle, or the backstop, copies the frames.
-#[derive(Debug, thiserror::Error)]
-enum CycleError {
-    #[error("checkpoint failed: {0}")]
-    Checkpoint(#[from] rusqlite::Error),
-    #[error("flushing the database file failed: {0}")]
-    Flush(#[from] io::Error),
-}
-
 /// Copies the whole WAL into the database, holding the writers off only for the last pass.
-fn cycle(wal: &mut impl Checkpoint, turn: &WriteTurn) -> Result<(), CycleError> {
+fn cycle(wal: &mut impl Checkpoint, turn: &WriteTurn) -> rusqlite::Result<()> {
     let started = Instant::now();
     let first = wal.passive()?;
     if first.busy {
         return Ok(());
     }
-    // SQLite syncs the database only after a pass that reaches the WAL's end, which beside a busy writer only the
-    // last one does: flushing here keeps that sync, under the turn, down to the last pass's pages.
-    wal.flush_database()?;
     // A pass copies the WAL as it stood when the pass began; what the writer committed meanwhile is for the
     // next pass, which is shorter as long as a pass copies faster than the writer commits.
     let mut seen = first.frames;
@@ -182,7 +161,6 @@ fn cycle(wal: &mut impl Checkpoint, turn: &WriteTurn) -> Result<(), CycleError> 
         if pass.busy {
             return Ok(());
         }
-        wal.flush_database()?;
         // Fewer frames than before: the writer found the WAL fully copied and restarted it.
         let committed_meanwhile = pass.frames - seen;
         seen = pass.frames;
@@ -212,13 +190,11 @@ mod tests {
 
     use super::*;
 
-    /// What the cycle did, as the test saw it: a pass while the turn was free (a writer could commit) or held,
-    /// and each flush of the database file.
+    /// A pass as the test saw it: run while the turn was free (a writer could commit) or held.
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Seen {
         Beside(Pass),
         Held(Pass),
-        Flush,
     }
 
     /// A checkpoint that reports each pass and answers with the WAL lengths it is given, in order.
@@ -235,11 +211,6 @@ mod tests {
             let seen = if beside { Seen::Beside(pass) } else { Seen::Held(pass) };
             self.seen.send(seen).unwrap();
             Ok(pass)
-        }
-
-        fn flush_database(&mut self) -> io::Result<()> {
-            self.seen.send(Seen::Flush).unwrap();
-            Ok(())
         }
     }
 
@@ -268,14 +239,7 @@ mod tests {
 
     /// Whether each pass ran beside the writer (`true`) or under the turn.
     fn beside(passes: &[Seen]) -> Vec<bool> {
-        passes
-            .iter()
-            .filter_map(|seen| match seen {
-                Seen::Beside(_) => Some(true),
-                Seen::Held(_) => Some(false),
-                Seen::Flush => None,
-            })
-            .collect()
+        passes.iter().map(|seen| matches!(seen, Seen::Beside(_))).collect()
     }
 
     #[test]
@@ -285,15 +249,12 @@ mod tests {
         checkpointer.committed(5);
         checkpointer.committed(1);
         let passes = passes_until_stopped(checkpointer, &passes);
-        // Nothing committed during the first pass: one more beside the writer finds that, then the last. What
-        // each pass beside copied is flushed before the turn is taken.
+        // Nothing committed during the first pass: one more beside the writer finds that, then the last.
         assert_eq!(
             passes,
             vec![
                 Seen::Beside(frames(30)),
-                Seen::Flush,
                 Seen::Beside(frames(30)),
-                Seen::Flush,
                 Seen::Held(frames(30))
             ]
         );
@@ -408,10 +369,6 @@ mod tests {
             let pass = self.inner.passive()?;
             self.seen.send(pass).unwrap();
             Ok(pass)
-        }
-
-        fn flush_database(&mut self) -> io::Result<()> {
-            self.inner.flush_database()
         }
     }
 }
