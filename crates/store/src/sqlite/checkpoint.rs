@@ -42,11 +42,11 @@ use crate::turn::WriteTurn;
 /// it was committed, so a longer interval copies far fewer pages per message (BENCHMARKS.md, 2026-12-03, session
 /// 13). Counted in messages because only the writer's commits report to this thread, and SQLite tells a
 /// connection the WAL's length only through a hook rusqlite 0.32 does not offer safely.
-pub(super) const CHECKPOINT_MESSAGES: usize = 4_000;
+const CHECKPOINT_MESSAGES: usize = 4_000;
 
-/// WAL pages after which any connection of the store checkpoints on its own, inside its commit: four times what a
-/// cycle lets the WAL reach, so it only runs if this thread cannot keep up (or is gone). Up to about 160 MB of
-/// WAL with 4 KiB pages.
+/// WAL pages after which any connection of the store checkpoints on its own, inside its commit: about four times
+/// what a cycle lets the WAL reach on the REST bench (2.6 times on WeChat's, whose messages take more pages), so
+/// it only runs if this thread cannot keep up (or is gone). Up to about 160 MB of WAL with 4 KiB pages.
 pub(super) const BACKSTOP_PAGES: i64 = 40_000;
 
 /// Frames committed during a pass that are worth another pass beside the writer before the last one under the
@@ -59,22 +59,22 @@ const PASSES_BESIDE: usize = 4;
 
 /// What a checkpoint pass saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Pass {
+struct Pass {
     /// Another connection was checkpointing (a backstop checkpoint), so this pass copied nothing.
-    pub(super) busy: bool,
+    busy: bool,
     /// Frames in the WAL when the pass began: it copies those (all of them unless a reader still needs an older
     /// page), and leaves what was committed while it ran to the next pass.
-    pub(super) frames: i64,
+    frames: i64,
 }
 
 /// The database's WAL as the cycle sees it. [`Database`] in production; a test double in the unit tests.
-pub(super) trait Checkpoint: Send + 'static {
+trait Checkpoint: Send + 'static {
     /// One PASSIVE checkpoint: copies what it can without waiting for readers or writers.
     fn passive(&mut self) -> rusqlite::Result<Pass>;
 }
 
 /// The checkpoint thread's connection.
-pub(super) struct Database(Connection);
+struct Database(Connection);
 
 impl Database {
     /// `synchronous` NORMAL makes a checkpoint sync the WAL before it copies frames into the database, so the
@@ -113,7 +113,7 @@ impl Checkpointer {
         Self::spawn(database, turn, CHECKPOINT_MESSAGES)
     }
 
-    pub(super) fn spawn(wal: impl Checkpoint, turn: WriteTurn, every: usize) -> Result<Self, StoreError> {
+    fn spawn(wal: impl Checkpoint, turn: WriteTurn, every: usize) -> Result<Self, StoreError> {
         let (committed, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())

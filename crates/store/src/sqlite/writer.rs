@@ -3,7 +3,7 @@
 //! Why not sqlx here: sqlx's SQLite driver runs each connection on a worker thread and sends every statement
 //! there and its result back over channels, so a message's six to eight statements cost six to eight thread
 //! hand-offs (profiled in BENCHMARKS.md, 2026-12-02). This thread owns its connection and runs the statements
-//! itself, prepared once and cached on the connection. It links the same libsqlite3 as sqlx (rusqlite's
+//! itself, prepared once when the thread starts and held. It links the same libsqlite3 as sqlx (rusqlite's
 //! `libsqlite3-sys` is the version sqlx uses; the crate's `links` key admits only one), so file format, locking
 //! and WAL behave as for the sqlx connections reading and writing the same file.
 //!
