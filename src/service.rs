@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use protofuse_adapter::IngestOutcome;
 use protofuse_model::{Conversation, ConversationId, Envelope, Message, ValidationError};
 
-use protofuse_store::{ConversationFilter, Page, PageRequest, StatusChange, Store, StoreError};
+use protofuse_store::{ConversationFilter, Inserted, Page, PageRequest, Reply, StatusChange, Store, StoreError};
 
 use crate::conversation::{Conversations, StatusError};
 use crate::events::{Event, EventBus, EventFilter, Subscription};
@@ -194,12 +194,7 @@ impl Service {
     pub async fn send_with(&self, envelope: Envelope, destinations: &[String]) -> Result<IngestOutcome, ServiceError> {
         envelope.validate()?;
         let protocol = envelope.source.protocol.as_str();
-        let mut routed = self.deliveries.as_ref().map(|d| d.route(&envelope)).unwrap_or_default();
-        for destination in destinations {
-            if !routed.contains(destination) {
-                routed.push(destination.clone());
-            }
-        }
+        let routed = self.route(&envelope, destinations);
         let inserted = if routed.is_empty() {
             self.store.insert_message(envelope, chrono::Utc::now()).await?
         } else {
@@ -207,21 +202,84 @@ impl Service {
                 .insert_routed(envelope, chrono::Utc::now(), routed.clone())
                 .await?
         };
+        self.stored(protocol, &inserted, &routed).await;
+        Ok(IngestOutcome {
+            message: inserted.message,
+            duplicate: inserted.duplicate,
+        })
+    }
+
+    /// [`Service::send`] for a message whose reply is known before it is stored (a keyword answer): the reply
+    /// is stored with it, in the same write, when the message is new, and not at all for a duplicate (the
+    /// first delivery stored it). Returns the stored reply too, or `None` (a duplicate, or a reply the store
+    /// could not write after the message, which is logged: the message stands).
+    pub async fn send_answered(
+        &self,
+        envelope: Envelope,
+        reply: Reply,
+    ) -> Result<(IngestOutcome, Option<Message>), ServiceError> {
+        envelope.validate()?;
+        reply.envelope().validate()?;
+        let protocol = envelope.source.protocol.as_str();
+        let reply_protocol = reply.envelope().source.protocol.as_str();
+        let routed = self.route(&envelope, &[]);
+        let reply_routed = self.route(reply.envelope(), &[]);
+        let replied = self
+            .store
+            .insert_answered(
+                envelope,
+                chrono::Utc::now(),
+                routed.clone(),
+                reply.with_destinations(reply_routed.clone()),
+            )
+            .await?;
+        self.stored(protocol, &replied.inserted, &routed).await;
+        let reply = match replied.reply {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(error = %e, "bot reply not stored");
+                None
+            }
+        };
+        if let Some(reply) = &reply {
+            let inserted = Inserted {
+                message: reply.clone(),
+                duplicate: false,
+            };
+            self.stored(reply_protocol, &inserted, &reply_routed).await;
+        }
+        let outcome = IngestOutcome {
+            message: replied.inserted.message,
+            duplicate: replied.inserted.duplicate,
+        };
+        Ok((outcome, reply))
+    }
+
+    /// The destinations of `envelope`'s routes, and `extra`, each once.
+    fn route(&self, envelope: &Envelope, extra: &[String]) -> Vec<String> {
+        let mut routed = self.deliveries.as_ref().map(|d| d.route(envelope)).unwrap_or_default();
+        for destination in extra {
+            if !routed.contains(destination) {
+                routed.push(destination.clone());
+            }
+        }
+        routed
+    }
+
+    /// After a committed write of a `protocol` message: wakes the dispatcher for its deliveries, counts it and
+    /// tells subscribers.
+    async fn stored(&self, protocol: &'static str, inserted: &Inserted, routed: &[String]) {
         if !routed.is_empty()
             && !inserted.duplicate
             && let Some(d) = &self.deliveries
         {
-            d.wake(&routed);
+            d.wake(routed);
         }
         let outcome = if inserted.duplicate { "duplicate" } else { "stored" };
         metrics::counter!(metric::MESSAGES_INGESTED, "protocol" => protocol, "outcome" => outcome).increment(1);
         if !inserted.duplicate {
             self.publish_stored(&inserted.message).await;
         }
-        Ok(IngestOutcome {
-            message: inserted.message,
-            duplicate: inserted.duplicate,
-        })
     }
 
     /// Moves a conversation to a new status (bot → queued on hand-off, → assigned when an agent takes it,

@@ -109,6 +109,7 @@ both_backends!(
     outbox_writes_interleave_with_a_stream_of_messages,
     labelled_messages_are_the_customer_texts_of_conversations_with_a_department,
     importers_progress_is_empty_before_any_importer_wrote,
+    a_reply_is_stored_with_its_message_and_once,
 );
 
 /// The dashboard's importer progress reads the importer's checkpoint table, which only the importer creates: a
@@ -298,6 +299,82 @@ async fn taking_is_a_compare_and_set_on_the_assignee(store: &dyn Store) {
         .filter(|o| matches!(o, Err(StoreError::AssigneeChanged { .. })))
         .count();
     assert_eq!((won, refused), (1, 7), "{outcomes:?}");
+}
+
+/// A bot reply known before its message is stored (a WeChat keyword answer) is written with the message: in
+/// its conversation, linked to it and keyed on it, with its own deliveries; a retried message writes neither
+/// again. A burst of them commits together (on SQLite, in the writer's groups).
+async fn a_reply_is_stored_with_its_message_and_once(store: &dyn Store) {
+    use protofuse_store::Reply;
+    fn reply(text: &str) -> Reply {
+        let mut envelope = inbound("protofuse", text, "placeholder");
+        envelope.direction = Direction::Outbound;
+        envelope.sender.role = Role::Bot;
+        Reply::new(envelope, "test-reply").with_destinations(vec!["bot-hook".to_owned()])
+    }
+    let sent = inbound("nora", "hours", "nora-1");
+    let replied = store
+        .insert_answered(sent.clone(), Utc::now(), Vec::new(), reply("9-18"))
+        .await
+        .unwrap();
+    assert!(!replied.inserted.duplicate);
+    let message = replied.inserted.message;
+    let answer = replied.reply.unwrap().expect("a new message's reply is stored");
+    assert_eq!(answer.conversation_id, message.conversation_id);
+    assert_eq!(answer.metadata["in_reply_to"], serde_json::json!(message.id));
+    assert_eq!(
+        answer.idempotency_key,
+        IdempotencyKey::derive("test-reply", &[&message.id.to_string()])
+    );
+    assert_eq!(answer.content, Content::Text { text: "9-18".into() });
+    let page = store
+        .messages(message.conversation_id, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items,
+        vec![message.clone(), answer.clone()],
+        "the reply follows its message"
+    );
+
+    let again = store
+        .insert_answered(sent, Utc::now(), Vec::new(), reply("9-18"))
+        .await
+        .unwrap();
+    assert!(again.inserted.duplicate);
+    assert_eq!(again.inserted.message, message);
+    assert!(
+        matches!(again.reply, Ok(None)),
+        "a duplicate writes no reply: {:?}",
+        again.reply
+    );
+
+    let burst = futures::future::join_all((0..40).map(|i| {
+        let sent = inbound(&format!("burst-{i}"), "hours", &format!("answered-{i}"));
+        store.insert_answered(sent, Utc::now(), Vec::new(), reply(&format!("reply {i}")))
+    }))
+    .await;
+    for (i, replied) in burst.into_iter().enumerate() {
+        let replied = replied.unwrap();
+        let answer = replied.reply.unwrap().unwrap();
+        assert_eq!(answer.conversation_id, replied.inserted.message.conversation_id);
+        assert_eq!(
+            answer.content,
+            Content::Text {
+                text: format!("reply {i}")
+            }
+        );
+    }
+
+    let now = Utc::now();
+    let lease = chrono::Duration::seconds(600);
+    let claimed = store.claim("bot-hook", now, now + lease, 100).await.unwrap();
+    assert_eq!(
+        claimed.len(),
+        41,
+        "one delivery per stored reply, none for the duplicate"
+    );
+    assert!(claimed.iter().any(|c| c.message.id == answer.id));
 }
 
 async fn first_message_opens_a_conversation(store: &dyn Store) {

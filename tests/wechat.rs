@@ -137,6 +137,37 @@ async fn plaintext_text_is_stored_and_answered_from_the_table() {
     server.shutdown().await;
 }
 
+/// A keyword answer is stored with its message in one write. A retry gets the first answer, from memory and,
+/// after a restart (no memory), from the stored reply, even though the table now says something else; neither
+/// the message nor its reply is stored twice.
+#[tokio::test]
+async fn a_keyword_answer_is_stored_with_its_message_and_retries_get_it_after_a_restart() {
+    let mut server = TestServer::sqlite(|c| c.wechat.accounts.push(plain_account("plain"))).await;
+    let oa = Oa::plaintext("plain", PLAIN_TOKEN);
+    let request = oa.request(&text_xml("u-again", 1002, "hours"));
+    let answer = "<Content><![CDATA[9-18 ]]]]><![CDATA[> daily]]></Content>";
+    for _ in 0..2 {
+        let (status, body) = post(&server, &oa, request.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(answer), "{body}");
+    }
+    server.stop().await;
+    server
+        .start_again(|c| {
+            let account = c.wechat.accounts.iter_mut().find(|a| a.account == "plain").unwrap();
+            account.auto_replies[0].reply = "changed".to_owned();
+        })
+        .await;
+    let (status, body) = post(&server, &oa, request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(answer), "the first answer, read from the store: {body}");
+    let messages = history(&server, "u-again", 2).await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[1]["metadata"]["in_reply_to"], messages[0]["id"]);
+    assert_eq!(messages[1]["metadata"]["answer"]["text"], "9-18 ]]> daily");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn safe_mode_text_gets_an_encrypted_answer() {
     let server = TestServer::sqlite(|_| {}).await;

@@ -1,7 +1,7 @@
 //! `GET|POST /wechat/{account}`: the WeChat Official Account callback URL.
 //!
 //! This module owns the HTTP framing only: the path's account, the size-capped body, the order "verify and
-//! decode (codec) → store (service) → answer (crate::wechat) → render and, in compatible/safe mode, seal", and
+//! decode (codec) → store and answer (crate::wechat) → render and, in compatible/safe mode, seal", and
 //! the mapping of refusals onto the shared error body. It never parses a byte before the codec has checked the
 //! signature, and never answers a stored message with an error: once stored, the answer is a reply or `success`.
 
@@ -72,9 +72,7 @@ async fn receive(
     let limit = state.body_limit.min(account.settings().max_body_bytes());
     let bytes = body::read_limited(&headers, request_body, limit).await?;
     let envelope = callback::decode(account.settings(), &query, &bytes, now).map_err(|e| refuse(&name, e))?;
-    let outcome = state.service.send(envelope).await?;
-    let message = outcome.message.clone();
-    let answer = state.wechat.answer(&account, outcome).await;
+    let (message, answer) = state.wechat.receive(&account, envelope).await?;
     let Some(xml) = wechat::passive_reply(&message, answer.as_ref(), chrono::Utc::now()) else {
         return Ok(text(SUCCESS.to_owned()));
     };

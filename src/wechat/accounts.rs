@@ -1,5 +1,5 @@
-//! [`Wechat`]: the configured accounts, each with its codec settings, its responder chain (keywords → triage →
-//! webhook) and the destination that sends its customer-service messages; and the customer-service API clients
+//! [`Wechat`]: the configured accounts, each with its codec settings, its responders (keywords, then a chain of
+//! triage or a chat model → webhook) and the destination that sends its customer-service messages; and the customer-service API clients
 //! ([`kf_clients`]) the dispatcher's `wechat_kf` destinations use.
 
 use std::collections::HashMap;
@@ -39,10 +39,15 @@ pub enum WechatError {
     },
 }
 
-/// One account: its codec settings, its responder and its customer-service channel.
+/// One account: its codec settings, its responders and its customer-service channel.
 pub struct Account {
     settings: WechatSettings,
-    pub(crate) responder: Arc<dyn Responder>,
+    /// The first responder, apart from the rest: it answers from the callback alone, before it is stored, so
+    /// the message and its reply are stored in one write (`answer.rs`).
+    pub(crate) keywords: Keywords,
+    /// The rest of the chain (triage or a chat model, then a webhook), asked about the stored message when the
+    /// keywords had nothing to say; `None` when there is no rest.
+    pub(crate) responder: Option<Arc<dyn Responder>>,
     /// The dispatcher destination that sends this account's customer-service messages, when it has an AppID
     /// and AppSecret.
     pub(crate) kf_destination: Option<String>,
@@ -102,11 +107,12 @@ impl Wechat {
                 .callback()
                 .validate()
                 .map_err(|_| WechatError::Account(config.account.clone()))?;
-            let mut chain: Vec<Box<dyn Responder>> = vec![Box::new(Keywords::new(
+            let keywords = Keywords::new(
                 &config.handoff_keywords,
                 config.handoff_kf_account.clone(),
                 &config.auto_replies,
-            ))];
+            );
+            let mut chain: Vec<Box<dyn Responder>> = Vec::new();
             let decisions = triage.filter(|_| config.triage);
             if let Some(llm) = &config.llm {
                 let key = llm.key().map_err(|var| WechatError::LlmKeyMissing {
@@ -144,7 +150,8 @@ impl Wechat {
             }
             let account = Account {
                 settings,
-                responder: Arc::new(Chain(chain)),
+                keywords,
+                responder: (!chain.is_empty()).then(|| Arc::new(Chain(chain)) as Arc<dyn Responder>),
                 kf_destination: kf_destinations.get(&config.account).cloned(),
             };
             accounts.insert(config.account.clone(), Arc::new(account));

@@ -1,10 +1,14 @@
-//! The answer budget: the responder runs in its own task; whatever it says within the budget is the passive
-//! reply, anything later goes out through the customer-service API. Either way the bot's reply is stored as an
-//! outbound message in the same conversation, so the history is complete; a late one is stored *with* a
-//! delivery to the account's customer-service destination in the same transaction, so the dispatcher sends it
-//! behind that destination's fuse, retries it and dead-letters it like any delivery.
+//! What a callback answers, and when its message and the bot's reply are stored.
 //!
-//! This module owns that race. It never runs the responder for a duplicate (the memory of passive answers in
+//! The keyword table answers from the callback alone, so its answer is stored with the message in one write
+//! (one commit, one fsync wait, instead of two one after the other). Any other responder needs the stored
+//! message: it runs in its own task after the message is stored; whatever it says within the answer budget is
+//! the passive reply, anything later goes out through the customer-service API. Either way the bot's reply is
+//! stored as an outbound message in the same conversation, so the history is complete; a late one is stored
+//! *with* a delivery to the account's customer-service destination in the same transaction, so the dispatcher
+//! sends it behind that destination's fuse, retries it and dead-letters it like any delivery.
+//!
+//! This module owns that race. It never runs a responder for a duplicate (the memory of passive answers in
 //! `memory.rs` answers those), never sends anything itself, and never lets an answer be lost between "too late
 //! for the passive reply" and "sent later": the handler closes the channel before looking once more.
 
@@ -13,12 +17,13 @@ use std::time::Duration;
 
 use protofuse_adapter::IngestOutcome;
 use protofuse_model::{Content, Direction, Envelope, IdempotencyKey, Message, Party, Protocol, Role, Source};
+use protofuse_store::Reply;
 use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::accounts::{Account, Wechat};
-use crate::respond::Answer;
-use crate::service::Service;
+use crate::respond::{Answer, Responder};
+use crate::service::{Service, ServiceError};
 
 /// Messages of the conversation searched for a retried message's stored passive answer: the reply follows its
 /// message within seconds, and a customer writes a handful of messages in that time at most.
@@ -26,6 +31,9 @@ const RECENT_REPLIES: u32 = 20;
 
 /// The bots' sender id in stored replies.
 const BOT_ID: &str = "protofuse";
+
+/// The scope of a bot reply's idempotency key, which is derived from the message it answers.
+const REPLY_SCOPE: &str = "wechat-reply";
 
 /// How a bot reply reaches the customer, recorded in the stored reply's metadata.
 #[derive(Debug, Clone, Copy)]
@@ -49,19 +57,52 @@ impl Delivery {
 }
 
 impl Wechat {
-    /// The passive answer to a stored callback message, within the budget; `None` means `success`.
-    pub async fn answer(&self, account: &Arc<Account>, outcome: IngestOutcome) -> Option<Answer> {
-        let id = outcome.message.id;
+    /// Stores a decoded callback message and decides its passive answer within the budget (`None` means
+    /// `success`). A keyword answer is known from the callback alone, so it is stored with the message, in the
+    /// same write; any other responder is asked about the stored message.
+    pub async fn receive(
+        &self,
+        account: &Arc<Account>,
+        envelope: Envelope,
+    ) -> Result<(Message, Option<Answer>), ServiceError> {
+        let instant = match &envelope.content {
+            Content::Text { text } => account.keywords.answer(text),
+            _ => None,
+        };
+        let Some(answer) = instant else {
+            let outcome = self.service.send(envelope).await?;
+            let message = outcome.message.clone();
+            return Ok((message, self.answer(account, outcome).await));
+        };
+        let reply = reply_envelope(&envelope.channel, &envelope.source, &answer, Delivery::Passive);
+        let (outcome, _) = self
+            .service
+            .send_answered(envelope, Reply::new(reply, REPLY_SCOPE))
+            .await?;
         if outcome.duplicate {
-            return match self.answers.recall(id) {
-                Some(answer) => Some(answer),
-                None => self.stored_answer(&outcome.message).await,
-            };
+            let answer = self.recall(&outcome.message).await;
+            return Ok((outcome.message, answer));
         }
+        self.answers.remember(outcome.message.id, &answer);
+        Ok((outcome.message, Some(answer)))
+    }
+
+    /// The passive answer to a stored callback message the keywords did not answer, within the budget.
+    async fn answer(&self, account: &Arc<Account>, outcome: IngestOutcome) -> Option<Answer> {
+        if outcome.duplicate {
+            return self.recall(&outcome.message).await;
+        }
+        let responder = account.responder.clone()?;
+        let id = outcome.message.id;
         let (tx, mut rx) = oneshot::channel();
         let message = outcome.message;
-        self.responders
-            .spawn(respond(Arc::clone(account), self.service.clone(), message.clone(), tx));
+        self.responders.spawn(respond(
+            Arc::clone(account),
+            responder,
+            self.service.clone(),
+            message.clone(),
+            tx,
+        ));
         let answer = match tokio::time::timeout(self.budget(), &mut rx).await {
             Ok(received) => received.ok().flatten(),
             Err(_) => {
@@ -78,6 +119,14 @@ impl Wechat {
             self.answers.remember(id, answer);
         }
         answer
+    }
+
+    /// The first delivery's passive answer, for a retried one.
+    async fn recall(&self, inbound: &Message) -> Option<Answer> {
+        match self.answers.recall(inbound.id) {
+            Some(answer) => Some(answer),
+            None => self.stored_answer(inbound).await,
+        }
     }
 }
 
@@ -123,8 +172,14 @@ impl Wechat {
 }
 
 /// Runs the responder, hands the answer to the waiting handler or delivers it late, and stores it.
-async fn respond(account: Arc<Account>, service: Service, message: Message, tx: oneshot::Sender<Option<Answer>>) {
-    let answer = match account.responder.respond(&message).await {
+async fn respond(
+    account: Arc<Account>,
+    responder: Arc<dyn Responder>,
+    service: Service,
+    message: Message,
+    tx: oneshot::Sender<Option<Answer>>,
+) {
+    let answer = match responder.respond(&message).await {
         Ok(answer) => answer,
         Err(e) => {
             tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "responder failed; answering nothing");
@@ -155,8 +210,8 @@ async fn respond(account: Arc<Account>, service: Service, message: Message, tx: 
     }
 }
 
-/// Stores the bot's reply in the inbound message's conversation, with deliveries to `destinations` in the same
-/// transaction; keyed on the inbound message, so it is stored (and sent) once whatever happens.
+/// Stores the bot's reply to a stored message in its conversation, with deliveries to `destinations` in the
+/// same transaction; keyed on the inbound message, so it is stored (and sent) once whatever happens.
 async fn store_reply(
     service: &Service,
     inbound: &Message,
@@ -164,29 +219,35 @@ async fn store_reply(
     delivery: Delivery,
     destinations: &[String],
 ) {
-    let content = super::render::stored_content(answer);
+    let reply = reply_envelope(&inbound.channel, &inbound.source, answer, delivery);
+    let (envelope, _) = Reply::new(reply, REPLY_SCOPE).complete(inbound);
+    if let Err(e) = service.send_with(envelope, destinations).await {
+        tracing::warn!(error = %e, "bot reply not stored");
+    }
+}
+
+/// The bot's reply on `channel` to a message that came in through `inbound`'s account, before the store links
+/// it to that message ([`Reply::complete`]).
+fn reply_envelope(channel: &str, inbound: &Source, answer: &Answer, delivery: Delivery) -> Envelope {
     let mut source = Source::new(Protocol::Wechat);
-    source.account.clone_from(&inbound.source.account);
+    source.account.clone_from(&inbound.account);
     let mut metadata = serde_json::Map::new();
-    metadata.insert("in_reply_to".to_owned(), json!(inbound.id));
     metadata.insert("delivery".to_owned(), json!(delivery.as_str()));
     metadata.insert("answer".to_owned(), json!(answer));
-    let envelope = Envelope {
-        conversation_id: Some(inbound.conversation_id),
-        channel: inbound.channel.clone(),
+    Envelope {
+        conversation_id: None,
+        channel: channel.to_owned(),
         direction: Direction::Outbound,
         sender: Party {
             role: Role::Bot,
             external_id: BOT_ID.to_owned(),
             display_name: None,
         },
-        content,
+        content: super::render::stored_content(answer),
         sent_at: Some(chrono::Utc::now()),
         source,
         metadata,
-        idempotency_key: IdempotencyKey::derive("wechat-reply", &[&inbound.id.to_string()]),
-    };
-    if let Err(e) = service.send_with(envelope, destinations).await {
-        tracing::warn!(error = %e, "bot reply not stored");
+        // Replaced by the reply's own key when it is completed.
+        idempotency_key: IdempotencyKey::derive(REPLY_SCOPE, &[]),
     }
 }

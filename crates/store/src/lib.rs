@@ -45,4 +45,4 @@ pub use open::open;
 pub use outbox::Outbox;
 pub use page::{ConversationFilter, Order, Page, PageRequest};
 pub use sqlite::SqliteStore;
-pub use store::{Assignee, ImportProgress, Inserted, Labelled, StatusChange, Store};
+pub use store::{Assignee, ImportProgress, Inserted, Labelled, Replied, Reply, StatusChange, Store};

@@ -155,8 +155,9 @@ pub(crate) fn no_such_table(e: &sqlx::Error) -> bool {
 }
 
 /// Implements [`crate::Store`] for `$store`, which has `reader` and `writer: sqlx::Pool<$db>` fields, a `turn:
-/// WriteTurn` taken before writing on `writer`, and an inherent
-/// `async fn insert(&self, Envelope, Timestamp, Vec<String>) -> Result<Inserted, StoreError>`.
+/// WriteTurn` taken before writing on `writer`, and inherent
+/// `async fn insert(&self, Envelope, Timestamp, Vec<String>) -> Result<Inserted, StoreError>` and
+/// `async fn answered(&self, Envelope, Timestamp, Vec<String>, Reply) -> Result<Replied, StoreError>`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal, $begin:literal) => {
         #[async_trait::async_trait]
@@ -168,6 +169,16 @@ macro_rules! impl_store {
                 destinations: Vec<String>,
             ) -> Result<Inserted, StoreError> {
                 self.insert(envelope, received_at, destinations).await
+            }
+
+            async fn insert_answered(
+                &self,
+                envelope: Envelope,
+                received_at: Timestamp,
+                destinations: Vec<String>,
+                reply: $crate::store::Reply,
+            ) -> Result<$crate::store::Replied, StoreError> {
+                self.answered(envelope, received_at, destinations, reply).await
             }
 
             async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {

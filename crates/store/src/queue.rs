@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::codec;
 use crate::error::StoreError;
-use crate::store::Inserted;
+use crate::store::{Inserted, Replied, Reply};
 
 /// One queued message write and where its answer goes.
 pub(crate) struct Write {
@@ -19,14 +19,30 @@ pub(crate) struct Write {
     /// of every write) does not.
     pub(crate) fingerprint: String,
     pub(crate) open_key: Option<String>,
-    pub(crate) done: oneshot::Sender<Result<Inserted, StoreError>>,
+    /// Written with the message when it is new. Only SQLite's writer takes one: MySQL's batches have no
+    /// statement for it, so its store writes the reply as a write of its own (`mysql/mod.rs`).
+    pub(crate) reply: Option<QueuedReply>,
+    pub(crate) done: oneshot::Sender<Result<Replied, StoreError>>,
+}
+
+/// A [`Reply`] and its fingerprint, hashed before queueing like the message's.
+pub(crate) struct QueuedReply {
+    pub(crate) reply: Reply,
+    pub(crate) fingerprint: String,
 }
 
 impl Write {
-    /// Sends the caller its answer.
+    /// Sends the caller the answer to a write queued without a reply.
     pub(crate) fn answer(self, result: Result<Inserted, StoreError>) {
+        debug_assert!(
+            self.reply.is_none(),
+            "a reply queued to a writer that does not write them"
+        );
         // The caller may have given up (its request timed out); the write stands either way.
-        let _ = self.done.send(result);
+        let _ = self.done.send(result.map(|inserted| Replied {
+            inserted,
+            reply: Ok(None),
+        }));
     }
 }
 
@@ -38,10 +54,15 @@ pub(crate) async fn submit(
     envelope: Envelope,
     received_at: Timestamp,
     destinations: Vec<String>,
-) -> Result<Inserted, StoreError> {
+    reply: Option<Reply>,
+) -> Result<Replied, StoreError> {
     let (done, result) = oneshot::channel();
     let fingerprint = codec::envelope_fingerprint(&envelope);
     let open_key = codec::envelope_open_key(&envelope);
+    let reply = reply.map(|reply| QueuedReply {
+        fingerprint: codec::envelope_fingerprint(reply.envelope()),
+        reply,
+    });
     writes
         .try_send(Write {
             envelope,
@@ -49,6 +70,7 @@ pub(crate) async fn submit(
             destinations,
             fingerprint,
             open_key,
+            reply,
             done,
         })
         .map_err(|e| match e {

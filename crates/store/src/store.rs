@@ -6,7 +6,8 @@
 
 use async_trait::async_trait;
 use protofuse_model::{
-    Conversation, ConversationId, ConversationStatus, Envelope, Message, MessageId, Timestamp, TriageOutcome,
+    Conversation, ConversationId, ConversationStatus, Envelope, IdempotencyKey, Message, MessageId, Timestamp,
+    TriageOutcome,
 };
 
 use crate::error::StoreError;
@@ -31,6 +32,19 @@ pub trait Store: Outbox + Send + Sync + 'static {
         received_at: Timestamp,
         destinations: Vec<String>,
     ) -> Result<Inserted, StoreError>;
+
+    /// [`Store::insert_routed`] for a message whose reply is known before it is stored (a keyword answer), and
+    /// the reply with it when the message is new: the two cost one write. A duplicate writes neither; its reply
+    /// was written with the first. SQLite writes both in one transaction (the answered message is never stored
+    /// without its reply); MySQL writes the reply right after the message, so a failure between the two leaves
+    /// the message stored and says so in [`Replied::reply`].
+    async fn insert_answered(
+        &self,
+        envelope: Envelope,
+        received_at: Timestamp,
+        destinations: Vec<String>,
+        reply: Reply,
+    ) -> Result<Replied, StoreError>;
 
     /// One conversation, if it exists.
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError>;
@@ -149,6 +163,69 @@ impl Assignee {
             Self::Agent(a) => Some(a),
         }
     }
+}
+
+/// A reply to the message it is written with ([`Store::insert_answered`]). The store completes it from the
+/// stored message it answers: the reply goes in that message's conversation, under the key
+/// `IdempotencyKey::derive(scope, [answered id])` (so it is written once, whoever retries), and with
+/// `metadata.in_reply_to` naming the answered message.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    envelope: Envelope,
+    scope: &'static str,
+    destinations: Vec<String>,
+}
+
+impl Reply {
+    /// `envelope` as the reply to the message written with it, keyed in `scope`. Its conversation and key are
+    /// placeholders of the completed ones' shape until then, so [`Envelope::validate`] judges it as stored.
+    pub fn new(mut envelope: Envelope, scope: &'static str) -> Self {
+        envelope.conversation_id = Some(ConversationId::from_uuid(uuid::Uuid::nil()));
+        envelope.idempotency_key = IdempotencyKey::derive(scope, &[""]);
+        Self {
+            envelope,
+            scope,
+            destinations: Vec::new(),
+        }
+    }
+
+    /// The reply, with placeholders for what the answered message decides (see [`Reply::new`]).
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// Also queues one outbox delivery per destination, in the same transaction.
+    #[must_use]
+    pub fn with_destinations(mut self, destinations: Vec<String>) -> Self {
+        self.destinations = destinations;
+        self
+    }
+
+    /// The reply's envelope and deliveries once `answered` is stored: what the store writes, and what a caller
+    /// writing a reply after its message stores.
+    pub fn complete(self, answered: &Message) -> (Envelope, Vec<String>) {
+        let Self {
+            mut envelope,
+            scope,
+            destinations,
+        } = self;
+        envelope.conversation_id = Some(answered.conversation_id);
+        envelope.idempotency_key = IdempotencyKey::derive(scope, &[&answered.id.to_string()]);
+        envelope
+            .metadata
+            .insert("in_reply_to".to_owned(), serde_json::json!(answered.id));
+        (envelope, destinations)
+    }
+}
+
+/// The result of [`Store::insert_answered`].
+#[derive(Debug)]
+pub struct Replied {
+    /// The answered message, as [`Store::insert_routed`] returns it.
+    pub inserted: Inserted,
+    /// The stored reply; `None` when the message was a duplicate. An error only where the backend writes the
+    /// reply on its own after the message (MySQL) and that write failed: the message stands regardless.
+    pub reply: Result<Option<Message>, StoreError>,
 }
 
 /// The result of [`Store::insert_message`].

@@ -12,7 +12,7 @@ use std::time::Duration;
 use protofuse_model::{
     Content, ConversationStatus, Direction, Envelope, IdempotencyKey, Message, Party, Protocol, Role, Source,
 };
-use protofuse_store::StatusChange;
+use protofuse_store::{Reply, StatusChange};
 use serde_json::json;
 use tokio_util::task::TaskTracker;
 
@@ -124,16 +124,15 @@ impl Answers {
 
     /// Stores `text` as an outbound message answering `inbound`, keyed on it so it is stored once whatever
     /// happens (a crash and a redelivery, a duplicate task).
-    async fn store(&self, inbound: &Message, role: Role, text: String, scope: &str, answer: Option<&Answer>) {
+    async fn store(&self, inbound: &Message, role: Role, text: String, scope: &'static str, answer: Option<&Answer>) {
         let mut source = Source::new(Protocol::Web);
         source.account.clone_from(&inbound.source.account);
         let mut metadata = serde_json::Map::new();
-        metadata.insert("in_reply_to".to_owned(), json!(inbound.id));
         if let Some(answer) = answer {
             metadata.insert("answer".to_owned(), json!(answer));
         }
-        let envelope = Envelope {
-            conversation_id: Some(inbound.conversation_id),
+        let reply = Envelope {
+            conversation_id: None,
             channel: inbound.channel.clone(),
             direction: Direction::Outbound,
             sender: Party {
@@ -145,8 +144,10 @@ impl Answers {
             sent_at: Some(chrono::Utc::now()),
             source,
             metadata,
-            idempotency_key: IdempotencyKey::derive(scope, &[&inbound.id.to_string()]),
+            // Replaced by the reply's own key, derived from `inbound`'s id.
+            idempotency_key: IdempotencyKey::derive(scope, &[]),
         };
+        let (envelope, _) = Reply::new(reply, scope).complete(inbound);
         if let Err(e) = self.service.send(envelope).await {
             tracing::warn!(error = %e, "web: bot reply not stored");
         }

@@ -27,7 +27,7 @@ use crate::error::StoreError;
 use crate::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
 use crate::page::{ConversationFilter, Order, Page, PageRequest};
 use crate::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
-use crate::store::{Inserted, Store};
+use crate::store::{Inserted, Replied, Reply, Store};
 use crate::turn::WriteTurn;
 
 mod batch;
@@ -97,7 +97,34 @@ impl MysqlStore {
         received_at: Timestamp,
         destinations: Vec<String>,
     ) -> Result<Inserted, StoreError> {
-        queue::submit(&self.writes, envelope, received_at, destinations).await
+        Ok(queue::submit(&self.writes, envelope, received_at, destinations, None)
+            .await?
+            .inserted)
+    }
+
+    /// The message, then its reply as a write of its own when the message is new. Not one transaction: the
+    /// batch statements (`batch.rs`) write independent messages, and a reply depends on its message's id and
+    /// conversation. A failed reply leaves the message stored, as a reply written by its caller afterwards would.
+    async fn answered(
+        &self,
+        envelope: Envelope,
+        received_at: Timestamp,
+        destinations: Vec<String>,
+        reply: Reply,
+    ) -> Result<Replied, StoreError> {
+        let inserted = self.insert(envelope, received_at, destinations).await?;
+        if inserted.duplicate {
+            return Ok(Replied {
+                inserted,
+                reply: Ok(None),
+            });
+        }
+        let (envelope, destinations) = reply.complete(&inserted.message);
+        let reply = self
+            .insert(envelope, received_at, destinations)
+            .await
+            .map(|stored| Some(stored.message));
+        Ok(Replied { inserted, reply })
     }
 }
 

@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, Statement, params};
 use crate::codec;
 use crate::error::StoreError;
 use crate::queries::replay;
-use crate::store::Inserted;
+use crate::queue::QueuedReply;
+use crate::store::{Inserted, Replied};
 
 const FIND_BY_KEY: &str = "SELECT fingerprint, body FROM messages WHERE idempotency_key = ?";
 const FIND_CONVERSATION: &str = "SELECT id FROM conversations WHERE id = ?";
@@ -80,23 +81,63 @@ pub(super) struct Work {
     pub(super) fingerprint: String,
     /// Set when the envelope names no conversation (see `queue::Write`).
     pub(super) open_key: Option<String>,
+    pub(super) reply: Option<QueuedReply>,
 }
 
-/// Stores `envelope` (or finds it stored), with one outbox row per destination, inside the caller's
-/// transaction. On an error the caller rolls the write back to its savepoint.
-pub(super) fn write_one(statements: &mut Statements<'_>, work: Work) -> Result<Inserted, StoreError> {
+/// Stores the work's message (or finds it stored), with one outbox row per destination, and its reply when the
+/// message is new, inside the caller's transaction. On an error the caller rolls the whole write back to its
+/// savepoint: a message is never stored without the reply queued with it.
+pub(super) fn write_one(statements: &mut Statements<'_>, work: Work) -> Result<Replied, StoreError> {
     let Work {
         envelope,
         received_at,
         destinations,
         fingerprint,
         open_key,
+        reply,
     } = work;
+    let inserted = write_message(
+        statements,
+        envelope,
+        received_at,
+        &destinations,
+        &fingerprint,
+        open_key.as_deref(),
+    )?;
+    let reply = match reply {
+        Some(queued) if !inserted.duplicate => {
+            let (envelope, destinations) = queued.reply.complete(&inserted.message);
+            let stored = write_message(
+                statements,
+                envelope,
+                received_at,
+                &destinations,
+                &queued.fingerprint,
+                None,
+            )?;
+            Some(stored.message)
+        }
+        _ => None,
+    };
+    Ok(Replied {
+        inserted,
+        reply: Ok(reply),
+    })
+}
+
+fn write_message(
+    statements: &mut Statements<'_>,
+    envelope: Envelope,
+    received_at: Timestamp,
+    destinations: &[String],
+    fingerprint: &str,
+    open_key: Option<&str>,
+) -> Result<Inserted, StoreError> {
     if let Some(found) = find_by_key(statements, envelope.idempotency_key.as_str())? {
-        return replay(&fingerprint, &found);
+        return replay(fingerprint, &found);
     }
     let now = codec::to_micros(received_at);
-    let conversation = resolve_conversation(statements, &envelope, open_key.as_deref(), now)?;
+    let conversation = resolve_conversation(statements, &envelope, open_key, now)?;
     let message = envelope.into_message(MessageId::new(), conversation, received_at);
     let id = message.id.to_string();
     let conversation = conversation.to_string();
@@ -114,7 +155,7 @@ pub(super) fn write_one(statements: &mut Statements<'_>, work: Work) -> Result<I
     statements.touch_conversation.execute(params![now, conversation, now])?;
     // The deliveries are queued in the message's own transaction: an acknowledged message always has them, and
     // a duplicate (returned above) never queues them twice.
-    for destination in &destinations {
+    for destination in destinations {
         statements.queue_delivery.execute(params![id, destination, now, now])?;
     }
     Ok(Inserted {

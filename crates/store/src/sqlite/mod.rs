@@ -23,7 +23,7 @@ use crate::error::StoreError;
 use crate::outbox::{DeadLetterTuple, dead_letter_from, impl_outbox};
 use crate::page::{ConversationFilter, Order, Page, PageRequest};
 use crate::queries::{ConversationTuple, impl_store, split_page, tuple_to_row};
-use crate::store::{Inserted, Store};
+use crate::store::{Inserted, Replied, Reply, Store};
 use crate::turn::WriteTurn;
 
 mod checkpoint;
@@ -102,7 +102,20 @@ impl SqliteStore {
         received_at: Timestamp,
         destinations: Vec<String>,
     ) -> Result<Inserted, StoreError> {
-        queue::submit(&self.writes, envelope, received_at, destinations).await
+        Ok(queue::submit(&self.writes, envelope, received_at, destinations, None)
+            .await?
+            .inserted)
+    }
+
+    /// The message and its reply as one queued write: the writer stores both in the message's savepoint.
+    async fn answered(
+        &self,
+        envelope: Envelope,
+        received_at: Timestamp,
+        destinations: Vec<String>,
+        reply: Reply,
+    ) -> Result<Replied, StoreError> {
+        queue::submit(&self.writes, envelope, received_at, destinations, Some(reply)).await
     }
 }
 

@@ -29,12 +29,12 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use crate::error::StoreError;
-use crate::store::Inserted;
+use crate::store::Replied;
 
 /// A caller waiting for its write, and the write's result once its group committed.
 pub(super) type Answer = (
-    oneshot::Sender<Result<Inserted, StoreError>>,
-    Result<Inserted, StoreError>,
+    oneshot::Sender<Result<Replied, StoreError>>,
+    Result<Replied, StoreError>,
 );
 
 /// Makes a file's written data durable. The WAL file in production; a test double in the unit tests.
@@ -167,7 +167,7 @@ mod tests {
     }
 
     /// A committed group of `n` callers (their results are all `Err(KeyReused)`, a stand-in payload).
-    fn group(n: usize) -> (Vec<Answer>, Vec<oneshot::Receiver<Result<Inserted, StoreError>>>) {
+    fn group(n: usize) -> (Vec<Answer>, Vec<oneshot::Receiver<Result<Replied, StoreError>>>) {
         (0..n)
             .map(|_| {
                 let (tx, rx) = oneshot::channel();

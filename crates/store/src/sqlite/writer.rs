@@ -26,7 +26,7 @@ use super::sync::{Answer, Syncer, WalFile};
 use crate::config::Synchronous;
 use crate::error::StoreError;
 use crate::queue::Write;
-use crate::store::Inserted;
+use crate::store::Replied;
 use crate::turn::WriteTurn;
 
 /// Most writes committed in one transaction: bounds how long the first writer of a group waits for the rest.
@@ -110,6 +110,7 @@ fn write_groups(
                     destinations: w.destinations,
                     fingerprint: w.fingerprint,
                     open_key: w.open_key,
+                    reply: w.reply,
                 };
                 (work, w.done)
             })
@@ -156,7 +157,7 @@ fn fill(group: &mut Vec<Write>, queue: &mut mpsc::Receiver<Write>) {
 fn commit_group(
     statements: &mut Statements<'_>,
     work: Vec<Work>,
-) -> Result<Vec<Result<Inserted, StoreError>>, rusqlite::Error> {
+) -> Result<Vec<Result<Replied, StoreError>>, rusqlite::Error> {
     statements.begin.execute([])?;
     let written = write_all(statements, work).and_then(|results| {
         statements.commit.execute([])?;
@@ -175,7 +176,7 @@ fn commit_group(
 fn write_all(
     statements: &mut Statements<'_>,
     work: Vec<Work>,
-) -> Result<Vec<Result<Inserted, StoreError>>, rusqlite::Error> {
+) -> Result<Vec<Result<Replied, StoreError>>, rusqlite::Error> {
     let mut results = Vec::with_capacity(work.len());
     for one in work {
         // A savepoint per write: a write that fails half-way (say, after opening its conversation) leaves
