@@ -324,7 +324,7 @@ async fn a_reply_is_stored_with_its_message_and_once(store: &dyn Store) {
     assert_eq!(answer.metadata["in_reply_to"], serde_json::json!(message.id));
     assert_eq!(
         answer.idempotency_key,
-        IdempotencyKey::derive("test-reply", &[&message.id.to_string()])
+        IdempotencyKey::answering("test-reply", message.id)
     );
     assert_eq!(answer.content, Content::Text { text: "9-18".into() });
     let page = store

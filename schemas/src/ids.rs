@@ -98,6 +98,14 @@ impl IdempotencyKey {
         Self(key)
     }
 
+    /// The key of the one message answering `message` in `scope` (a bot's reply): `<scope>:<message id>`. Not
+    /// hashed, unlike [`IdempotencyKey::derive`]: a message id is fixed-length and time-ordered, so the keys of
+    /// replies written together sort together and share the key index's pages instead of each landing on a
+    /// random one.
+    pub fn answering(scope: &str, message: MessageId) -> Self {
+        Self(format!("{scope}:{}", message.as_uuid().simple()))
+    }
+
     /// The key of the message imported from row `pk` of `table` by the importer's mapping `mapping`:
     /// `import:<mapping>:<table>:<pk>`. Readable, so an operator can name it: during a cut-over, the legacy system
     /// posting the same message through an API with this key gets a duplicate instead of a second copy (keys in

@@ -167,7 +167,7 @@ impl Assignee {
 
 /// A reply to the message it is written with ([`Store::insert_answered`]). The store completes it from the
 /// stored message it answers: the reply goes in that message's conversation, under the key
-/// `IdempotencyKey::derive(scope, [answered id])` (so it is written once, whoever retries), and with
+/// `IdempotencyKey::answering(scope, answered id)` (so it is written once, whoever retries), and with
 /// `metadata.in_reply_to` naming the answered message.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -181,7 +181,7 @@ impl Reply {
     /// placeholders of the completed ones' shape until then, so [`Envelope::validate`] judges it as stored.
     pub fn new(mut envelope: Envelope, scope: &'static str) -> Self {
         envelope.conversation_id = Some(ConversationId::from_uuid(uuid::Uuid::nil()));
-        envelope.idempotency_key = IdempotencyKey::derive(scope, &[""]);
+        envelope.idempotency_key = IdempotencyKey::answering(scope, MessageId::from_uuid(uuid::Uuid::nil()));
         Self {
             envelope,
             scope,
@@ -210,7 +210,7 @@ impl Reply {
             destinations,
         } = self;
         envelope.conversation_id = Some(answered.conversation_id);
-        envelope.idempotency_key = IdempotencyKey::derive(scope, &[&answered.id.to_string()]);
+        envelope.idempotency_key = IdempotencyKey::answering(scope, answered.id);
         envelope
             .metadata
             .insert("in_reply_to".to_owned(), serde_json::json!(answered.id));

@@ -119,7 +119,7 @@ fn write_groups(
         drop(held);
         match results {
             Ok(results) => {
-                checkpointer.committed(results.len());
+                checkpointer.committed(results.iter().map(messages_written).sum());
                 let answered: Vec<Answer> = answers.into_iter().zip(results).collect();
                 match syncer {
                     Some(syncer) => syncer.committed(answered),
@@ -138,6 +138,14 @@ fn write_groups(
                 }
             }
         }
+    }
+}
+
+/// Messages a write stored: a reply counts, as the cadence of checkpoints is in messages (`checkpoint.rs`).
+fn messages_written(result: &Result<Replied, StoreError>) -> usize {
+    match result {
+        Ok(Replied { reply: Ok(Some(_)), .. }) => 2,
+        _ => 1,
     }
 }
 
