@@ -55,7 +55,12 @@ pub fn rss_mib() -> f64 {
 
 /// User plus system CPU seconds this process has used so far (0 where `/proc` is missing).
 pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// User plus system CPU seconds in a `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat` line (0 where a field is
+/// missing).
+pub fn stat_cpu_seconds(stat: &str) -> f64 {
     // The fields after the command name, which is in parentheses and may itself hold spaces.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
