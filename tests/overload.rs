@@ -1,5 +1,6 @@
 //! Overload (issue 17): when the SQLite writer cannot keep up, a write is refused at once with 503 and
-//! `Retry-After` instead of waiting in memory; what was accepted is still stored, each exactly once.
+//! `Retry-After` instead of waiting in memory (gRPC `UNAVAILABLE`, JSON-RPC `-32003`); what was accepted is still
+//! stored, each exactly once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::Notify;
+use tonic::Code;
 
+use crate::grpc::{client as grpc_client, text};
 use crate::support::server::TestServer;
 
 #[tokio::test]
@@ -59,6 +62,8 @@ async fn a_full_write_queue_answers_503_at_once_and_loses_nothing_accepted() {
             .await
             .expect("refusals arrive while the writer is stuck");
     }
+    // The queue is full now: the other protocols are refused in their own terms, also at once.
+    other_protocols_are_refused(&server).await;
     sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
 
     let mut accepted = 0;
@@ -91,4 +96,28 @@ async fn a_full_write_queue_answers_503_at_once_and_loses_nothing_accepted() {
         .unwrap();
     assert!(metrics.contains("protofuse_store_writes_shed_total"), "{metrics}");
     server.shutdown().await;
+}
+
+/// JSON-RPC answers its "store unavailable" error and gRPC `UNAVAILABLE` while the write queue is full.
+async fn other_protocols_are_refused(server: &TestServer) {
+    let rpc: serde_json::Value = server
+        .client
+        .post(server.url("/rpc"))
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "message.send", "params": [{
+                "channel": "api",
+                "sender": {"role": "customer", "external_id": "flood-rpc"},
+                "content": {"type": "text", "text": "hi"}
+            }]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rpc["error"]["code"], -32003, "{rpc}");
+    let mut grpc = grpc_client(server).await;
+    let status = grpc.send_message(text("flood-grpc", "hi")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 }
