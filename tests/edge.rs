@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use jsonrpsee::core::client::{ClientT, Error as ClientError};
+use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::grpc::{client as grpc_client, text};
+use crate::jsonrpc::app_code;
 use crate::support::server::TestServer;
 
 pub(crate) fn key(id: &str, secret: &str, scopes: &[Scope]) -> ApiKeyConfig {
@@ -40,13 +41,6 @@ fn with_keys(c: &mut Config) {
 
 fn message(customer: &str) -> Value {
     json!({"sender": {"role": "customer", "external_id": customer}, "content": {"type": "text", "text": "hi"}})
-}
-
-fn rpc_code(e: ClientError) -> i32 {
-    match e {
-        ClientError::Call(object) => object.code(),
-        other => panic!("expected an error object, got {other:?}"),
-    }
 }
 
 fn headers(secret: &str) -> reqwest::header::HeaderMap {
@@ -101,7 +95,7 @@ async fn keys_and_scopes_hold_on_rest_and_jsonrpc_over_http() {
     let refused = http
         .request::<Value, _>("message.send", rpc_params![message("kim")])
         .await;
-    assert_eq!(rpc_code(refused.unwrap_err()), -32006);
+    assert_eq!(app_code(refused.unwrap_err()), -32006);
 
     server.shutdown().await;
 }
@@ -123,7 +117,7 @@ async fn a_websocket_is_authorised_by_its_upgrade_request() {
     let refused = ws
         .request::<Value, _>("message.send", rpc_params![message("kim")])
         .await;
-    assert_eq!(rpc_code(refused.unwrap_err()), -32006);
+    assert_eq!(app_code(refused.unwrap_err()), -32006);
     let ws = WsClientBuilder::default()
         .set_headers(headers("w-secret"))
         .build(&ws_url)

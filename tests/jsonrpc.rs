@@ -13,12 +13,13 @@ use serde_json::{Value, json};
 use crate::grpc::{client as grpc_client, text};
 use crate::support::server::TestServer;
 
-fn message(customer: &str, text: &str) -> Value {
+pub fn message(customer: &str, text: &str) -> Value {
     json!({"channel": "app", "sender": {"role": "customer", "external_id": customer},
         "content": {"type": "text", "text": text}})
 }
 
-fn app_code(e: ClientError) -> i32 {
+/// The application code of a JSON-RPC error answer.
+pub fn app_code(e: ClientError) -> i32 {
     match e {
         ClientError::Call(object) => object.code(),
         other => panic!("expected an error object, got {other:?}"),

@@ -6,11 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::HttpClientBuilder;
+use jsonrpsee::rpc_params;
 use serde_json::json;
 use tokio::sync::Notify;
 use tonic::Code;
 
 use crate::grpc::{client as grpc_client, text};
+use crate::jsonrpc::{app_code, message};
 use crate::support::server::TestServer;
 
 #[tokio::test]
@@ -100,23 +104,12 @@ async fn a_full_write_queue_answers_503_at_once_and_loses_nothing_accepted() {
 
 /// JSON-RPC answers its "store unavailable" error and gRPC `UNAVAILABLE` while the write queue is full.
 async fn other_protocols_are_refused(server: &TestServer) {
-    let rpc: serde_json::Value = server
-        .client
-        .post(server.url("/rpc"))
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "message.send", "params": [{
-                "channel": "api",
-                "sender": {"role": "customer", "external_id": "flood-rpc"},
-                "content": {"type": "text", "text": "hi"}
-            }]}),
-        )
-        .send()
+    let rpc = HttpClientBuilder::default().build(server.url("/rpc")).unwrap();
+    let refused = rpc
+        .request::<serde_json::Value, _>("message.send", rpc_params![message("flood-rpc", "hi")])
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(rpc["error"]["code"], -32003, "{rpc}");
+        .unwrap_err();
+    assert_eq!(app_code(refused), -32003);
     let mut grpc = grpc_client(server).await;
     let status = grpc.send_message(text("flood-grpc", "hi")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
